@@ -1,0 +1,64 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{open_database, open_store};
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::store::idempotency;
+
+/// `factlog serve`: the HTTP API (and, from the projections issue on, the
+/// projection workers) in one process, until SIGINT or SIGTERM.
+pub async fn serve(settings: &Settings, listen: SocketAddr, no_workers: bool) -> anyhow::Result<()> {
+    let database = open_database(settings).await?;
+    let store = open_store(settings, &database).await?;
+    if !no_workers {
+        tracing::info!("projection workers are not built yet; serving the API only");
+    }
+
+    let retention = settings.idempotency_retention();
+    let purge_pool = database.pool.clone();
+    let purger = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match idempotency::purge(&purge_pool, retention).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "expired idempotency keys purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+            }
+        }
+    });
+
+    let app = api::router(AppState { store });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "factlog is listening");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    purger.abort();
+    database.close().await;
+    served.context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,45 @@
+//! Settings shared by every subcommand: flags with environment fallbacks.
+//! `.env.example` documents each one.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL URL. When unset, factlog runs its own private cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Where the private cluster lives when DATABASE_URL is unset.
+    #[arg(long, env = "FACTLOG_DATA_DIR", default_value = ".factlog", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Connections in the database pool.
+    #[arg(long, env = "FACTLOG_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// Largest event accepted by the log, in bytes.
+    #[arg(long, env = "FACTLOG_MAX_EVENT_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_event_bytes: usize,
+
+    /// How long idempotency keys are kept, in hours (at least 24).
+    #[arg(long, env = "FACTLOG_IDEMPOTENCY_HOURS", default_value_t = 48, global = true)]
+    pub idempotency_hours: u64,
+
+    /// Log line format.
+    #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    pub fn idempotency_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idempotency_hours.max(24) * 3600)
+    }
+}

@@ -1,0 +1,523 @@
+//! A private PostgreSQL cluster made from the machine's installed server
+//! binaries, for running factlog (and its tests) with no `DATABASE_URL`.
+//!
+//! Two flavours share the plumbing:
+//! - [`PrivateCluster`]: persistent, under `./.factlog/`, started with
+//!   `pg_ctl` so it outlives a crash of ours, shared by any number of factlog
+//!   processes (a lock file serializes start-up; shared locks count users; the
+//!   last user to leave stops it). Its data is the user's and is never wiped.
+//! - [`EphemeralCluster`]: throw-away, in a temporary directory, a child of
+//!   this process that the kernel stops when the process dies (tests, benches).
+//!
+//! PostgreSQL refuses to run as root; when we are root the server binaries run
+//! as an unprivileged system user (`postgres` unless `FACTLOG_PG_USER` says
+//! otherwise), which must own the data directory and be able to reach it.
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error(
+        "DATABASE_URL is not set and no PostgreSQL server binaries (initdb, pg_ctl, postgres) were \
+         found in FACTLOG_PG_BINDIR, PATH, `pg_config --bindir` or /usr/lib/postgresql/*/bin. \
+         Either install the PostgreSQL server package (Debian/Ubuntu: `apt-get install postgresql`; \
+         Fedora: `dnf install postgresql-server`; macOS: `brew install postgresql`) so factlog can \
+         run its own private cluster under {dir}, or set DATABASE_URL to an existing database \
+         (for example postgres://user@localhost:5432/factlog)."
+    )]
+    NoBinaries { dir: String },
+    #[error(
+        "factlog runs as root and PostgreSQL refuses to; it needs the system user `{user}` to run \
+         the server, and that user does not exist. Install the PostgreSQL server package (it \
+         creates the user), set FACTLOG_PG_USER to another unprivileged user, or set DATABASE_URL."
+    )]
+    NoServerUser { user: String },
+    #[error(
+        "the PostgreSQL server runs as `{user}`, which cannot reach {dir}: {blocker} is not \
+         searchable by it. Put the project somewhere that user can reach, set FACTLOG_DATA_DIR \
+         to such a directory, or set DATABASE_URL."
+    )]
+    Unreachable {
+        user: String,
+        dir: String,
+        blocker: String,
+    },
+    #[error("{what} failed ({status}): {output}")]
+    Command {
+        what: String,
+        status: String,
+        output: String,
+    },
+    #[error("PostgreSQL did not become ready within {0:?}; see {1}")]
+    NotReady(Duration, String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ClusterError + '_ {
+    move |source| ClusterError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Where the server binaries are and whom they run as.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub bindir: PathBuf,
+    /// (name, uid, gid) of the user the server runs as, when we are root.
+    pub run_as: Option<(String, u32, u32)>,
+}
+
+impl Server {
+    pub fn find(dir_for_message: &Path) -> Result<Server, ClusterError> {
+        let bindir = find_bindir().ok_or_else(|| ClusterError::NoBinaries {
+            dir: dir_for_message.display().to_string(),
+        })?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let run_as = if unsafe { libc::geteuid() } == 0 {
+            let user = std::env::var("FACTLOG_PG_USER").unwrap_or_else(|_| "postgres".into());
+            let (uid, gid) =
+                lookup_user(&user).ok_or_else(|| ClusterError::NoServerUser { user: user.clone() })?;
+            Some((user, uid, gid))
+        } else {
+            None
+        };
+        Ok(Server { bindir, run_as })
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(program));
+        if let Some((_, uid, gid)) = &self.run_as {
+            cmd.uid(*uid).gid(*gid);
+        }
+        // The server user may not be able to enter our working directory.
+        cmd.current_dir("/");
+        cmd.env("LC_ALL", "C");
+        cmd
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output, ClusterError> {
+        let what = format!("{program} {}", args.join(" "));
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io_err(&self.bindir.join(program)))?;
+        if !out.status.success() {
+            return Err(ClusterError::Command {
+                what,
+                status: out.status.to_string(),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .trim()
+                .to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Gives the server user a directory of its own (when we are root).
+    fn own(&self, path: &Path) -> Result<(), ClusterError> {
+        if let Some((_, uid, gid)) = &self.run_as {
+            std::os::unix::fs::chown(path, Some(*uid), Some(*gid)).map_err(io_err(path))?;
+        }
+        Ok(())
+    }
+
+    /// The server user must be able to search every directory above `dir`.
+    fn check_reachable(&self, dir: &Path) -> Result<(), ClusterError> {
+        let Some((user, uid, gid)) = &self.run_as else {
+            return Ok(());
+        };
+        for ancestor in dir.ancestors().skip(1) {
+            let Ok(meta) = fs::metadata(ancestor) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            let bit = if meta.uid() == *uid {
+                0o100
+            } else if meta.gid() == *gid {
+                0o010
+            } else {
+                0o001
+            };
+            if mode & bit == 0 {
+                return Err(ClusterError::Unreachable {
+                    user: user.clone(),
+                    dir: dir.display().to_string(),
+                    blocker: format!("{} (mode {:o})", ancestor.display(), mode & 0o777),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn initdb(&self, data: &Path) -> Result<(), ClusterError> {
+        fs::create_dir_all(data).map_err(io_err(data))?;
+        fs::set_permissions(data, fs::Permissions::from_mode(0o700)).map_err(io_err(data))?;
+        self.own(data)?;
+        let d = data.display().to_string();
+        self.run(
+            "initdb",
+            &["-D", &d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"],
+        )?;
+        // TCP on loopback only: Unix socket paths are length-limited and the
+        // data directory may be deep.
+        let conf = data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).map_err(io_err(&conf))?;
+        text.push_str(
+            "\n# factlog private cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n",
+        );
+        fs::write(&conf, text).map_err(io_err(&conf))?;
+        Ok(())
+    }
+}
+
+fn find_bindir() -> Option<PathBuf> {
+    let complete = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+    if let Some(d) = std::env::var_os("FACTLOG_PG_BINDIR").map(PathBuf::from) {
+        if complete(&d) {
+            return Some(d);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            if complete(&d) {
+                return Some(d);
+            }
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && complete(&d) {
+            return Some(d);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            complete(&bin).then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d)
+}
+
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: getpwnam returns null or a pointer to static storage that stays
+    // valid until the next getpw* call; we copy the two fields out at once.
+    unsafe {
+        let pw = libc::getpwnam(c.as_ptr());
+        if pw.is_null() {
+            None
+        } else {
+            Some(((*pw).pw_uid, (*pw).pw_gid))
+        }
+    }
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(io_err(Path::new("127.0.0.1:0")))
+}
+
+/// The port recorded by a running postmaster (line 4 of postmaster.pid), if
+/// its status line says it is ready.
+fn ready_port(data: &Path) -> Option<u16> {
+    let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let ready = lines.get(7).is_some_and(|s| s.trim() == "ready");
+    let pid: i32 = lines.first()?.trim().parse().ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    if ready && alive {
+        lines.get(3)?.trim().parse().ok()
+    } else {
+        None
+    }
+}
+
+fn admin_url(port: u16) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}")
+}
+
+/// A persistent cluster under a project directory, shared by every factlog
+/// process that uses that directory.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    dir: PathBuf,
+    server: Server,
+    port: u16,
+    /// Held (shared) for as long as we use the cluster.
+    users: Option<File>,
+}
+
+impl PrivateCluster {
+    /// Creates the cluster on first use, starts it if it is not running, and
+    /// registers this process as a user. Blocking.
+    pub fn ensure(dir: &Path) -> Result<PrivateCluster, ClusterError> {
+        let dir = std::path::absolute(dir).map_err(io_err(dir))?;
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let server = Server::find(&dir)?;
+        server.check_reachable(&dir)?;
+        let startup = lock_file(&dir.join("cluster.lock"))?;
+        startup.lock().map_err(io_err(&dir))?;
+
+        let data = dir.join("pgdata");
+        if !data.join("PG_VERSION").is_file() {
+            tracing::info!(dir = %dir.display(), "creating the private PostgreSQL cluster");
+            server.initdb(&data)?;
+        }
+        let port = match ready_port(&data) {
+            Some(p) => p,
+            None => start_with_pg_ctl(&server, &dir, &data)?,
+        };
+        let users = lock_file(&dir.join("users.lock"))?;
+        users.lock_shared().map_err(io_err(&dir))?;
+        drop(startup);
+        Ok(PrivateCluster {
+            dir,
+            server,
+            port,
+            users: Some(users),
+        })
+    }
+
+    /// Connection URL for a database on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("{}/{database}", admin_url(self.port))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Leaves the cluster; the last process to leave stops it. Blocking.
+    pub fn release(mut self) -> Result<bool, ClusterError> {
+        let startup = lock_file(&self.dir.join("cluster.lock"))?;
+        startup.lock().map_err(io_err(&self.dir))?;
+        drop(self.users.take());
+        let users = lock_file(&self.dir.join("users.lock"))?;
+        if users.try_lock().is_ok() {
+            stop_with_pg_ctl(&self.server, &self.dir.join("pgdata"))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Stops the cluster under `dir` whoever started it (`factlog db stop`).
+    pub fn stop(dir: &Path) -> Result<bool, ClusterError> {
+        let data = dir.join("pgdata");
+        if ready_port(&data).is_none() {
+            return Ok(false);
+        }
+        let server = Server::find(dir)?;
+        stop_with_pg_ctl(&server, &data)?;
+        Ok(true)
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File, ClusterError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+fn start_with_pg_ctl(server: &Server, dir: &Path, data: &Path) -> Result<u16, ClusterError> {
+    let logdir = dir.join("log");
+    fs::create_dir_all(&logdir).map_err(io_err(&logdir))?;
+    server.own(&logdir)?;
+    let log = logdir.join("postgres.log");
+    let mut last = None;
+    // A port found free can be taken before the server binds it; try again.
+    for _ in 0..3 {
+        let port = free_port()?;
+        let opts = format!("-p {port}");
+        match server.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &log.display().to_string(),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        ) {
+            Ok(_) => {
+                tracing::info!(port, log = %log.display(), "private PostgreSQL cluster started");
+                return Ok(port);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(ClusterError::NotReady(
+        Duration::from_secs(60),
+        log.display().to_string(),
+    )))
+}
+
+fn stop_with_pg_ctl(server: &Server, data: &Path) -> Result<(), ClusterError> {
+    server.run(
+        "pg_ctl",
+        &["-D", &data.display().to_string(), "-m", "fast", "-w", "stop"],
+    )?;
+    tracing::info!(data = %data.display(), "private PostgreSQL cluster stopped");
+    Ok(())
+}
+
+/// A throw-away cluster that lives exactly as long as this process.
+pub struct EphemeralCluster {
+    dir: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl EphemeralCluster {
+    /// Starts a fresh cluster in a new directory under the system temp dir.
+    /// `fast` turns off fsync: for tests and throw-away benchmarks only.
+    pub fn start(fast: bool) -> Result<EphemeralCluster, ClusterError> {
+        let base = std::env::temp_dir().join("factlog-ephemeral");
+        fs::create_dir_all(&base).map_err(io_err(&base))?;
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).ok();
+        reap_stale(&base);
+        let dir = base.join(std::process::id().to_string());
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let server = Server::find(&dir)?;
+        server.check_reachable(&dir)?;
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        server.own(&dir)?;
+        let data = dir.join("pgdata");
+        server.initdb(&data)?;
+        let port = free_port()?;
+        let log = dir.join("postgres.log");
+        let log_file = File::create(&log).map_err(io_err(&log))?;
+        server.own(&log)?;
+        let mut cmd = server.command("postgres");
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .args(["-c", "max_connections=300"]);
+        if fast {
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        let err_file = log_file.try_clone().map_err(io_err(&log))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(err_file));
+        // SAFETY: prctl is async-signal-safe; it asks the kernel to stop the
+        // server (fast shutdown) when the thread that spawned it ends.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = spawn_from_immortal_thread(cmd).map_err(io_err(&data))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ready_port(&data) != Some(port) {
+            if Instant::now() > deadline {
+                return Err(ClusterError::NotReady(
+                    Duration::from_secs(60),
+                    log.display().to_string(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(EphemeralCluster { dir, port, child })
+    }
+
+    pub fn admin_url(&self) -> String {
+        admin_url(self.port)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("{}/{database}", admin_url(self.port))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for EphemeralCluster {
+    fn drop(&mut self) {
+        // SAFETY: plain signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a
+/// thread that never does.
+fn spawn_from_immortal_thread(mut cmd: Command) -> io::Result<Child> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("factlog-pg-parent".into())
+        .spawn(move || {
+            let _ = tx.send(cmd.spawn());
+            loop {
+                std::thread::park();
+            }
+        })?;
+    rx.recv()
+        .map_err(|_| io::Error::other("spawner thread died"))?
+}
+
+/// Removes directories of ephemeral clusters whose owning process is gone.
+fn reap_stale(base: &Path) {
+    for entry in fs::read_dir(base).into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}

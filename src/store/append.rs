@@ -1,0 +1,345 @@
+//! Appending: one transaction per batch of commands, serialized on the
+//! `event_head` row lock.
+//!
+//! Holding that lock from the moment positions are chosen until commit is what
+//! makes positions gapless and commit-ordered: a transaction can only read the
+//! head after the previous holder's commit is visible (PostgreSQL releases row
+//! locks after it marks the transaction committed), so a reader that sees
+//! position N has necessarily been able to see every position below N.
+//! Batching many callers' commands into one transaction (group commit) keeps
+//! that single lock from capping throughput: one fsync serves the whole batch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::chain::{self, ChainFields, HASH_LEN};
+use super::error::StoreError;
+use super::event::{AppendReceipt, Metadata, RecordedEvent, StreamAppend};
+use super::idempotency::{IdempotencyClaim, StoredResponse};
+
+/// One atomic write: events for one or more streams, all or nothing.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub streams: Vec<StreamAppend>,
+    pub metadata: Metadata,
+    /// When set, the write's response is stored with its events, and a later
+    /// request with the same key replays it instead of appending.
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// What came of an [`AppendRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendOutcome {
+    Appended(AppendReceipt),
+    /// The idempotency key had already been used for this same request; its
+    /// first response is returned and nothing was written.
+    Replayed(StoredResponse),
+}
+
+/// An append whose JSON has been validated and encoded, ready for the log.
+#[derive(Debug, Clone)]
+pub struct PreparedAppend {
+    pub(crate) request: AppendRequest,
+    /// Canonical JSON of each event's data, stream by stream.
+    data: Vec<Vec<String>>,
+    metadata: String,
+    pub(crate) event_count: usize,
+}
+
+impl PreparedAppend {
+    /// Validates and encodes outside the lock, so the critical section only
+    /// assigns positions and hashes.
+    pub fn new(request: AppendRequest, max_event_bytes: usize) -> Result<Self, StoreError> {
+        if request.streams.is_empty() || request.streams.iter().any(|s| s.events.is_empty()) {
+            return Err(StoreError::InvalidAppend(
+                "an append needs at least one event for each stream it names".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &request.streams {
+            if s.stream.is_empty() || s.stream.contains('\0') {
+                return Err(StoreError::InvalidAppend("invalid stream name".into()));
+            }
+            if !seen.insert(s.stream.as_str()) {
+                return Err(StoreError::InvalidAppend(format!(
+                    "stream {} is named twice in one append",
+                    s.stream
+                )));
+            }
+        }
+        if request.metadata.actor.contains('\0')
+            || request
+                .metadata
+                .idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.contains('\0'))
+        {
+            return Err(StoreError::InvalidAppend(
+                "metadata must not contain U+0000".into(),
+            ));
+        }
+        let metadata = chain::canonical_json(&request.metadata.stored_json());
+        let mut data = Vec::with_capacity(request.streams.len());
+        let mut event_count = 0;
+        for s in &request.streams {
+            let mut encoded = Vec::with_capacity(s.events.len());
+            for e in &s.events {
+                if e.event_type.is_empty() || e.event_type.contains('\0') {
+                    return Err(StoreError::InvalidAppend("invalid event type".into()));
+                }
+                if chain::contains_nul(&e.data) {
+                    return Err(StoreError::InvalidAppend(
+                        "event data must not contain U+0000".into(),
+                    ));
+                }
+                let text = chain::canonical_json(&e.data);
+                let size = text.len() + metadata.len() + e.event_type.len() + s.stream.len();
+                if size > max_event_bytes {
+                    return Err(StoreError::EventTooLarge {
+                        size,
+                        limit: max_event_bytes,
+                    });
+                }
+                event_count += 1;
+                encoded.push(text);
+            }
+            data.push(encoded);
+        }
+        Ok(PreparedAppend {
+            request,
+            data,
+            metadata,
+            event_count,
+        })
+    }
+}
+
+/// Column arrays for one multi-row INSERT.
+#[derive(Default)]
+struct Rows {
+    position: Vec<i64>,
+    event_id: Vec<Uuid>,
+    stream: Vec<String>,
+    version: Vec<i64>,
+    event_type: Vec<String>,
+    data: Vec<String>,
+    metadata: Vec<String>,
+    actor: Vec<String>,
+    hash: Vec<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct IdempotencyRows {
+    scope: Vec<String>,
+    key: Vec<String>,
+    method: Vec<String>,
+    path: Vec<String>,
+    request_hash: Vec<Vec<u8>>,
+    status: Vec<i16>,
+    response: Vec<String>,
+    position: Vec<i64>,
+}
+
+/// Appends a batch of prepared commands inside the caller's transaction.
+///
+/// Takes the log-head lock (held until the caller commits or rolls back),
+/// checks every command's expected versions and idempotency key against the
+/// log as it stands under the lock, and writes the accepted ones with one
+/// statement. Each command gets its own result: a conflict in one does not
+/// fail the others. The caller must commit for the accepted ones to count.
+pub async fn append_batch(
+    conn: &mut PgConnection,
+    batch: &[PreparedAppend],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let (head_position, head_hash, recorded_at): (i64, Vec<u8>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT position, hash, greatest(clock_timestamp(), recorded_at) \
+         FROM event_head FOR UPDATE",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut prev: [u8; HASH_LEN] = head_hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::InvalidAppend("corrupt event_head hash".into()))?;
+
+    let mut names: Vec<String> = batch
+        .iter()
+        .flat_map(|p| p.request.streams.iter().map(|s| s.stream.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let current: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.stream, COALESCE((SELECT max(e.version) FROM events e WHERE e.stream = s.stream), 0) \
+         FROM unnest($1::text[]) AS s(stream)",
+    )
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut versions: HashMap<String, u64> =
+        current.into_iter().map(|(s, v)| (s, v as u64)).collect();
+
+    let keyed: Vec<&IdempotencyClaim> = batch
+        .iter()
+        .filter_map(|p| p.request.idempotency.as_ref())
+        .collect();
+    let mut stored: HashMap<(String, String), super::idempotency::StoredEntry> = if keyed.is_empty()
+    {
+        HashMap::new()
+    } else {
+        super::idempotency::fetch_many(&mut *conn, &keyed).await?
+    };
+
+    let mut results = Vec::with_capacity(batch.len());
+    let mut rows = Rows::default();
+    let mut idem_rows = IdempotencyRows::default();
+    let mut position = head_position;
+
+    for prepared in batch {
+        let req = &prepared.request;
+        if let Some(claim) = &req.idempotency {
+            if let Some(entry) = stored.get(&(claim.scope.clone(), claim.key.clone())) {
+                results.push(entry.replay_for(claim));
+                continue;
+            }
+        }
+        if let Some(conflict) = req.streams.iter().find_map(|s| {
+            let actual = versions.get(&s.stream).copied().unwrap_or(0);
+            (!s.expected.admits(actual)).then(|| StoreError::WrongExpectedVersion {
+                stream: s.stream.clone(),
+                expected: s.expected,
+                actual,
+            })
+        }) {
+            results.push(Err(conflict));
+            continue;
+        }
+
+        let first_position = position + 1;
+        let mut recorded = Vec::with_capacity(prepared.event_count);
+        let mut stream_versions = Vec::with_capacity(req.streams.len());
+        let actor = req.metadata.actor.as_str();
+        let metadata_value: Value = req.metadata.stored_json();
+        for (s, encoded) in req.streams.iter().zip(&prepared.data) {
+            let mut version = versions.get(&s.stream).copied().unwrap_or(0);
+            for (event, data_text) in s.events.iter().zip(encoded) {
+                position += 1;
+                version += 1;
+                let event_id = Uuid::now_v7();
+                let hash = chain::link(
+                    &prev,
+                    &ChainFields {
+                        position,
+                        event_id,
+                        stream: &s.stream,
+                        version: version as i64,
+                        event_type: &event.event_type,
+                        data: data_text,
+                        actor,
+                        metadata: &prepared.metadata,
+                        recorded_at,
+                    },
+                );
+                prev = hash;
+                rows.position.push(position);
+                rows.event_id.push(event_id);
+                rows.stream.push(s.stream.clone());
+                rows.version.push(version as i64);
+                rows.event_type.push(event.event_type.clone());
+                rows.data.push(data_text.clone());
+                rows.metadata.push(prepared.metadata.clone());
+                rows.actor.push(actor.to_owned());
+                rows.hash.push(hash.to_vec());
+                recorded.push(RecordedEvent {
+                    position,
+                    event_id,
+                    stream: s.stream.clone(),
+                    version: version as i64,
+                    event_type: event.event_type.clone(),
+                    data: event.data.clone(),
+                    metadata: metadata_value.clone(),
+                    actor: actor.to_owned(),
+                    recorded_at,
+                    hash: hex::encode(hash),
+                });
+            }
+            versions.insert(s.stream.clone(), version);
+            stream_versions.push((s.stream.clone(), version));
+        }
+        let receipt = AppendReceipt {
+            streams: stream_versions,
+            first_position,
+            last_position: position,
+            last_hash: hex::encode(prev),
+            recorded_at,
+            events: recorded,
+        };
+        if let Some(claim) = &req.idempotency {
+            let response = claim.response_with_receipt(&receipt);
+            idem_rows.scope.push(claim.scope.clone());
+            idem_rows.key.push(claim.key.clone());
+            idem_rows.method.push(claim.method.clone());
+            idem_rows.path.push(claim.path.clone());
+            idem_rows.request_hash.push(claim.request_hash.to_vec());
+            idem_rows.status.push(claim.status as i16);
+            idem_rows.response.push(chain::canonical_json(&response));
+            idem_rows.position.push(position);
+            // A second request with the same key later in this batch replays this one.
+            stored.insert(
+                (claim.scope.clone(), claim.key.clone()),
+                super::idempotency::StoredEntry::from_claim(claim, response),
+            );
+        }
+        results.push(Ok(AppendOutcome::Appended(receipt)));
+    }
+
+    if rows.position.is_empty() {
+        return Ok(results);
+    }
+
+    sqlx::query(
+        "WITH ins AS ( \
+            INSERT INTO events (position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash) \
+            SELECT p, id, s, v, t, d::jsonb, m::jsonb, a, $10, h \
+            FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[]) \
+                 AS u(p, id, s, v, t, d, m, a, h) \
+            RETURNING 1 \
+         ), idem AS ( \
+            INSERT INTO idempotency_keys (scope, key, method, path, request_hash, status, response, position) \
+            SELECT sc, k, me, pa, rh, st, r::jsonb, po \
+            FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], $16::smallint[], $17::text[], $18::bigint[]) \
+                 AS u(sc, k, me, pa, rh, st, r, po) \
+            RETURNING 1 \
+         ), head AS ( \
+            UPDATE event_head SET position = $19, hash = $20, recorded_at = $10 RETURNING 1 \
+         ) \
+         SELECT pg_notify('factlog_events', $19::text), (SELECT count(*) FROM ins), (SELECT count(*) FROM idem), (SELECT count(*) FROM head)",
+    )
+    .bind(&rows.position)
+    .bind(&rows.event_id)
+    .bind(&rows.stream)
+    .bind(&rows.version)
+    .bind(&rows.event_type)
+    .bind(&rows.data)
+    .bind(&rows.metadata)
+    .bind(&rows.actor)
+    .bind(&rows.hash)
+    .bind(recorded_at)
+    .bind(&idem_rows.scope)
+    .bind(&idem_rows.key)
+    .bind(&idem_rows.method)
+    .bind(&idem_rows.path)
+    .bind(&idem_rows.request_hash)
+    .bind(&idem_rows.status)
+    .bind(&idem_rows.response)
+    .bind(&idem_rows.position)
+    .bind(position)
+    .bind(prev.to_vec())
+    .execute(&mut *conn)
+    .await?;
+
+    Ok(results)
+}

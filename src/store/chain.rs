@@ -1,0 +1,189 @@
+//! The hash chain: a canonical byte encoding of each event and the SHA-256
+//! link from one event to the next. Appends and `verify` share this code, so
+//! a mismatch can only mean the stored row changed.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub const HASH_LEN: usize = 32;
+
+/// The hash "before" the first event.
+pub const GENESIS: [u8; HASH_LEN] = [0u8; HASH_LEN];
+
+/// Domain separation for the encoding; bump it if the encoding ever changes.
+const ENCODING_TAG: &[u8] = b"factlog-event-v1";
+
+/// The fields of an event that the chain covers.
+pub struct ChainFields<'a> {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream: &'a str,
+    pub version: i64,
+    pub event_type: &'a str,
+    /// Canonical JSON text (see [`canonical_json`]).
+    pub data: &'a str,
+    pub actor: &'a str,
+    /// Canonical JSON text (see [`canonical_json`]).
+    pub metadata: &'a str,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// `SHA-256(previous hash || encoding(event))`.
+pub fn link(previous: &[u8; HASH_LEN], fields: &ChainFields<'_>) -> [u8; HASH_LEN] {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(ENCODING_TAG);
+    h.update(fields.position.to_be_bytes());
+    h.update(fields.event_id.as_bytes());
+    put_str(&mut h, fields.stream);
+    h.update(fields.version.to_be_bytes());
+    put_str(&mut h, fields.event_type);
+    put_str(&mut h, fields.data);
+    put_str(&mut h, fields.actor);
+    put_str(&mut h, fields.metadata);
+    h.update(fields.recorded_at.timestamp_micros().to_be_bytes());
+    let out = h.finalize();
+    let mut hash = [0u8; HASH_LEN];
+    hash.copy_from_slice(&out);
+    hash
+}
+
+/// Length-prefixed, so no two field sequences encode to the same bytes.
+fn put_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// A JSON text that depends only on the value, not on how it was written:
+/// object keys sorted by their UTF-8 bytes, no insignificant white space,
+/// numbers in serde_json's shortest round-trip form. PostgreSQL's `jsonb`
+/// keeps strings exactly and numbers as exact decimals, so a value read back
+/// from the log encodes to the same text it had when it was appended.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            // PostgreSQL's numeric has no negative zero; neither does the chain.
+            if n.as_f64() == Some(0.0) && n.is_f64() {
+                out.push_str("0.0");
+            } else {
+                out.push_str(&n.to_string());
+            }
+        }
+        Value::String(s) => push_json_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(k, out);
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn push_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Whether a JSON value holds a U+0000 anywhere (PostgreSQL text and jsonb refuse it).
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_order_and_spacing_do_not_matter() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "é"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":"\u00e9","y":[1,2]},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":"é","y":[1,2]},"b":1}"#);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_negative_zero_is_zero() {
+        assert_eq!(canonical_json(&json!("a\u{1}b\"")), r#""a\u0001b\"""#);
+        assert_eq!(canonical_json(&json!(-0.0)), "0.0");
+    }
+
+    #[test]
+    fn every_field_changes_the_hash() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let base = ChainFields {
+            position: 1,
+            event_id: Uuid::nil(),
+            stream: "claim-1",
+            version: 1,
+            event_type: "ClaimAsserted",
+            data: "{}",
+            actor: "ann",
+            metadata: "{}",
+            recorded_at: at,
+        };
+        let h = link(&GENESIS, &base);
+        let variants = [
+            link(&GENESIS, &ChainFields { position: 2, ..base }),
+            link(&GENESIS, &ChainFields { event_id: Uuid::max(), ..base }),
+            link(&GENESIS, &ChainFields { stream: "claim-2", ..base }),
+            link(&GENESIS, &ChainFields { version: 2, ..base }),
+            link(&GENESIS, &ChainFields { event_type: "X", ..base }),
+            link(&GENESIS, &ChainFields { data: "[]", ..base }),
+            link(&GENESIS, &ChainFields { actor: "bob", ..base }),
+            link(&GENESIS, &ChainFields { metadata: "[]", ..base }),
+            link(&GENESIS, &ChainFields { recorded_at: at + chrono::Duration::microseconds(1), ..base }),
+            link(&[1u8; HASH_LEN], &base),
+        ];
+        for v in variants {
+            assert_ne!(v, h);
+        }
+        // Length prefixes keep field boundaries apart.
+        let shifted = link(&GENESIS, &ChainFields { stream: "claim-1C", event_type: "laimAsserted", ..base });
+        assert_ne!(shifted, h);
+    }
+}

@@ -1,0 +1,143 @@
+//! The shapes of the log: what callers hand to `append` and what readers get back.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What the caller believes about a stream before appending to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's current version is.
+    Any,
+    /// The stream must not exist yet (it is being created).
+    NoStream,
+    /// The stream must be at exactly this version (1 after its first event).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(v) => current == v,
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// An event not yet in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(event_type: impl Into<String>, data: Value) -> Self {
+        NewEvent {
+            event_type: event_type.into(),
+            data,
+        }
+    }
+}
+
+/// Who and why: recorded with every event of one append.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The principal that caused the write (a token's name, or `cli`).
+    pub actor: String,
+    /// Ties together every event caused by one request or job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The event or command that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// The request's `Idempotency-Key`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl Metadata {
+    pub fn by(actor: impl Into<String>) -> Self {
+        Metadata {
+            actor: actor.into(),
+            ..Metadata::default()
+        }
+    }
+
+    /// The JSON stored in the `metadata` column: everything but the actor,
+    /// which has a column of its own (audit queries filter on it).
+    pub(crate) fn stored_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        if let Some(id) = self.correlation_id {
+            map.insert("correlation_id".into(), Value::String(id.to_string()));
+        }
+        if let Some(id) = self.causation_id {
+            map.insert("causation_id".into(), Value::String(id.to_string()));
+        }
+        if let Some(key) = &self.idempotency_key {
+            map.insert("idempotency_key".into(), Value::String(key.clone()));
+        }
+        Value::Object(map)
+    }
+}
+
+/// Events for one stream, part of an atomic append.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+/// An event as it stands in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: Value,
+    pub metadata: Value,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+    /// Lower-case hex of the SHA-256 chain hash.
+    pub hash: String,
+}
+
+/// What a successful append hands back: the receipt a client keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendReceipt {
+    /// Each stream appended to, with its version after the append, in request order.
+    pub streams: Vec<(String, u64)>,
+    pub first_position: i64,
+    /// Global position of the append's last event.
+    pub last_position: i64,
+    /// Chain hash (hex) of the append's last event.
+    pub last_hash: String,
+    pub recorded_at: DateTime<Utc>,
+    pub events: Vec<RecordedEvent>,
+}
+
+impl AppendReceipt {
+    /// The version of `stream` after this append.
+    pub fn version_of(&self, stream: &str) -> Option<u64> {
+        self.streams
+            .iter()
+            .find(|(s, _)| s == stream)
+            .map(|(_, v)| *v)
+    }
+}
