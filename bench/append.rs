@@ -1,1 +1,738 @@
-fn main(){}
+//! Library-level append benchmark: factlog's group-commit appender against
+//! pgbench doing the same physical work (equivalent rows, same indexes) on the
+//! same throw-away, fsync-on PostgreSQL cluster. See bench/README.md.
+//!
+//! Cloud machines drift by 2-4x between runs minutes apart, so absolute rates
+//! mean little: every factlog measurement is paired with its pgbench
+//! counterpart back to back, pairs are interleaved round by round, and the
+//! ratio within each pair is what the goals are checked against.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use factlog::db::{self, EphemeralCluster};
+use factlog::store::{self, EventStore, ExpectedVersion, Metadata, NewEvent, StoreConfig};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// A fact-check claim of about 300 bytes, written canonically (keys sorted,
+/// no spaces) so that factlog and pgbench store byte-identical jsonb. No
+/// colon is followed by a letter, so pgbench sees no `:variable` in it.
+const PAYLOAD: &str = concat!(
+    r#"{"checked_by":"desk-7","claim":"The city council approved a four percent increase "#,
+    r#"in the transit budget for the next fiscal year, citing ridership growth on the "#,
+    r#"east side lines.","rating":"mostly-true","source":"https://example.org/news/"#,
+    r#"transit-budget-vote","speaker":"Council member J. Rivera","topic":"transit"}"#
+);
+
+const EVENT_TYPE: &str = "ClaimAsserted";
+const ACTOR: &str = "bench";
+const CLIENT_COUNTS: [usize; 3] = [1, 8, 32];
+const BULK_CLIENTS: usize = 32;
+const FACTLOG_BULK_EVENTS: usize = 1_000;
+const PGBENCH_BULK_ROWS: usize = 100;
+/// Writers filling the verify database; enough to fill group-commit batches.
+const FILL_WRITERS: usize = 8;
+
+/// The `events` table's shape and indexes, minus factlog's triggers (which
+/// only fire on UPDATE, DELETE and TRUNCATE, so inserts never pay for them).
+const PGBENCH_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bench_events (
+    position    bigint      PRIMARY KEY CHECK (position > 0),
+    event_id    uuid        NOT NULL UNIQUE,
+    stream      text        NOT NULL CHECK (stream <> ''),
+    version     bigint      NOT NULL CHECK (version > 0),
+    type        text        NOT NULL CHECK (type <> ''),
+    data        jsonb       NOT NULL,
+    metadata    jsonb       NOT NULL,
+    actor       text        NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    hash        bytea       NOT NULL CHECK (octet_length(hash) = 32),
+    CONSTRAINT bench_events_stream_version UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS bench_events_actor_recorded_at ON bench_events (actor, recorded_at, position);
+CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at, position);
+CREATE SEQUENCE IF NOT EXISTS bench_events_position;
+";
+
+struct Settings {
+    secs: u64,
+    rounds: usize,
+    verify_events: u64,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        Settings {
+            secs: env_number("FACTLOG_BENCH_SECS", 5),
+            rounds: env_number("FACTLOG_BENCH_ROUNDS", 3) as usize,
+            verify_events: env_number("FACTLOG_BENCH_VERIFY_EVENTS", 1_000_000),
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
+        _ => default,
+    }
+}
+
+/// One side of one pair.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    events_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Events per transaction actually committed (factlog's group-commit
+    /// batching, read back from the log; pgbench's is fixed by its script).
+    events_per_commit: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pair {
+    Single(usize),
+    Bulk,
+}
+
+impl Pair {
+    fn label(self) -> String {
+        match self {
+            Pair::Single(c) => format!(
+                "1-event append, {c} writer{}",
+                if c == 1 { "" } else { "s" }
+            ),
+            Pair::Bulk => format!(
+                "{FACTLOG_BULK_EVENTS}-event append vs {PGBENCH_BULK_ROWS}-row INSERT, {BULK_CLIENTS} writers"
+            ),
+        }
+    }
+
+    /// The goal the issue sets for this pair, as a minimum factlog/pgbench ratio.
+    fn goal(self) -> Option<f64> {
+        match self {
+            Pair::Single(32) => Some(2.0),
+            Pair::Bulk => Some(0.8),
+            Pair::Single(_) => None,
+        }
+    }
+}
+
+struct Measured {
+    pair: Pair,
+    round: usize,
+    factlog: Sample,
+    pgbench: Sample,
+}
+
+impl Measured {
+    fn ratio(&self) -> f64 {
+        self.factlog.events_per_sec / self.pgbench.events_per_sec
+    }
+}
+
+struct Bench {
+    cluster: EphemeralCluster,
+    store: EventStore,
+    pool: PgPool,
+    scripts: tempfile::TempDir,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::from_env();
+    let started = Instant::now();
+
+    let payload: Value = serde_json::from_str(PAYLOAD).expect("PAYLOAD is JSON");
+    assert_eq!(
+        store::chain::canonical_json(&payload),
+        PAYLOAD,
+        "PAYLOAD must be canonical so both sides store the same bytes"
+    );
+
+    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
+    // fsync stays on: group commit exists to amortise WAL flushes, and
+    // without them both sides would measure something nobody deploys.
+    let cluster = tokio::task::spawn_blocking(|| EphemeralCluster::start(false))
+        .await
+        .expect("cluster start-up task")
+        .expect("start the ephemeral PostgreSQL cluster");
+    let url = cluster.url("bench");
+    db::create_database_if_missing(&url)
+        .await
+        .expect("create the bench database");
+    let pool = db::pool(&url, 40)
+        .await
+        .expect("connect to the bench database");
+    db::migrate(&pool)
+        .await
+        .expect("migrate the bench database");
+    sqlx::raw_sql(PGBENCH_SCHEMA)
+        .execute(&pool)
+        .await
+        .expect("create the pgbench table");
+    let store = EventStore::open(pool.clone(), StoreConfig::default())
+        .await
+        .expect("open the event store");
+    let scripts = tempfile::tempdir().expect("temporary directory for pgbench scripts");
+    // pgbench runs as root's client but writes its logs here; nothing else needs it.
+    write_pgbench_scripts(scripts.path());
+    let bench = Bench {
+        cluster,
+        store,
+        pool,
+        scripts,
+    };
+
+    let machine = machine_description(&bench.pool).await;
+    eprintln!("{machine}");
+    eprintln!(
+        "{} s per measurement, {} round(s), verify over {} events; payload {} bytes",
+        settings.secs,
+        settings.rounds,
+        settings.verify_events,
+        PAYLOAD.len()
+    );
+
+    // The first seconds on a fresh cluster pay for cold caches and relation
+    // extension on both sides; keep them out of round 1.
+    eprintln!("warming up...");
+    let warm = Duration::from_secs(1);
+    run_factlog(&bench, 8, 1, &payload, warm).await;
+    run_pgbench(&bench, "single.sql", 8, 1, warm).await;
+
+    let mut results = Vec::new();
+    for round in 0..settings.rounds {
+        let pairs = CLIENT_COUNTS
+            .iter()
+            .map(|&c| Pair::Single(c))
+            .chain([Pair::Bulk]);
+        for pair in pairs {
+            // Alternating who goes first spreads any drift within a pair
+            // (checkpoints, autovacuum, a noisy neighbour) over both sides.
+            let factlog_first = round % 2 == 0;
+            let mut factlog = None;
+            let mut pgbench = None;
+            for side in 0..2 {
+                if (side == 0) == factlog_first {
+                    factlog =
+                        Some(measure_factlog(&bench, pair, &payload, settings.duration()).await);
+                } else {
+                    pgbench = Some(measure_pgbench(&bench, pair, settings.duration()).await);
+                }
+            }
+            let m = Measured {
+                pair,
+                round,
+                factlog: factlog.expect("factlog side ran"),
+                pgbench: pgbench.expect("pgbench side ran"),
+            };
+            eprintln!(
+                "round {} | {:<52} | factlog {:>9} ev/s ({:.1} ev/commit) | pgbench {:>9} ev/s | ratio {:.2}",
+                round + 1,
+                pair.label(),
+                rate(m.factlog.events_per_sec),
+                m.factlog.events_per_commit,
+                rate(m.pgbench.events_per_sec),
+                m.ratio()
+            );
+            results.push(m);
+        }
+    }
+
+    eprintln!(
+        "verify: filling a fresh database with {} events...",
+        settings.verify_events
+    );
+    let verify = measure_verify(&bench, &payload, settings.verify_events).await;
+    eprintln!(
+        "verify: filled in {:.1} s, verified in {:.2} s",
+        verify.fill.as_secs_f64(),
+        verify.verify.as_secs_f64()
+    );
+
+    let report = render_report(&settings, &machine, &results, &verify, started.elapsed());
+    println!("{report}");
+    let path = write_report(&report);
+    eprintln!("written to {}", path.display());
+    drop(bench.store);
+    bench.pool.close().await;
+    drop(bench.cluster);
+}
+
+async fn measure_factlog(bench: &Bench, pair: Pair, payload: &Value, d: Duration) -> Sample {
+    checkpoint(&bench.pool).await;
+    match pair {
+        Pair::Single(c) => run_factlog(bench, c, 1, payload, d).await,
+        Pair::Bulk => run_factlog(bench, BULK_CLIENTS, FACTLOG_BULK_EVENTS, payload, d).await,
+    }
+}
+
+async fn measure_pgbench(bench: &Bench, pair: Pair, d: Duration) -> Sample {
+    checkpoint(&bench.pool).await;
+    match pair {
+        Pair::Single(c) => run_pgbench(bench, "single.sql", c, 1, d).await,
+        Pair::Bulk => run_pgbench(bench, "bulk.sql", BULK_CLIENTS, PGBENCH_BULK_ROWS, d).await,
+    }
+}
+
+/// Each measurement starts from a clean checkpoint so that one side does not
+/// pay for the dirty pages the other left behind.
+async fn checkpoint(pool: &PgPool) {
+    sqlx::query("CHECKPOINT")
+        .execute(pool)
+        .await
+        .expect("CHECKPOINT");
+}
+
+/// `writers` tasks, each appending `per_append` events to a fresh stream
+/// (`NoStream`, so every append also pays the expected-version check) until
+/// the deadline.
+async fn run_factlog(
+    bench: &Bench,
+    writers: usize,
+    per_append: usize,
+    payload: &Value,
+    d: Duration,
+) -> Sample {
+    let head_before = head_position(&bench.pool).await;
+    let start = Instant::now();
+    let deadline = start + d;
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let store = bench.store.clone();
+            let events: Vec<NewEvent> = (0..per_append)
+                .map(|_| NewEvent::new(EVENT_TYPE, payload.clone()))
+                .collect();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let stream = format!("claim-{}", uuid::Uuid::new_v4());
+                    let t = Instant::now();
+                    store
+                        .append(
+                            &stream,
+                            ExpectedVersion::NoStream,
+                            events.clone(),
+                            Metadata::by(ACTOR),
+                        )
+                        .await
+                        .expect("factlog append");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.expect("writer task"));
+    }
+    let elapsed = start.elapsed();
+    let events = (latencies.len() * per_append) as f64;
+    let (logged, commits): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT recorded_at) FROM events WHERE position > $1",
+    )
+    .bind(head_before)
+    .fetch_one(&bench.pool)
+    .await
+    .expect("count events and commits");
+    // Every transaction stamps all its events with one recorded_at, so
+    // distinct stamps count group commits.
+    assert_eq!(
+        logged as f64, events,
+        "every acknowledged event is in the log"
+    );
+    let (p50, p99) = percentiles(&mut latencies);
+    Sample {
+        events_per_sec: events / elapsed.as_secs_f64(),
+        p50,
+        p99,
+        events_per_commit: events / commits.max(1) as f64,
+    }
+}
+
+async fn head_position(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT position FROM event_head")
+        .fetch_one(pool)
+        .await
+        .expect("read the log head")
+}
+
+fn write_pgbench_scripts(dir: &Path) {
+    let data = PAYLOAD.replace('\'', "''");
+    let columns =
+        "position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash";
+    // Same work per row as factlog's INSERT: a fresh uuid, a fresh stream,
+    // ~300 bytes of jsonb, a 32-byte hash and all five indexes.
+    let single = format!(
+        "INSERT INTO bench_events ({columns}) VALUES (nextval('bench_events_position'), \
+         gen_random_uuid(), 'claim-' || gen_random_uuid(), 1, '{EVENT_TYPE}', '{data}'::jsonb, \
+         '{{}}'::jsonb, '{ACTOR}', now(), sha256(random()::text::bytea));\n"
+    );
+    let bulk = format!(
+        "WITH s AS (SELECT 'claim-' || gen_random_uuid() AS stream) \
+         INSERT INTO bench_events ({columns}) SELECT nextval('bench_events_position'), \
+         gen_random_uuid(), s.stream, g, '{EVENT_TYPE}', '{data}'::jsonb, '{{}}'::jsonb, \
+         '{ACTOR}', now(), sha256(random()::text::bytea) \
+         FROM s, generate_series(1, {PGBENCH_BULK_ROWS}) AS g;\n"
+    );
+    std::fs::write(dir.join("single.sql"), single).expect("write single.sql");
+    std::fs::write(dir.join("bulk.sql"), bulk).expect("write bulk.sql");
+}
+
+/// pgbench with one transaction per script run; latencies come from its
+/// per-transaction log (`-l`), so both sides get p50/p99 the same way.
+async fn run_pgbench(
+    bench: &Bench,
+    script: &str,
+    clients: usize,
+    rows_per_txn: usize,
+    d: Duration,
+) -> Sample {
+    let logs = tempfile::Builder::new()
+        .prefix("pgbench-log")
+        .tempdir_in(bench.scripts.path())
+        .expect("pgbench log directory");
+    let prefix = logs.path().join("txn");
+    let threads = clients.min(2);
+    let output = tokio::process::Command::new("pgbench")
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-p")
+        .arg(bench.cluster.port().to_string())
+        .arg("-f")
+        .arg(bench.scripts.path().join(script))
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-j")
+        .arg(threads.to_string())
+        .arg("-T")
+        .arg(d.as_secs().max(1).to_string())
+        .arg("-l")
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg("bench")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run pgbench (is it on PATH?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tps: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
+    if let Some(failed) = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
+    {
+        assert!(
+            failed.starts_with('0'),
+            "pgbench transactions failed: {failed}"
+        );
+    }
+    let mut latencies = read_pgbench_latencies(logs.path());
+    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
+    let (p50, p99) = percentiles(&mut latencies);
+    Sample {
+        events_per_sec: tps * rows_per_txn as f64,
+        p50,
+        p99,
+        events_per_commit: rows_per_txn as f64,
+    }
+}
+
+/// Lines are `client_id transaction_no time_us script_no epoch epoch_us`,
+/// one file per pgbench thread.
+fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the pgbench log directory") {
+        let path = entry.expect("pgbench log entry").path();
+        let text = std::fs::read_to_string(&path).expect("read a pgbench log");
+        for line in text.lines() {
+            let us: u64 = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected pgbench log line {line:?}"));
+            out.push(Duration::from_micros(us));
+        }
+    }
+    out
+}
+
+fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
+    if latencies.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1]
+    };
+    (at(0.50), at(0.99))
+}
+
+struct VerifyResult {
+    events: u64,
+    fill: Duration,
+    verify: Duration,
+}
+
+/// Fills a database of its own, so the chain verified is exactly
+/// `target` events long whatever the rounds before appended.
+async fn measure_verify(bench: &Bench, payload: &Value, target: u64) -> VerifyResult {
+    let url = bench.cluster.url("verify");
+    db::create_database_if_missing(&url)
+        .await
+        .expect("create the verify database");
+    let pool = db::pool(&url, 40)
+        .await
+        .expect("connect to the verify database");
+    db::migrate(&pool)
+        .await
+        .expect("migrate the verify database");
+    let store = EventStore::open(pool.clone(), StoreConfig::default())
+        .await
+        .expect("open the verify event store");
+
+    let claimed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..FILL_WRITERS)
+        .map(|_| {
+            let store = store.clone();
+            let claimed = claimed.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                loop {
+                    let from = claimed.fetch_add(FACTLOG_BULK_EVENTS as u64, Ordering::Relaxed);
+                    if from >= target {
+                        break;
+                    }
+                    let n = (target - from).min(FACTLOG_BULK_EVENTS as u64) as usize;
+                    let events = vec![NewEvent::new(EVENT_TYPE, payload.clone()); n];
+                    store
+                        .append(
+                            &format!("claim-{}", uuid::Uuid::new_v4()),
+                            ExpectedVersion::NoStream,
+                            events,
+                            Metadata::by(ACTOR),
+                        )
+                        .await
+                        .expect("fill append");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("fill task");
+    }
+    let fill = start.elapsed();
+
+    // A cold first read would mostly measure the page cache; the chain check
+    // is what is being timed, so start it from a checkpointed, warm table.
+    checkpoint(&pool).await;
+    let start = Instant::now();
+    let report = store::verify_chain(&pool, 0, |_| {})
+        .await
+        .expect("verify the chain");
+    let verify = start.elapsed();
+    assert!(report.ok, "chain verification failed: {report:?}");
+    assert_eq!(report.checked, target, "verify checked every event");
+    drop(store);
+    pool.close().await;
+    VerifyResult {
+        events: report.checked,
+        fill,
+        verify,
+    }
+}
+
+async fn machine_description(pool: &PgPool) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let pg: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await
+        .expect("server version");
+    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, PostgreSQL {pg} (fsync on)")
+}
+
+fn render_report(
+    settings: &Settings,
+    machine: &str,
+    results: &[Measured],
+    verify: &VerifyResult,
+    total: Duration,
+) -> String {
+    let mut out = String::new();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let _ = writeln!(out, "## factlog append benchmark, {now}\n");
+    let _ = writeln!(
+        out,
+        "Machine: {machine}. {} s per measurement, {} round(s), {} payload bytes; whole run {:.0} s.\n",
+        settings.secs,
+        settings.rounds,
+        PAYLOAD.len(),
+        total.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "Medians over rounds; the ratio is the median of the per-round ratios \
+         (factlog and pgbench measured back to back).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| measurement | events/s | p50 | p99 | ev/commit | pgbench events/s | pgbench p50 | pgbench p99 | ratio (factlog/pgbench) | goal |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut pairs: Vec<Pair> = Vec::new();
+    for m in results {
+        if !pairs.contains(&m.pair) {
+            pairs.push(m.pair);
+        }
+    }
+    for pair in pairs {
+        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
+        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
+        let ratio = med(&|m| m.ratio());
+        let goal = match pair.goal() {
+            Some(g) => format!("≥ {g}x: {}", if ratio >= g { "met" } else { "NOT met" }),
+            None => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
+            pair.label(),
+            rate(med(&|m| m.factlog.events_per_sec)),
+            ms_fmt(med(&|m| m.factlog.p50.as_secs_f64())),
+            ms_fmt(med(&|m| m.factlog.p99.as_secs_f64())),
+            med(&|m| m.factlog.events_per_commit),
+            rate(med(&|m| m.pgbench.events_per_sec)),
+            ms_fmt(med(&|m| m.pgbench.p50.as_secs_f64())),
+            ms_fmt(med(&|m| m.pgbench.p99.as_secs_f64())),
+            ratio,
+            goal
+        );
+    }
+    let fill_rate = verify.events as f64 / verify.fill.as_secs_f64();
+    let verify_rate = verify.events as f64 / verify.verify.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "| fill {} events ({FACTLOG_BULK_EVENTS}-event appends, {FILL_WRITERS} writers), {:.1} s | {} | — | — | — | — | — | — | — | — |",
+        thousands(verify.events),
+        verify.fill.as_secs_f64(),
+        rate(fill_rate)
+    );
+    let _ = writeln!(
+        out,
+        "| verify_chain over {} events, {:.2} s | {} | — | — | — | — | — | — | — | < 10 s: {} |",
+        thousands(verify.events),
+        verify.verify.as_secs_f64(),
+        rate(verify_rate),
+        if verify.verify < Duration::from_secs(10) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+
+    let _ = writeln!(out, "\nPer round (events/s, factlog / pgbench = ratio):\n");
+    let _ = writeln!(out, "| round | measurement | factlog | pgbench | ratio |");
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|");
+    for m in results {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} |",
+            m.round + 1,
+            m.pair.label(),
+            rate(m.factlog.events_per_sec),
+            rate(m.pgbench.events_per_sec),
+            m.ratio()
+        );
+    }
+    out
+}
+
+fn write_report(report: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).expect("create bench/results");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = dir.join(format!("append-{stamp}.md"));
+    std::fs::write(&path, report).expect("write the results file");
+    path
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn rate(per_sec: f64) -> String {
+    thousands(per_sec.round() as u64)
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms_fmt(secs: f64) -> String {
+    format!("{:.2} ms", secs * 1e3)
+}

@@ -12,11 +12,21 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Where the private cluster lives when DATABASE_URL is unset.
-    #[arg(long, env = "FACTLOG_DATA_DIR", default_value = ".factlog", global = true)]
+    #[arg(
+        long,
+        env = "FACTLOG_DATA_DIR",
+        default_value = ".factlog",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Connections in the database pool.
-    #[arg(long, env = "FACTLOG_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "FACTLOG_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_pool_size: u32,
 
     /// Largest event accepted by the log, in bytes.
@@ -24,7 +34,12 @@ pub struct Settings {
     pub max_event_bytes: usize,
 
     /// How long idempotency keys are kept, in hours (at least 24).
-    #[arg(long, env = "FACTLOG_IDEMPOTENCY_HOURS", default_value_t = 48, global = true)]
+    #[arg(
+        long,
+        env = "FACTLOG_IDEMPOTENCY_HOURS",
+        default_value_t = 48,
+        global = true
+    )]
     pub idempotency_hours: u64,
 
     /// Log line format.

@@ -8,7 +8,11 @@ use factlog::commands;
 use factlog::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "factlog", version, about = "Event-sourced fact tracking for newsrooms")]
+#[command(
+    name = "factlog",
+    version,
+    about = "Event-sourced fact tracking for newsrooms"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,

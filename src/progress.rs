@@ -71,7 +71,10 @@ impl Progress {
                     100.0 * done as f64 / total as f64
                 )
             }
-            _ => format!("{}: {done} events, {rate:.0} events/s, {secs:.1}s", self.what),
+            _ => format!(
+                "{}: {done} events, {rate:.0} events/s, {secs:.1}s",
+                self.what
+            ),
         }
     }
 }

@@ -25,5 +25,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "migrations are not applied yet".into(),
         ));
     }
-    Ok(Json(json!({"status": "ready", "head": state.store.known_head()})))
+    Ok(Json(
+        json!({"status": "ready", "head": state.store.known_head()}),
+    ))
 }

@@ -59,9 +59,15 @@ pub async fn db_url(settings: &Settings) -> anyhow::Result<()> {
 pub fn db_stop(settings: &Settings) -> anyhow::Result<()> {
     let stopped = crate::db::PrivateCluster::stop(&settings.data_dir)?;
     if stopped {
-        eprintln!("stopped the private cluster under {}", settings.data_dir.display());
+        eprintln!(
+            "stopped the private cluster under {}",
+            settings.data_dir.display()
+        );
     } else {
-        eprintln!("no private cluster is running under {}", settings.data_dir.display());
+        eprintln!(
+            "no private cluster is running under {}",
+            settings.data_dir.display()
+        );
     }
     Ok(())
 }

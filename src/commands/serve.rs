@@ -10,7 +10,11 @@ use crate::store::idempotency;
 
 /// `factlog serve`: the HTTP API (and, from the projections issue on, the
 /// projection workers) in one process, until SIGINT or SIGTERM.
-pub async fn serve(settings: &Settings, listen: SocketAddr, no_workers: bool) -> anyhow::Result<()> {
+pub async fn serve(
+    settings: &Settings,
+    listen: SocketAddr,
+    no_workers: bool,
+) -> anyhow::Result<()> {
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     if !no_workers {

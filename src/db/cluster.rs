@@ -90,8 +90,8 @@ impl Server {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let run_as = if unsafe { libc::geteuid() } == 0 {
             let user = std::env::var("FACTLOG_PG_USER").unwrap_or_else(|_| "postgres".into());
-            let (uid, gid) =
-                lookup_user(&user).ok_or_else(|| ClusterError::NoServerUser { user: user.clone() })?;
+            let (uid, gid) = lookup_user(&user)
+                .ok_or_else(|| ClusterError::NoServerUser { user: user.clone() })?;
             Some((user, uid, gid))
         } else {
             None
@@ -177,7 +177,17 @@ impl Server {
         let d = data.display().to_string();
         self.run(
             "initdb",
-            &["-D", &d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"],
+            &[
+                "-D",
+                &d,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-instructions",
+            ],
         )?;
         // TCP on loopback only: Unix socket paths are length-limited and the
         // data directory may be deep.
@@ -192,11 +202,15 @@ impl Server {
 }
 
 fn find_bindir() -> Option<PathBuf> {
-    let complete = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
-    if let Some(d) = std::env::var_os("FACTLOG_PG_BINDIR").map(PathBuf::from) {
-        if complete(&d) {
-            return Some(d);
-        }
+    let complete = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
+    if let Some(d) = std::env::var_os("FACTLOG_PG_BINDIR").map(PathBuf::from)
+        && complete(&d)
+    {
+        return Some(d);
     }
     if let Some(path) = std::env::var_os("PATH") {
         for d in std::env::split_paths(&path) {
@@ -392,7 +406,14 @@ fn start_with_pg_ctl(server: &Server, dir: &Path, data: &Path) -> Result<u16, Cl
 fn stop_with_pg_ctl(server: &Server, data: &Path) -> Result<(), ClusterError> {
     server.run(
         "pg_ctl",
-        &["-D", &data.display().to_string(), "-m", "fast", "-w", "stop"],
+        &[
+            "-D",
+            &data.display().to_string(),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ],
     )?;
     tracing::info!(data = %data.display(), "private PostgreSQL cluster stopped");
     Ok(())
@@ -434,7 +455,14 @@ impl EphemeralCluster {
             .arg(port.to_string())
             .args(["-c", "max_connections=300"]);
         if fast {
-            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            cmd.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         let err_file = log_file.try_clone().map_err(io_err(&log))?;
         cmd.stdin(Stdio::null())
@@ -511,7 +539,11 @@ fn spawn_from_immortal_thread(mut cmd: Command) -> io::Result<Child> {
 /// Removes directories of ephemeral clusters whose owning process is gone.
 fn reap_stale(base: &Path) {
     for entry in fs::read_dir(base).into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         // SAFETY: signal 0 only checks that the process exists.

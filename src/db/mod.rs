@@ -119,7 +119,10 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), DbError> {
     if !exists {
         // Identifiers cannot be bound; the name is quoted with its quotes doubled.
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             // Another process may have created it meanwhile.
             let raced = e
                 .as_database_error()
@@ -146,11 +149,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// Whether every migration this binary knows of has been applied.
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    let applied: Vec<i64> = sqlx::query_scalar(
-        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
     Ok(MIGRATOR
         .iter()
         .filter(|m| m.migration_type.is_up_migration())

@@ -200,11 +200,11 @@ pub async fn append_batch(
 
     for prepared in batch {
         let req = &prepared.request;
-        if let Some(claim) = &req.idempotency {
-            if let Some(entry) = stored.get(&(claim.scope.clone(), claim.key.clone())) {
-                results.push(entry.replay_for(claim));
-                continue;
-            }
+        if let Some(claim) = &req.idempotency
+            && let Some(entry) = stored.get(&(claim.scope.clone(), claim.key.clone()))
+        {
+            results.push(entry.replay_for(claim));
+            continue;
         }
         if let Some(conflict) = req.streams.iter().find_map(|s| {
             let actual = versions.get(&s.stream).copied().unwrap_or(0);

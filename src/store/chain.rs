@@ -168,22 +168,71 @@ mod tests {
         };
         let h = link(&GENESIS, &base);
         let variants = [
-            link(&GENESIS, &ChainFields { position: 2, ..base }),
-            link(&GENESIS, &ChainFields { event_id: Uuid::max(), ..base }),
-            link(&GENESIS, &ChainFields { stream: "claim-2", ..base }),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    position: 2,
+                    ..base
+                },
+            ),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    event_id: Uuid::max(),
+                    ..base
+                },
+            ),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    stream: "claim-2",
+                    ..base
+                },
+            ),
             link(&GENESIS, &ChainFields { version: 2, ..base }),
-            link(&GENESIS, &ChainFields { event_type: "X", ..base }),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    event_type: "X",
+                    ..base
+                },
+            ),
             link(&GENESIS, &ChainFields { data: "[]", ..base }),
-            link(&GENESIS, &ChainFields { actor: "bob", ..base }),
-            link(&GENESIS, &ChainFields { metadata: "[]", ..base }),
-            link(&GENESIS, &ChainFields { recorded_at: at + chrono::Duration::microseconds(1), ..base }),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    actor: "bob",
+                    ..base
+                },
+            ),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    metadata: "[]",
+                    ..base
+                },
+            ),
+            link(
+                &GENESIS,
+                &ChainFields {
+                    recorded_at: at + chrono::Duration::microseconds(1),
+                    ..base
+                },
+            ),
             link(&[1u8; HASH_LEN], &base),
         ];
         for v in variants {
             assert_ne!(v, h);
         }
         // Length prefixes keep field boundaries apart.
-        let shifted = link(&GENESIS, &ChainFields { stream: "claim-1C", event_type: "laimAsserted", ..base });
+        let shifted = link(
+            &GENESIS,
+            &ChainFields {
+                stream: "claim-1C",
+                event_type: "laimAsserted",
+                ..base
+            },
+        );
         assert_ne!(shifted, h);
     }
 }

@@ -128,7 +128,10 @@ impl EventStore {
 
     /// The general form: several streams in one atomic write, with an
     /// optional idempotency claim. Queued to the group-commit appender.
-    pub async fn append_request(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+    pub async fn append_request(
+        &self,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
         let prepared = PreparedAppend::new(request, self.inner.config.max_event_bytes)?;
         let (reply, rx) = oneshot::channel();
         self.inner

@@ -108,10 +108,9 @@ pub struct Head {
 }
 
 pub async fn head(pool: &PgPool) -> Result<Head, StoreError> {
-    let (position, hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT position, hash FROM event_head")
-            .fetch_one(pool)
-            .await?;
+    let (position, hash): (i64, Vec<u8>) = sqlx::query_as("SELECT position, hash FROM event_head")
+        .fetch_one(pool)
+        .await?;
     Ok(Head {
         position,
         hash: hex::encode(hash),

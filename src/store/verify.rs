@@ -22,7 +22,6 @@ pub struct VerifyReport {
     pub head_hash: String,
 }
 
-
 /// Streams the log in position order and recomputes every link. Stops at the
 /// first break. `progress` is called every `every` events with the count so far.
 pub async fn verify(
@@ -48,7 +47,8 @@ pub async fn verify(
         ))
         .fetch(&mut *conn);
         while let Some(r) = rows.try_next().await? {
-            let (position, event_id, stream, version, event_type, data, metadata, actor, at, hash) = r;
+            let (position, event_id, stream, version, event_type, data, metadata, actor, at, hash) =
+                r;
             if position != expected_position {
                 first_bad = Some(expected_position);
                 break;
@@ -77,7 +77,7 @@ pub async fn verify(
             checked += 1;
             expected_position += 1;
             last = (position, hash);
-            if every > 0 && checked % every == 0 {
+            if every > 0 && checked.is_multiple_of(every) {
                 progress(checked);
             }
         }

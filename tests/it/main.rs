@@ -1,1 +1,12 @@
+//! The integration suite: one binary, so every test shares one PostgreSQL
+//! (a private throw-away cluster unless DATABASE_URL names a server) and each
+//! test gets a fresh database of its own.
 
+mod support;
+
+mod cli;
+mod store_append;
+mod store_idempotency;
+mod store_integrity;
+mod store_ordering;
+mod store_subscribe;

@@ -1,0 +1,153 @@
+//! The binary as a user runs it: `serve` with no DATABASE_URL brings up its
+//! own cluster, answers /readyz, and the last process out stops the cluster.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::TestDb;
+
+fn factlog() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_factlog"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A plain HTTP/1.1 GET over a real socket; returns (status, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Some((status, body))
+}
+
+fn private_cluster_running(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join(".factlog/pgdata/postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        // SAFETY: signal 0 only probes for the process.
+        .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
+}
+
+#[test]
+fn serve_without_database_url_runs_its_own_cluster_and_is_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The server user (when we are root) must be able to enter the project dir.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let port = free_port();
+    let mut child = factlog()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("FACTLOG_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn factlog serve");
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut ready = None;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = get(port, "/readyz") {
+            ready = Some(body);
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("factlog serve exited early ({status}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = ready.expect("GET /readyz answered 200 in time");
+    assert!(body.contains("ready"), "{body}");
+    assert_eq!(get(port, "/healthz").map(|r| r.0), Some(200));
+    assert!(
+        dir.path().join(".factlog/pgdata/PG_VERSION").is_file(),
+        "cluster lives under ./.factlog"
+    );
+    assert!(private_cluster_running(dir.path()));
+
+    // A second process shares the running cluster instead of making another.
+    let out = factlog()
+        .args(["db", "url"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("FACTLOG_DATA_DIR")
+        .output()
+        .expect("db url");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("postgres://"));
+    assert!(
+        private_cluster_running(dir.path()),
+        "another user leaving does not stop it"
+    );
+
+    // SIGTERM: graceful shutdown, and the last user stops the cluster.
+    // SAFETY: plain signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(!private_cluster_running(dir.path()));
+
+    // The data is kept and reused on the next start.
+    let out = factlog()
+        .arg("verify")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("FACTLOG_DATA_DIR")
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!private_cluster_running(dir.path()));
+}
+
+#[tokio::test]
+async fn verify_exits_zero_on_an_intact_log() {
+    let db = TestDb::new().await;
+    let out = factlog()
+        .arg("verify")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 0 events checked"));
+}
+
+#[test]
+fn commands_not_built_yet_say_so() {
+    let out = factlog()
+        .args(["rebuild"])
+        .env("DATABASE_URL", "postgres://nowhere/x")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+}

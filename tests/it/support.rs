@@ -1,0 +1,136 @@
+//! Test databases: one server per test run, one fresh database per test.
+
+use std::sync::OnceLock;
+
+use factlog::db::{self, EphemeralCluster};
+use factlog::store::{EventStore, StoreConfig};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+struct Server {
+    /// URL of the server's maintenance database (`postgres`).
+    admin_url: String,
+    /// Held for the life of the test process; the kernel stops it after.
+    _cluster: Option<EphemeralCluster>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static TEMPLATE: OnceLock<String> = OnceLock::new();
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let opts: PgConnectOptions =
+                url.parse().expect("DATABASE_URL must be a PostgreSQL URL");
+            let admin = opts.database("postgres");
+            Server {
+                admin_url: format!(
+                    "postgres://{}@{}:{}/postgres",
+                    admin.get_username(),
+                    admin.get_host(),
+                    admin.get_port()
+                ),
+                _cluster: None,
+            }
+        }
+        _ => {
+            let cluster = EphemeralCluster::start(true).expect("start the test PostgreSQL cluster");
+            Server {
+                admin_url: cluster.url("postgres"),
+                _cluster: Some(cluster),
+            }
+        }
+    })
+}
+
+fn url_for(database: &str) -> String {
+    let admin = &server().admin_url;
+    let base = admin.trim_end_matches("/postgres");
+    format!("{base}/{database}")
+}
+
+/// A migrated template database, made once per test process on a thread of
+/// its own (so no test's runtime owns its connections).
+fn template() -> &'static str {
+    TEMPLATE.get_or_init(|| {
+        let name = format!("factlog_tpl_{}", std::process::id());
+        let url = url_for(&name);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                db::create_database_if_missing(&url)
+                    .await
+                    .expect("create template");
+                let pool = db::pool(&url, 2).await.expect("connect template");
+                db::migrate(&pool).await.expect("migrate template");
+                pool.close().await;
+            });
+        })
+        .join()
+        .expect("template thread");
+        name
+    })
+}
+
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    /// A new, migrated, empty database.
+    pub async fn new() -> TestDb {
+        let template = template();
+        let name = format!("factlog_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server().admin_url)
+            .await
+            .expect("connect admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+        admin.close().await.ok();
+        let url = url_for(&name);
+        let pool = db::pool(&url, 20).await.expect("connect test database");
+        TestDb { name, url, pool }
+    }
+
+    pub async fn store(&self) -> EventStore {
+        self.store_with(StoreConfig::default()).await
+    }
+
+    pub async fn store_with(&self, config: StoreConfig) -> EventStore {
+        EventStore::open(self.pool.clone(), config)
+            .await
+            .expect("open store")
+    }
+
+    /// A second, independent pool: another "process" as far as the database can tell.
+    pub async fn other_pool(&self) -> PgPool {
+        db::pool(&self.url, 20).await.expect("connect")
+    }
+
+    /// A URL for the same database as another role.
+    pub fn url_as(&self, role: &str) -> String {
+        let opts: PgConnectOptions = self.url.parse().expect("url");
+        format!(
+            "postgres://{role}@{}:{}/{}",
+            opts.get_host(),
+            opts.get_port(),
+            self.name
+        )
+    }
+
+    pub async fn count_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
