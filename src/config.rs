@@ -42,6 +42,37 @@ pub struct Settings {
     )]
     pub idempotency_hours: u64,
 
+    /// Distinct editors (other than the asserter) whose confirmations verify a claim.
+    #[arg(
+        long,
+        env = "FACTLOG_REQUIRED_CONFIRMATIONS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub required_confirmations: u32,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "FACTLOG_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a request may take before it is answered 503 (not the event stream).
+    #[arg(
+        long,
+        env = "FACTLOG_REQUEST_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Origins allowed to call the API from a browser, comma-separated; none when empty.
+    #[arg(
+        long,
+        env = "FACTLOG_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

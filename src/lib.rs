@@ -5,9 +5,12 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod api;
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod progress;
+pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -124,7 +124,19 @@ fn main() -> ExitCode {
                 commands::db_stop(&settings)?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Worker | Command::Token { .. } | Command::Rebuild { .. } => {
+            Command::Token {
+                command: TokenCommand::Create { name, role },
+            } => {
+                commands::token_create(&settings, &name, &role).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Token {
+                command: TokenCommand::Revoke { name },
+            } => {
+                commands::token_revoke(&settings, &name).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Worker | Command::Rebuild { .. } => {
                 eprintln!("factlog: this command is not built yet");
                 Ok(ExitCode::from(2))
             }

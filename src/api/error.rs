@@ -3,65 +3,203 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
+use crate::domain::error::FieldError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller's role may not use this endpoint at all.
+    #[error("{0}")]
+    RoleNotAllowed(String),
+    /// A life-cycle rule about who may act (e.g. the asserter confirming).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Invalid(#[from] FieldError),
+    #[error("{detail}")]
+    Conflict {
+        detail: String,
+        extra: Option<(&'static str, Value)>,
+    },
+    #[error("the resource is at version {current}")]
+    PreconditionFailed { current: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::NotFound(format!("no {what} has this id"))
+    }
+
+    fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unavailable(detail) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                detail.clone(),
-            ),
-            ApiError::Store(e) if e.is_unavailable() => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                "the database is unavailable; retry shortly".into(),
-            ),
-            ApiError::Store(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                "an internal error occurred; it has been logged".into(),
-            ),
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RoleNotAllowed(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short, stable name for the problem type (`/problems/<slug>`).
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::RoleNotAllowed(_) => "role-not-allowed",
+            ApiError::Forbidden(_) => "not-permitted",
+            ApiError::BadRequest(_) => "malformed-request",
+            ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Invalid(_) => "invalid-field",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::PreconditionFailed { .. } => "precondition-failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
         }
     }
 }
 
-pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut res = (status, body.to_string()).into_response();
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            StoreError::EventTooLarge { limit, .. } => ApiError::PayloadTooLarge(limit),
+            StoreError::InvalidAppend(m) => ApiError::Invalid(FieldError::new("body", m)),
+            StoreError::IdempotencyKeyReused { .. } => idempotency_reused(),
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn idempotency_reused() -> ApiError {
+    ApiError::Invalid(FieldError::new(
+        "Idempotency-Key",
+        "this key was already used for a different request (another body or path)",
+    ))
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::Invalid(f) => ApiError::Invalid(f),
+            ServiceError::Conflict(m) => ApiError::Conflict {
+                detail: m,
+                extra: None,
+            },
+            ServiceError::Forbidden(m) => ApiError::Forbidden(m),
+            ServiceError::PreconditionFailed { current } => {
+                ApiError::PreconditionFailed { current }
+            }
+            ServiceError::IdempotencyKeyReused => idempotency_reused(),
+            ServiceError::DuplicateStory { existing } => ApiError::Conflict {
+                detail: format!("a story with this url is already registered: {existing}"),
+                extra: Some(("existing_story_id", json!(existing))),
+            },
+            ServiceError::Contended => {
+                ApiError::Unavailable("the resource is busy with concurrent writes; retry".into())
+            }
+            ServiceError::Corrupt(m) => ApiError::Internal(m),
+            ServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
+pub fn problem(
+    status: StatusCode,
+    slug: &str,
+    detail: &str,
+    extra: Map<String, Value>,
+) -> Response {
+    let mut body = Map::new();
+    body.insert("type".into(), json!(format!("/problems/{slug}")));
+    body.insert(
+        "title".into(),
+        json!(status.canonical_reason().unwrap_or("Error")),
+    );
+    body.insert("status".into(), json!(status.as_u16()));
+    body.insert("detail".into(), json!(detail));
+    body.extend(extra);
+    let mut res = (status, Value::Object(body).to_string()).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
     res
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, title, detail) = self.parts();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+        let status = self.status();
+        let mut extra = Map::new();
+        let detail = match &self {
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        match &self {
+            ApiError::Invalid(f) => {
+                extra.insert("field".into(), json!(f.field));
+                extra.insert(
+                    "errors".into(),
+                    json!([{"field": f.field, "message": f.message}]),
+                );
+            }
+            ApiError::Conflict {
+                extra: Some((k, v)),
+                ..
+            } => {
+                extra.insert((*k).into(), v.clone());
+            }
+            ApiError::PreconditionFailed { current } => {
+                extra.insert("current_version".into(), json!(current));
+            }
+            _ => {}
         }
-        problem(status, title, &detail)
+        let mut res = problem(status, self.slug(), &detail, extra);
+        let headers = res.headers_mut();
+        match &self {
+            ApiError::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::PreconditionFailed { current } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("\"{current}\"")) {
+                    headers.insert(header::ETAG, v);
+                }
+            }
+            _ => {}
+        }
+        res
     }
 }

@@ -1,24 +1,107 @@
 //! HTTP only: routes, extractors, handlers and the one error mapping.
-//! Nothing here writes SQL; handlers call into `store` (and later the
-//! domain and projections).
+//! Nothing here writes SQL; handlers call `service` (writes and reads).
 
+mod auth;
+mod body;
+mod claims;
 pub mod error;
+mod input;
+mod middleware;
 mod service;
+mod stories;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::store::EventStore;
+use crate::auth::TokenCache;
+use crate::service::Services;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<String>,
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: EventStore,
+    pub services: Services,
+    pub tokens: Arc<TokenCache>,
+    pub limits: Limits,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let request_id = HeaderName::from_static("x-request-id");
+    let v1 = Router::new()
+        .route("/stories", post(stories::create))
+        .route("/stories/{id}", get(stories::get))
+        .route("/claims", post(claims::create))
+        .route("/claims/{id}", get(claims::get))
+        .route("/claims/{id}/confirmations", post(claims::confirm))
+        .route("/claims/{id}/disputes", post(claims::dispute))
+        .route("/claims/{id}/retraction", post(claims::retract))
+        .route("/claims/{id}/amendments", post(claims::amend))
+        .route("/claims/{id}/evidence", post(claims::evidence));
+
+    let mut app = Router::new()
+        .nest("/v1", v1)
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
-        .with_state(state)
+        .fallback(service::not_found)
+        .method_not_allowed_fallback(service::method_not_allowed)
+        // Bodies are limited (413) by the JSON extractor, after authentication.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.request_timeout,
+            middleware::timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::log_request))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    if let Some(cors) = cors(&state.limits.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.with_state(state)
 }
+
+/// Cross-origin access only for the listed origins.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if list.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                axum::http::header::IF_MATCH,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                axum::http::header::ETAG,
+                axum::http::header::LOCATION,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Status used when a request overruns its time.
+pub(crate) const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;

@@ -4,6 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use axum::response::{IntoResponse, Response};
+
 use super::AppState;
 use super::error::ApiError;
 use crate::db;
@@ -14,7 +16,7 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when the database answers and every migration is applied.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let applied = db::migrations_applied(state.store.pool())
+    let applied = db::migrations_applied(state.services.store().pool())
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "readiness check failed");
@@ -26,6 +28,21 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         ));
     }
     Ok(Json(
-        json!({"status": "ready", "head": state.store.known_head()}),
+        json!({"status": "ready", "head": state.services.store().known_head()}),
     ))
+}
+
+pub async fn not_found() -> Response {
+    ApiError::NotFound("no such endpoint".into()).into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    let mut res = super::error::problem(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not accept that method",
+        Default::default(),
+    );
+    *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    res
 }

@@ -71,3 +71,25 @@ pub fn db_stop(settings: &Settings) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `factlog token create`: prints the token, alone, on stdout.
+pub async fn token_create(settings: &Settings, name: &str, role: &str) -> anyhow::Result<()> {
+    let database = open_database(settings).await?;
+    let created = crate::auth::create(&database.pool, name, role).await;
+    database.close().await;
+    println!("{}", created?);
+    Ok(())
+}
+
+/// `factlog token revoke`.
+pub async fn token_revoke(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let database = open_database(settings).await?;
+    let revoked = crate::auth::revoke(&database.pool, name).await;
+    database.close().await;
+    revoked?;
+    eprintln!(
+        "revoked {name}; every server stops accepting it within {} s",
+        crate::auth::REFRESH_SECS
+    );
+    Ok(())
+}

@@ -4,8 +4,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{open_database, open_store};
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Limits};
+use crate::auth::TokenCache;
 use crate::config::Settings;
+use crate::service::{Rules, Services};
 use crate::store::idempotency;
 
 /// `factlog serve`: the HTTP API (and, from the projections issue on, the
@@ -35,7 +37,23 @@ pub async fn serve(
         }
     });
 
-    let app = api::router(AppState { store });
+    let tokens = TokenCache::load(database.pool.clone()).await?;
+    let refresher = tokens.spawn_refresher();
+    let services = Services::new(
+        store,
+        Rules {
+            required_confirmations: settings.required_confirmations.max(1),
+        },
+    );
+    let app = api::router(AppState {
+        services,
+        tokens,
+        limits: Limits {
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
+            cors_origins: settings.cors_origins.clone(),
+        },
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -44,6 +62,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await;
     purger.abort();
+    refresher.abort();
     database.close().await;
     served.context("serving HTTP")
 }

@@ -18,6 +18,10 @@ pub enum StoreError {
     InvalidAppend(String),
     #[error("idempotency key {key} was already used for a different request")]
     IdempotencyKeyReused { key: String },
+    /// A unique constraint on the log refused the write (e.g. a story url
+    /// registered twice); names the constraint.
+    #[error("unique constraint {constraint} refused the write")]
+    UniqueViolation { constraint: String },
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -38,6 +42,12 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_connection_error(&e) {
             StoreError::Unavailable(e)
+        } else if let Some(db) = e.as_database_error()
+            && db.code().as_deref() == Some("23505")
+        {
+            StoreError::UniqueViolation {
+                constraint: db.constraint().unwrap_or_default().to_owned(),
+            }
         } else {
             StoreError::Database(e)
         }

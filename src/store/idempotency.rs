@@ -3,6 +3,7 @@
 //! after a crash, a timeout or a lost response replays instead of appending.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -44,15 +45,41 @@ impl RequestFingerprint {
     }
 }
 
+/// Builds a write's response body from its receipt, inside the append (the
+/// body may show record times and positions that only exist then).
+pub type ResponseBuilder = Arc<dyn Fn(&AppendReceipt) -> Value + Send + Sync>;
+
 /// A keyed write's response, to be stored with its events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct IdempotencyClaim {
     pub fingerprint: RequestFingerprint,
     /// The HTTP status of the response (only 2xx responses are stored).
     pub status: u16,
-    /// The response body. When it is a JSON object, the append fills in its
-    /// receipt fields: `position`, `version` (of the first stream) and `hash`.
-    pub response: Value,
+    /// Makes the response body; see [`with_receipt`] for the fields added to it.
+    pub response: ResponseBuilder,
+}
+
+impl std::fmt::Debug for IdempotencyClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotencyClaim")
+            .field("fingerprint", &self.fingerprint)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds a write's receipt to its response body when that is a JSON object:
+/// `position` (of its last event), `version` (of the first stream, the one
+/// the write addresses) and `hash` (the chain hash of its last event).
+pub fn with_receipt(mut body: Value, receipt: &AppendReceipt) -> Value {
+    if let Value::Object(map) = &mut body {
+        map.insert("position".into(), receipt.last_position.into());
+        if let Some((_, version)) = receipt.streams.first() {
+            map.insert("version".into(), (*version).into());
+        }
+        map.insert("hash".into(), receipt.last_hash.clone().into());
+    }
+    body
 }
 
 impl std::ops::Deref for IdempotencyClaim {
@@ -64,15 +91,7 @@ impl std::ops::Deref for IdempotencyClaim {
 
 impl IdempotencyClaim {
     pub(crate) fn response_with_receipt(&self, receipt: &AppendReceipt) -> Value {
-        let mut response = self.response.clone();
-        if let Value::Object(map) = &mut response {
-            map.insert("position".into(), receipt.last_position.into());
-            if let Some((_, version)) = receipt.streams.first() {
-                map.insert("version".into(), (*version).into());
-            }
-            map.insert("hash".into(), receipt.last_hash.clone().into());
-        }
-        response
+        with_receipt((self.response)(receipt), receipt)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod chain;
 mod error;
 mod event;
 pub mod idempotency;
+pub mod lookup;
 mod read;
 mod subscribe;
 mod verify;
@@ -19,7 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use append::{AppendOutcome, AppendRequest, PreparedAppend, append_batch};
 pub use error::{StoreError, is_connection_error};
 pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend};
-pub use idempotency::{IdempotencyClaim, RequestFingerprint, StoredResponse};
+pub use idempotency::{
+    IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
+};
 pub use read::{Head, MAX_PAGE, head as read_head};
 pub use subscribe::Subscription;
 pub use verify::{VerifyReport, verify as verify_chain};

@@ -4,6 +4,8 @@
 
 mod support;
 
+mod api_auth;
+mod api_writes;
 mod cli;
 mod store_append;
 mod store_idempotency;

@@ -23,7 +23,7 @@ fn keyed(scope: &str, key: &str, path: &str, body: Value) -> AppendRequest {
         idempotency: Some(IdempotencyClaim {
             fingerprint: RequestFingerprint::new(scope, key, "POST", path, &body),
             status: 200,
-            response: json!({"id": "claim-1", "status": "verified"}),
+            response: std::sync::Arc::new(|_| json!({"id": "claim-1", "status": "verified"})),
         }),
     }
 }

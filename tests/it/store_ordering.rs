@@ -102,7 +102,7 @@ async fn a_concurrent_reader_never_skips_an_event() {
                 };
                 // ...and dawdle before committing while holding the head.
                 tokio::time::sleep(Duration::from_micros((seed >> 16) % 2_000)).await;
-                if (seed >> 32) % 5 == 0 {
+                if (seed >> 32).is_multiple_of(5) {
                     tx.rollback().await.expect("rollback");
                     0
                 } else {

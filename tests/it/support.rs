@@ -134,3 +134,123 @@ impl TestDb {
             .expect("count")
     }
 }
+
+/// The HTTP API on a real socket, over a fresh database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+pub struct AppOptions {
+    pub required_confirmations: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            required_confirmations: 1,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(AppOptions::default()).await
+    }
+
+    pub async fn start_with(opts: AppOptions) -> TestApp {
+        use factlog::api::{self, AppState, Limits};
+        use factlog::service::{Rules, Services};
+        let db = TestDb::new().await;
+        let store = db.store().await;
+        let tokens = factlog::auth::TokenCache::load(db.pool.clone())
+            .await
+            .expect("tokens");
+        tokens.spawn_refresher();
+        let app = api::router(AppState {
+            services: Services::new(
+                store,
+                Rules {
+                    required_confirmations: opts.required_confirmations,
+                },
+            ),
+            tokens,
+            limits: Limits {
+                max_body_bytes: opts.max_body_bytes,
+                request_timeout: std::time::Duration::from_secs(10),
+                cors_origins: vec![],
+            },
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        TestApp {
+            db,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a token with this name and role (as `factlog token create` does).
+    pub async fn token(&self, name: &str, role: &str) -> String {
+        factlog::auth::create(&self.db.pool, name, role)
+            .await
+            .expect("create token")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    /// POSTs JSON and returns (status, headers, body as JSON).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        send(self.post(path, token).json(body)).await
+    }
+
+    pub async fn get_json(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        send(self.get(path, token)).await
+    }
+
+    pub async fn count_events(&self) -> i64 {
+        self.db.count_events().await
+    }
+}
+
+pub async fn send(
+    req: reqwest::RequestBuilder,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    let body = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, headers, body)
+}

@@ -1,0 +1,83 @@
+//! Authentication and roles as extractors: a handler that takes `Writer`
+//! cannot run for a caller who may not write.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::principal::Actor;
+
+/// Any authenticated caller (reads).
+pub struct Caller(#[allow(dead_code, reason = "reads do not depend on who asks yet")] pub Actor);
+
+/// An editor or admin (writes).
+pub struct Writer(pub Actor);
+
+/// An auditor or admin (audit, raw events, integrity).
+#[allow(dead_code, reason = "the audit endpoints arrive with the read side")]
+pub struct Auditor(pub Actor);
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthenticated(
+            "send Authorization: Bearer <token>",
+        ))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated(
+            "send Authorization: Bearer <token>",
+        ))?;
+    let actor = state
+        .tokens
+        .authenticate(token)
+        .await?
+        .ok_or(ApiError::Unauthenticated("the token is unknown or revoked"))?;
+    tracing::Span::current().record("actor", actor.name.as_str());
+    Ok(actor)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Caller(authenticate(parts, state).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let actor = authenticate(parts, state).await?;
+        if !actor.role.can_write() {
+            return Err(ApiError::RoleNotAllowed(format!(
+                "the {} role may not write; editors and admins may",
+                actor.role.as_str()
+            )));
+        }
+        Ok(Writer(actor))
+    }
+}
+
+#[allow(dead_code, reason = "the audit endpoints arrive with the read side")]
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let actor = authenticate(parts, state).await?;
+        if !actor.role.can_audit() {
+            return Err(ApiError::RoleNotAllowed(format!(
+                "the {} role may not audit; auditors and admins may",
+                actor.role.as_str()
+            )));
+        }
+        Ok(Auditor(actor))
+    }
+}

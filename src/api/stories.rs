@@ -1,0 +1,47 @@
+//! Story endpoints: register one, read one with its claims.
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::auth::{Caller, Writer};
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::input;
+use super::write::{self, path_id};
+use crate::service::view;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Writer(actor): Writer,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let w = write::context(actor, &headers, uri.path(), &body)?;
+    let outcome = state
+        .services
+        .register_story(input::story(&body), &w)
+        .await?;
+    Ok(write::respond(outcome, "/v1/stories"))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&id, "story")?;
+    let (story, claims) = state
+        .services
+        .story_with_claims(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("story"))?;
+    let mut res = Json(view::story(&story, &claims)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", story.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}

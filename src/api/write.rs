@@ -1,0 +1,104 @@
+//! What every write endpoint shares: reading the conditional and idempotency
+//! headers, and shaping the response (status, ETag, Location, receipt).
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use crate::domain::error::FieldError;
+use crate::domain::principal::Actor;
+use crate::service::{WriteContext, WriteOutcome};
+use crate::store::RequestFingerprint;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_KEY_LEN: usize = 255;
+
+/// Reads `If-Match`: `"3"` (or `W/"3"`, or a bare 3) asks for version 3; `*`
+/// for any existing version. Anything else can never match: 412.
+fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or_default().trim();
+    if s == "*" {
+        return Ok(Some(None));
+    }
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<u64>()
+        .map(|v| Some(Some(v)))
+        .map_err(|_| ApiError::PreconditionFailed { current: 0 })
+}
+
+pub fn context(
+    actor: Actor,
+    headers: &HeaderMap,
+    path: &str,
+    body: &JsonBody,
+) -> Result<WriteContext, ApiError> {
+    let idempotency = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+                .ok_or_else(|| {
+                    FieldError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")
+                })?;
+            Some(RequestFingerprint::new(
+                actor.name.clone(),
+                key,
+                "POST",
+                path,
+                &body.value,
+            ))
+        }
+    };
+    let correlation_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(Uuid::new_v4);
+    Ok(WriteContext {
+        actor,
+        correlation_id,
+        idempotency,
+        if_match: if_match(headers)?,
+    })
+}
+
+/// A write's response. `collection` is where a created resource lives
+/// (for `Location`), e.g. `/v1/claims`.
+pub fn respond(outcome: WriteOutcome, collection: &str) -> Response {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
+    let version = outcome.body.get("version").and_then(|v| v.as_u64());
+    let id = outcome
+        .body
+        .get("id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let mut res = (status, Json(outcome.body)).into_response();
+    let headers = res.headers_mut();
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        headers.insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(loc) =
+            id.and_then(|id| HeaderValue::from_str(&format!("{collection}/{id}")).ok())
+    {
+        headers.insert(header::LOCATION, loc);
+    }
+    if outcome.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// Ids in paths: a malformed one is as unknown as a missing one.
+pub fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found(what))
+}

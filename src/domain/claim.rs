@@ -1,0 +1,454 @@
+//! A claim's life cycle as plain data: the events, the state folded from
+//! them (`evolve`), and the rules that turn a command into events (`decide`).
+//! No I/O: whatever a rule needs from elsewhere (the story, the corrected
+//! claim, the setting) arrives as an argument.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::DomainError;
+use super::principal::{Actor, Role};
+use super::valid_time::ValidTime;
+use super::value::ClaimValue;
+
+/// Schema version written into every event's data; upcasters key on it.
+pub const SCHEMA: u32 = 1;
+
+pub fn stream_name(id: Uuid) -> String {
+    format!("claim-{id}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Verified,
+    Disputed,
+    Retracted,
+    Superseded,
+}
+
+impl Status {
+    /// Retracted and superseded claims accept no further change.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Retracted | Status::Superseded)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Verified => "verified",
+            Status::Disputed => "disputed",
+            Status::Retracted => "retracted",
+            Status::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "verified" => Status::Verified,
+            "disputed" => Status::Disputed,
+            "retracted" => Status::Retracted,
+            "superseded" => Status::Superseded,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything recorded when a claim is asserted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asserted {
+    pub schema: u32,
+    pub claim_id: Uuid,
+    pub story_id: Uuid,
+    pub subject: String,
+    pub property: String,
+    pub fact_id: Uuid,
+    pub value: ClaimValue,
+    pub quote: String,
+    #[serde(default)]
+    pub valid_at: Option<ValidTime>,
+    #[serde(default)]
+    pub attributed_to: Option<String>,
+    #[serde(default)]
+    pub corrects: Option<Uuid>,
+    /// The story's publication time: where the claim holds when it has no valid_at.
+    pub story_published_at: DateTime<Utc>,
+}
+
+/// Fields an amendment may change; `Some(None)` clears an optional field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Amendment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<ClaimValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub valid_at: Option<Option<ValidTime>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub attributed_to: Option<Option<String>>,
+}
+
+impl Amendment {
+    pub fn is_empty(&self) -> bool {
+        self.value.is_none()
+            && self.quote.is_none()
+            && self.valid_at.is_none()
+            && self.attributed_to.is_none()
+    }
+}
+
+/// `Some(None)` is written as an explicit `null`, absence as no key.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// The events of a claim stream. The `type` tag is the event's type in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ClaimEvent {
+    ClaimAsserted(Box<Asserted>),
+    ClaimAmended {
+        schema: u32,
+        changes: Box<Amendment>,
+    },
+    EvidenceAttached {
+        schema: u32,
+        url: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    ClaimConfirmed {
+        schema: u32,
+        #[serde(default)]
+        note: Option<String>,
+        /// Whether this confirmation made the claim verified, decided when
+        /// it was written: a later change of the setting rewrites nothing.
+        verified: bool,
+        /// Distinct confirmations in the current round, this one included.
+        confirmations: u32,
+        /// The setting in force when it was written.
+        required: u32,
+    },
+    ClaimDisputed {
+        schema: u32,
+        reason: String,
+    },
+    ClaimRetracted {
+        schema: u32,
+        reason: String,
+    },
+    ClaimSuperseded {
+        schema: u32,
+        by: Uuid,
+    },
+}
+
+impl ClaimEvent {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClaimEvent::ClaimAsserted(_) => "ClaimAsserted",
+            ClaimEvent::ClaimAmended { .. } => "ClaimAmended",
+            ClaimEvent::EvidenceAttached { .. } => "EvidenceAttached",
+            ClaimEvent::ClaimConfirmed { .. } => "ClaimConfirmed",
+            ClaimEvent::ClaimDisputed { .. } => "ClaimDisputed",
+            ClaimEvent::ClaimRetracted { .. } => "ClaimRetracted",
+            ClaimEvent::ClaimSuperseded { .. } => "ClaimSuperseded",
+        }
+    }
+
+    /// The event's data as stored in the log.
+    pub fn data(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Reads an event back from the log's type and data.
+    pub fn from_log(event_type: &str, data: &serde_json::Value) -> Result<ClaimEvent, String> {
+        serde_json::from_value(serde_json::json!({"type": event_type, "data": data}))
+            .map_err(|e| format!("unreadable {event_type} event: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dispute {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Retraction {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A claim as its events leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub asserted: Asserted,
+    pub asserted_by: String,
+    pub asserted_at: DateTime<Utc>,
+    pub status: Status,
+    /// Confirmations of the current verification round (since the last
+    /// dispute or amendment), one per editor.
+    pub confirmations: Vec<Confirmation>,
+    pub disputes: Vec<Dispute>,
+    pub evidence: Vec<Evidence>,
+    pub retraction: Option<Retraction>,
+    pub superseded_by: Option<Uuid>,
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Who did it and when, as recorded with an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Folds one event into the state. A claim stream starts with ClaimAsserted;
+/// anything else on an empty state is ignored (and reported by the caller).
+pub fn evolve(state: Option<Claim>, event: &ClaimEvent, rec: &Recorded) -> Option<Claim> {
+    let mut claim = match (state, event) {
+        (None, ClaimEvent::ClaimAsserted(a)) => {
+            return Some(Claim {
+                asserted: (**a).clone(),
+                asserted_by: rec.actor.clone(),
+                asserted_at: rec.at,
+                status: Status::Pending,
+                confirmations: Vec::new(),
+                disputes: Vec::new(),
+                evidence: Vec::new(),
+                retraction: None,
+                superseded_by: None,
+                version: 1,
+                updated_at: rec.at,
+            });
+        }
+        (None, _) => return None,
+        (Some(c), _) => c,
+    };
+    claim.version += 1;
+    claim.updated_at = rec.at;
+    match event {
+        ClaimEvent::ClaimAsserted(_) => {}
+        ClaimEvent::ClaimAmended { changes, .. } => {
+            let a = &mut claim.asserted;
+            if let Some(v) = &changes.value {
+                a.value = v.clone();
+            }
+            if let Some(q) = &changes.quote {
+                a.quote = q.clone();
+            }
+            if let Some(v) = &changes.valid_at {
+                a.valid_at = *v;
+            }
+            if let Some(v) = &changes.attributed_to {
+                a.attributed_to = v.clone();
+            }
+            claim.confirmations.clear();
+        }
+        ClaimEvent::EvidenceAttached { url, note, .. } => claim.evidence.push(Evidence {
+            by: rec.actor.clone(),
+            at: rec.at,
+            url: url.clone(),
+            note: note.clone(),
+        }),
+        ClaimEvent::ClaimConfirmed { note, verified, .. } => {
+            claim.confirmations.push(Confirmation {
+                by: rec.actor.clone(),
+                at: rec.at,
+                note: note.clone(),
+            });
+            if *verified {
+                claim.status = Status::Verified;
+            }
+        }
+        ClaimEvent::ClaimDisputed { reason, .. } => {
+            claim.disputes.push(Dispute {
+                by: rec.actor.clone(),
+                at: rec.at,
+                reason: reason.clone(),
+            });
+            claim.confirmations.clear();
+            claim.status = Status::Disputed;
+        }
+        ClaimEvent::ClaimRetracted { reason, .. } => {
+            claim.retraction = Some(Retraction {
+                by: rec.actor.clone(),
+                at: rec.at,
+                reason: reason.clone(),
+            });
+            claim.status = Status::Retracted;
+        }
+        ClaimEvent::ClaimSuperseded { by, .. } => {
+            claim.superseded_by = Some(*by);
+            claim.status = Status::Superseded;
+        }
+    }
+    Some(claim)
+}
+
+/// What an editor asks of an existing claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Confirm { note: Option<String> },
+    Dispute { reason: String },
+    Retract { reason: String },
+    Amend(Box<Amendment>),
+    AttachEvidence { url: String, note: Option<String> },
+}
+
+/// The rule context: who asks, and the setting in force now.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub actor: &'a Actor,
+    pub required_confirmations: u32,
+}
+
+/// Decides what a command on an existing claim records. Rules that forbid a
+/// transition whoever asks (409) are checked before rules about who may ask (403).
+pub fn decide(
+    claim: &Claim,
+    cmd: &Command,
+    ctx: &Context<'_>,
+) -> Result<Vec<ClaimEvent>, DomainError> {
+    let who = ctx.actor.name.as_str();
+    let is_asserter = claim.asserted_by == who;
+    if claim.status.is_terminal() {
+        return Err(DomainError::Conflict(format!(
+            "the claim is {}; it accepts no further change",
+            claim.status.as_str()
+        )));
+    }
+    match cmd {
+        Command::Confirm { note } => {
+            if claim.confirmations.iter().any(|c| c.by == who) {
+                return Err(DomainError::Conflict(
+                    "you have already confirmed this claim in its current verification round"
+                        .into(),
+                ));
+            }
+            if is_asserter {
+                return Err(DomainError::Forbidden(
+                    "the editor who asserted a claim cannot confirm it".into(),
+                ));
+            }
+            let confirmations = claim.confirmations.len() as u32 + 1;
+            let required = ctx.required_confirmations.max(1);
+            let verified = claim.status != Status::Verified && confirmations >= required;
+            Ok(vec![ClaimEvent::ClaimConfirmed {
+                schema: SCHEMA,
+                note: note.clone(),
+                verified,
+                confirmations,
+                required,
+            }])
+        }
+        Command::Dispute { reason } => Ok(vec![ClaimEvent::ClaimDisputed {
+            schema: SCHEMA,
+            reason: reason.clone(),
+        }]),
+        Command::Retract { reason } => {
+            if !is_asserter && ctx.actor.role != Role::Admin {
+                return Err(DomainError::Forbidden(
+                    "only the editor who asserted a claim, or an admin, may retract it".into(),
+                ));
+            }
+            Ok(vec![ClaimEvent::ClaimRetracted {
+                schema: SCHEMA,
+                reason: reason.clone(),
+            }])
+        }
+        Command::Amend(changes) => {
+            if claim.status != Status::Pending {
+                return Err(DomainError::Conflict(format!(
+                    "only a pending claim may be amended; this one is {}",
+                    claim.status.as_str()
+                )));
+            }
+            if !is_asserter {
+                return Err(DomainError::Forbidden(
+                    "only the editor who asserted a claim may amend it".into(),
+                ));
+            }
+            Ok(vec![ClaimEvent::ClaimAmended {
+                schema: SCHEMA,
+                changes: changes.clone(),
+            }])
+        }
+        Command::AttachEvidence { url, note } => Ok(vec![ClaimEvent::EvidenceAttached {
+            schema: SCHEMA,
+            url: url.clone(),
+            note: note.clone(),
+        }]),
+    }
+}
+
+/// When a confirmation verifies a claim that corrects another, the corrected
+/// claim is superseded in the same transaction, unless it already is final.
+pub fn supersede_on_verify(
+    events: &[ClaimEvent],
+    correcting: &Claim,
+    corrected: Option<&Claim>,
+) -> Option<ClaimEvent> {
+    let verifies = events
+        .iter()
+        .any(|e| matches!(e, ClaimEvent::ClaimConfirmed { verified: true, .. }));
+    let target = corrected?;
+    (verifies
+        && correcting.asserted.corrects == Some(target.asserted.claim_id)
+        && !target.status.is_terminal())
+    .then_some(ClaimEvent::ClaimSuperseded {
+        schema: SCHEMA,
+        by: correcting.asserted.claim_id,
+    })
+}

@@ -1,0 +1,10 @@
+//! The rules, as plain Rust with no I/O: values, valid times, keys, and the
+//! claim and story life cycles (`decide` / `evolve`).
+
+pub mod claim;
+pub mod error;
+pub mod principal;
+pub mod story;
+pub mod text;
+pub mod valid_time;
+pub mod value;

@@ -1,0 +1,157 @@
+//! Application services: load a stream, fold it, let the domain decide,
+//! append the result with its expected version and idempotency key.
+//! Knows nothing of HTTP; the API maps its errors to status codes.
+
+mod claims;
+mod stories;
+pub mod view;
+
+use serde_json::Value;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::domain::error::{DomainError, FieldError};
+use crate::domain::principal::Actor;
+use crate::store::{
+    EventStore, Metadata, RecordedEvent, RequestFingerprint, StoreError, StoredResponse,
+    idempotency,
+};
+
+pub use claims::NewClaim;
+pub use stories::NewStory;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the resource is at version {current}; If-Match asked for another")]
+    PreconditionFailed { current: u64 },
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a story with this url is already registered: {existing}")]
+    DuplicateStory { existing: Uuid },
+    #[error("the write kept conflicting with concurrent writes; retry")]
+    Contended,
+    #[error("a stored event could not be read: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<DomainError> for ServiceError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Conflict(m) => ServiceError::Conflict(m),
+            DomainError::Forbidden(m) => ServiceError::Forbidden(m),
+            DomainError::Invalid(f) => ServiceError::Invalid(f),
+        }
+    }
+}
+
+/// Settings the write rules depend on.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub required_confirmations: u32,
+}
+
+/// Everything about a write request that is not its body.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    /// The Idempotency-Key header, with what identifies the request.
+    pub idempotency: Option<RequestFingerprint>,
+    /// The version an If-Match header asked for; `Some(None)` is `*`.
+    pub if_match: Option<Option<u64>>,
+}
+
+impl WriteContext {
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.actor.name.clone(),
+            correlation_id: Some(self.correlation_id),
+            causation_id: None,
+            idempotency_key: self.idempotency.as_ref().map(|f| f.key.clone()),
+        }
+    }
+
+    /// A stored response for this very request, when it was already made.
+    async fn replay(&self, store: &EventStore) -> Result<Option<StoredResponse>, ServiceError> {
+        let Some(f) = &self.idempotency else {
+            return Ok(None);
+        };
+        match idempotency::lookup(store.pool(), f).await {
+            Ok(found) => Ok(found),
+            Err(StoreError::IdempotencyKeyReused { .. }) => Err(ServiceError::IdempotencyKeyReused),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn check_if_match(&self, current: u64) -> Result<(), ServiceError> {
+        match self.if_match {
+            Some(Some(v)) if v != current => Err(ServiceError::PreconditionFailed { current }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A write's answer: what the API sends back (or replays).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+impl WriteOutcome {
+    fn replay(stored: StoredResponse) -> Self {
+        WriteOutcome {
+            status: stored.status,
+            body: stored.body,
+            replayed: true,
+        }
+    }
+}
+
+/// How often a write without If-Match re-reads and retries after losing a
+/// race for its stream's version.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Clone)]
+pub struct Services {
+    store: EventStore,
+    rules: Rules,
+}
+
+impl Services {
+    pub fn new(store: EventStore, rules: Rules) -> Self {
+        Services { store, rules }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Every event of a stream, in order.
+    async fn read_whole_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, ServiceError> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map(|e: &RecordedEvent| e.version).unwrap_or(0);
+            let page = self
+                .store
+                .read_stream(stream, after, crate::store::MAX_PAGE)
+                .await?;
+            let done = (page.len() as i64) < crate::store::MAX_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{ServiceError, Services, WriteContext, WriteOutcome, view};
+use crate::domain::claim::Claim;
+use crate::domain::error::FieldError;
+use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
+use crate::store::{
+    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent,
+    ResponseBuilder, StoreError, StreamAppend, lookup, with_receipt,
+};
+
+/// A validated `POST /v1/stories` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStory {
+    pub title: String,
+    pub publisher: String,
+    pub published_at: DateTime<Utc>,
+    pub url: Option<String>,
+    pub body: Option<String>,
+}
+
+/// The unique index that keeps story urls unique (migrations/0002).
+const URL_CONSTRAINT: &str = "events_story_url";
+
+impl Services {
+    pub async fn load_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
+        let events = self.read_whole_stream(&story::stream_name(id)).await?;
+        let Some(first) = events.first() else {
+            return Ok(None);
+        };
+        if first.event_type != STORY_REGISTERED {
+            return Err(ServiceError::Corrupt(format!(
+                "story stream starts with {}",
+                first.event_type
+            )));
+        }
+        let registered: StoryRegistered = serde_json::from_value(first.data.clone())
+            .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        Ok(Some(Story {
+            registered,
+            registered_by: first.actor.clone(),
+            registered_at: first.recorded_at,
+            version: events.len() as u64,
+        }))
+    }
+
+    /// The story and its claims (each folded from its own stream).
+    pub async fn story_with_claims(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Story, Vec<Claim>)>, ServiceError> {
+        let Some(story) = self.load_story(id).await? else {
+            return Ok(None);
+        };
+        let mut claims = Vec::new();
+        for claim_id in lookup::claims_of_story(self.store.pool(), id).await? {
+            if let Some(c) = self.load_claim(claim_id).await? {
+                claims.push(c);
+            }
+        }
+        Ok(Some((story, claims)))
+    }
+
+    /// `POST /v1/stories`.
+    pub async fn register_story(
+        &self,
+        input: Result<NewStory, FieldError>,
+        w: &WriteContext,
+    ) -> Result<WriteOutcome, ServiceError> {
+        let input = input?;
+        if let Some(stored) = w.replay(&self.store).await? {
+            return Ok(WriteOutcome::replay(stored));
+        }
+        if let Some(url) = &input.url
+            && let Some(existing) = lookup::story_by_url(self.store.pool(), url).await?
+        {
+            return Err(ServiceError::DuplicateStory { existing });
+        }
+        let id = Uuid::now_v7();
+        let registered = StoryRegistered::new(
+            id,
+            input.title,
+            input.publisher,
+            input.published_at,
+            input.url.clone(),
+            input.body,
+        );
+        let data =
+            serde_json::to_value(&registered).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        let response: ResponseBuilder = Arc::new(move |receipt: &AppendReceipt| {
+            let first = receipt.events.first();
+            let story = Story {
+                registered: registered.clone(),
+                registered_by: first.map(|e| e.actor.clone()).unwrap_or_default(),
+                registered_at: receipt.recorded_at,
+                version: 1,
+            };
+            view::story(&story, &[])
+        });
+        let request = AppendRequest {
+            streams: vec![StreamAppend {
+                stream: story::stream_name(id),
+                expected: ExpectedVersion::NoStream,
+                events: vec![NewEvent::new(STORY_REGISTERED, data)],
+            }],
+            metadata: w.metadata(),
+            idempotency: w.idempotency.clone().map(|fingerprint| IdempotencyClaim {
+                fingerprint,
+                status: 201,
+                response: response.clone(),
+            }),
+        };
+        match self.store.append_request(request).await {
+            Ok(AppendOutcome::Appended(receipt)) => Ok(WriteOutcome {
+                status: 201,
+                body: with_receipt(response(&receipt), &receipt),
+                replayed: false,
+            }),
+            Ok(AppendOutcome::Replayed(stored)) => Ok(WriteOutcome::replay(stored)),
+            Err(StoreError::UniqueViolation { constraint }) if constraint == URL_CONSTRAINT => {
+                let url = input.url.unwrap_or_default();
+                match lookup::story_by_url(self.store.pool(), &url).await? {
+                    Some(existing) => Err(ServiceError::DuplicateStory { existing }),
+                    None => Err(ServiceError::Contended),
+                }
+            }
+            Err(StoreError::IdempotencyKeyReused { .. }) => Err(ServiceError::IdempotencyKeyReused),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Who may call what: every endpoint × every role, no token, a bad token and
+//! a revoked one. Authentication comes first (401), then the role (403).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, send};
+
+struct Endpoint {
+    method: &'static str,
+    path: String,
+    body: Value,
+    /// Roles allowed past the role check.
+    allowed: &'static [&'static str],
+}
+
+const WRITERS: &[&str] = &["editor", "admin"];
+const EVERYONE: &[&str] = &["reader", "editor", "auditor", "admin"];
+
+async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
+    let (_, _, story) = app
+        .post_json(
+            "/v1/stories",
+            editor,
+            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    let story = story["id"].as_str().expect("story").to_owned();
+    let (_, _, claim) = app
+        .post_json(
+            "/v1/claims",
+            editor,
+            &json!({"story_id": story, "subject": "s", "property": "p",
+                    "value": {"kind": "text", "text": "x"}, "quote": "q"}),
+        )
+        .await;
+    let claim = claim["id"].as_str().expect("claim").to_owned();
+    let post = |path: String, body: Value| Endpoint {
+        method: "POST",
+        path,
+        body,
+        allowed: WRITERS,
+    };
+    let get = |path: String| Endpoint {
+        method: "GET",
+        path,
+        body: Value::Null,
+        allowed: EVERYONE,
+    };
+    vec![
+        post(
+            "/v1/stories".into(),
+            json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
+        ),
+        post(
+            "/v1/claims".into(),
+            json!({"story_id": story, "subject": "s", "property": "p", "value": {"kind": "boolean", "value": false}, "quote": "q"}),
+        ),
+        post(format!("/v1/claims/{claim}/confirmations"), json!({})),
+        post(
+            format!("/v1/claims/{claim}/disputes"),
+            json!({"reason": "r"}),
+        ),
+        post(
+            format!("/v1/claims/{claim}/evidence"),
+            json!({"url": "https://example.org"}),
+        ),
+        post(
+            format!("/v1/claims/{claim}/amendments"),
+            json!({"quote": "q"}),
+        ),
+        post(
+            format!("/v1/claims/{claim}/retraction"),
+            json!({"reason": "r"}),
+        ),
+        get(format!("/v1/claims/{claim}")),
+        get(format!("/v1/stories/{story}")),
+    ]
+}
+
+async fn call(
+    app: &TestApp,
+    e: &Endpoint,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = match e.method {
+        "GET" => app.client.get(app.url(&e.path)),
+        _ => app.client.post(app.url(&e.path)).json(&e.body),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    send(req).await
+}
+
+#[tokio::test]
+async fn every_endpoint_by_every_role_and_by_no_bad_or_revoked_token() {
+    let app = TestApp::start().await;
+    let setup = app.token("setup", "editor").await;
+    let revoked = app.token("gone", "admin").await;
+    let mut tokens = Vec::new();
+    for role in EVERYONE {
+        tokens.push((*role, app.token(&format!("{role}-1"), role).await));
+    }
+    let list = endpoints(&app, &setup).await;
+    factlog::auth::revoke(&app.db.pool, "gone")
+        .await
+        .expect("revoke");
+    // Revocation reaches the cache within one refresh.
+    tokio::time::sleep(factlog::auth::REFRESH + Duration::from_millis(500)).await;
+
+    for e in &list {
+        for (label, token) in [
+            ("none", None),
+            ("bad", Some("fl_not-a-token")),
+            ("revoked", Some(revoked.as_str())),
+        ] {
+            let (s, h, b) = call(&app, e, token).await;
+            assert_eq!(s, 401, "{} {} with {label} token: {b}", e.method, e.path);
+            assert_eq!(
+                h.get("www-authenticate").and_then(|v| v.to_str().ok()),
+                Some("Bearer")
+            );
+            assert_eq!(
+                h.get("content-type").and_then(|v| v.to_str().ok()),
+                Some("application/problem+json")
+            );
+        }
+        for (role, token) in &tokens {
+            let (s, _, b) = call(&app, e, Some(token)).await;
+            if e.allowed.contains(role) {
+                let role_refused = s == 403 && b["type"] == "/problems/role-not-allowed";
+                assert!(
+                    s != 401 && !role_refused,
+                    "{role} on {} {}: {s} {b}",
+                    e.method,
+                    e.path
+                );
+            } else {
+                assert_eq!(s, 403, "{role} on {} {}: {b}", e.method, e.path);
+                assert_eq!(b["type"], "/problems/role-not-allowed");
+            }
+        }
+    }
+    // A role check comes before the body is even read.
+    let reader = &tokens[0].1;
+    let (s, _, _) = send(
+        app.post("/v1/claims", reader)
+            .header("content-type", "text/plain")
+            .body("nonsense"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = send(app.client.post(app.url("/v1/claims")).body("nonsense")).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn token_commands_print_the_token_and_record_events() {
+    let app = TestApp::start().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["token", "create", "--name", "dana", "--role", "editor"])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
+    assert!(token.starts_with("fl_") && token.len() == 67);
+    // Only the hash is stored.
+    let dump: Vec<String> = sqlx::query_scalar("SELECT t::text FROM tokens t")
+        .fetch_all(&app.db.pool)
+        .await
+        .expect("dump");
+    assert!(dump.iter().all(|row| !row.contains(&token[3..])));
+    let (s, _, _) = app
+        .get_json("/v1/claims/00000000-0000-0000-0000-000000000000", token)
+        .await;
+    assert_eq!(s, 404, "the new token works at once");
+
+    let dup = std::process::Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["token", "create", "--name", "dana", "--role", "reader"])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .expect("run");
+    assert!(!dup.status.success());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["token", "create", "--name", "eve", "--role", "owner"])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["token", "revoke", "--name", "dana"])
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    tokio::time::sleep(factlog::auth::REFRESH + Duration::from_millis(500)).await;
+    let (s, _, _) = app
+        .get_json("/v1/claims/00000000-0000-0000-0000-000000000000", token)
+        .await;
+    assert_eq!(s, 401, "revoked within seconds");
+
+    let events: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT type, actor, data FROM events WHERE stream = 'principals' ORDER BY position",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("TokenIssued", "cli")
+    );
+    assert_eq!(
+        events[0].2,
+        json!({"schema": 1, "name": "dana", "role": "editor"})
+    );
+    assert_eq!(events[1].0, "TokenRevoked");
+}
