@@ -7,6 +7,7 @@ mod support;
 mod api_auth;
 mod api_writes;
 mod cli;
+mod domain_claim;
 mod store_append;
 mod store_idempotency;
 mod store_integrity;
