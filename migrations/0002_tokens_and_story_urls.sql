@@ -22,6 +22,3 @@ BEGIN
 END;
 $$;
 
--- A story's claims, found from the log until the projections serve them.
-CREATE INDEX events_claim_story ON events ((data ->> 'story_id'))
-    WHERE type = 'ClaimAsserted';

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod progress;
+pub mod projections;
 pub mod service;
 pub mod store;
 pub mod telemetry;

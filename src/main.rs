@@ -136,9 +136,13 @@ fn main() -> ExitCode {
                 commands::token_revoke(&settings, &name).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Worker | Command::Rebuild { .. } => {
-                eprintln!("factlog: this command is not built yet");
-                Ok(ExitCode::from(2))
+            Command::Worker => {
+                commands::worker(&settings).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Rebuild { projection } => {
+                commands::rebuild(&settings, projection.as_deref()).await?;
+                Ok(ExitCode::SUCCESS)
             }
         }
     });

@@ -10,10 +10,13 @@ use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::error::ApiError;
 use super::input;
+use super::params::Params;
+use super::reads::wait;
 use super::write::{self, path_id};
 use crate::domain::claim::Command;
 use crate::domain::error::FieldError;
 use crate::domain::principal::Actor;
+use crate::service::reads::Source;
 use crate::service::view;
 
 pub async fn create(
@@ -130,8 +133,10 @@ pub async fn get(
     State(state): State<AppState>,
     Caller(_): Caller,
     Path(id): Path<String>,
+    p: Params,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "claim")?;
+    wait(&state, &p, Source::Log).await?;
     let claim = state
         .services
         .load_claim(id)

@@ -126,6 +126,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::Unavailable("the resource is busy with concurrent writes; retry".into())
             }
             ServiceError::Corrupt(m) => ApiError::Internal(m),
+            ServiceError::NotCaughtUp { position } => ApiError::Unavailable(format!(
+                "the read side has not reached position {position} yet; retry"
+            )),
             ServiceError::Store(e) => e.into(),
         }
     }

@@ -29,8 +29,12 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     async move {
         let res = next.run(req).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(status = res.status().as_u16(), latency_ms, "request");
+        let elapsed = started.elapsed().as_secs_f64();
+        let status = res.status().as_u16();
+        tracing::info!(status, latency_ms = elapsed * 1000.0, "request");
+        metrics::counter!("factlog_http_requests_total", "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!("factlog_http_request_duration_seconds").record(elapsed);
         res
     }
     .instrument(span)

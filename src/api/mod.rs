@@ -4,11 +4,17 @@
 mod auth;
 mod body;
 mod claims;
+mod docs;
 pub mod error;
 mod input;
+mod metrics;
 mod middleware;
+pub mod openapi;
+mod params;
+mod reads;
 mod service;
 mod stories;
+mod stream;
 mod write;
 
 use std::sync::Arc;
@@ -40,30 +46,47 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Installed before the first request so nothing recorded is lost.
+    metrics::handle();
     let request_id = HeaderName::from_static("x-request-id");
     let v1 = Router::new()
         .route("/stories", post(stories::create))
         .route("/stories/{id}", get(stories::get))
-        .route("/claims", post(claims::create))
+        .route("/claims", post(claims::create).get(reads::list_claims))
         .route("/claims/{id}", get(claims::get))
         .route("/claims/{id}/confirmations", post(claims::confirm))
         .route("/claims/{id}/disputes", post(claims::dispute))
         .route("/claims/{id}/retraction", post(claims::retract))
         .route("/claims/{id}/amendments", post(claims::amend))
-        .route("/claims/{id}/evidence", post(claims::evidence));
+        .route("/claims/{id}/evidence", post(claims::evidence))
+        .route("/facts", get(reads::list_facts))
+        .route("/facts/{id}", get(reads::get_fact))
+        .route("/facts/{id}/history", get(reads::fact_history))
+        .route("/audit", get(reads::audit))
+        .route("/events", get(reads::events))
+        .route("/integrity", get(reads::integrity));
 
-    let mut app = Router::new()
+    let timed = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::page))
+        .route("/docs/rapidoc-min.js", get(docs::script))
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.request_timeout,
+            middleware::timeout,
+        ));
+    // A live stream has no deadline.
+    let untimed = Router::new().route("/v1/events/stream", get(stream::events));
+
+    let mut app = timed
+        .merge(untimed)
         .fallback(service::not_found)
         .method_not_allowed_fallback(service::method_not_allowed)
         // Bodies are limited (413) by the JSON extractor, after authentication.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.request_timeout,
-            middleware::timeout,
-        ))
         .layer(axum::middleware::from_fn(middleware::log_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));

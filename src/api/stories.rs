@@ -10,7 +10,10 @@ use super::auth::{Caller, Writer};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::input;
+use super::params::Params;
+use super::reads::wait;
 use super::write::{self, path_id};
+use crate::service::reads::CLAIMS;
 use crate::service::view;
 
 pub async fn create(
@@ -28,17 +31,22 @@ pub async fn create(
     Ok(write::respond(outcome, "/v1/stories"))
 }
 
+/// The story's own fields from its stream (always current); its claims from
+/// the claims projection (`wait_for` applies to them).
 pub async fn get(
     State(state): State<AppState>,
     Caller(_): Caller,
     Path(id): Path<String>,
+    p: Params,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "story")?;
-    let (story, claims) = state
+    wait(&state, &p, CLAIMS).await?;
+    let story = state
         .services
-        .story_with_claims(id)
+        .load_story(id)
         .await?
         .ok_or_else(|| ApiError::not_found("story"))?;
+    let claims = state.services.story_claims(id).await?;
     let mut res = Json(view::story(&story, &claims)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", story.version)) {
         res.headers_mut().insert(header::ETAG, v);

@@ -1,10 +1,12 @@
 //! What each subcommand does. `main.rs` parses the command line and calls one of these.
 
+mod projections;
 mod serve;
 mod verify;
 
 use anyhow::Context;
 
+pub use projections::{rebuild, worker};
 pub use serve::serve;
 pub use verify::verify;
 

@@ -7,6 +7,7 @@ use super::{open_database, open_store};
 use crate::api::{self, AppState, Limits};
 use crate::auth::TokenCache;
 use crate::config::Settings;
+use crate::projections;
 use crate::service::{Rules, Services};
 use crate::store::idempotency;
 
@@ -19,9 +20,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
-    if !no_workers {
-        tracing::info!("projection workers are not built yet; serving the API only");
-    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = if no_workers {
+        tracing::info!("--no-workers: serving the API only; projections run elsewhere");
+        Vec::new()
+    } else {
+        projections::spawn_all(&database.pool, &store, &stop_rx)
+    };
 
     let retention = settings.idempotency_retention();
     let purge_pool = database.pool.clone();
@@ -63,11 +68,15 @@ pub async fn serve(
         .await;
     purger.abort();
     refresher.abort();
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     database.close().await;
     served.context("serving HTTP")
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

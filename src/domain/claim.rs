@@ -198,7 +198,7 @@ impl ClaimEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Confirmation {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -206,14 +206,14 @@ pub struct Confirmation {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dispute {
     pub by: String,
     pub at: DateTime<Utc>,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -222,15 +222,15 @@ pub struct Evidence {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retraction {
     pub by: String,
     pub at: DateTime<Utc>,
     pub reason: String,
 }
 
-/// A claim as its events leave it.
-#[derive(Debug, Clone, PartialEq)]
+/// A claim as its events leave it. Serializable so projections can keep it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
     pub asserted: Asserted,
     pub asserted_by: String,

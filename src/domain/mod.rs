@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod error;
+pub mod fact;
 pub mod principal;
 pub mod story;
 pub mod text;

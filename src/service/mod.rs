@@ -3,6 +3,7 @@
 //! Knows nothing of HTTP; the API maps its errors to status codes.
 
 mod claims;
+pub mod reads;
 mod stories;
 pub mod view;
 
@@ -38,6 +39,8 @@ pub enum ServiceError {
     DuplicateStory { existing: Uuid },
     #[error("the write kept conflicting with concurrent writes; retry")]
     Contended,
+    #[error("the projections have not reached position {position} yet")]
+    NotCaughtUp { position: i64 },
     #[error("a stored event could not be read: {0}")]
     Corrupt(String),
     #[error(transparent)]

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ServiceError, Services, WriteContext, WriteOutcome, view};
-use crate::domain::claim::Claim;
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
@@ -45,23 +44,6 @@ impl Services {
             registered_at: first.recorded_at,
             version: events.len() as u64,
         }))
-    }
-
-    /// The story and its claims (each folded from its own stream).
-    pub async fn story_with_claims(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<(Story, Vec<Claim>)>, ServiceError> {
-        let Some(story) = self.load_story(id).await? else {
-            return Ok(None);
-        };
-        let mut claims = Vec::new();
-        for claim_id in lookup::claims_of_story(self.store.pool(), id).await? {
-            if let Some(c) = self.load_claim(claim_id).await? {
-                claims.push(c);
-            }
-        }
-        Ok(Some((story, claims)))
     }
 
     /// `POST /v1/stories`.

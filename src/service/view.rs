@@ -33,8 +33,8 @@ pub fn claim(c: &Claim) -> Value {
     })
 }
 
-/// A story's own fields at the top level, plus a summary of each claim.
-pub fn story(s: &Story, claims: &[Claim]) -> Value {
+/// A story's own fields at the top level, plus its claims (their views).
+pub fn story(s: &Story, claims: &[Value]) -> Value {
     let r = &s.registered;
     json!({
         "id": r.story_id,
@@ -46,12 +46,6 @@ pub fn story(s: &Story, claims: &[Claim]) -> Value {
         "registered_by": s.registered_by,
         "registered_at": s.registered_at,
         "version": s.version,
-        "claims": claims.iter().map(|c| json!({
-            "id": c.asserted.claim_id,
-            "fact_id": c.asserted.fact_id,
-            "status": c.status.as_str(),
-            "subject": c.asserted.subject,
-            "property": c.asserted.property,
-        })).collect::<Vec<_>>(),
+        "claims": claims,
     })
 }

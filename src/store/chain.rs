@@ -71,14 +71,7 @@ fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            // PostgreSQL's numeric has no negative zero; neither does the chain.
-            if n.as_f64() == Some(0.0) && n.is_f64() {
-                out.push_str("0.0");
-            } else {
-                out.push_str(&n.to_string());
-            }
-        }
+        Value::Number(n) => out.push_str(&canonical_number(&n.to_string())),
         Value::String(s) => push_json_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -104,6 +97,39 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push('}');
         }
+    }
+}
+
+/// A JSON number as its decimal value alone: `[-]digits[eN]` with no leading
+/// or trailing zeros. jsonb keeps a number's value but not its spelling
+/// (`1.7e19` comes back as `17000000000000000000`, `5.0` may come back as an
+/// integer once parsed), so the chain hashes the value, not the spelling.
+pub fn canonical_number(text: &str) -> String {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().unwrap_or(0)),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: String = int.chars().chain(frac.chars()).collect();
+    let mut exp = exponent - frac.len() as i64;
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..leading);
+    if digits.is_empty() {
+        return "0".into();
+    }
+    while digits.ends_with('0') {
+        digits.pop();
+        exp += 1;
+    }
+    let sign = if negative { "-" } else { "" };
+    if exp == 0 {
+        format!("{sign}{digits}")
+    } else {
+        format!("{sign}{digits}e{exp}")
     }
 }
 
@@ -149,7 +175,26 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_and_negative_zero_is_zero() {
         assert_eq!(canonical_json(&json!("a\u{1}b\"")), r#""a\u0001b\"""#);
-        assert_eq!(canonical_json(&json!(-0.0)), "0.0");
+        assert_eq!(canonical_json(&json!(-0.0)), "0");
+    }
+
+    #[test]
+    fn numbers_are_hashed_by_value_not_spelling() {
+        for (a, b) in [
+            ("1.7010758543213646e19", "17010758543213646000"),
+            ("5.0", "5"),
+            ("0.5", "5e-1"),
+            ("-1200", "-1.2E3"),
+            ("0.000", "0"),
+            ("1e30", "1000000000000000000000000000000"),
+        ] {
+            assert_eq!(canonical_number(a), canonical_number(b), "{a} vs {b}");
+        }
+        assert_ne!(canonical_number("5200"), canonical_number("5000"));
+        assert_eq!(
+            canonical_number("10377437462313717928"),
+            "10377437462313717928"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Indexed look-ups into the log that writes need before projections exist
-//! for them (each backed by a partial index in migrations/0002).
+//! Indexed look-ups into the log that writes need (each backed by a partial
+//! index in migrations/0002).
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -16,16 +16,4 @@ pub async fn story_by_url(pool: &PgPool, url: &str) -> Result<Option<Uuid>, Stor
     .fetch_optional(pool)
     .await?;
     Ok(id.and_then(|s| s.parse().ok()))
-}
-
-/// The ids of the claims asserted from a story, oldest first.
-pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT data ->> 'claim_id' FROM events \
-         WHERE type = 'ClaimAsserted' AND data ->> 'story_id' = $1 ORDER BY position",
-    )
-    .bind(story_id.to_string())
-    .fetch_all(pool)
-    .await?;
-    Ok(ids.into_iter().filter_map(|s| s.parse().ok()).collect())
 }

@@ -23,8 +23,8 @@ pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEven
 pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
-pub use read::{Head, MAX_PAGE, head as read_head};
-pub use subscribe::Subscription;
+pub use read::{AuditFilter, Head, MAX_PAGE, audit, head as read_head, read_all_in};
+pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
 pub use verify::{VerifyReport, verify as verify_chain};
 
 /// The channel appends notify on commit; its payload is the new head position.
@@ -61,6 +61,7 @@ struct Inner {
     config: StoreConfig,
     appender: mpsc::Sender<Pending>,
     head: watch::Receiver<i64>,
+    checkpoints: watch::Receiver<u64>,
 }
 
 /// A handle on the log; cheap to clone, one per process is plenty.
@@ -75,6 +76,7 @@ impl EventStore {
         let start = read::head(&pool).await?.position;
         let (head_tx, head_rx) = watch::channel(start);
         let head_tx = Arc::new(head_tx);
+        let (cp_tx, cp_rx) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(run_appender(
             pool.clone(),
@@ -82,13 +84,18 @@ impl EventStore {
             rx,
             head_tx.clone(),
         ));
-        tokio::spawn(subscribe::watch_head(pool.clone(), head_tx));
+        tokio::spawn(subscribe::watch_head(
+            pool.clone(),
+            head_tx,
+            Arc::new(cp_tx),
+        ));
         Ok(EventStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
                 appender: tx,
                 head: head_rx,
+                checkpoints: cp_rx,
             }),
         })
     }
@@ -177,6 +184,11 @@ impl EventStore {
         self.inner.head.clone()
     }
 
+    /// Bumped whenever any process reports a projection checkpoint moving.
+    pub fn checkpoint_watch(&self) -> watch::Receiver<u64> {
+        self.inner.checkpoints.clone()
+    }
+
     /// Every event after `after`, then new ones as they are committed.
     pub fn subscribe(&self, after: i64) -> Subscription {
         Subscription::new(self.clone(), after)
@@ -224,16 +236,20 @@ async fn run_appender(
                 Err(_) => break,
             }
         }
+        metrics::histogram!("factlog_group_commit_batch_commands").record(batch.len() as f64);
         let results = commit(&pool, &batch).await;
         let mut newest = None;
+        let mut appended = 0u64;
         for (pending, result) in batch.into_iter().zip(results) {
             if let Ok(AppendOutcome::Appended(r)) = &result {
                 newest = Some(r.last_position);
+                appended += r.events.len() as u64;
             }
             // The caller may have gone away (request cancelled); its write
             // stands regardless, which is what idempotency keys are for.
             let _ = pending.reply.send(result);
         }
+        metrics::counter!("factlog_events_appended_total").increment(appended);
         if let Some(p) = newest {
             head.send_if_modified(|h| {
                 let newer = p > *h;
@@ -290,7 +306,7 @@ fn clone_error(e: &StoreError) -> StoreError {
 }
 
 /// How long to wait between attempts to reach a database that is away.
-pub(crate) fn backoff(attempt: u32) -> Duration {
+pub fn backoff_delay(attempt: u32) -> Duration {
     let ms = 100u64.saturating_mul(1 << attempt.min(6));
     Duration::from_millis(ms.min(5_000))
 }

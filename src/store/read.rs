@@ -91,6 +91,25 @@ pub async fn read_all(
     Ok(rows.into_iter().map(to_event).collect())
 }
 
+/// [`read_all`] inside the caller's transaction (projection batches read
+/// and apply under one snapshot-consistent owner lock).
+pub async fn read_all_in(
+    conn: &mut sqlx::PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    ))
+    .bind(after)
+    .bind(clamp(limit))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(to_event).collect())
+}
+
 /// The stream's current version (0 when it has no events).
 pub async fn stream_version(pool: &PgPool, stream: &str) -> Result<i64, StoreError> {
     let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = $1")
@@ -115,4 +134,39 @@ pub async fn head(pool: &PgPool) -> Result<Head, StoreError> {
         position,
         hash: hex::encode(hash),
     })
+}
+
+/// Filters of the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Events by actor and record time, oldest first, after a position. Served
+/// from the log itself through its (actor, recorded_at) and recorded_at
+/// indexes: always exact, never behind.
+pub async fn audit(
+    pool: &PgPool,
+    f: &AuditFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE ($1::text IS NULL OR actor = $1) \
+           AND ($2::timestamptz IS NULL OR recorded_at >= $2) \
+           AND ($3::timestamptz IS NULL OR recorded_at < $3) \
+           AND position > $4 ORDER BY position LIMIT $5"
+    ))
+    .bind(&f.actor)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(after)
+    .bind(clamp(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(to_event).collect())
 }

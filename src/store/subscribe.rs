@@ -15,23 +15,31 @@ use tokio::sync::watch;
 
 use super::error::StoreError;
 use super::event::RecordedEvent;
-use super::{EventStore, NOTIFY_CHANNEL, backoff, read};
+use super::{EventStore, NOTIFY_CHANNEL, backoff_delay, read};
 
 const SAFETY_NET: Duration = Duration::from_secs(30);
 const PAGE: i64 = 500;
 
-/// Keeps `head` at the newest committed position announced by any process.
-pub(crate) async fn watch_head(pool: PgPool, head: Arc<watch::Sender<i64>>) {
+/// The channel projection workers notify on when a checkpoint moves.
+pub const CHECKPOINT_CHANNEL: &str = "factlog_checkpoints";
+
+/// Keeps `head` at the newest committed position announced by any process,
+/// and bumps `checkpoints` whenever any projection checkpoint moves.
+pub(crate) async fn watch_head(
+    pool: PgPool,
+    head: Arc<watch::Sender<i64>>,
+    checkpoints: Arc<watch::Sender<u64>>,
+) {
     let mut attempt = 0;
     loop {
         if pool.is_closed() {
             return;
         }
-        match listen(&pool, &head).await {
+        match listen(&pool, &head, &checkpoints).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "event notification listener lost; reconnecting");
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(backoff_delay(attempt)).await;
                 attempt = attempt.saturating_add(1);
             }
         }
@@ -48,9 +56,16 @@ fn advance(head: &watch::Sender<i64>, p: i64) {
     });
 }
 
-async fn listen(pool: &PgPool, head: &watch::Sender<i64>) -> Result<(), sqlx::Error> {
+async fn listen(
+    pool: &PgPool,
+    head: &watch::Sender<i64>,
+    checkpoints: &watch::Sender<u64>,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(NOTIFY_CHANNEL).await?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, CHECKPOINT_CHANNEL])
+        .await?;
+    checkpoints.send_modify(|c| *c += 1);
     // Whatever was committed while we were not listening.
     if let Ok(h) = read::head(pool).await {
         advance(head, h.position);
@@ -59,7 +74,9 @@ async fn listen(pool: &PgPool, head: &watch::Sender<i64>) -> Result<(), sqlx::Er
         tokio::select! {
             n = listener.recv() => {
                 let n = n?;
-                if let Ok(p) = n.payload().parse::<i64>() {
+                if n.channel() == CHECKPOINT_CHANNEL {
+                    checkpoints.send_modify(|c| *c += 1);
+                } else if let Ok(p) = n.payload().parse::<i64>() {
                     advance(head, p);
                 }
             }

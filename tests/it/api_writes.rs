@@ -174,11 +174,16 @@ async fn register_assert_and_confirm_with_a_second_editor() {
         "the write's response is the claim as read back"
     );
 
+    // A story's claims come from a projection: wait for the last write.
+    let last = confirmed["position"].as_i64().expect("position");
     let (status, _, s) = n
         .app
-        .get_json(&format!("/v1/stories/{story_id}"), &n.reader)
+        .get_json(
+            &format!("/v1/stories/{story_id}?wait_for={last}"),
+            &n.reader,
+        )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{s}");
     assert_eq!(s["title"], "T");
     assert_eq!(s["claims"].as_array().map(Vec::len), Some(2));
     assert_eq!(s["claims"][0]["status"], "verified");

@@ -140,14 +140,3 @@ async fn verify_exits_zero_on_an_intact_log() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 0 events checked"));
 }
-
-#[test]
-fn commands_not_built_yet_say_so() {
-    let out = factlog()
-        .args(["rebuild"])
-        .env("DATABASE_URL", "postgres://nowhere/x")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
-}

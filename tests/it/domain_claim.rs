@@ -13,8 +13,16 @@ use uuid::Uuid;
 const ASSERTER: &str = "ed0";
 
 fn actors() -> Vec<Actor> {
-    let mut v: Vec<Actor> = (0..4).map(|i| Actor { name: format!("ed{i}"), role: Role::Editor }).collect();
-    v.push(Actor { name: "root".into(), role: Role::Admin });
+    let mut v: Vec<Actor> = (0..4)
+        .map(|i| Actor {
+            name: format!("ed{i}"),
+            role: Role::Editor,
+        })
+        .collect();
+    v.push(Actor {
+        name: "root".into(),
+        role: Role::Admin,
+    });
     v
 }
 
@@ -26,12 +34,16 @@ fn asserted() -> ClaimEvent {
         subject: "U.S. troops in Iraq".into(),
         property: "troop_count".into(),
         fact_id: Uuid::nil(),
-        value: ClaimValue::parse(r#"{"kind":"quantity","amount":"5200","unit":"soldier"}"#).expect("value"),
+        value: ClaimValue::parse(r#"{"kind":"quantity","amount":"5200","unit":"soldier"}"#)
+            .expect("value"),
         quote: "some 5,200".into(),
         valid_at: None,
         attributed_to: None,
         corrects: None,
-        story_published_at: Utc.with_ymd_and_hms(2020, 1, 6, 0, 0, 0).single().expect("time"),
+        story_published_at: Utc
+            .with_ymd_and_hms(2020, 1, 6, 0, 0, 0)
+            .single()
+            .expect("time"),
     }))
 }
 
@@ -113,14 +125,54 @@ proptest! {
 #[test]
 fn changing_the_setting_rewrites_no_history() {
     let t0 = Utc::now();
-    let bob = Actor { name: "bob".into(), role: Role::Editor };
-    let mut state = fold(&[(asserted(), Recorded { actor: ASSERTER.into(), at: t0 })]).expect("claim");
-    let events = claim::decide(&state, &Command::Confirm { note: None }, &Context { actor: &bob, required_confirmations: 1 })
-        .expect("confirm");
-    state = claim::evolve(Some(state), &events[0], &Recorded { actor: "bob".into(), at: t0 }).expect("state");
+    let bob = Actor {
+        name: "bob".into(),
+        role: Role::Editor,
+    };
+    let mut state = fold(&[(
+        asserted(),
+        Recorded {
+            actor: ASSERTER.into(),
+            at: t0,
+        },
+    )])
+    .expect("claim");
+    let events = claim::decide(
+        &state,
+        &Command::Confirm { note: None },
+        &Context {
+            actor: &bob,
+            required_confirmations: 1,
+        },
+    )
+    .expect("confirm");
+    state = claim::evolve(
+        Some(state),
+        &events[0],
+        &Recorded {
+            actor: "bob".into(),
+            at: t0,
+        },
+    )
+    .expect("state");
     assert_eq!(state.status, Status::Verified);
     // The same events, folded where the setting is now 3: still verified,
     // because the confirmation recorded that it verified the claim.
-    let log = [(asserted(), Recorded { actor: ASSERTER.into(), at: t0 }), (events[0].clone(), Recorded { actor: "bob".into(), at: t0 })];
+    let log = [
+        (
+            asserted(),
+            Recorded {
+                actor: ASSERTER.into(),
+                at: t0,
+            },
+        ),
+        (
+            events[0].clone(),
+            Recorded {
+                actor: "bob".into(),
+                at: t0,
+            },
+        ),
+    ];
     assert_eq!(fold(&log).map(|c| c.status), Some(Status::Verified));
 }

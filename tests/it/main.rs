@@ -5,6 +5,7 @@
 mod support;
 
 mod api_auth;
+mod api_docs;
 mod api_writes;
 mod cli;
 mod domain_claim;

@@ -243,6 +243,14 @@ fn any_json_payload_survives_the_round_trip_through_the_chain() {
                     .await
                     .expect("append");
                 let report = verify_chain(&db.pool, 0, |_| {}).await.expect("verify");
+                if let Some(bad) = report.first_bad_position {
+                    let ev = store.read_all(bad - 1, 1).await.expect("read");
+                    eprintln!(
+                        "BAD EVENT {:?}",
+                        ev.first()
+                            .map(|e| (&e.data, factlog::store::chain::canonical_json(&e.data)))
+                    );
+                }
                 prop_assert!(report.ok, "{report:?}");
                 Ok(())
             })

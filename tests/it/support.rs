@@ -18,6 +18,14 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 static TEMPLATE: OnceLock<String> = OnceLock::new();
 
 fn server() -> &'static Server {
+    // Logs from the code under test, shown for failing tests (RUST_LOG to tune).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             let opts: PgConnectOptions =
@@ -145,6 +153,8 @@ pub struct TestApp {
 pub struct AppOptions {
     pub required_confirmations: u32,
     pub max_body_bytes: usize,
+    /// Run the projection workers in-process, as `factlog serve` does.
+    pub workers: bool,
 }
 
 impl Default for AppOptions {
@@ -152,6 +162,7 @@ impl Default for AppOptions {
         AppOptions {
             required_confirmations: 1,
             max_body_bytes: 1024 * 1024,
+            workers: true,
         }
     }
 }
@@ -166,6 +177,12 @@ impl TestApp {
         use factlog::service::{Rules, Services};
         let db = TestDb::new().await;
         let store = db.store().await;
+        if opts.workers {
+            let (stop, rx) = tokio::sync::watch::channel(false);
+            factlog::projections::spawn_all(&db.pool, &store, &rx);
+            // The workers end with the test's runtime.
+            std::mem::forget(stop);
+        }
         let tokens = factlog::auth::TokenCache::load(db.pool.clone())
             .await
             .expect("tokens");

@@ -1,0 +1,1383 @@
+//! The OpenAPI 3.1 description of the HTTP contract, generated with utoipa.
+//!
+//! Handlers parse their bodies by hand (every refusal names its field), so
+//! nothing here is used to parse or render a request: these types exist only
+//! to describe the wire shapes. The operations are declared on stub functions
+//! in [`operations`] rather than on the handlers, so the description can
+//! cover the whole contract, including endpoints whose handlers live
+//! elsewhere or are still being written.
+
+use chrono::{DateTime, Utc};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use uuid::Uuid;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+// Patterns (ECMA-262) mirror the checks in `api::input`, so that generated
+// clients and fuzzers produce what the server accepts: text fields are
+// `^[^\x00]*[^\s\x00][^\x00]*$` (not blank, no U+0000), URLs are absolute
+// http(s) with a host and no white space. The derive needs them as literals.
+
+/// The JSON number grammar, as text.
+const DECIMAL: &str = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$";
+/// `YYYY` or `YYYY-MM`, year 0001-9999 (full dates use `format: date`).
+const YEAR_OR_MONTH: &str =
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})(-(0[1-9]|1[0-2]))?$";
+
+fn string(format: Option<KnownFormat>, pattern: Option<&str>, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(format.map(SchemaFormat::KnownFormat))
+        .pattern(pattern)
+        .description(Some(description))
+        .build()
+}
+
+/// An exact decimal: a decimal string, or a JSON number read from its text
+/// (never through binary floating point). Responses always use the string.
+pub struct Decimal;
+
+impl PartialSchema for Decimal {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(DECIMAL))
+                    .max_length(Some(100)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some(
+                "An exact decimal: a string such as \"5200\", \"-0.25\" or \"5.2e3\", or a JSON \
+                 number. Returned as a string, exactly as sent.",
+            ))
+            .examples(["5200"])
+            .into()
+    }
+}
+
+impl ToSchema for Decimal {}
+
+/// A point in valid time: `YYYY`, `YYYY-MM`, `YYYY-MM-DD` or an RFC 3339
+/// timestamp; precision follows the form.
+pub struct ValidTime;
+
+impl PartialSchema for ValidTime {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(string(None, Some(YEAR_OR_MONTH), "a year or a month"))
+            .item(string(Some(KnownFormat::Date), None, "a day"))
+            .item(string(
+                Some(KnownFormat::DateTime),
+                None,
+                "an RFC 3339 timestamp",
+            ))
+            .description(Some(
+                "When a claim holds in the world: YYYY, YYYY-MM, YYYY-MM-DD or an RFC 3339 \
+                 timestamp. Precision follows the form.",
+            ))
+            .examples(["2020-01-06"])
+            .into()
+    }
+}
+
+impl ToSchema for ValidTime {}
+
+/// A calendar date at the precision written: `YYYY`, `YYYY-MM` or
+/// `YYYY-MM-DD`; two dates agree only in the same form.
+pub struct CalendarDate;
+
+impl PartialSchema for CalendarDate {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(string(None, Some(YEAR_OR_MONTH), "a year or a month"))
+            .item(string(Some(KnownFormat::Date), None, "a day"))
+            .examples(["2020-01-06"])
+            .into()
+    }
+}
+
+impl ToSchema for CalendarDate {}
+
+/// A publication time: an RFC 3339 timestamp, or a date (midnight UTC).
+pub struct PublishedAt;
+
+impl PartialSchema for PublishedAt {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(string(
+                Some(KnownFormat::DateTime),
+                None,
+                "an RFC 3339 timestamp",
+            ))
+            .item(string(
+                Some(KnownFormat::Date),
+                None,
+                "a date, taken as midnight UTC",
+            ))
+            .examples(["2020-01-06T09:30:00Z"])
+            .into()
+    }
+}
+
+impl ToSchema for PublishedAt {}
+
+// --- Values ---
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantityKind {
+    Quantity,
+}
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DateKind {
+    Date,
+}
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Outcome,
+}
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Entity,
+}
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BooleanKind {
+    Boolean,
+}
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextKind {
+    Text,
+}
+
+/// A number of something. Only `amount` (numerically) and `unit` decide
+/// whether two quantities agree.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "quantity", "amount": "5200", "unit": "soldier", "approximate": true}))]
+pub struct QuantityValue {
+    #[schema(inline)]
+    pub kind: QuantityKind,
+    pub amount: Decimal,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 1000)]
+    pub unit: String,
+    /// Default false.
+    pub approximate: Option<bool>,
+    /// Lower bound; at most `amount`.
+    pub lower: Option<Decimal>,
+    /// Upper bound; at least `amount`.
+    pub upper: Option<Decimal>,
+}
+
+/// A calendar date, at the precision written.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "date", "date": "2020-01-06"}))]
+pub struct DateValue {
+    #[schema(inline)]
+    pub kind: DateKind,
+    pub date: CalendarDate,
+}
+
+/// The result of a vote or decision; only `outcome` decides agreement.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "outcome", "outcome": "passed", "for": 170, "against": 0}))]
+pub struct OutcomeValue {
+    #[schema(inline)]
+    pub kind: OutcomeKind,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 1000)]
+    pub outcome: String,
+    #[serde(rename = "for")]
+    #[schema(minimum = 0)]
+    pub votes_for: Option<u64>,
+    #[serde(rename = "against")]
+    #[schema(minimum = 0)]
+    pub votes_against: Option<u64>,
+}
+
+/// A person, organisation or thing. Agreement uses `id` when both sides
+/// have one, else `label`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "entity", "label": "Brig. Gen. William Seely", "id": null}))]
+pub struct EntityValue {
+    #[schema(inline)]
+    pub kind: EntityKind,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 1000)]
+    pub label: String,
+    /// An external identifier, e.g. a Wikidata id.
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 1000)]
+    pub id: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "boolean", "value": true}))]
+pub struct BooleanValue {
+    #[schema(inline)]
+    pub kind: BooleanKind,
+    pub value: bool,
+}
+
+/// Free text; compared trimmed and case-folded.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "text", "text": "The bill passed."}))]
+pub struct TextValue {
+    #[schema(inline)]
+    pub kind: TextKind,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 10000)]
+    pub text: String,
+}
+
+/// A claim's typed value, discriminated by `kind`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(as = Value, discriminator(property_name = "kind", mapping(
+    ("quantity" = "#/components/schemas/QuantityValue"),
+    ("date" = "#/components/schemas/DateValue"),
+    ("outcome" = "#/components/schemas/OutcomeValue"),
+    ("entity" = "#/components/schemas/EntityValue"),
+    ("boolean" = "#/components/schemas/BooleanValue"),
+    ("text" = "#/components/schemas/TextValue"),
+)))]
+pub enum ClaimValue {
+    Quantity(QuantityValue),
+    Date(DateValue),
+    Outcome(OutcomeValue),
+    Entity(EntityValue),
+    Boolean(BooleanValue),
+    Text(TextValue),
+}
+
+// --- Request bodies ---
+
+/// Registers a published piece that claims come from.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "title": "Troops to stay in Iraq",
+    "publisher": "Example Times",
+    "published_at": "2020-01-06T09:30:00Z",
+    "url": "https://example.com/2020/01/06/troops",
+    "body": "Some 5,200 U.S. troops remain in Iraq, officials said."
+}))]
+pub struct NewStory {
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 1000)]
+    pub title: String,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
+    pub publisher: String,
+    pub published_at: PublishedAt,
+    /// Unique among stories: registering it again is 409.
+    #[schema(
+        pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$",
+        max_length = 2048
+    )]
+    pub url: Option<String>,
+    /// The full text; a claim's quote must occur in it when it is given.
+    #[schema(pattern = r"^[^\x00]*$")]
+    pub body: Option<String>,
+}
+
+/// Records one assertion found in a story.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "story_id": "0190a6a4-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+    "subject": "U.S. troops in Iraq",
+    "property": "troop_count",
+    "value": {"kind": "quantity", "amount": "5200", "unit": "soldier", "approximate": true},
+    "quote": "Some 5,200 U.S. troops remain in Iraq",
+    "valid_at": "2020-01-06"
+}))]
+pub struct NewClaim {
+    /// An existing story (422 otherwise).
+    pub story_id: Uuid,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
+    pub subject: String,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
+    pub property: String,
+    pub value: ClaimValue,
+    /// The exact words the claim rests on; must occur in the story's body
+    /// when it has one (white space folded).
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 10000)]
+    pub quote: String,
+    /// When it holds; the story's `published_at` when absent.
+    pub valid_at: Option<ValidTime>,
+    /// Who in the story said it.
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
+    pub attributed_to: Option<String>,
+    /// An existing claim this one corrects; it is superseded once this one
+    /// is verified.
+    pub corrects: Option<Uuid>,
+}
+
+/// An empty body counts as `{}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationRequest {
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 5000)]
+    pub note: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeRequest {
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 5000)]
+    pub reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetractionRequest {
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 5000)]
+    pub reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRequest {
+    #[schema(
+        pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$",
+        max_length = 2048
+    )]
+    pub url: String,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 5000)]
+    pub note: Option<String>,
+}
+
+/// Any of the four fields; `null` clears `valid_at` or `attributed_to`.
+/// Clears the claim's confirmations.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub struct AmendmentRequest {
+    #[schema(required = false)]
+    pub value: ClaimValue,
+    #[schema(
+        required = false,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$",
+        max_length = 10000
+    )]
+    pub quote: String,
+    pub valid_at: Option<ValidTime>,
+    #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
+    pub attributed_to: Option<String>,
+}
+
+// --- Claims and stories ---
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    Pending,
+    Verified,
+    Disputed,
+    Retracted,
+    Superseded,
+}
+
+#[derive(ToSchema)]
+pub struct ConfirmationRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[schema(required = false)]
+    pub note: String,
+}
+
+#[derive(ToSchema)]
+pub struct DisputeRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+#[derive(ToSchema)]
+pub struct EvidenceRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub url: String,
+    #[schema(required = false)]
+    pub note: String,
+}
+
+#[derive(ToSchema)]
+pub struct RetractionRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A claim as folded from its own stream.
+#[derive(ToSchema)]
+pub struct Claim {
+    pub id: Uuid,
+    pub story_id: Uuid,
+    pub subject: String,
+    pub property: String,
+    /// Deterministic from the normalized subject and property.
+    pub fact_id: Uuid,
+    pub value: ClaimValue,
+    pub quote: String,
+    pub valid_at: Option<ValidTime>,
+    pub attributed_to: Option<String>,
+    pub corrects: Option<Uuid>,
+    pub status: ClaimStatus,
+    /// The name of the token that asserted it.
+    pub asserted_by: String,
+    pub asserted_at: DateTime<Utc>,
+    /// Who confirmed it in the current verification round.
+    pub confirmed_by: Vec<String>,
+    pub confirmations: Vec<ConfirmationRecord>,
+    pub disputes: Vec<DisputeRecord>,
+    pub evidence: Vec<EvidenceRecord>,
+    pub retraction: Option<RetractionRecord>,
+    pub superseded_by: Option<Uuid>,
+    /// The claim stream's version; also its `ETag`.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What every write adds to the resource it answers with.
+#[derive(ToSchema)]
+pub struct Receipt {
+    /// Global position of the write's last event.
+    pub position: i64,
+    /// The addressed stream's version after the write.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    /// Chain hash (hex SHA-256) of the write's last event: the client's receipt.
+    pub hash: String,
+}
+
+/// A claim as a write leaves it, with the write's receipt.
+#[derive(ToSchema)]
+pub struct ClaimReceipt {
+    #[serde(flatten)]
+    pub claim: Claim,
+    #[serde(flatten)]
+    pub receipt: Receipt,
+}
+
+#[derive(ToSchema)]
+pub struct StoryClaim {
+    pub id: Uuid,
+    pub fact_id: Uuid,
+    pub status: ClaimStatus,
+    pub subject: String,
+    pub property: String,
+}
+
+#[derive(ToSchema)]
+pub struct Story {
+    pub id: Uuid,
+    pub title: String,
+    pub publisher: String,
+    pub published_at: DateTime<Utc>,
+    pub url: Option<String>,
+    pub body: Option<String>,
+    pub registered_by: String,
+    pub registered_at: DateTime<Utc>,
+    #[schema(minimum = 1)]
+    pub version: u64,
+    /// From projections: see `wait_for`.
+    pub claims: Vec<StoryClaim>,
+}
+
+#[derive(ToSchema)]
+pub struct StoryReceipt {
+    #[serde(flatten)]
+    pub story: Story,
+    #[serde(flatten)]
+    pub receipt: Receipt,
+}
+
+#[derive(ToSchema)]
+pub struct ClaimPage {
+    pub items: Vec<Claim>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+// --- Facts ---
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FactStatus {
+    Verified,
+    Contested,
+    Unverified,
+}
+
+#[derive(ToSchema)]
+pub struct FactClaim {
+    pub id: Uuid,
+    pub value: ClaimValue,
+    pub valid_at: Option<ValidTime>,
+    pub status: ClaimStatus,
+    pub story_id: Uuid,
+    pub asserted_by: String,
+    pub confirmed_by: Vec<String>,
+}
+
+/// One valid time of a fact.
+#[derive(ToSchema)]
+pub struct TimelineEntry {
+    pub valid_at: ValidTime,
+    pub status: FactStatus,
+    /// Null when contested or unverified.
+    pub value: Option<ClaimValue>,
+    /// The distinct verified values.
+    pub values: Vec<ClaimValue>,
+    pub claim_ids: Vec<Uuid>,
+}
+
+/// Everything claimed about one (subject, property) pair, along valid time.
+#[derive(ToSchema)]
+pub struct Fact {
+    pub id: Uuid,
+    pub subject: String,
+    pub property: String,
+    /// That of the latest valid time with a verified claim; `unverified`
+    /// when there is none.
+    pub status: FactStatus,
+    /// Null when unverified or contested.
+    pub value: Option<ClaimValue>,
+    pub valid_at: Option<ValidTime>,
+    pub claims: Vec<FactClaim>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(ToSchema)]
+pub struct FactPage {
+    pub items: Vec<Fact>,
+    pub next_cursor: Option<String>,
+}
+
+/// One event of one of the fact's claims.
+#[derive(ToSchema)]
+pub struct HistoryItem {
+    pub position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    /// The event type, e.g. `ClaimAsserted`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub claim_id: Uuid,
+    /// The payload as recorded.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    pub next_cursor: Option<String>,
+}
+
+// --- The log ---
+
+/// An immutable, hash-chained record.
+#[derive(ToSchema)]
+pub struct Event {
+    /// Global, strictly increasing; no reader ever skips one.
+    pub position: i64,
+    /// `story-<uuid>`, `claim-<uuid>` or `principals`.
+    pub stream: String,
+    #[schema(minimum = 1)]
+    pub version: u64,
+    /// E.g. `StoryRegistered`, `ClaimAsserted`, `ClaimConfirmed`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Database clock; never decreases as position grows.
+    pub recorded_at: DateTime<Utc>,
+    /// The name of the token that wrote it (`cli` for the command line).
+    pub actor: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// Hex SHA-256 chaining this event to the one before it.
+    pub hash: String,
+}
+
+#[derive(ToSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// The last position returned, or `after` on an empty page.
+    pub next_after: i64,
+}
+
+#[derive(ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<Event>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct ChainHead {
+    pub position: i64,
+    pub hash: String,
+}
+
+#[derive(ToSchema)]
+pub struct Integrity {
+    pub ok: bool,
+    /// How many events were checked.
+    pub checked: i64,
+    pub first_bad_position: Option<i64>,
+    /// Keep it: a later check against it detects a rewritten or truncated log.
+    pub head: ChainHead,
+}
+
+// --- Service ---
+
+#[derive(ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+#[derive(ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    pub status: String,
+    /// The latest log position this process knows of.
+    pub head: i64,
+}
+
+// --- Problems (RFC 9457) ---
+
+/// `application/problem+json`.
+#[derive(ToSchema)]
+pub struct Problem {
+    /// `/problems/<slug>`, stable per kind of problem.
+    #[schema(format = "uri-reference", example = "/problems/not-found")]
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+#[derive(ToSchema)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// 422: the first invalid field (e.g. `value.amount`, or `Idempotency-Key`).
+#[derive(ToSchema)]
+pub struct ValidationProblem {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub field: String,
+    pub errors: Vec<FieldProblem>,
+}
+
+/// 409: the claim's state forbids the transition, or the story's url is
+/// already registered (then `existing_story_id` names it).
+#[derive(ToSchema)]
+pub struct ConflictProblem {
+    #[serde(flatten)]
+    pub problem: Problem,
+    #[schema(required = false)]
+    pub existing_story_id: Uuid,
+}
+
+/// 412: `If-Match` named another version.
+#[derive(ToSchema)]
+pub struct PreconditionProblem {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub current_version: u64,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `factlog token create --name NAME --role ROLE`. Roles: \
+                         reader (reads), editor (reads and writes), auditor (reads, audit, \
+                         events, integrity), admin (everything).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Optional parameters and bodies come out of the derive as nullable (they
+/// are `Option`s), but a header or query value is never JSON `null`, and an
+/// omitted body is not a `null` body: a client generated from a nullable
+/// schema would send what the server refuses.
+struct NotNull;
+
+impl Modify for NotNull {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(param) = param
+                        && let Some(schema) = &mut param.schema
+                    {
+                        strip_null(schema);
+                    }
+                }
+                if let Some(RefOr::T(body)) = &mut op.request_body {
+                    for content in body.content.values_mut() {
+                        if let RefOr::T(content) = content
+                            && let Some(schema) = &mut content.schema
+                        {
+                            strip_null(schema);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+fn strip_null(schema: &mut RefOr<Schema>) {
+    match schema {
+        RefOr::T(Schema::Object(o)) => {
+            if let SchemaType::Array(types) = &o.schema_type {
+                let mut rest: Vec<Type> = types
+                    .iter()
+                    .filter(|t| **t != Type::Null)
+                    .cloned()
+                    .collect();
+                o.schema_type = match rest.len() {
+                    1 => SchemaType::Type(rest.remove(0)),
+                    _ => SchemaType::Array(rest),
+                };
+            }
+        }
+        RefOr::T(Schema::OneOf(one)) => {
+            one.items.retain(|item| !is_null(item));
+            if one.items.len() == 1 {
+                let only = one.items.remove(0);
+                *schema = only;
+            }
+        }
+        _ => {}
+    }
+}
+
+const DESCRIPTION: &str = "An event-sourced fact log for newsrooms: stories, the claims found in \
+them, and facts laid out along valid time, over an append-only, hash-chained event log.
+
+Errors are `application/problem+json` (RFC 9457). Checks run in this order and the first that \
+fails answers: authentication (401), role (403), body media type, size and syntax (415, 413, 400), \
+the resource in the path (404; a malformed id is 404 too), fields (422), idempotency replay, \
+`If-Match` (412), then the life-cycle rules (409, else 403).
+
+Reads from projections accept `wait_for=<position>`: the answer waits until the projections it \
+reads have applied that position (up to 5 s, then 503 with `Retry-After`).";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "factlog", description = DESCRIPTION),
+    paths(
+        operations::create_story,
+        operations::get_story,
+        operations::create_claim,
+        operations::list_claims,
+        operations::get_claim,
+        operations::confirm_claim,
+        operations::dispute_claim,
+        operations::retract_claim,
+        operations::amend_claim,
+        operations::attach_evidence,
+        operations::list_facts,
+        operations::get_fact,
+        operations::fact_history,
+        operations::audit,
+        operations::events,
+        operations::event_stream,
+        operations::integrity,
+        operations::healthz,
+        operations::readyz,
+        operations::metrics,
+        operations::openapi_json,
+        operations::docs,
+    ),
+    components(schemas(Problem, ValidationProblem, ConflictProblem, PreconditionProblem)),
+    modifiers(&Security, &NotNull),
+    tags(
+        (name = "stories", description = "Published pieces that claims come from"),
+        (name = "claims", description = "Assertions found in stories, and their life cycle"),
+        (name = "facts", description = "Everything claimed about one subject and property, along valid time"),
+        (name = "audit", description = "The event log itself (auditor or admin)"),
+        (name = "service", description = "Health, metrics and this description; no token"),
+    )
+)]
+struct ApiDoc;
+
+/// The operations, one stub each. Their bodies never run: only the
+/// attributes matter, and the handlers they describe live in `api::*`.
+#[allow(
+    dead_code,
+    reason = "stubs exist only for their #[utoipa::path] attributes"
+)]
+mod operations {
+    use super::*;
+
+    /// Register a story
+    ///
+    /// Editor or admin. A story's `url`, when given, is unique.
+    #[utoipa::path(
+        post, path = "/v1/stories", tag = "stories",
+        security(("bearer" = [])),
+        params(
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry: a repeat with the same key, path and body returns the first response and writes nothing; the same key with another body or path is 422. Scoped to the token's name, kept at least 24 h."),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with; one is made when absent. Echoed in the response."),
+        ),
+        request_body(content = NewStory, content_type = "application/json"),
+        responses(
+            (status = 201, description = "Registered", body = StoryReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The story's version, quoted: `\"1\"`"),
+                ("Location" = String, description = "`/v1/stories/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same Idempotency-Key"),
+            ), links(
+                ("GetStory" = (operation_id = "get_story", parameters(("id" = "$response.body#/id")), description = "Read the story just registered")),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "A story with this url is already registered: `existing_story_id` names it", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 413, description = "The body exceeds the limit (default 1 MiB)", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn create_story() {}
+
+    /// Read a story
+    ///
+    /// The story's own fields always reflect every acknowledged write; its
+    /// `claims` come from projections (see `wait_for`).
+    #[utoipa::path(
+        get, path = "/v1/stories/{id}", tag = "stories",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The story's id"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections read here have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "The story with a summary of its claims", body = Story, content_type = "application/json", headers(
+                ("ETag" = String, description = "The story's version, quoted"),
+            )),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No story has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn get_story() {}
+
+    /// Assert a claim
+    ///
+    /// Editor or admin. `story_id` and `corrects` must name existing
+    /// resources (422 otherwise); the quote must occur in the story's body.
+    #[utoipa::path(
+        post, path = "/v1/claims", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = NewClaim, content_type = "application/json"),
+        responses(
+            (status = 201, description = "Asserted; status `pending`", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's version, quoted: `\"1\"`"),
+                ("Location" = String, description = "`/v1/claims/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            ), links(
+                ("GetClaim" = (operation_id = "get_claim", parameters(("id" = "$response.body#/id")), description = "Read the claim just asserted")),
+                ("ConfirmClaim" = (operation_id = "confirm_claim", parameters(("id" = "$response.body#/id")), description = "Confirm it (another editor)")),
+                ("DisputeClaim" = (operation_id = "dispute_claim", parameters(("id" = "$response.body#/id")), description = "Dispute it")),
+                ("RetractClaim" = (operation_id = "retract_claim", parameters(("id" = "$response.body#/id")), description = "Retract it")),
+                ("AmendClaim" = (operation_id = "amend_claim", parameters(("id" = "$response.body#/id")), description = "Amend it while pending")),
+                ("AttachEvidence" = (operation_id = "attach_evidence", parameters(("id" = "$response.body#/id")), description = "Attach evidence to it")),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The corrected claim's state forbids a correction", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid (including an unknown `story_id` or `corrects`, or a quote not in the story's body), or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn create_claim() {}
+
+    /// List claims
+    ///
+    /// From projections, e.g. the queue of pending claims to confirm.
+    #[utoipa::path(
+        get, path = "/v1/claims", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("status" = Option<ClaimStatus>, Query, description = "Only claims in this state"),
+            ("story_id" = Option<Uuid>, Query, description = "Only claims from this story"),
+            ("asserted_by" = Option<String>, Query, description = "Only claims asserted by this token name"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn list_claims() {}
+
+    /// Read a claim
+    ///
+    /// Folded from the claim's own stream: reflects every acknowledged write.
+    #[utoipa::path(
+        get, path = "/v1/claims/{id}", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "The claim", body = Claim, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's version, quoted: send it as `If-Match` to make a write conditional"),
+            )),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn get_claim() {}
+
+    /// Confirm a claim
+    ///
+    /// Editor or admin, not the asserter, once per verification round. The
+    /// body may be empty. Enough distinct confirmations verify the claim;
+    /// verifying a correction also supersedes the claim it corrects.
+    #[utoipa::path(
+        post, path = "/v1/claims/{id}/confirmations", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = Option<ConfirmationRequest>, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write, or the asserter is confirming", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded, or this editor already confirmed it in this round", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn confirm_claim() {}
+
+    /// Dispute a claim
+    ///
+    /// Any editor, any number of times. The claim counts as unverified until
+    /// confirmed again.
+    #[utoipa::path(
+        post, path = "/v1/claims/{id}/disputes", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = DisputeRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn dispute_claim() {}
+
+    /// Retract a claim
+    ///
+    /// The asserting editor or an admin. Terminal: the claim never counts again.
+    #[utoipa::path(
+        post, path = "/v1/claims/{id}/retraction", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = RetractionRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write, or this editor is neither the asserter nor an admin", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is already retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn retract_claim() {}
+
+    /// Amend a claim
+    ///
+    /// Only the asserting editor, only while `pending`. Clears the claim's
+    /// confirmations.
+    #[utoipa::path(
+        post, path = "/v1/claims/{id}/amendments", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = AmendmentRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write, or this editor did not assert the claim", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is no longer pending", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn amend_claim() {}
+
+    /// Attach evidence to a claim
+    ///
+    /// Any editor.
+    #[utoipa::path(
+        post, path = "/v1/claims/{id}/evidence", tag = "claims",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = EvidenceRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn attach_evidence() {}
+
+    /// List facts
+    ///
+    /// `subject` and `property` match after normalization (NFKC, lower
+    /// case, white space folded).
+    #[utoipa::path(
+        get, path = "/v1/facts", tag = "facts",
+        security(("bearer" = [])),
+        params(
+            ("subject" = Option<String>, Query, description = "Only facts about this subject"),
+            ("property" = Option<String>, Query, description = "Only facts about this property"),
+            ("status" = Option<FactStatus>, Query, description = "Only facts with this status"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn list_facts() {}
+
+    /// Read a fact
+    ///
+    /// `as_of` answers as the system knew it at that record time;
+    /// `valid_at` takes `status`, `value` and `valid_at` from the latest
+    /// valid time at or before the given one.
+    #[utoipa::path(
+        get, path = "/v1/facts/{fact_id}", tag = "facts",
+        security(("bearer" = [])),
+        params(
+            ("fact_id" = Uuid, Path, description = "Deterministic from the normalized subject and property"),
+            ("as_of" = Option<DateTime<Utc>>, Query, description = "An RFC 3339 record time"),
+            ("valid_at" = Option<ValidTime>, Query, description = "A date (YYYY, YYYY-MM, YYYY-MM-DD) or an RFC 3339 timestamp"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn get_fact() {}
+
+    /// A fact's history
+    ///
+    /// Every event of every claim of the fact, in position order.
+    #[utoipa::path(
+        get, path = "/v1/facts/{fact_id}/history", tag = "facts",
+        security(("bearer" = [])),
+        params(
+            ("fact_id" = Uuid, Path, description = "The fact's id"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "A page of the fact's events", body = HistoryPage, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn fact_history() {}
+
+    /// Audit the log
+    ///
+    /// Auditor or admin. Events oldest first, filtered by actor and record time.
+    #[utoipa::path(
+        get, path = "/v1/audit", tag = "audit",
+        security(("bearer" = [])),
+        params(
+            ("actor" = Option<String>, Query, description = "Only events written by this token name"),
+            ("since" = Option<DateTime<Utc>>, Query, description = "Only events recorded at or after this time"),
+            ("until" = Option<DateTime<Utc>>, Query, description = "Only events recorded before this time"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "A page of events", body = AuditPage, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn audit() {}
+
+    /// Read the log
+    ///
+    /// Auditor or admin. `data` is the payload as recorded.
+    #[utoipa::path(
+        get, path = "/v1/events", tag = "audit",
+        security(("bearer" = [])),
+        params(
+            ("after" = Option<i64>, Query, minimum = 0, description = "Only events after this position (default 0)"),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "A page of events in position order", body = EventPage, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
+        )
+    )]
+    fn events() {}
+
+    /// Follow the log live
+    ///
+    /// Auditor or admin. Server-Sent Events: each event's `id:` is its
+    /// position and its `data:` the event as in `GET /v1/events`. Resumable
+    /// with `Last-Event-ID`; no request timeout applies.
+    #[utoipa::path(
+        get, path = "/v1/events/stream", tag = "audit",
+        security(("bearer" = [])),
+        params(
+            ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (default 0)"),
+            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position (sent by browsers on reconnect)"),
+        ),
+        responses(
+            (status = 200, description = "A stream of events, live", body = String, content_type = "text/event-stream"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn event_stream() {}
+
+    /// Check the hash chain
+    ///
+    /// Auditor or admin. Recomputes every event's hash; keep `head` to
+    /// detect a rewritten or truncated log later.
+    #[utoipa::path(
+        get, path = "/v1/integrity", tag = "audit",
+        security(("bearer" = [])),
+        params(
+            ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        ),
+        responses(
+            (status = 200, description = "The result of the check", body = Integrity, content_type = "application/json"),
+            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn integrity() {}
+
+    /// Liveness
+    #[utoipa::path(
+        get, path = "/healthz", tag = "service",
+        responses(
+            (status = 200, description = "The process is up", body = Health, content_type = "application/json"),
+        )
+    )]
+    fn healthz() {}
+
+    /// Readiness
+    ///
+    /// The database answers and every migration is applied.
+    #[utoipa::path(
+        get, path = "/readyz", tag = "service",
+        responses(
+            (status = 200, description = "Ready to serve", body = Ready, content_type = "application/json"),
+            (status = 503, description = "The database is unreachable or not migrated", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn readyz() {}
+
+    /// Metrics
+    ///
+    /// Prometheus text exposition, including projection lag.
+    #[utoipa::path(
+        get, path = "/metrics", tag = "service",
+        responses(
+            (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        )
+    )]
+    fn metrics() {}
+
+    /// This description
+    #[utoipa::path(
+        get, path = "/openapi.json", tag = "service",
+        responses(
+            (status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json"),
+        )
+    )]
+    fn openapi_json() {}
+
+    /// An API browser
+    ///
+    /// Served entirely by the service itself: no CDN, no remote fonts.
+    #[utoipa::path(
+        get, path = "/docs", tag = "service",
+        responses(
+            (status = 200, description = "An HTML page rendering this description", body = String, content_type = "text/html"),
+        )
+    )]
+    fn docs() {}
+}

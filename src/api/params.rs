@@ -1,0 +1,96 @@
+//! Query parameters of the reads, each refusal naming its parameter (422).
+
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::domain::error::FieldError;
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1_000;
+
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+        Ok(Params(q.0))
+    }
+}
+
+impl Params {
+    pub fn text(&self, name: &str) -> Result<Option<String>, FieldError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) if v.contains('\0') => Err(FieldError::new(name, "must not contain U+0000")),
+            Some(v) if v.chars().count() > 1_000 => Err(FieldError::new(name, "is too long")),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    /// Page size: 1 to 1,000, default 100.
+    pub fn limit(&self) -> Result<i64, FieldError> {
+        match self.0.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| FieldError::new("limit", "must be an integer from 1 to 1000")),
+        }
+    }
+
+    pub fn position(&self, name: &str) -> Result<Option<i64>, FieldError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| FieldError::new(name, "must be a non-negative integer position"))
+            })
+            .transpose()
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, FieldError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| FieldError::new(name, "must be a UUID"))
+            })
+            .transpose()
+    }
+
+    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| FieldError::new(name, "must be an RFC 3339 timestamp"))
+            })
+            .transpose()
+    }
+
+    /// Cursors are opaque to clients; here they are the last key of a page.
+    pub fn uuid_cursor(&self) -> Result<Option<Uuid>, FieldError> {
+        self.uuid("cursor")
+            .map_err(|_| FieldError::new("cursor", "is not a cursor this API issued"))
+    }
+
+    pub fn position_cursor(&self) -> Result<Option<i64>, FieldError> {
+        self.position("cursor")
+            .map_err(|_| FieldError::new("cursor", "is not a cursor this API issued"))
+    }
+
+    pub fn wait_for(&self) -> Result<Option<i64>, FieldError> {
+        self.position("wait_for")
+    }
+}

@@ -1,0 +1,176 @@
+//! The read endpoints: lists, facts (now, as of, at a valid time), history,
+//! audit, events and integrity.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{Auditor, Caller};
+use super::error::ApiError;
+use super::params::Params;
+use super::write::path_id;
+use crate::domain::claim::Status;
+use crate::domain::error::FieldError;
+use crate::domain::fact::FactStatus;
+use crate::domain::text::normalize_key;
+use crate::domain::valid_time::ValidTime;
+use crate::projections::read::{ClaimFilter, FactFilter};
+use crate::service::reads::{CLAIMS, FACTS, Page, Source};
+use crate::store::AuditFilter;
+
+pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), ApiError> {
+    if let Some(position) = p.wait_for()? {
+        state.services.wait_for(source, position).await?;
+    }
+    Ok(())
+}
+
+fn listing(page: Page<Value>) -> Json<Value> {
+    Json(json!({"items": page.items, "next_cursor": page.next}))
+}
+
+pub async fn list_claims(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let status = p
+        .text("status")?
+        .map(|s| {
+            Status::parse(&s)
+                .map(|s| s.as_str().to_owned())
+                .ok_or_else(|| {
+                    FieldError::new(
+                        "status",
+                        "must be pending, verified, disputed, retracted or superseded",
+                    )
+                })
+        })
+        .transpose()?;
+    let filter = ClaimFilter {
+        status,
+        story_id: p.uuid("story_id")?,
+        asserted_by: p.text("asserted_by")?,
+    };
+    let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
+    wait(&state, &p, CLAIMS).await?;
+    Ok(listing(
+        state.services.list_claims(&filter, cursor, limit).await?,
+    ))
+}
+
+pub async fn list_facts(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let status = p
+        .text("status")?
+        .map(|s| {
+            FactStatus::parse(&s)
+                .map(|s| s.as_str().to_owned())
+                .ok_or_else(|| {
+                    FieldError::new("status", "must be verified, contested or unverified")
+                })
+        })
+        .transpose()?;
+    let filter = FactFilter {
+        subject_key: p.text("subject")?.map(|s| normalize_key(&s)),
+        property_key: p.text("property")?.map(|s| normalize_key(&s)),
+        status,
+    };
+    let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
+    wait(&state, &p, FACTS).await?;
+    Ok(listing(
+        state.services.list_facts(&filter, cursor, limit).await?,
+    ))
+}
+
+pub async fn get_fact(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "fact")?;
+    let as_of = p.time("as_of")?;
+    let valid_at = p
+        .text("valid_at")?
+        .map(|s| ValidTime::parse_field("valid_at", &s))
+        .transpose()?;
+    wait(&state, &p, FACTS).await?;
+    let fact = state
+        .services
+        .fact(id, as_of, valid_at)
+        .await?
+        .ok_or_else(|| match as_of {
+            Some(_) => ApiError::NotFound("no fact has this id at that record time".into()),
+            None => ApiError::not_found("fact"),
+        })?;
+    Ok(Json(fact))
+}
+
+pub async fn fact_history(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&id, "fact")?;
+    let (cursor, limit) = (p.position_cursor()?, p.limit()?);
+    wait(&state, &p, FACTS).await?;
+    let page = state
+        .services
+        .fact_history(id, cursor, limit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("fact"))?;
+    Ok(listing(page))
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    Auditor(_): Auditor,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let filter = AuditFilter {
+        actor: p.text("actor")?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+    };
+    let (cursor, limit) = (p.position_cursor()?, p.limit()?);
+    wait(&state, &p, Source::Log).await?;
+    Ok(listing(state.services.audit(&filter, cursor, limit).await?))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Auditor(_): Auditor,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let after = p.position("after")?.unwrap_or(0);
+    let limit = p.limit()?;
+    wait(&state, &p, Source::Log).await?;
+    let events = state.services.events(after, limit).await?;
+    let next_after = events
+        .last()
+        .and_then(|e| e.get("position"))
+        .and_then(Value::as_i64)
+        .unwrap_or(after);
+    Ok(Json(json!({"events": events, "next_after": next_after})))
+}
+
+pub async fn integrity(
+    State(state): State<AppState>,
+    Auditor(_): Auditor,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    wait(&state, &p, Source::Log).await?;
+    let r = state.services.integrity().await?;
+    Ok(Json(json!({
+        "ok": r.ok,
+        "checked": r.checked,
+        "first_bad_position": r.first_bad_position,
+        "head": {"position": r.head_position, "hash": r.head_hash},
+    })))
+}

@@ -1,0 +1,298 @@
+//! The facts projection: each fact's document (claims laid out along valid
+//! time), a system-time version of it per transaction that changed it (for
+//! `as_of`), and the index of which events belong to which fact (history).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{ProjectionError, claim_id_of, decode_state, encode};
+use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
+use crate::domain::fact::{self, Fact};
+use crate::domain::text::normalize_key;
+use crate::store::RecordedEvent;
+
+/// A fact document as of one transaction.
+struct Version {
+    fact_id: Uuid,
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    doc: Fact,
+}
+
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    let mut ids: Vec<Uuid> = events.iter().filter_map(claim_id_of).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+
+    // Every claim of every fact the batch touches: a fact's document depends
+    // on all of its claims, not only the ones that changed.
+    let mut fact_ids: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+        "SELECT DISTINCT fact_id FROM fact_claims WHERE claim_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    for e in events {
+        if e.event_type == "ClaimAsserted"
+            && let Some(f) = e
+                .data
+                .get("fact_id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+        {
+            fact_ids.insert(f);
+        }
+    }
+    let fact_list: Vec<Uuid> = fact_ids.into_iter().collect();
+    let rows: Vec<(Uuid, Uuid, Value)> =
+        sqlx::query_as("SELECT claim_id, fact_id, state FROM fact_claims WHERE fact_id = ANY($1)")
+            .bind(&fact_list)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(rows.len());
+    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (claim_id, fact_id, state) in rows {
+        states.insert(claim_id, decode_state(claim_id, state)?);
+        members.entry(fact_id).or_default().push(claim_id);
+    }
+
+    let mut touched_claims: Vec<Uuid> = Vec::new();
+    let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
+    let mut versions: Vec<Version> = Vec::new();
+    let mut dirty: Vec<Uuid> = Vec::new();
+    let mut group: Option<(DateTime<Utc>, i64)> = None;
+
+    // One version per fact per transaction (events of one append share a
+    // record time): a reader as of any instant sees whole writes only.
+    let flush = |dirty: &mut Vec<Uuid>,
+                 group: Option<(DateTime<Utc>, i64)>,
+                 states: &HashMap<Uuid, Claim>,
+                 members: &HashMap<Uuid, Vec<Uuid>>,
+                 versions: &mut Vec<Version>| {
+        let Some((recorded_at, position)) = group else {
+            return;
+        };
+        for fact_id in dirty.drain(..) {
+            let claims: Vec<Claim> = members
+                .get(&fact_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| states.get(c).cloned())
+                .collect();
+            if let Some(doc) = fact::compute(fact_id, &claims) {
+                versions.push(Version {
+                    fact_id,
+                    position,
+                    recorded_at,
+                    doc,
+                });
+            }
+        }
+    };
+
+    for e in events {
+        let Some(id) = claim_id_of(e) else { continue };
+        if group.is_some_and(|(t, _)| t != e.recorded_at) {
+            flush(&mut dirty, group, &states, &members, &mut versions);
+        }
+        group = Some((e.recorded_at, e.position));
+        let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
+            ProjectionError::Unappliable {
+                position: e.position,
+                reason,
+            }
+        })?;
+        let rec = Recorded {
+            actor: e.actor.clone(),
+            at: e.recorded_at,
+        };
+        let next = claim::evolve(states.remove(&id), &event, &rec).ok_or_else(|| {
+            ProjectionError::Unappliable {
+                position: e.position,
+                reason: format!("{} before the claim was asserted", e.event_type),
+            }
+        })?;
+        let fact_id = next.asserted.fact_id;
+        let list = members.entry(fact_id).or_default();
+        if !list.contains(&id) {
+            list.push(id);
+        }
+        states.insert(id, next);
+        if !touched_claims.contains(&id) {
+            touched_claims.push(id);
+        }
+        if !dirty.contains(&fact_id) {
+            dirty.push(fact_id);
+        }
+        history.push((fact_id, e.position, id));
+    }
+    flush(&mut dirty, group, &states, &members, &mut versions);
+
+    write_claims(conn, &touched_claims, &states).await?;
+    write_versions(conn, &versions).await?;
+    write_history(conn, &history).await?;
+    Ok(())
+}
+
+async fn write_claims(
+    conn: &mut PgConnection,
+    touched: &[Uuid],
+    states: &HashMap<Uuid, Claim>,
+) -> Result<(), ProjectionError> {
+    let mut claim_id = Vec::with_capacity(touched.len());
+    let mut fact_id = Vec::with_capacity(touched.len());
+    let mut state = Vec::with_capacity(touched.len());
+    for id in touched {
+        let Some(c) = states.get(id) else { continue };
+        claim_id.push(*id);
+        fact_id.push(c.asserted.fact_id);
+        state.push(encode(c)?);
+    }
+    sqlx::query(
+        "INSERT INTO fact_claims (claim_id, fact_id, state) \
+         SELECT c, f, s::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(c, f, s) \
+         ON CONFLICT (claim_id) DO UPDATE SET state = EXCLUDED.state",
+    )
+    .bind(&claim_id)
+    .bind(&fact_id)
+    .bind(&state)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn write_versions(
+    conn: &mut PgConnection,
+    versions: &[Version],
+) -> Result<(), ProjectionError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    // Close each fact's open version at its first new one. An open version
+    // with the same record time is the same transaction seen through an
+    // earlier batch: the new one replaces it rather than follow it.
+    let mut first: HashMap<Uuid, &Version> = HashMap::new();
+    for v in versions {
+        first.entry(v.fact_id).or_insert(v);
+    }
+    let f: Vec<Uuid> = first.keys().copied().collect();
+    let p: Vec<i64> = f.iter().map(|id| first[id].position).collect();
+    let r: Vec<DateTime<Utc>> = f.iter().map(|id| first[id].recorded_at).collect();
+    sqlx::query(
+        "DELETE FROM fact_versions v USING unnest($1::uuid[], $2::timestamptz[]) AS u(f, r) \
+         WHERE v.fact_id = u.f AND v.to_position IS NULL AND v.recorded_from = u.r",
+    )
+    .bind(&f)
+    .bind(&r)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE fact_versions v SET to_position = u.p, recorded_to = u.r \
+         FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(f, p, r) \
+         WHERE v.fact_id = u.f AND v.to_position IS NULL",
+    )
+    .bind(&f)
+    .bind(&p)
+    .bind(&r)
+    .execute(&mut *conn)
+    .await?;
+
+    let n = versions.len();
+    let mut fact_id = Vec::with_capacity(n);
+    let mut from_position = Vec::with_capacity(n);
+    let mut to_position: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut recorded_from = Vec::with_capacity(n);
+    let mut recorded_to: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut doc = Vec::with_capacity(n);
+    for (i, v) in versions.iter().enumerate() {
+        let next = versions[i + 1..].iter().find(|w| w.fact_id == v.fact_id);
+        fact_id.push(v.fact_id);
+        from_position.push(v.position);
+        to_position.push(next.map(|w| w.position));
+        recorded_from.push(v.recorded_at);
+        recorded_to.push(next.map(|w| w.recorded_at));
+        doc.push(encode(&v.doc)?);
+    }
+    sqlx::query(
+        "INSERT INTO fact_versions (fact_id, from_position, to_position, recorded_from, recorded_to, doc) \
+         SELECT f, fp, tp, rf, rt, d::jsonb \
+         FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::text[]) \
+              AS u(f, fp, tp, rf, rt, d)",
+    )
+    .bind(&fact_id)
+    .bind(&from_position)
+    .bind(&to_position)
+    .bind(&recorded_from)
+    .bind(&recorded_to)
+    .bind(&doc)
+    .execute(&mut *conn)
+    .await?;
+
+    // The current document of each fact is its last version.
+    let mut last: HashMap<Uuid, &Version> = HashMap::new();
+    for v in versions {
+        last.insert(v.fact_id, v);
+    }
+    let mut f = Vec::with_capacity(last.len());
+    let mut sk = Vec::with_capacity(last.len());
+    let mut pk = Vec::with_capacity(last.len());
+    let mut st = Vec::with_capacity(last.len());
+    let mut d = Vec::with_capacity(last.len());
+    let mut p = Vec::with_capacity(last.len());
+    for v in last.values() {
+        f.push(v.fact_id);
+        sk.push(normalize_key(&v.doc.subject));
+        pk.push(normalize_key(&v.doc.property));
+        st.push(v.doc.status.as_str());
+        d.push(encode(&v.doc)?);
+        p.push(v.position);
+    }
+    sqlx::query(
+        "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \
+         SELECT f, sk, pk, st, d::jsonb, p \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+              AS u(f, sk, pk, st, d, p) \
+         ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, \
+             position = EXCLUDED.position",
+    )
+    .bind(&f)
+    .bind(&sk)
+    .bind(&pk)
+    .bind(&st)
+    .bind(&d)
+    .bind(&p)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn write_history(
+    conn: &mut PgConnection,
+    history: &[(Uuid, i64, Uuid)],
+) -> Result<(), ProjectionError> {
+    let f: Vec<Uuid> = history.iter().map(|h| h.0).collect();
+    let p: Vec<i64> = history.iter().map(|h| h.1).collect();
+    let c: Vec<Uuid> = history.iter().map(|h| h.2).collect();
+    sqlx::query(
+        "INSERT INTO fact_events (fact_id, position, claim_id) \
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[])",
+    )
+    .bind(&f)
+    .bind(&p)
+    .bind(&c)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Projections: the read models built from the log. The runner feeds each
+//! projection batches of events in position order; each projection applies a
+//! batch inside the transaction that also moves its checkpoint.
+
+mod checkpoint;
+mod claims;
+mod facts;
+pub mod read;
+mod rebuild;
+mod runner;
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
+use crate::store::{RecordedEvent, StoreError};
+
+pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
+pub use rebuild::{RebuildReport, rebuild};
+pub use runner::{Runner, spawn_all};
+
+/// The projections there are, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    /// Current state of every claim (lists, a story's claims).
+    Claims,
+    /// Facts along valid time, their system-time versions and their history.
+    Facts,
+}
+
+pub const ALL: [Projection; 2] = [Projection::Claims, Projection::Facts];
+
+impl Projection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Projection::Claims => "claims",
+            Projection::Facts => "facts",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Projection> {
+        ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The tables the projection owns (rebuilt and swapped together).
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Projection::Claims => &["claims_view"],
+            Projection::Facts => &["fact_claims", "facts_view", "fact_versions", "fact_events"],
+        }
+    }
+
+    /// Applies a batch; tables are named unqualified so a rebuild can point
+    /// `search_path` at its shadow copies.
+    pub(crate) async fn apply(
+        self,
+        conn: &mut sqlx::PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Projection::Claims => claims::apply(conn, events).await,
+            Projection::Facts => facts::apply(conn, events).await,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    /// The event cannot be applied; the projection stops here rather than skip it.
+    #[error("event at position {position} cannot be applied: {reason}")]
+    Unappliable { position: i64, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ProjectionError {
+    fn from(e: sqlx::Error) -> Self {
+        ProjectionError::Store(e.into())
+    }
+}
+
+/// The claim a log event belongs to, if it is a claim event.
+pub(crate) fn claim_id_of(e: &RecordedEvent) -> Option<Uuid> {
+    e.stream.strip_prefix("claim-")?.parse().ok()
+}
+
+/// Folds a batch's claim events into `states` (loaded beforehand); returns
+/// the ids touched, in first-touched order.
+pub(crate) fn fold_claims(
+    events: &[RecordedEvent],
+    states: &mut HashMap<Uuid, Claim>,
+    mut each: impl FnMut(&RecordedEvent, Uuid, &Claim),
+) -> Result<Vec<Uuid>, ProjectionError> {
+    let mut touched = Vec::new();
+    for e in events {
+        let Some(id) = claim_id_of(e) else { continue };
+        let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
+            ProjectionError::Unappliable {
+                position: e.position,
+                reason,
+            }
+        })?;
+        let rec = Recorded {
+            actor: e.actor.clone(),
+            at: e.recorded_at,
+        };
+        let next = claim::evolve(states.remove(&id), &event, &rec).ok_or_else(|| {
+            ProjectionError::Unappliable {
+                position: e.position,
+                reason: format!("{} before the claim was asserted", e.event_type),
+            }
+        })?;
+        each(e, id, &next);
+        states.insert(id, next);
+        if !touched.contains(&id) {
+            touched.push(id);
+        }
+    }
+    Ok(touched)
+}
+
+pub(crate) fn decode_state(id: Uuid, state: serde_json::Value) -> Result<Claim, ProjectionError> {
+    serde_json::from_value(state).map_err(|e| ProjectionError::Unappliable {
+        position: 0,
+        reason: format!("stored state of claim {id} is unreadable: {e}"),
+    })
+}
+
+pub(crate) fn encode(v: &impl serde::Serialize) -> Result<String, ProjectionError> {
+    serde_json::to_string(v).map_err(|e| ProjectionError::Unappliable {
+        position: 0,
+        reason: format!("cannot encode projection row: {e}"),
+    })
+}

@@ -1,0 +1,158 @@
+//! The projection runner: applies the log to one projection, batch by batch,
+//! wherever it runs (in `serve` or in any number of `factlog worker`s).
+//!
+//! Ownership is per batch: a batch transaction first takes the projection's
+//! advisory transaction lock (`pg_try_advisory_xact_lock`); whoever holds it
+//! is the owner for that batch, and it is released when the batch commits or
+//! its connection dies. So a dead owner is replaced at the next wake-up, an
+//! owner that lost its connection cannot commit anything, and `rebuild` can
+//! take the same lock to swap tables in without racing a live worker. The
+//! checkpoint is advanced compare-and-set inside the same transaction, so an
+//! event's effect lands exactly once.
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use super::checkpoint;
+use super::{Projection, ProjectionError};
+use crate::store::{EventStore, StoreError, read_all_in};
+
+/// Events per batch transaction.
+const BATCH: i64 = 500;
+/// How long an idle or non-owning worker waits before looking again, when
+/// no notification wakes it first.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// The advisory lock key of a projection (shared by runner and rebuild).
+pub(crate) fn lock_key(p: Projection) -> i64 {
+    // A fixed, readable namespace in the high bits; the projection in the low.
+    let ns: i64 = 0x0FAC_7106 << 16;
+    ns | match p {
+        Projection::Claims => 1,
+        Projection::Facts => 2,
+    }
+}
+
+enum Step {
+    Applied,
+    Idle,
+    NotOwner,
+}
+
+pub struct Runner {
+    pool: PgPool,
+    store: EventStore,
+    projection: Projection,
+}
+
+impl Runner {
+    pub fn new(pool: PgPool, store: EventStore, projection: Projection) -> Self {
+        Runner {
+            pool,
+            store,
+            projection,
+        }
+    }
+
+    async fn step(&self) -> Result<Step, ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let owner: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(lock_key(self.projection))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !owner {
+            return Ok(Step::NotOwner);
+        }
+        let from = checkpoint::read(&mut tx, name).await?;
+        let events = read_all_in(&mut tx, from, BATCH).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(Step::Idle);
+        };
+        self.projection.apply(&mut tx, &events).await?;
+        if !checkpoint::advance(&mut tx, name, from, last).await? {
+            // Someone else moved the checkpoint: drop this batch entirely.
+            return Ok(Step::NotOwner);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        metrics::counter!("factlog_projection_events_applied_total", "projection" => name)
+            .increment(events.len() as u64);
+        Ok(Step::Applied)
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let name = self.projection.name();
+        let mut head = self.store.head_watch();
+        let mut attempt = 0u32;
+        tracing::info!(projection = name, "projection worker started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            metrics::gauge!("factlog_projection_heartbeat_seconds", "projection" => name)
+                .set(chrono::Utc::now().timestamp() as f64);
+            head.borrow_and_update();
+            let wait = match self.step().await {
+                Ok(Step::Applied) => {
+                    attempt = 0;
+                    continue;
+                }
+                Ok(Step::Idle) | Ok(Step::NotOwner) => {
+                    attempt = 0;
+                    IDLE
+                }
+                Err(ProjectionError::Store(e)) if e.is_unavailable() => {
+                    tracing::warn!(projection = name, error = %e, "database unavailable; retrying");
+                    attempt = attempt.saturating_add(1);
+                    crate::store::backoff_delay(attempt)
+                }
+                Err(e) => {
+                    // Stop here, loudly; never skip the event.
+                    let position = match &e {
+                        ProjectionError::Unappliable { position, .. } => *position,
+                        _ => 0,
+                    };
+                    tracing::error!(projection = name, position, error = %e, "projection stopped");
+                    metrics::counter!("factlog_projection_failures_total", "projection" => name)
+                        .increment(1);
+                    if let Err(e2) =
+                        checkpoint::record_failure(&self.pool, name, position, &e.to_string()).await
+                    {
+                        tracing::warn!(error = %e2, "could not record the projection failure");
+                    }
+                    attempt = attempt.saturating_add(1);
+                    crate::store::backoff_delay(attempt + 4).max(Duration::from_secs(5))
+                }
+            };
+            let started = Instant::now();
+            tokio::select! {
+                _ = head.changed() => {},
+                _ = tokio::time::sleep(wait) => {},
+                _ = stop.changed() => {},
+            }
+            // A lost race for the lock must not turn into a spin.
+            if started.elapsed() < Duration::from_millis(5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        tracing::info!(projection = name, "projection worker stopped");
+    }
+}
+
+/// Starts a runner for every projection; returns their handles.
+pub fn spawn_all(
+    pool: &PgPool,
+    store: &EventStore,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    super::ALL
+        .into_iter()
+        .map(|p| {
+            let runner = Runner::new(pool.clone(), store.clone(), p);
+            tokio::spawn(runner.run(stop.clone()))
+        })
+        .collect()
+}

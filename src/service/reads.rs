@@ -1,0 +1,207 @@
+//! The read side: what clients and auditors query, and the `wait_for`
+//! read-your-writes rule.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{ServiceError, Services};
+use crate::domain::fact::Fact;
+use crate::domain::valid_time::ValidTime;
+use crate::projections::read::{self as pread, ClaimFilter, FactFilter};
+use crate::projections::{self, Projection};
+use crate::store::{self, AuditFilter, RecordedEvent, VerifyReport};
+
+/// How long a read waits for `wait_for` before answering 503.
+pub const WAIT_FOR_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a read is served from, for `wait_for`.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// The log itself (a claim, a story's own fields, events, audit, integrity).
+    Log,
+    /// One or more projections.
+    Projections(&'static [Projection]),
+}
+
+pub const CLAIMS: Source = Source::Projections(&[Projection::Claims]);
+pub const FACTS: Source = Source::Projections(&[Projection::Facts]);
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+fn page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    // One extra row was fetched to learn whether another page exists.
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(key) } else { None };
+    Page { items: rows, next }
+}
+
+impl Services {
+    /// Answers once `source` has caught up with `position`, or
+    /// [`ServiceError::NotCaughtUp`] after [`WAIT_FOR_LIMIT`].
+    pub async fn wait_for(&self, source: Source, position: i64) -> Result<(), ServiceError> {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_LIMIT;
+        let mut head = self.store.head_watch();
+        let mut checkpoints = self.store.checkpoint_watch();
+        loop {
+            head.borrow_and_update();
+            checkpoints.borrow_and_update();
+            let reached = match source {
+                Source::Log => self.store.head().await?.position,
+                Source::Projections(list) => {
+                    let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
+                    projections::lowest_checkpoint(self.store.pool(), &names).await?
+                }
+            };
+            if reached >= position {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ServiceError::NotCaughtUp { position });
+            }
+            // Woken by a commit or a checkpoint anywhere; the short timeout
+            // only bounds the cost of a lost notification.
+            let nap = (deadline - now).min(Duration::from_millis(250));
+            tokio::select! {
+                _ = head.changed() => {},
+                _ = checkpoints.changed() => {},
+                _ = tokio::time::sleep(nap) => {},
+            }
+        }
+    }
+
+    pub async fn list_claims(
+        &self,
+        filter: &ClaimFilter,
+        cursor: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<Value>, ServiceError> {
+        let rows = pread::claims(self.store.pool(), filter, cursor, limit + 1).await?;
+        let p = page(rows, limit, |(id, _)| id.to_string());
+        Ok(Page {
+            items: p.items.into_iter().map(|(_, v)| v).collect(),
+            next: p.next,
+        })
+    }
+
+    pub async fn list_facts(
+        &self,
+        filter: &FactFilter,
+        cursor: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<Value>, ServiceError> {
+        let rows = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
+        let p = page(rows, limit, |(id, _)| id.to_string());
+        Ok(Page {
+            items: p.items.into_iter().map(|(_, v)| v).collect(),
+            next: p.next,
+        })
+    }
+
+    /// A fact now or `as_of` a record time, its headline taken at or before
+    /// `valid_at` when given.
+    pub async fn fact(
+        &self,
+        id: Uuid,
+        as_of: Option<DateTime<Utc>>,
+        valid_at: Option<ValidTime>,
+    ) -> Result<Option<Value>, ServiceError> {
+        let Some(doc) = pread::fact(self.store.pool(), id, as_of).await? else {
+            return Ok(None);
+        };
+        let Some(at) = valid_at else {
+            return Ok(Some(doc));
+        };
+        let mut fact: Fact =
+            serde_json::from_value(doc).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        fact.settle(Some(&at));
+        Ok(Some(
+            serde_json::to_value(&fact).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
+        ))
+    }
+
+    pub async fn fact_history(
+        &self,
+        id: Uuid,
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> Result<Option<Page<Value>>, ServiceError> {
+        if !pread::fact_exists(self.store.pool(), id).await? {
+            return Ok(None);
+        }
+        let rows =
+            pread::fact_history(self.store.pool(), id, cursor.unwrap_or(0), limit + 1).await?;
+        let p = page(rows, limit, |r| r.0.to_string());
+        Ok(Some(Page {
+            items: p
+                .items
+                .into_iter()
+                .map(
+                    |(position, recorded_at, actor, event_type, claim_id, data)| {
+                        json!({"position": position, "recorded_at": recorded_at, "actor": actor,
+                           "type": event_type, "claim_id": claim_id, "data": data})
+                    },
+                )
+                .collect(),
+            next: p.next,
+        }))
+    }
+
+    pub async fn audit(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> Result<Page<Value>, ServiceError> {
+        let rows = store::audit(self.store.pool(), filter, cursor.unwrap_or(0), limit + 1).await?;
+        let p = page(rows, limit, |e| e.position.to_string());
+        Ok(Page {
+            items: p.items.iter().map(event_json).collect(),
+            next: p.next,
+        })
+    }
+
+    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<Value>, ServiceError> {
+        Ok(self
+            .store
+            .read_all(after, limit)
+            .await?
+            .iter()
+            .map(event_json)
+            .collect())
+    }
+
+    pub async fn integrity(&self) -> Result<VerifyReport, ServiceError> {
+        Ok(store::verify_chain(self.store.pool(), 0, |_| {}).await?)
+    }
+
+    /// The views of a story's claims (from the claims projection).
+    pub async fn story_claims(&self, story_id: Uuid) -> Result<Vec<Value>, ServiceError> {
+        Ok(pread::claims_of_story(self.store.pool(), story_id).await?)
+    }
+}
+
+/// An event as `/v1/events`, the audit trail and the SSE stream show it.
+pub fn event_json(e: &RecordedEvent) -> Value {
+    json!({
+        "position": e.position,
+        "stream": e.stream,
+        "version": e.version,
+        "type": e.event_type,
+        "recorded_at": e.recorded_at,
+        "actor": e.actor,
+        "data": e.data,
+        "metadata": e.metadata,
+        "event_id": e.event_id,
+        "hash": e.hash,
+    })
+}
