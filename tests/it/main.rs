@@ -9,6 +9,7 @@ mod api_docs;
 mod api_writes;
 mod cli;
 mod domain_claim;
+mod read_facts;
 mod store_append;
 mod store_idempotency;
 mod store_integrity;
