@@ -1,0 +1,272 @@
+//! Projections are always right: rebuilt equals incremental, a worker killed
+//! mid-batch neither skips nor double-applies, and two workers share the work.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use factlog::domain::claim::{Amendment, Command as ClaimCommand};
+use factlog::domain::principal::{Actor, Role};
+use factlog::domain::valid_time::ValidTime;
+use factlog::domain::value::ClaimValue;
+use factlog::projections::{self, ALL};
+use factlog::service::{NewClaim, NewStory, Rules, Services, WriteContext};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::support::TestDb;
+
+/// A small deterministic generator: reproducible runs, varied per seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn ctx(name: &str) -> WriteContext {
+    WriteContext {
+        actor: Actor { name: name.into(), role: if name == "root" { Role::Admin } else { Role::Editor } },
+        correlation_id: Uuid::new_v4(),
+        idempotency: None,
+        if_match: None,
+    }
+}
+
+/// Random newsroom work: claims on a few facts at a few valid times,
+/// confirmed, disputed, amended, corrected and retracted by several editors.
+/// Refused commands are simply skipped.
+pub async fn random_work(services: &Services, seed: u64, steps: usize) {
+    let mut rng = Rng(seed | 1);
+    let editors = ["ann", "bob", "cy", "dee", "root"];
+    let subjects = ["U.S. troops in Iraq", "Iraqi parliament", "the letter"];
+    let times = [None, Some("2020"), Some("2020-01"), Some("2020-01-05"), Some("2020-01-05T12:00:00Z")];
+    let story = services
+        .register_story(
+            Ok(NewStory {
+                title: "t".into(),
+                publisher: "p".into(),
+                published_at: "2020-01-06T10:00:00Z".parse().expect("time"),
+                url: None,
+                body: None,
+            }),
+            &ctx("ann"),
+        )
+        .await
+        .expect("story");
+    let story_id: Uuid = story.body["id"].as_str().expect("id").parse().expect("uuid");
+    let mut claims: Vec<Uuid> = Vec::new();
+    for _ in 0..steps {
+        let who = editors[rng.below(editors.len() as u64) as usize];
+        let roll = rng.below(10);
+        if claims.is_empty() || roll < 3 {
+            let amount = 5000 + 100 * rng.below(3);
+            let corrects = (!claims.is_empty() && rng.below(4) == 0)
+                .then(|| claims[rng.below(claims.len() as u64) as usize]);
+            let input = NewClaim {
+                story_id,
+                subject: subjects[rng.below(3) as usize].into(),
+                property: "count".into(),
+                value: ClaimValue::parse(&format!(r#"{{"kind":"quantity","amount":"{amount}","unit":"soldier"}}"#))
+                    .expect("value"),
+                quote: "q".into(),
+                valid_at: times[rng.below(times.len() as u64) as usize].map(|t| ValidTime::parse(t).expect("time")),
+                attributed_to: None,
+                corrects,
+            };
+            if let Ok(out) = services.assert_claim(Ok(input), &ctx(who)).await {
+                claims.push(out.body["id"].as_str().expect("id").parse().expect("uuid"));
+            }
+            continue;
+        }
+        let claim = claims[rng.below(claims.len() as u64) as usize];
+        let cmd = match roll {
+            3..=5 => ClaimCommand::Confirm { note: None },
+            6 => ClaimCommand::Dispute { reason: "doubt".into() },
+            7 => ClaimCommand::AttachEvidence { url: "https://example.org".into(), note: None },
+            8 => ClaimCommand::Amend(Box::new(Amendment {
+                attributed_to: Some(Some("an official".into())),
+                ..Amendment::default()
+            })),
+            _ => ClaimCommand::Retract { reason: "wrong".into() },
+        };
+        let _ = services.act_on_claim(claim, Ok(cmd), &ctx(who)).await;
+    }
+}
+
+const TABLES: [(&str, &str); 5] = [
+    ("claims_view", "claim_id"),
+    ("fact_claims", "claim_id"),
+    ("facts_view", "fact_id"),
+    ("fact_versions", "fact_id, from_position"),
+    ("fact_events", "fact_id, position"),
+];
+
+pub async fn dump(db: &TestDb) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for (table, key) in TABLES {
+        let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(t) FROM {table} t ORDER BY {key}"
+        )))
+        .fetch_all(&db.pool)
+        .await
+        .expect("dump");
+        out.push((table.to_owned(), rows));
+    }
+    out
+}
+
+async fn head(db: &TestDb) -> i64 {
+    factlog::store::read_head(&db.pool).await.expect("head").position
+}
+
+async fn lowest(db: &TestDb) -> i64 {
+    projections::lowest_checkpoint(&db.pool, &["claims", "facts"]).await.expect("checkpoints")
+}
+
+async fn caught_up(db: &TestDb, within: Duration) {
+    let target = head(db).await;
+    let started = Instant::now();
+    while lowest(db).await < target {
+        let failed: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT name, last_error FROM projection_checkpoints WHERE failed_position IS NOT NULL")
+                .fetch_all(&db.pool)
+                .await
+                .expect("failures");
+        assert!(failed.is_empty(), "a projection failed: {failed:?}");
+        assert!(started.elapsed() < within, "projections did not reach {target} in {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn rebuild_all(db: &TestDb) {
+    for p in ALL {
+        projections::rebuild(&db.pool, p, |_| {}).await.expect("rebuild");
+    }
+}
+
+fn assert_same(live: &[(String, Vec<Value>)], rebuilt: &[(String, Vec<Value>)]) {
+    for ((table, a), (_, b)) in live.iter().zip(rebuilt) {
+        assert_eq!(a.len(), b.len(), "{table}: row counts differ");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x, y, "{table}: rows differ");
+        }
+    }
+}
+
+fn services(db: &TestDb, store: factlog::store::EventStore) -> Services {
+    let _ = db;
+    Services::new(store, Rules { required_confirmations: 1 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilt_tables_equal_the_ones_built_live() {
+    for seed in [7u64, 1234, 99_991] {
+        let db = TestDb::new().await;
+        let store = db.store().await;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let workers = projections::spawn_all(&db.pool, &store, &rx);
+        random_work(&services(&db, store.clone()), seed, 250).await;
+        caught_up(&db, Duration::from_secs(30)).await;
+        let _ = stop.send(true);
+        for w in workers {
+            w.await.expect("worker");
+        }
+        let live = dump(&db).await;
+        assert!(!live[2].1.is_empty(), "the work made facts");
+        rebuild_all(&db).await;
+        assert_same(&live, &dump(&db).await);
+        assert_eq!(lowest(&db).await, head(&db).await);
+    }
+}
+
+fn worker(db: &TestDb) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .arg("worker")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn factlog worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_neither_skips_nor_double_applies() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    random_work(&services(&db, store), 42, 1_500).await;
+    let target = head(&db).await;
+
+    let mut w = worker(&db);
+    // Kill it as soon as it has committed something, while work remains.
+    let started = Instant::now();
+    loop {
+        let low = lowest(&db).await;
+        if low > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the worker never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    w.kill().expect("kill -9");
+    w.wait().expect("reap");
+    let at_kill = lowest(&db).await;
+    assert!(at_kill < target, "the worker finished before it could be killed ({at_kill}/{target})");
+
+    let mut w = worker(&db);
+    caught_up(&db, Duration::from_secs(60)).await;
+    w.kill().expect("stop");
+    w.wait().expect("reap");
+    let live = dump(&db).await;
+    rebuild_all(&db).await;
+    assert_same(&live, &dump(&db).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_work_without_double_applying() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut a = worker(&db);
+    let mut b = worker(&db);
+    // Writes arrive while both run.
+    random_work(&services(&db, store), 4242, 600).await;
+    caught_up(&db, Duration::from_secs(60)).await;
+    // One dies; the other carries on alone.
+    a.kill().expect("kill");
+    a.wait().expect("reap");
+    random_work(&services(&db, db.store().await), 77, 100).await;
+    caught_up(&db, Duration::from_secs(30)).await;
+    b.kill().expect("kill");
+    b.wait().expect("reap");
+    let live = dump(&db).await;
+    rebuild_all(&db).await;
+    assert_same(&live, &dump(&db).await);
+}
+
+#[tokio::test]
+async fn factlog_rebuild_swaps_in_fresh_tables() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    random_work(&services(&db, store), 5, 60).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["rebuild"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lowest(&db).await, head(&db).await);
+    let bad = Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["rebuild", "nonsense"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown projection"));
+}
