@@ -893,6 +893,7 @@ mod operations {
             (status = 200, description = "The story with a summary of its claims", body = Story, content_type = "application/json", headers(
                 ("ETag" = String, description = "The story's version, quoted"),
             )),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No story has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -949,13 +950,14 @@ mod operations {
         params(
             ("status" = Option<ClaimStatus>, Query, description = "Only claims in this state"),
             ("story_id" = Option<Uuid>, Query, description = "Only claims from this story"),
-            ("asserted_by" = Option<String>, Query, description = "Only claims asserted by this token name"),
+            ("asserted_by" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only claims asserted by this token name"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
             ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
         ),
         responses(
             (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
@@ -979,6 +981,7 @@ mod operations {
             (status = 200, description = "The claim", body = Claim, content_type = "application/json", headers(
                 ("ETag" = String, description = "The claim's version, quoted: send it as `If-Match` to make a write conditional"),
             )),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1171,8 +1174,8 @@ mod operations {
         get, path = "/v1/facts", tag = "facts",
         security(("bearer" = [])),
         params(
-            ("subject" = Option<String>, Query, description = "Only facts about this subject"),
-            ("property" = Option<String>, Query, description = "Only facts about this property"),
+            ("subject" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this subject"),
+            ("property" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this property"),
             ("status" = Option<FactStatus>, Query, description = "Only facts with this status"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -1180,6 +1183,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
@@ -1205,6 +1209,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1229,6 +1234,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of the fact's events", body = HistoryPage, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1246,7 +1252,7 @@ mod operations {
         get, path = "/v1/audit", tag = "audit",
         security(("bearer" = [])),
         params(
-            ("actor" = Option<String>, Query, description = "Only events written by this token name"),
+            ("actor" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only events written by this token name"),
             ("since" = Option<DateTime<Utc>>, Query, description = "Only events recorded at or after this time"),
             ("until" = Option<DateTime<Utc>>, Query, description = "Only events recorded before this time"),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
@@ -1255,6 +1261,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of events", body = AuditPage, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1278,6 +1285,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of events in position order", body = EventPage, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1298,10 +1306,11 @@ mod operations {
         security(("bearer" = [])),
         params(
             ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (default 0)"),
-            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position (sent by browsers on reconnect)"),
+            ("Last-Event-ID" = Option<String>, Header, pattern = r"^ *[0-9]{1,18} *$", description = "Resume after this position (sent by browsers on reconnect)"),
         ),
         responses(
             (status = 200, description = "A stream of events, live", body = String, content_type = "text/event-stream"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
@@ -1322,6 +1331,7 @@ mod operations {
         ),
         responses(
             (status = 200, description = "The result of the check", body = Integrity, content_type = "application/json"),
+            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),

@@ -32,7 +32,14 @@ impl Rng {
 
 fn ctx(name: &str) -> WriteContext {
     WriteContext {
-        actor: Actor { name: name.into(), role: if name == "root" { Role::Admin } else { Role::Editor } },
+        actor: Actor {
+            name: name.into(),
+            role: if name == "root" {
+                Role::Admin
+            } else {
+                Role::Editor
+            },
+        },
         correlation_id: Uuid::new_v4(),
         idempotency: None,
         if_match: None,
@@ -46,7 +53,13 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
     let mut rng = Rng(seed | 1);
     let editors = ["ann", "bob", "cy", "dee", "root"];
     let subjects = ["U.S. troops in Iraq", "Iraqi parliament", "the letter"];
-    let times = [None, Some("2020"), Some("2020-01"), Some("2020-01-05"), Some("2020-01-05T12:00:00Z")];
+    let times = [
+        None,
+        Some("2020"),
+        Some("2020-01"),
+        Some("2020-01-05"),
+        Some("2020-01-05T12:00:00Z"),
+    ];
     let story = services
         .register_story(
             Ok(NewStory {
@@ -60,7 +73,11 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
         )
         .await
         .expect("story");
-    let story_id: Uuid = story.body["id"].as_str().expect("id").parse().expect("uuid");
+    let story_id: Uuid = story.body["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
     let mut claims: Vec<Uuid> = Vec::new();
     for _ in 0..steps {
         let who = editors[rng.below(editors.len() as u64) as usize];
@@ -73,10 +90,13 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
                 story_id,
                 subject: subjects[rng.below(3) as usize].into(),
                 property: "count".into(),
-                value: ClaimValue::parse(&format!(r#"{{"kind":"quantity","amount":"{amount}","unit":"soldier"}}"#))
-                    .expect("value"),
+                value: ClaimValue::parse(&format!(
+                    r#"{{"kind":"quantity","amount":"{amount}","unit":"soldier"}}"#
+                ))
+                .expect("value"),
                 quote: "q".into(),
-                valid_at: times[rng.below(times.len() as u64) as usize].map(|t| ValidTime::parse(t).expect("time")),
+                valid_at: times[rng.below(times.len() as u64) as usize]
+                    .map(|t| ValidTime::parse(t).expect("time")),
                 attributed_to: None,
                 corrects,
             };
@@ -88,13 +108,20 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
         let claim = claims[rng.below(claims.len() as u64) as usize];
         let cmd = match roll {
             3..=5 => ClaimCommand::Confirm { note: None },
-            6 => ClaimCommand::Dispute { reason: "doubt".into() },
-            7 => ClaimCommand::AttachEvidence { url: "https://example.org".into(), note: None },
+            6 => ClaimCommand::Dispute {
+                reason: "doubt".into(),
+            },
+            7 => ClaimCommand::AttachEvidence {
+                url: "https://example.org".into(),
+                note: None,
+            },
             8 => ClaimCommand::Amend(Box::new(Amendment {
                 attributed_to: Some(Some("an official".into())),
                 ..Amendment::default()
             })),
-            _ => ClaimCommand::Retract { reason: "wrong".into() },
+            _ => ClaimCommand::Retract {
+                reason: "wrong".into(),
+            },
         };
         let _ = services.act_on_claim(claim, Ok(cmd), &ctx(who)).await;
     }
@@ -123,31 +150,42 @@ pub async fn dump(db: &TestDb) -> Vec<(String, Vec<Value>)> {
 }
 
 async fn head(db: &TestDb) -> i64 {
-    factlog::store::read_head(&db.pool).await.expect("head").position
+    factlog::store::read_head(&db.pool)
+        .await
+        .expect("head")
+        .position
 }
 
 async fn lowest(db: &TestDb) -> i64 {
-    projections::lowest_checkpoint(&db.pool, &["claims", "facts"]).await.expect("checkpoints")
+    projections::lowest_checkpoint(&db.pool, &["claims", "facts"])
+        .await
+        .expect("checkpoints")
 }
 
 async fn caught_up(db: &TestDb, within: Duration) {
     let target = head(db).await;
     let started = Instant::now();
     while lowest(db).await < target {
-        let failed: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT name, last_error FROM projection_checkpoints WHERE failed_position IS NOT NULL")
-                .fetch_all(&db.pool)
-                .await
-                .expect("failures");
+        let failed: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT name, last_error FROM projection_checkpoints WHERE failed_position IS NOT NULL",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("failures");
         assert!(failed.is_empty(), "a projection failed: {failed:?}");
-        assert!(started.elapsed() < within, "projections did not reach {target} in {within:?}");
+        assert!(
+            started.elapsed() < within,
+            "projections did not reach {target} in {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 async fn rebuild_all(db: &TestDb) {
     for p in ALL {
-        projections::rebuild(&db.pool, p, |_| {}).await.expect("rebuild");
+        projections::rebuild(&db.pool, p, |_| {})
+            .await
+            .expect("rebuild");
     }
 }
 
@@ -162,7 +200,12 @@ fn assert_same(live: &[(String, Vec<Value>)], rebuilt: &[(String, Vec<Value>)]) 
 
 fn services(db: &TestDb, store: factlog::store::EventStore) -> Services {
     let _ = db;
-    Services::new(store, Rules { required_confirmations: 1 })
+    Services::new(
+        store,
+        Rules {
+            required_confirmations: 1,
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,13 +255,19 @@ async fn a_worker_killed_mid_batch_neither_skips_nor_double_applies() {
         if low > 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the worker never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the worker never started"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     w.kill().expect("kill -9");
     w.wait().expect("reap");
     let at_kill = lowest(&db).await;
-    assert!(at_kill < target, "the worker finished before it could be killed ({at_kill}/{target})");
+    assert!(
+        at_kill < target,
+        "the worker finished before it could be killed ({at_kill}/{target})"
+    );
 
     let mut w = worker(&db);
     caught_up(&db, Duration::from_secs(60)).await;
@@ -260,7 +309,11 @@ async fn factlog_rebuild_swaps_in_fresh_tables() {
         .env("DATABASE_URL", &db.url)
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(lowest(&db).await, head(&db).await);
     let bad = Command::new(env!("CARGO_BIN_EXE_factlog"))
         .args(["rebuild", "nonsense"])

@@ -1,0 +1,245 @@
+//! What auditors use: the audit trail by actor and time (paged), raw events,
+//! the live SSE feed with resumption, and the integrity check.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, send};
+
+async fn setup() -> (TestApp, String, String, String) {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let bob = app.token("bob", "editor").await;
+    let auditor = app.token("audrey", "auditor").await;
+    (app, ann, bob, auditor)
+}
+
+async fn story(app: &TestApp, token: &str, i: usize) -> i64 {
+    let (s, _, b) = app
+        .post_json(
+            "/v1/stories",
+            token,
+            &json!({"title": format!("t{i}"), "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    b["position"].as_i64().expect("position")
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_add_up_to_the_whole() {
+    let (app, ann, bob, auditor) = setup().await;
+    let mut mid = None;
+    for i in 0..9 {
+        story(&app, if i % 3 == 0 { &bob } else { &ann }, i).await;
+        if i == 4 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            mid = Some(chrono::Utc::now());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let (s, _, whole) = app
+        .get_json("/v1/audit?actor=ann&limit=1000", &auditor)
+        .await;
+    assert_eq!(s, 200);
+    let whole = whole["items"].as_array().expect("items").clone();
+    assert_eq!(whole.len(), 6);
+    assert!(
+        whole
+            .iter()
+            .all(|e| e["actor"] == "ann" && e["hash"].as_str().map(str::len) == Some(64))
+    );
+    assert!(
+        whole
+            .windows(2)
+            .all(|w| w[0]["position"].as_i64() < w[1]["position"].as_i64()),
+        "oldest first"
+    );
+
+    let mut paged: Vec<Value> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, _, page) = app
+            .get_json(&format!("/v1/audit?actor=ann&limit=4{cursor}"), &auditor)
+            .await;
+        paged.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, whole);
+
+    let since = mid
+        .expect("mid")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .replace('+', "%2B");
+    let (_, _, later) = app
+        .get_json(&format!("/v1/audit?since={since}"), &auditor)
+        .await;
+    let (_, _, earlier) = app
+        .get_json(&format!("/v1/audit?until={since}"), &auditor)
+        .await;
+    let (_, _, all) = app.get_json("/v1/audit?limit=1000", &auditor).await;
+    let count = |v: &Value| v["items"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(
+        count(&later) + count(&earlier),
+        count(&all),
+        "since and until split the trail"
+    );
+    assert_eq!(count(&later), 4);
+    // Editors and readers may not audit.
+    assert_eq!(app.get_json("/v1/audit", &ann).await.0, 403);
+    assert_eq!(
+        app.get_json("/v1/audit?since=yesterday", &auditor).await.0,
+        422
+    );
+}
+
+#[tokio::test]
+async fn events_page_by_position() {
+    let (app, ann, _, auditor) = setup().await;
+    for i in 0..3 {
+        story(&app, &ann, i).await;
+    }
+    let (s, _, page) = app.get_json("/v1/events?after=2&limit=2", &auditor).await;
+    assert_eq!(s, 200);
+    let positions: Vec<i64> = page["events"]
+        .as_array()
+        .expect("e")
+        .iter()
+        .filter_map(|e| e["position"].as_i64())
+        .collect();
+    assert_eq!(positions, [3, 4]);
+    assert_eq!(page["next_after"], 4);
+    let e = &page["events"][0];
+    for k in [
+        "stream",
+        "version",
+        "type",
+        "recorded_at",
+        "actor",
+        "data",
+        "hash",
+    ] {
+        assert!(e.get(k).is_some(), "{k} missing: {e}");
+    }
+    let (_, _, empty) = app.get_json("/v1/events?after=100", &auditor).await;
+    assert_eq!(
+        (empty["events"].clone(), empty["next_after"].clone()),
+        (json!([]), json!(100))
+    );
+}
+
+/// Reads Server-Sent Events off a real socket until `n` have arrived.
+async fn read_events(res: reqwest::Response, n: usize) -> Vec<(i64, Value)> {
+    let mut stream = res.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("chunk");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .map(|s| s.trim().parse::<i64>().expect("id"));
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(|s| serde_json::from_str::<Value>(s.trim()).expect("json"));
+            if let (Some(id), Some(data)) = (id, data) {
+                out.push((id, data));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_event_stream_is_live_and_resumes_from_last_event_id() {
+    let (app, ann, _, auditor) = setup().await;
+    story(&app, &ann, 0).await; // position 4 (three tokens first)
+    let res = app
+        .get("/v1/events/stream?after=3", &auditor)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let reader = tokio::spawn(read_events(res, 2));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let live = story(&app, &ann, 1).await;
+    let got = reader.await.expect("reader");
+    assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), vec![4, live]);
+    assert_eq!(got[1].1["type"], "StoryRegistered");
+    assert_eq!(got[1].1["position"], live);
+
+    // Reconnect with Last-Event-ID: exactly what came after it.
+    story(&app, &ann, 2).await;
+    let res = app
+        .get("/v1/events/stream?after=0", &auditor)
+        .header("Last-Event-ID", live.to_string())
+        .send()
+        .await
+        .expect("stream");
+    let got = read_events(res, 1).await;
+    assert_eq!(got[0].0, live + 1);
+    // Not for editors.
+    assert_eq!(send(app.get("/v1/events/stream", &ann)).await.0, 403);
+}
+
+#[tokio::test]
+async fn integrity_is_ok_then_names_the_tampered_position() {
+    let (app, ann, _, auditor) = setup().await;
+    for i in 0..4 {
+        story(&app, &ann, i).await;
+    }
+    let (s, _, r) = app.get_json("/v1/integrity", &auditor).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["checked"], 7);
+    assert_eq!(r["first_bad_position"], Value::Null);
+    assert_eq!(r["head"]["position"], 7);
+    let head_hash = r["head"]["hash"].clone();
+
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    use sqlx::Connection;
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
+        .execute(&mut conn)
+        .await
+        .expect("disable");
+    sqlx::query(
+        "UPDATE events SET data = jsonb_set(data, '{title}', '\"rewritten\"') WHERE position = 5",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("tamper");
+    let (_, _, r) = app.get_json("/v1/integrity", &auditor).await;
+    assert_eq!(
+        (
+            r["ok"].clone(),
+            r["first_bad_position"].clone(),
+            r["checked"].clone()
+        ),
+        (json!(false), json!(5), json!(4))
+    );
+    assert_ne!(
+        r["head"]["hash"], head_hash,
+        "the head an auditor kept no longer matches"
+    );
+}
