@@ -462,6 +462,7 @@ pub struct Receipt {
     #[schema(minimum = 1)]
     pub version: u64,
     /// Chain hash (hex SHA-256) of the write's last event: the client's receipt.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 
@@ -610,7 +611,12 @@ pub struct Event {
     pub actor: String,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Who asked and why: `correlation_id`, `idempotency_key`, ... as recorded.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub event_id: Uuid,
     /// Hex SHA-256 chaining this event to the one before it.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 

@@ -27,9 +27,28 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "migrations are not applied yet".into(),
         ));
     }
-    Ok(Json(
-        json!({"status": "ready", "head": state.services.store().known_head()}),
-    ))
+    let head = state.services.store().known_head();
+    // A stuck projection does not stop this process serving writes and the
+    // log, so it stays ready, but says so loudly.
+    let mut projections = serde_json::Map::new();
+    let mut degraded = false;
+    for c in crate::projections::checkpoints(state.services.store().pool()).await? {
+        degraded |= c.failed_position.is_some();
+        projections.insert(
+            c.name.clone(),
+            json!({
+                "position": c.position,
+                "lag_events": (head - c.position).max(0),
+                "failed_position": c.failed_position,
+                "error": c.last_error,
+            }),
+        );
+    }
+    Ok(Json(json!({
+        "status": if degraded { "degraded" } else { "ready" },
+        "head": head,
+        "projections": projections,
+    })))
 }
 
 pub async fn not_found() -> Response {

@@ -243,3 +243,41 @@ async fn integrity_is_ok_then_names_the_tampered_position() {
         "the head an auditor kept no longer matches"
     );
 }
+
+#[tokio::test]
+async fn metrics_and_readiness_report_the_projections() {
+    let (app, ann, _, _) = setup().await;
+    let p = story(&app, &ann, 0).await;
+    let (_, _, _) = app
+        .get_json(&format!("/v1/claims?wait_for={p}"), &ann)
+        .await;
+    let res = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.expect("text");
+    for needle in [
+        "factlog_projection_checkpoint{projection=\"claims\"}",
+        "factlog_projection_lag_events{projection=\"facts\"}",
+        "factlog_projection_lag_seconds",
+        "factlog_http_requests_total",
+        "factlog_http_request_duration_seconds",
+        "factlog_events_appended_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let (s, _, ready) = crate::support::send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["projections"]["claims"]["position"], json!(p));
+    assert_eq!(ready["projections"]["claims"]["lag_events"], 0);
+}
