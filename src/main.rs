@@ -47,6 +47,16 @@ enum Command {
     },
     /// Recompute the hash chain; exit 0 when intact, 1 naming the first bad position.
     Verify,
+    /// Fill the log with generated newsroom work (benchmarks, load tests).
+    #[command(hide = true)]
+    Generate {
+        /// How many events (at least).
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Seed for the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The private cluster used when DATABASE_URL is unset.
     Db {
         #[command(subcommand)]
@@ -134,6 +144,10 @@ fn main() -> ExitCode {
                 command: TokenCommand::Revoke { name },
             } => {
                 commands::token_revoke(&settings, &name).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Generate { events, seed } => {
+                commands::generate(&settings, events, seed).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Worker => {

@@ -1,11 +1,13 @@
 //! What each subcommand does. `main.rs` parses the command line and calls one of these.
 
+mod generate;
 mod projections;
 mod serve;
 mod verify;
 
 use anyhow::Context;
 
+pub use generate::{fill as fill_log, generate};
 pub use projections::{rebuild, worker};
 pub use serve::serve;
 pub use verify::verify;

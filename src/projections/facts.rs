@@ -71,20 +71,23 @@ pub(super) async fn apply(
     let mut touched_claims: Vec<Uuid> = Vec::new();
     let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
     let mut versions: Vec<Version> = Vec::new();
-    let mut dirty: Vec<Uuid> = Vec::new();
-    let mut group: Option<(DateTime<Utc>, i64)> = None;
+    // Facts changed in the current transaction, each with the position of
+    // its own last event there (so a version does not depend on where batch
+    // boundaries fall).
+    let mut dirty: Vec<(Uuid, i64)> = Vec::new();
+    let mut group: Option<DateTime<Utc>> = None;
 
     // One version per fact per transaction (events of one append share a
     // record time): a reader as of any instant sees whole writes only.
-    let flush = |dirty: &mut Vec<Uuid>,
-                 group: Option<(DateTime<Utc>, i64)>,
+    let flush = |dirty: &mut Vec<(Uuid, i64)>,
+                 group: Option<DateTime<Utc>>,
                  states: &HashMap<Uuid, Claim>,
                  members: &HashMap<Uuid, Vec<Uuid>>,
                  versions: &mut Vec<Version>| {
-        let Some((recorded_at, position)) = group else {
+        let Some(recorded_at) = group else {
             return;
         };
-        for fact_id in dirty.drain(..) {
+        for (fact_id, position) in dirty.drain(..) {
             let claims: Vec<Claim> = members
                 .get(&fact_id)
                 .into_iter()
@@ -104,10 +107,10 @@ pub(super) async fn apply(
 
     for e in events {
         let Some(id) = claim_id_of(e) else { continue };
-        if group.is_some_and(|(t, _)| t != e.recorded_at) {
+        if group.is_some_and(|t| t != e.recorded_at) {
             flush(&mut dirty, group, &states, &members, &mut versions);
         }
-        group = Some((e.recorded_at, e.position));
+        group = Some(e.recorded_at);
         let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
             ProjectionError::Unappliable {
                 position: e.position,
@@ -133,8 +136,9 @@ pub(super) async fn apply(
         if !touched_claims.contains(&id) {
             touched_claims.push(id);
         }
-        if !dirty.contains(&fact_id) {
-            dirty.push(fact_id);
+        match dirty.iter_mut().find(|(f, _)| *f == fact_id) {
+            Some(d) => d.1 = e.position,
+            None => dirty.push((fact_id, e.position)),
         }
         history.push((fact_id, e.position, id));
     }
@@ -182,7 +186,8 @@ async fn write_versions(
     }
     // Close each fact's open version at its first new one. An open version
     // with the same record time is the same transaction seen through an
-    // earlier batch: the new one replaces it rather than follow it.
+    // earlier batch: the new one replaces it rather than follow it, and the
+    // version that replaced one now ends where the new one begins.
     let mut first: HashMap<Uuid, &Version> = HashMap::new();
     for v in versions {
         first.entry(v.fact_id).or_insert(v);
@@ -201,7 +206,7 @@ async fn write_versions(
     sqlx::query(
         "UPDATE fact_versions v SET to_position = u.p, recorded_to = u.r \
          FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(f, p, r) \
-         WHERE v.fact_id = u.f AND v.to_position IS NULL",
+         WHERE v.fact_id = u.f AND (v.to_position IS NULL OR v.recorded_to = u.r)",
     )
     .bind(&f)
     .bind(&p)
