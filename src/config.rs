@@ -73,6 +73,24 @@ pub struct Settings {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Requests per second each token may make (a token bucket; 0 turns it off).
+    #[arg(
+        long,
+        env = "FACTLOG_RATE_LIMIT",
+        default_value_t = 100.0,
+        global = true
+    )]
+    pub rate_limit: f64,
+
+    /// Requests a token may make in a burst above its rate.
+    #[arg(
+        long,
+        env = "FACTLOG_RATE_BURST",
+        default_value_t = 200.0,
+        global = true
+    )]
+    pub rate_burst: f64,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

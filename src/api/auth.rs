@@ -43,6 +43,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         .await?
         .ok_or(ApiError::Unauthenticated("the token is unknown or revoked"))?;
     tracing::Span::current().record("actor", actor.name.as_str());
+    state
+        .rate
+        .check(&actor.name)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after: wait.as_secs().max(1),
+        })?;
     Ok(actor)
 }
 

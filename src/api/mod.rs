@@ -11,6 +11,7 @@ mod metrics;
 mod middleware;
 pub mod openapi;
 mod params;
+pub mod ratelimit;
 mod reads;
 mod service;
 mod stories;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub services: Services,
     pub tokens: Arc<TokenCache>,
     pub limits: Limits,
+    pub rate: Arc<ratelimit::RateLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {

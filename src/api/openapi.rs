@@ -1340,6 +1340,7 @@ mod operations {
             (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]

@@ -4,6 +4,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{open_database, open_store};
+use std::sync::Arc;
+
+use crate::api::ratelimit::RateLimiter;
 use crate::api::{self, AppState, Limits};
 use crate::auth::TokenCache;
 use crate::config::Settings;
@@ -58,6 +61,7 @@ pub async fn serve(
             request_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
             cors_origins: settings.cors_origins.clone(),
         },
+        rate: Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst)),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -226,3 +226,32 @@ async fn token_commands_print_the_token_and_record_events() {
     );
     assert_eq!(events[1].0, "TokenRevoked");
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
+    let app = TestApp::start_with(crate::support::AppOptions {
+        rate: (1.0, 3.0),
+        ..Default::default()
+    })
+    .await;
+    let busy = app.token("busy", "reader").await;
+    let calm = app.token("calm", "reader").await;
+    let path = "/v1/claims/00000000-0000-0000-0000-000000000000";
+    for _ in 0..3 {
+        assert_eq!(app.get_json(path, &busy).await.0, 404);
+    }
+    let (s, h, b) = app.get_json(path, &busy).await;
+    assert_eq!(s, 429, "{b}");
+    assert_eq!(
+        h.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(b["type"], "/problems/rate-limited");
+    assert_eq!(
+        app.get_json(path, &calm).await.0,
+        404,
+        "another token is unaffected"
+    );
+    // An unauthenticated flood is refused before it costs a bucket.
+    assert_eq!(send(app.client.get(app.url(path))).await.0, 401);
+}

@@ -99,6 +99,11 @@ async fn every_api_operation_requires_a_token_and_errors_are_problems() {
         let responses = op["responses"].as_object().expect("responses");
         if path.starts_with("/v1/") {
             assert!(responses.contains_key("401"), "{name} has no 401");
+            if method == "get" {
+                for status in ["400", "422", "503"] {
+                    assert!(responses.contains_key(status), "{name} has no {status}");
+                }
+            }
             assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{name}");
         } else {
             assert!(op.get("security").is_none(), "{name} needs no token");

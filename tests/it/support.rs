@@ -155,6 +155,8 @@ pub struct AppOptions {
     pub max_body_bytes: usize,
     /// Run the projection workers in-process, as `factlog serve` does.
     pub workers: bool,
+    /// Per-token requests per second and burst (0: off).
+    pub rate: (f64, f64),
 }
 
 impl Default for AppOptions {
@@ -163,6 +165,7 @@ impl Default for AppOptions {
             required_confirmations: 1,
             max_body_bytes: 1024 * 1024,
             workers: true,
+            rate: (0.0, 1.0),
         }
     }
 }
@@ -200,6 +203,10 @@ impl TestApp {
                 request_timeout: std::time::Duration::from_secs(10),
                 cors_origins: vec![],
             },
+            rate: std::sync::Arc::new(factlog::api::ratelimit::RateLimiter::new(
+                opts.rate.0,
+                opts.rate.1,
+            )),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
