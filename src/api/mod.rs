@@ -13,6 +13,7 @@ pub mod openapi;
 mod params;
 pub mod ratelimit;
 mod reads;
+mod server;
 mod service;
 mod stories;
 mod stream;
@@ -27,6 +28,8 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+pub use server::{ServerLimits, serve};
 
 use crate::auth::TokenCache;
 use crate::service::Services;

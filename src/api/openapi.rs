@@ -658,11 +658,31 @@ pub struct Health {
 }
 
 #[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    Ready,
+    /// A projection is stuck on an event; writes and the log still work.
+    Degraded,
+}
+
+#[derive(ToSchema)]
+pub struct ProjectionProgress {
+    /// The last log position it applied.
+    pub position: i64,
+    /// How many events it is behind the head.
+    pub lag_events: i64,
+    /// The event it is stuck on, if any.
+    pub failed_position: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(ToSchema)]
 pub struct Ready {
-    #[schema(example = "ready")]
-    pub status: String,
+    pub status: Readiness,
     /// The latest log position this process knows of.
     pub head: i64,
+    /// Each projection by name (`claims`, `facts`, ...).
+    pub projections: std::collections::BTreeMap<String, ProjectionProgress>,
 }
 
 // --- Problems (RFC 9457) ---
@@ -879,6 +899,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit (default 1 MiB)", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -903,6 +926,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No story has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -942,6 +968,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid (including an unknown `story_id` or `corrects`, or a quote not in the story's body), or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -966,6 +995,9 @@ mod operations {
             (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -991,6 +1023,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1029,6 +1064,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1064,6 +1102,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1098,6 +1139,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1133,6 +1177,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1167,6 +1214,9 @@ mod operations {
             (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
             (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1192,6 +1242,9 @@ mod operations {
             (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1219,6 +1272,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1244,6 +1300,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1271,6 +1330,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1295,6 +1357,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1320,6 +1385,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1341,6 +1409,9 @@ mod operations {
             (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
+                ("Retry-After" = String, description = "Seconds to wait before retrying"),
+            )),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]

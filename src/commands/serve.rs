@@ -7,7 +7,7 @@ use super::{open_database, open_store};
 use std::sync::Arc;
 
 use crate::api::ratelimit::RateLimiter;
-use crate::api::{self, AppState, Limits};
+use crate::api::{self, AppState, Limits, ServerLimits};
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::projections;
@@ -67,9 +67,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "factlog is listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = api::serve(listener, app, ServerLimits::default(), shutdown_signal()).await;
     purger.abort();
     refresher.abort();
     let _ = stop_tx.send(true);

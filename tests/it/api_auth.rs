@@ -255,3 +255,25 @@ async fn a_token_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
     // An unauthenticated flood is refused before it costs a bucket.
     assert_eq!(send(app.client.get(app.url(path))).await.0, 401);
 }
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // Never finish the headers: the server must close the connection itself.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server kept a header-trickling connection open"
+    );
+    // A normal client is served meanwhile and after.
+    assert_eq!(send(app.client.get(app.url("/healthz"))).await.0, 200);
+}

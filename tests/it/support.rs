@@ -213,7 +213,13 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            let limits = factlog::api::ServerLimits {
+                header_read_timeout: std::time::Duration::from_secs(1),
+                ..Default::default()
+            };
+            factlog::api::serve(listener, app, limits, std::future::pending())
+                .await
+                .expect("serve");
         });
         TestApp {
             db,
