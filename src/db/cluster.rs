@@ -422,8 +422,12 @@ fn stop_with_pg_ctl(server: &Server, data: &Path) -> Result<(), ClusterError> {
 /// A throw-away cluster that lives exactly as long as this process.
 pub struct EphemeralCluster {
     dir: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
     port: u16,
-    child: Child,
+    fast: bool,
+    server: Server,
+    child: Option<Child>,
 }
 
 impl EphemeralCluster {
@@ -434,27 +438,51 @@ impl EphemeralCluster {
         fs::create_dir_all(&base).map_err(io_err(&base))?;
         fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).ok();
         reap_stale(&base);
-        let dir = base.join(std::process::id().to_string());
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
+        // One process may own several clusters (a test of its own for faults).
+        let dir = base
+            .join(format!("{}", std::process::id()))
+            .join(uuid::Uuid::new_v4().simple().to_string());
         let server = Server::find(&dir)?;
-        server.check_reachable(&dir)?;
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for d in [dir.parent().unwrap_or(&dir), dir.as_path()] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(io_err(d))?;
+        }
+        server.check_reachable(&dir)?;
         server.own(&dir)?;
         let data = dir.join("pgdata");
         server.initdb(&data)?;
-        let port = free_port()?;
         let log = dir.join("postgres.log");
-        let log_file = File::create(&log).map_err(io_err(&log))?;
+        File::create(&log).map_err(io_err(&log))?;
         server.own(&log)?;
-        let mut cmd = server.command("postgres");
+        let mut cluster = EphemeralCluster {
+            port: free_port()?,
+            dir,
+            data,
+            log,
+            fast,
+            server,
+            child: None,
+        };
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// Starts the server again after [`halt`](Self::halt), on the same port.
+    pub fn resume(&mut self) -> Result<(), ClusterError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log_file = OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .map_err(io_err(&self.log))?;
+        let mut cmd = self.server.command("postgres");
         cmd.arg("-D")
-            .arg(&data)
+            .arg(&self.data)
             .arg("-p")
-            .arg(port.to_string())
+            .arg(self.port.to_string())
             .args(["-c", "max_connections=300"]);
-        if fast {
+        if self.fast {
             cmd.args([
                 "-c",
                 "fsync=off",
@@ -464,7 +492,7 @@ impl EphemeralCluster {
                 "full_page_writes=off",
             ]);
         }
-        let err_file = log_file.try_clone().map_err(io_err(&log))?;
+        let err_file = log_file.try_clone().map_err(io_err(&self.log))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(err_file));
@@ -478,18 +506,31 @@ impl EphemeralCluster {
                 Ok(())
             });
         }
-        let child = spawn_from_immortal_thread(cmd).map_err(io_err(&data))?;
+        self.child = Some(spawn_from_immortal_thread(cmd).map_err(io_err(&self.data))?);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while ready_port(&data) != Some(port) {
+        while ready_port(&self.data) != Some(self.port) {
             if Instant::now() > deadline {
                 return Err(ClusterError::NotReady(
                     Duration::from_secs(60),
-                    log.display().to_string(),
+                    self.log.display().to_string(),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(EphemeralCluster { dir, port, child })
+        Ok(())
+    }
+
+    /// Stops the server: `crash` kills it as a power cut would (SIGQUIT,
+    /// immediate shutdown, recovery on restart), otherwise a fast shutdown.
+    pub fn halt(&mut self, crash: bool) {
+        if let Some(mut child) = self.child.take() {
+            let signal = if crash { libc::SIGQUIT } else { libc::SIGINT };
+            // SAFETY: plain signal to our own child.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+            let _ = child.wait();
+        }
     }
 
     pub fn admin_url(&self) -> String {
@@ -511,11 +552,7 @@ impl EphemeralCluster {
 
 impl Drop for EphemeralCluster {
     fn drop(&mut self) {
-        // SAFETY: plain signal to our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let _ = self.child.wait();
+        self.halt(false);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

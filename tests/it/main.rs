@@ -9,6 +9,7 @@ mod api_docs;
 mod api_writes;
 mod cli;
 mod domain_claim;
+mod faults;
 mod projection_runs;
 mod read_audit;
 mod read_facts;

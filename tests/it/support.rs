@@ -90,6 +90,21 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A new migrated database on another server (one a test may restart).
+    pub async fn create_on(url: &str) -> TestDb {
+        db::create_database_if_missing(url)
+            .await
+            .expect("create database");
+        let pool = db::pool(url, 20).await.expect("connect");
+        db::migrate(&pool).await.expect("migrate");
+        let opts: PgConnectOptions = url.parse().expect("url");
+        TestDb {
+            name: opts.get_database().unwrap_or("factlog").to_owned(),
+            url: url.to_owned(),
+            pool,
+        }
+    }
+
     /// A new, migrated, empty database.
     pub async fn new() -> TestDb {
         let template = template();
@@ -176,9 +191,13 @@ impl TestApp {
     }
 
     pub async fn start_with(opts: AppOptions) -> TestApp {
+        Self::start_on(TestDb::new().await, opts).await
+    }
+
+    /// The API over a given database (e.g. on a cluster a test restarts).
+    pub async fn start_on(db: TestDb, opts: AppOptions) -> TestApp {
         use factlog::api::{self, AppState, Limits};
         use factlog::service::{Rules, Services};
-        let db = TestDb::new().await;
         let store = db.store().await;
         if opts.workers {
             let (stop, rx) = tokio::sync::watch::channel(false);
