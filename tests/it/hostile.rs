@@ -1,0 +1,218 @@
+//! Hostile input: strings that look like SQL, control characters, very long
+//! Unicode, mixed normalization forms. Each is stored and returned exactly,
+//! and breaks nothing. Secrets never reach the database or the logs.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb};
+
+fn hostile() -> Vec<String> {
+    vec![
+        "'; DROP TABLE events; --".into(),
+        "Robert'); DELETE FROM tokens WHERE ('1'='1".into(),
+        "\u{1}\u{7}\u{1b}[31mred\u{1b}[0m\t\r\nend".into(),
+        "e\u{301} vs \u{e9}: same letter, two forms".into(),
+        "\u{FB01}ancé \u{2126} \u{212B} \u{FF21}".into(),
+        "\u{202E}evil\u{202C} \u{200B}zero\u{200D}width \u{FEFF}bom".into(),
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 😀👩‍👩‍👧 \u{10FFFF}".into(),
+        "\\\" \\u0000 %s %n {{}} ${x} <script>alert(1)</script>".into(),
+        "ø".repeat(400),
+        "long ".repeat(90),
+    ]
+}
+
+#[tokio::test]
+async fn hostile_strings_are_stored_and_returned_byte_for_byte() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let bob = app.token("bob", "editor").await;
+    let audrey = app.token("audrey", "auditor").await;
+    for s in hostile() {
+        let body = format!("Lede. {s} Tail.");
+        let (st, _, story) = app
+            .post_json(
+                "/v1/stories",
+                &ann,
+                &json!({"title": s, "publisher": s, "published_at": "2020-01-01", "body": body}),
+            )
+            .await;
+        assert_eq!(st, 201, "{s:?}: {story}");
+        assert_eq!(
+            (story["title"].as_str(), story["body"].as_str()),
+            (Some(s.as_str()), Some(body.as_str()))
+        );
+        let (st, _, claim) = app
+            .post_json(
+                "/v1/claims",
+                &ann,
+                &json!({"story_id": story["id"], "subject": s, "property": s,
+                        "value": {"kind": "text", "text": s}, "quote": s, "attributed_to": s}),
+            )
+            .await;
+        assert_eq!(st, 201, "{s:?}: {claim}");
+        let id = claim["id"].as_str().expect("id");
+        let (st, _, confirmed) = app
+            .post_json(
+                &format!("/v1/claims/{id}/confirmations"),
+                &bob,
+                &json!({"note": s}),
+            )
+            .await;
+        assert_eq!(st, 200, "{confirmed}");
+        let (_, _, read) = app.get_json(&format!("/v1/claims/{id}"), &bob).await;
+        for field in ["subject", "property", "quote", "attributed_to"] {
+            assert_eq!(read[field].as_str(), Some(s.as_str()), "{field} of {s:?}");
+        }
+        assert_eq!(read["value"]["text"].as_str(), Some(s.as_str()));
+        assert_eq!(read["confirmations"][0]["note"].as_str(), Some(s.as_str()));
+        // And through the log and the projections.
+        let position = confirmed["position"].as_i64().expect("position");
+        let (_, _, fact) = app
+            .get_json(
+                &format!(
+                    "/v1/facts/{}?wait_for={position}",
+                    read["fact_id"].as_str().expect("fact")
+                ),
+                &bob,
+            )
+            .await;
+        assert_eq!(fact["subject"].as_str(), Some(s.as_str()));
+        let (_, _, events) = app
+            .get_json(&format!("/v1/events?after={}", position - 1), &audrey)
+            .await;
+        assert_eq!(
+            events["events"][0]["data"]["note"].as_str(),
+            Some(s.as_str())
+        );
+    }
+    // Nothing was dropped or rewritten along the way.
+    assert!(
+        factlog::store::verify_chain(&app.db.pool, 0, |_| {})
+            .await
+            .expect("verify")
+            .ok
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('events', 'tokens')",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("tables");
+    assert_eq!(tables, 2);
+    // U+0000 is refused everywhere, with 422.
+    let (st, _, b) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "a\u{0}b", "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!((st, b["field"].as_str()), (422, Some("title")));
+}
+
+/// No table in the database holds a token, and a server's logs hold
+/// neither the token nor a request body.
+#[tokio::test]
+async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
+    let db = TestDb::new().await;
+    let token = factlog::auth::create(&db.pool, "ann", "editor")
+        .await
+        .expect("token");
+    let secret = &token[3..];
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("tables");
+    for t in &tables {
+        let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM \"{t}\" x WHERE x::text LIKE '%' || $1 || '%'"
+        )))
+        .bind(secret)
+        .fetch_one(&db.pool)
+        .await
+        .expect("scan");
+        assert_eq!(hits, 0, "table {t} holds the token");
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "trace")
+        .env("FACTLOG_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let marker = "body-marker-7f3a9";
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{base}/v1/stories"))
+        .bearer_auth(&token)
+        .json(&json!({"title": marker, "publisher": "p", "published_at": "2020-01-01"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 201);
+    let res = client
+        .get(format!("{base}/v1/claims/nope"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 401);
+    // SAFETY: plain signal to our own child.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    let _ = server.wait();
+    let mut logs = String::new();
+    server
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut logs)
+        .expect("logs");
+    server
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut logs)
+        .expect("logs");
+    assert!(
+        logs.contains("\"status\":201"),
+        "the request was logged:\n{}",
+        &logs[..logs.len().min(2000)]
+    );
+    assert!(!logs.contains(secret), "a token reached the logs");
+    assert!(!logs.contains(marker), "a request body reached the logs");
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "FACTLOG_LOG_FORMAT=json gives JSON lines"
+    );
+}
