@@ -136,6 +136,9 @@ struct Measured {
     round: usize,
     factlog: Sample,
     pgbench: Sample,
+    /// Share of the machine's CPU that something other than this benchmark
+    /// used during the pair: a contaminated pair shows here.
+    others_cpu: f64,
 }
 
 impl Measured {
@@ -228,6 +231,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
     run_factlog(&bench, 8, 1, &payload, warm).await;
     run_pgbench(&bench, "single.sql", 8, 1, warm).await;
 
+    let postmaster = postmaster_pid(bench.cluster.dir());
     let mut results = Vec::new();
     for round in 0..settings.rounds {
         let pairs = CLIENT_COUNTS
@@ -238,6 +242,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
             // Alternating who goes first spreads any drift within a pair
             // (checkpoints, autovacuum, a noisy neighbour) over both sides.
             let factlog_first = round % 2 == 0;
+            let cpu_before = CpuSnapshot::take(postmaster);
             let mut factlog = None;
             let mut pgbench = None;
             for side in 0..2 {
@@ -253,15 +258,17 @@ async fn run(settings: Settings) -> EphemeralCluster {
                 round,
                 factlog: factlog.expect("factlog side ran"),
                 pgbench: pgbench.expect("pgbench side ran"),
+                others_cpu: CpuSnapshot::take(postmaster).others_share_since(&cpu_before),
             };
             eprintln!(
-                "round {} | {:<52} | factlog {:>9} ev/s ({:.1} ev/commit) | pgbench {:>9} ev/s | ratio {:.2}",
+                "round {} | {:<52} | factlog {:>9} ev/s ({:.1} ev/commit) | pgbench {:>9} ev/s | ratio {:.2} | others' CPU {:.0}%",
                 round + 1,
                 pair.label(),
                 rate(m.factlog.events_per_sec),
                 m.factlog.events_per_commit,
                 rate(m.pgbench.events_per_sec),
-                m.ratio()
+                m.ratio(),
+                m.others_cpu * 100.0
             );
             results.push(m);
         }
@@ -684,21 +691,118 @@ fn render_report(
         }
     );
 
-    let _ = writeln!(out, "\nPer round (events/s, factlog / pgbench = ratio):\n");
-    let _ = writeln!(out, "| round | measurement | factlog | pgbench | ratio |");
-    let _ = writeln!(out, "|---:|---|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "\nPer round (events/s). \"Others' CPU\" is the share of the machine's CPU time \
+         used during the pair by anything but this benchmark and its cluster (other \
+         processes, hypervisor steal); pairs where it is high are less trustworthy.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| round | measurement | factlog | pgbench | ratio | others' CPU |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|");
     for m in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.0}% |",
             m.round + 1,
             m.pair.label(),
             rate(m.factlog.events_per_sec),
             rate(m.pgbench.events_per_sec),
-            m.ratio()
+            m.ratio(),
+            m.others_cpu * 100.0
         );
     }
     out
+}
+
+/// CPU time in clock ticks: the machine's, and this benchmark's (this
+/// process, its reaped children such as pgbench, and the cluster's processes).
+struct CpuSnapshot {
+    busy: u64,
+    total: u64,
+    ours: u64,
+}
+
+impl CpuSnapshot {
+    fn take(postmaster: Option<u32>) -> CpuSnapshot {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest is inside user)
+        let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+        let total = busy + at(3) + at(4);
+        let mut ours = process_ticks("self").map_or(0, |p| p.own + p.reaped);
+        if let Some(pm) = postmaster {
+            ours += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
+            // Live backends; exited ones are in the postmaster's reaped time.
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                else {
+                    continue;
+                };
+                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
+                    ours += p.own;
+                }
+            }
+        }
+        CpuSnapshot { busy, total, ours }
+    }
+
+    fn others_share_since(&self, before: &CpuSnapshot) -> f64 {
+        let total = self.total.saturating_sub(before.total);
+        if total == 0 {
+            return 0.0;
+        }
+        let busy = self.busy.saturating_sub(before.busy);
+        let ours = self.ours.saturating_sub(before.ours);
+        busy.saturating_sub(ours) as f64 / total as f64
+    }
+}
+
+struct ProcessTicks {
+    parent: u32,
+    own: u64,
+    reaped: u64,
+}
+
+/// utime+stime and cutime+cstime from `/proc/<pid>/stat`.
+fn process_ticks(pid: &str) -> Option<ProcessTicks> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields follow the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(ProcessTicks {
+        parent: fields.get(1)?.parse().ok()?,
+        own: num(11)? + num(12)?,
+        reaped: num(13)? + num(14)?,
+    })
+}
+
+fn postmaster_pid(cluster_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(cluster_dir.join("pgdata/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn write_report(report: &str) -> PathBuf {

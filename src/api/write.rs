@@ -10,26 +10,25 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use crate::domain::error::FieldError;
 use crate::domain::principal::Actor;
-use crate::service::{WriteContext, WriteOutcome};
+use crate::service::{IfMatch, WriteContext, WriteOutcome};
 use crate::store::RequestFingerprint;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
 
 /// Reads `If-Match`: `"3"` (or `W/"3"`, or a bare 3) asks for version 3; `*`
-/// for any existing version. Anything else can never match: 412.
-fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
+/// for any existing version. Anything else can never match (412, in its turn).
+fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    let v = headers.get(header::IF_MATCH)?;
     let s = v.to_str().unwrap_or_default().trim();
     if s == "*" {
-        return Ok(Some(None));
+        return Some(IfMatch::Any);
     }
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<u64>()
-        .map(|v| Some(Some(v)))
-        .map_err(|_| ApiError::PreconditionFailed { current: 0 })
+    Some(
+        s.parse::<u64>()
+            .map_or(IfMatch::Unmatchable, IfMatch::Version),
+    )
 }
 
 pub fn context(
@@ -38,26 +37,16 @@ pub fn context(
     path: &str,
     body: &JsonBody,
 ) -> Result<WriteContext, ApiError> {
-    let idempotency = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-                .ok_or_else(|| {
-                    FieldError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")
-                })?;
-            Some(RequestFingerprint::new(
-                actor.name.clone(),
-                key,
-                "POST",
-                path,
-                &body.value,
-            ))
-        }
-    };
+    let idempotency = headers.get(IDEMPOTENCY_KEY).map(|v| {
+        v.to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+            .map(|key| RequestFingerprint::new(actor.name.clone(), key, "POST", path, &body.value))
+            .ok_or_else(|| {
+                FieldError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")
+            })
+    });
     let correlation_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -67,7 +56,7 @@ pub fn context(
         actor,
         correlation_id,
         idempotency,
-        if_match: if_match(headers)?,
+        if_match: if_match(headers),
     })
 }
 

@@ -3,15 +3,15 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{MAX_ATTEMPTS, ServiceError, Services, WriteContext, WriteOutcome, view};
+use super::{IfMatch, MAX_ATTEMPTS, ServiceError, Services, WriteContext, WriteOutcome, view};
 use crate::domain::claim::{self, Asserted, Claim, ClaimEvent, Command, Context, Recorded};
 use crate::domain::error::FieldError;
 use crate::domain::text;
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::store::{
-    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent,
-    RecordedEvent, ResponseBuilder, StoreError, StreamAppend, with_receipt,
+    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, NewEvent, RecordedEvent,
+    ResponseBuilder, StoreError, StreamAppend, with_receipt,
 };
 
 /// A validated `POST /v1/claims` body.
@@ -97,11 +97,7 @@ impl Services {
         let request = AppendRequest {
             streams,
             metadata: w.metadata(),
-            idempotency: w.idempotency.clone().map(|fingerprint| IdempotencyClaim {
-                fingerprint,
-                status,
-                response: response.clone(),
-            }),
+            idempotency: w.claim(status, &response),
         };
         match self.store.append_request(request).await {
             Ok(AppendOutcome::Appended(receipt)) => Ok(Attempt::Done(WriteOutcome {
@@ -246,7 +242,7 @@ impl Services {
             match self.append_write(streams, w, 200, response).await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Raced { stream: raced } => {
-                    if raced == stream && matches!(w.if_match, Some(Some(_))) {
+                    if raced == stream && matches!(w.if_match, Some(IfMatch::Version(_))) {
                         let current = self.load_claim(id).await?.map(|c| c.version).unwrap_or(0);
                         return Err(ServiceError::PreconditionFailed { current });
                     }

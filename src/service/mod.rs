@@ -68,10 +68,23 @@ pub struct Rules {
 pub struct WriteContext {
     pub actor: Actor,
     pub correlation_id: Uuid,
-    /// The Idempotency-Key header, with what identifies the request.
-    pub idempotency: Option<RequestFingerprint>,
-    /// The version an If-Match header asked for; `Some(None)` is `*`.
-    pub if_match: Option<Option<u64>>,
+    /// The Idempotency-Key header, with what identifies the request; an
+    /// unusable key is refused (422) at the idempotency step, after the
+    /// resource and field checks, as the contract orders them.
+    pub idempotency: Option<Result<RequestFingerprint, FieldError>>,
+    /// What an If-Match header asked for; checked after the idempotency step.
+    pub if_match: Option<IfMatch>,
+}
+
+/// An `If-Match` precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any existing version.
+    Any,
+    /// `"3"`: exactly this version.
+    Version(u64),
+    /// A value no version can match (412).
+    Unmatchable,
 }
 
 impl WriteContext {
@@ -80,14 +93,20 @@ impl WriteContext {
             actor: self.actor.name.clone(),
             correlation_id: Some(self.correlation_id),
             causation_id: None,
-            idempotency_key: self.idempotency.as_ref().map(|f| f.key.clone()),
+            idempotency_key: self.fingerprint().map(|f| f.key.clone()),
         }
+    }
+
+    fn fingerprint(&self) -> Option<&RequestFingerprint> {
+        self.idempotency.as_ref().and_then(|r| r.as_ref().ok())
     }
 
     /// A stored response for this very request, when it was already made.
     async fn replay(&self, store: &EventStore) -> Result<Option<StoredResponse>, ServiceError> {
-        let Some(f) = &self.idempotency else {
-            return Ok(None);
+        let f = match &self.idempotency {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(ServiceError::Invalid(e.clone())),
+            Some(Ok(f)) => f,
         };
         match idempotency::lookup(store.pool(), f).await {
             Ok(found) => Ok(found),
@@ -98,9 +117,26 @@ impl WriteContext {
 
     fn check_if_match(&self, current: u64) -> Result<(), ServiceError> {
         match self.if_match {
-            Some(Some(v)) if v != current => Err(ServiceError::PreconditionFailed { current }),
+            Some(IfMatch::Version(v)) if v != current => {
+                Err(ServiceError::PreconditionFailed { current })
+            }
+            Some(IfMatch::Unmatchable) => Err(ServiceError::PreconditionFailed { current }),
             _ => Ok(()),
         }
+    }
+
+    /// The idempotency claim to store with a write (the key is valid by now:
+    /// `replay` refused an unusable one).
+    fn claim(
+        &self,
+        status: u16,
+        response: &crate::store::ResponseBuilder,
+    ) -> Option<crate::store::IdempotencyClaim> {
+        self.fingerprint().map(|f| crate::store::IdempotencyClaim {
+            fingerprint: f.clone(),
+            status,
+            response: response.clone(),
+        })
     }
 }
 

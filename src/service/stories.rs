@@ -7,8 +7,8 @@ use super::{ServiceError, Services, WriteContext, WriteOutcome, view};
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
-    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, IdempotencyClaim, NewEvent,
-    ResponseBuilder, StoreError, StreamAppend, lookup, with_receipt,
+    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, NewEvent, ResponseBuilder,
+    StoreError, StreamAppend, lookup, with_receipt,
 };
 
 /// A validated `POST /v1/stories` body.
@@ -89,11 +89,7 @@ impl Services {
                 events: vec![NewEvent::new(STORY_REGISTERED, data)],
             }],
             metadata: w.metadata(),
-            idempotency: w.idempotency.clone().map(|fingerprint| IdempotencyClaim {
-                fingerprint,
-                status: 201,
-                response: response.clone(),
-            }),
+            idempotency: w.claim(201, &response),
         };
         match self.store.append_request(request).await {
             Ok(AppendOutcome::Appended(receipt)) => Ok(WriteOutcome {

@@ -37,6 +37,7 @@ pub(crate) async fn watch_head(
         }
         match listen(&pool, &head, &checkpoints).await {
             Ok(()) => return,
+            Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "event notification listener lost; reconnecting");
                 tokio::time::sleep(backoff_delay(attempt)).await;

@@ -772,3 +772,83 @@ async fn a_story_url_is_registered_once() {
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 9, "{codes:?}");
 }
+
+/// Odd headers do not jump the contract's order of checks: the resource
+/// (404) and the fields (422) come before idempotency (422) and If-Match (412).
+#[tokio::test]
+async fn malformed_conditional_and_idempotency_headers_wait_their_turn() {
+    let n = newsroom().await;
+    let story = n.story().await;
+    let id = n.claim_by(&n.ann, &story, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let missing = uuid::Uuid::new_v4();
+    let post = |path: String, body: Value, header: (&'static str, &'static str)| {
+        send(
+            n.app
+                .post(&path, &n.bob)
+                .header(header.0, header.1)
+                .json(&body),
+        )
+    };
+    let bad_if = ("If-Match", "not-a-version");
+    let bad_key = ("Idempotency-Key", " ");
+    assert_eq!(
+        post(
+            format!("/v1/claims/{missing}/disputes"),
+            json!({"reason": "r"}),
+            bad_if
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        post(
+            format!("/v1/claims/{id}/disputes"),
+            json!({"reason": 5}),
+            bad_if
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        post(
+            format!("/v1/claims/{id}/disputes"),
+            json!({"reason": "r"}),
+            bad_if
+        )
+        .await
+        .0,
+        412
+    );
+    assert_eq!(
+        post(
+            format!("/v1/claims/{missing}/disputes"),
+            json!({"reason": "r"}),
+            bad_key
+        )
+        .await
+        .0,
+        404
+    );
+    let (s, _, b) = post(
+        format!("/v1/claims/{id}/disputes"),
+        json!({"reason": "r"}),
+        bad_key,
+    )
+    .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("Idempotency-Key")));
+    // If-Match means nothing to a create: it is ignored there.
+    let (s, _, _) = send(
+        n.app
+            .post("/v1/stories", &n.ann)
+            .header("If-Match", "\"7\"")
+            .json(&json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(n.claim(&id).await["version"], 1, "nothing was written");
+}
