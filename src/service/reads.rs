@@ -48,6 +48,11 @@ impl Services {
     /// Answers once `source` has caught up with `position`, or
     /// [`ServiceError::NotCaughtUp`] after [`WAIT_FOR_LIMIT`].
     pub async fn wait_for(&self, source: Source, position: i64) -> Result<(), ServiceError> {
+        // A position past the log's head was never acknowledged to anyone:
+        // no one can have a receipt for it, so there is nothing to wait for.
+        if position > self.store.head().await?.position {
+            return Err(ServiceError::NotCaughtUp { position });
+        }
         let deadline = tokio::time::Instant::now() + WAIT_FOR_LIMIT;
         let mut head = self.store.head_watch();
         let mut checkpoints = self.store.checkpoint_watch();
