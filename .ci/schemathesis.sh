@@ -22,11 +22,16 @@ chmod 755 "$WORK"
 BIN=$(realpath "$BIN")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
-run() { (cd "$WORK" && env -u DATABASE_URL FACTLOG_RATE_LIMIT=0 "$BIN" "$@"); }
+# exec, so that $! below is factlog itself and the trap can stop it.
+run() { (cd "$WORK" && exec env -u DATABASE_URL FACTLOG_RATE_LIMIT=0 "$BIN" "$@"); }
 
-run serve --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
+# Not through run(): a backgrounded function is a subshell of its own, and
+# $! must be factlog itself for the trap to stop it.
+(cd "$WORK" && exec env -u DATABASE_URL FACTLOG_RATE_LIMIT=0 "$BIN" serve --listen "127.0.0.1:$PORT") \
+    >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 cleanup() {
+    # SIGTERM: graceful shutdown, and as the cluster's last user it stops it.
     kill -TERM "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     run db stop >/dev/null 2>&1 || true
