@@ -100,8 +100,8 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// A JSON number as its decimal value alone: `[-]digits[eN]` with no leading
-/// or trailing zeros. jsonb keeps a number's value but not its spelling
+/// A JSON number as its decimal value alone: an integer written out, anything
+/// else as `[-]digits e N` with no leading or trailing zeros. jsonb keeps a number's value but not its spelling
 /// (`1.7e19` comes back as `17000000000000000000`, `5.0` may come back as an
 /// integer once parsed), so the chain hashes the value, not the spelling.
 pub fn canonical_number(text: &str) -> String {
@@ -126,8 +126,10 @@ pub fn canonical_number(text: &str) -> String {
         exp += 1;
     }
     let sign = if negative { "-" } else { "" };
-    if exp == 0 {
-        format!("{sign}{digits}")
+    // Integers are written out in full (as integers they read back exactly;
+    // with an exponent a JSON parser would take them for floats).
+    if exp >= 0 && digits.len() as i64 + exp <= 40 {
+        format!("{sign}{digits}{}", "0".repeat(exp as usize))
     } else {
         format!("{sign}{digits}e{exp}")
     }

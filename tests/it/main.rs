@@ -10,6 +10,7 @@ mod api_writes;
 mod cli;
 mod domain_claim;
 mod faults;
+mod fuzz_parsers;
 mod hostile;
 mod projection_runs;
 mod read_audit;

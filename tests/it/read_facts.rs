@@ -402,7 +402,10 @@ async fn lists_page_by_cursor_and_wait_for_times_out_with_503() {
     assert_eq!(s, 503, "{b}");
     assert!(h.get("retry-after").is_some());
     assert_eq!(b["status"], 503);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(5), "it waited its 5 s");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "it waited its 5 s"
+    );
     // A position past the log's head was never handed to anyone: 503 at once.
     let started = std::time::Instant::now();
     let (s, _, _) = send(app.get("/v1/facts?wait_for=999999", &t)).await;
