@@ -79,16 +79,8 @@ pub async fn read_all(
     after: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-    ))
-    .bind(after)
-    .bind(clamp(limit))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(to_event).collect())
+    let mut conn = pool.acquire().await?;
+    read_all_in(&mut conn, after, limit).await
 }
 
 /// [`read_all`] inside the caller's transaction (projection batches read
