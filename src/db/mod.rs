@@ -92,7 +92,7 @@ pub async fn pool(url: &str, size: u32) -> Result<PgPool, DbError> {
     let options = options
         .application_name("factlog")
         .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(2));
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))

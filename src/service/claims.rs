@@ -44,21 +44,17 @@ pub(crate) fn fold(events: &[RecordedEvent]) -> Result<Option<Claim>, ServiceErr
 }
 
 /// The claim's state after the receipt's events, rendered: the response body.
-fn claim_response(
-    before: Option<Claim>,
-    events: Vec<ClaimEvent>,
-    stream: String,
-) -> ResponseBuilder {
+fn claim_response(before: Option<Claim>, events: Vec<ClaimEvent>) -> ResponseBuilder {
     Arc::new(move |receipt: &AppendReceipt| {
         let mut state = before.clone();
-        let recorded = receipt.events.iter().filter(|r| r.stream == stream);
-        for (event, rec) in events.iter().zip(recorded) {
+        // All of an append's events share its actor and record time.
+        for event in &events {
             state = claim::evolve(
                 state,
                 event,
                 &Recorded {
-                    actor: rec.actor.clone(),
-                    at: rec.recorded_at,
+                    actor: receipt.actor.clone(),
+                    at: receipt.recorded_at,
                 },
             );
         }
@@ -160,7 +156,7 @@ impl Services {
             expected: ExpectedVersion::NoStream,
             events: to_new(std::slice::from_ref(&event)),
         }];
-        let response = claim_response(None, vec![event], stream);
+        let response = claim_response(None, vec![event]);
         match self.append_write(streams, w, 201, response).await? {
             Attempt::Done(outcome) => Ok(outcome),
             // A fresh UUID v7 stream cannot exist already.
@@ -238,7 +234,7 @@ impl Services {
                     });
                 }
             }
-            let response = claim_response(Some(claim.clone()), events, stream.clone());
+            let response = claim_response(Some(claim.clone()), events);
             match self.append_write(streams, w, 200, response).await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Raced { stream: raced } => {

@@ -73,10 +73,9 @@ impl Services {
         let data =
             serde_json::to_value(&registered).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         let response: ResponseBuilder = Arc::new(move |receipt: &AppendReceipt| {
-            let first = receipt.events.first();
             let story = Story {
                 registered: registered.clone(),
-                registered_by: first.map(|e| e.actor.clone()).unwrap_or_default(),
+                registered_by: receipt.actor.clone(),
                 registered_at: receipt.recorded_at,
                 version: 1,
             };

@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::chain::{self, ChainFields, HASH_LEN};
 use super::error::StoreError;
-use super::event::{AppendReceipt, Metadata, RecordedEvent, StreamAppend};
+use super::event::{AppendReceipt, AppendedEvent, Metadata, StreamAppend};
 use super::idempotency::{IdempotencyClaim, StoredResponse};
 
 /// One atomic write: events for one or more streams, all or nothing.
@@ -118,17 +117,18 @@ impl PreparedAppend {
     }
 }
 
-/// Column arrays for one multi-row INSERT.
+/// Column arrays for one multi-row INSERT, borrowing from the batch (no
+/// copies of event data while the log-head lock is held).
 #[derive(Default)]
-struct Rows {
+struct Rows<'a> {
     position: Vec<i64>,
     event_id: Vec<Uuid>,
-    stream: Vec<String>,
+    stream: Vec<&'a str>,
     version: Vec<i64>,
-    event_type: Vec<String>,
-    data: Vec<String>,
-    metadata: Vec<String>,
-    actor: Vec<String>,
+    event_type: Vec<&'a str>,
+    data: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    actor: Vec<&'a str>,
     hash: Vec<Vec<u8>>,
 }
 
@@ -155,32 +155,33 @@ pub async fn append_batch(
     conn: &mut PgConnection,
     batch: &[PreparedAppend],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let (head_position, head_hash, recorded_at): (i64, Vec<u8>, DateTime<Utc>) = sqlx::query_as(
-        "SELECT position, hash, greatest(clock_timestamp(), recorded_at) \
-         FROM event_head FOR UPDATE",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let mut names: Vec<&str> = batch
+        .iter()
+        .flat_map(|p| p.request.streams.iter().map(|s| s.stream.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    // The head lock, and then the streams' versions under it (migrations/0004).
+    type LockRow = (i64, Vec<u8>, DateTime<Utc>, Option<String>, Option<i64>);
+    let locked: Vec<LockRow> = sqlx::query_as("SELECT * FROM factlog_lock_head($1::text[])")
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await?;
+    let Some((head_position, head_hash, recorded_at, _, _)) = locked.first().cloned() else {
+        return Err(StoreError::InvalidAppend("the log head is missing".into()));
+    };
     let mut prev: [u8; HASH_LEN] = head_hash
         .as_slice()
         .try_into()
         .map_err(|_| StoreError::InvalidAppend("corrupt event_head hash".into()))?;
-
-    let mut names: Vec<String> = batch
-        .iter()
-        .flat_map(|p| p.request.streams.iter().map(|s| s.stream.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    let current: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.stream, COALESCE((SELECT max(e.version) FROM events e WHERE e.stream = s.stream), 0) \
-         FROM unnest($1::text[]) AS s(stream)",
-    )
-    .bind(&names)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut versions: HashMap<String, u64> =
-        current.into_iter().map(|(s, v)| (s, v as u64)).collect();
+    let mut versions: HashMap<&str, u64> = HashMap::with_capacity(names.len());
+    for (_, _, _, stream, version) in &locked {
+        if let (Some(s), Some(v)) = (stream, version)
+            && let Some(name) = names.iter().find(|n| **n == s.as_str())
+        {
+            versions.insert(name, *v as u64);
+        }
+    }
 
     let keyed: Vec<&IdempotencyClaim> = batch
         .iter()
@@ -207,7 +208,7 @@ pub async fn append_batch(
             continue;
         }
         if let Some(conflict) = req.streams.iter().find_map(|s| {
-            let actual = versions.get(&s.stream).copied().unwrap_or(0);
+            let actual = versions.get(s.stream.as_str()).copied().unwrap_or(0);
             (!s.expected.admits(actual)).then(|| StoreError::WrongExpectedVersion {
                 stream: s.stream.clone(),
                 expected: s.expected,
@@ -222,9 +223,8 @@ pub async fn append_batch(
         let mut recorded = Vec::with_capacity(prepared.event_count);
         let mut stream_versions = Vec::with_capacity(req.streams.len());
         let actor = req.metadata.actor.as_str();
-        let metadata_value: Value = req.metadata.stored_json();
         for (s, encoded) in req.streams.iter().zip(&prepared.data) {
-            let mut version = versions.get(&s.stream).copied().unwrap_or(0);
+            let mut version = versions.get(s.stream.as_str()).copied().unwrap_or(0);
             for (event, data_text) in s.events.iter().zip(encoded) {
                 position += 1;
                 version += 1;
@@ -246,27 +246,21 @@ pub async fn append_batch(
                 prev = hash;
                 rows.position.push(position);
                 rows.event_id.push(event_id);
-                rows.stream.push(s.stream.clone());
+                rows.stream.push(&s.stream);
                 rows.version.push(version as i64);
-                rows.event_type.push(event.event_type.clone());
-                rows.data.push(data_text.clone());
-                rows.metadata.push(prepared.metadata.clone());
-                rows.actor.push(actor.to_owned());
+                rows.event_type.push(&event.event_type);
+                rows.data.push(data_text);
+                rows.metadata.push(&prepared.metadata);
+                rows.actor.push(actor);
                 rows.hash.push(hash.to_vec());
-                recorded.push(RecordedEvent {
+                recorded.push(AppendedEvent {
                     position,
                     event_id,
                     stream: s.stream.clone(),
                     version: version as i64,
-                    event_type: event.event_type.clone(),
-                    data: event.data.clone(),
-                    metadata: metadata_value.clone(),
-                    actor: actor.to_owned(),
-                    recorded_at,
-                    hash: hex::encode(hash),
                 });
             }
-            versions.insert(s.stream.clone(), version);
+            versions.insert(&s.stream, version);
             stream_versions.push((s.stream.clone(), version));
         }
         let receipt = AppendReceipt {
@@ -275,6 +269,7 @@ pub async fn append_batch(
             last_position: position,
             last_hash: hex::encode(prev),
             recorded_at,
+            actor: actor.to_owned(),
             events: recorded,
         };
         if let Some(claim) = &req.idempotency {
@@ -301,22 +296,21 @@ pub async fn append_batch(
     }
 
     sqlx::query(
+        // Data-modifying CTEs run to completion whether or not they are read.
         "WITH ins AS ( \
             INSERT INTO events (position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash) \
             SELECT p, id, s, v, t, d::jsonb, m::jsonb, a, $10, h \
             FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[]) \
                  AS u(p, id, s, v, t, d, m, a, h) \
-            RETURNING 1 \
          ), idem AS ( \
             INSERT INTO idempotency_keys (scope, key, method, path, request_hash, status, response, position) \
             SELECT sc, k, me, pa, rh, st, r::jsonb, po \
             FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], $16::smallint[], $17::text[], $18::bigint[]) \
                  AS u(sc, k, me, pa, rh, st, r, po) \
-            RETURNING 1 \
          ), head AS ( \
-            UPDATE event_head SET position = $19, hash = $20, recorded_at = $10 RETURNING 1 \
+            UPDATE event_head SET position = $19, hash = $20, recorded_at = $10 \
          ) \
-         SELECT pg_notify('factlog_events', $19::text), (SELECT count(*) FROM ins), (SELECT count(*) FROM idem), (SELECT count(*) FROM head)",
+         SELECT pg_notify('factlog_events', $19::text)",
     )
     .bind(&rows.position)
     .bind(&rows.event_id)

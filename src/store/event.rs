@@ -118,6 +118,15 @@ pub struct RecordedEvent {
     pub hash: String,
 }
 
+/// Where one appended event landed (its content is what was appended).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendedEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream: String,
+    pub version: i64,
+}
+
 /// What a successful append hands back: the receipt a client keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppendReceipt {
@@ -129,7 +138,10 @@ pub struct AppendReceipt {
     /// Chain hash (hex) of the append's last event.
     pub last_hash: String,
     pub recorded_at: DateTime<Utc>,
-    pub events: Vec<RecordedEvent>,
+    /// Who appended (every event of one append has the same actor).
+    pub actor: String,
+    /// Each event, in order.
+    pub events: Vec<AppendedEvent>,
 }
 
 impl AppendReceipt {

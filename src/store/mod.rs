@@ -14,7 +14,7 @@ mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use append::{AppendOutcome, AppendRequest, PreparedAppend, append_batch};
@@ -39,6 +39,8 @@ pub struct StoreConfig {
     /// Most events one group-commit transaction takes (a single larger
     /// append still goes through, alone).
     pub max_batch_events: usize,
+    /// Appender lanes: connections taking turns at the log-head lock.
+    pub lanes: usize,
 }
 
 impl Default for StoreConfig {
@@ -47,6 +49,7 @@ impl Default for StoreConfig {
             max_event_bytes: 1024 * 1024,
             max_batch_commands: 512,
             max_batch_events: 8192,
+            lanes: 2,
         }
     }
 }
@@ -78,12 +81,15 @@ impl EventStore {
         let head_tx = Arc::new(head_tx);
         let (cp_tx, cp_rx) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run_appender(
-            pool.clone(),
-            config.clone(),
-            rx,
-            head_tx.clone(),
-        ));
+        let queue = Arc::new(tokio::sync::Mutex::new((rx, None)));
+        for _ in 0..config.lanes.max(1) {
+            tokio::spawn(run_appender(
+                pool.clone(),
+                config.clone(),
+                queue.clone(),
+                head_tx.clone(),
+            ));
+        }
         tokio::spawn(subscribe::watch_head(
             pool.clone(),
             head_tx,
@@ -203,51 +209,96 @@ impl EventStore {
     }
 }
 
-/// The group-commit loop: take whatever is queued (up to the batch limits),
-/// write it in one transaction, answer everyone, repeat. While a transaction
-/// is in flight new requests queue up, so batches grow with load by themselves.
+/// The group-commit loop of one lane: take whatever is queued (up to the
+/// batch limits), write it in one transaction on the lane's own connection,
+/// answer everyone, repeat. While a transaction is in flight new requests
+/// queue up, so batches grow with load by themselves. With two lanes, one
+/// lane's next batch is already waiting on the log-head lock while the other
+/// commits, so the lock is never idle for a round trip.
 async fn run_appender(
     pool: PgPool,
     config: StoreConfig,
-    mut rx: mpsc::Receiver<Pending>,
+    rx: Arc<tokio::sync::Mutex<(mpsc::Receiver<Pending>, Option<Pending>)>>,
     head: Arc<watch::Sender<i64>>,
 ) {
-    let mut carry: Option<Pending> = None;
+    let mut conn: Option<PgConnection> = None;
+    let mut attempt = 0u32;
     loop {
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
+        let (prepared, replies) = {
+            let mut queue = rx.lock().await;
+            let (rx, carry) = &mut *queue;
+            let first = match carry.take() {
                 Some(p) => p,
-                None => return,
-            },
-        };
-        let mut events = first.prepared.event_count;
-        let mut batch = vec![first];
-        while batch.len() < config.max_batch_commands {
-            match rx.try_recv() {
-                Ok(p) => {
-                    if events + p.prepared.event_count > config.max_batch_events {
-                        carry = Some(p);
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let mut events = first.prepared.event_count;
+            let mut prepared = vec![first.prepared];
+            let mut replies = vec![first.reply];
+            while prepared.len() < config.max_batch_commands {
+                match rx.try_recv() {
+                    Ok(p) if events + p.prepared.event_count > config.max_batch_events => {
+                        *carry = Some(p);
                         break;
                     }
-                    events += p.prepared.event_count;
-                    batch.push(p);
+                    Ok(p) => {
+                        events += p.prepared.event_count;
+                        prepared.push(p.prepared);
+                        replies.push(p.reply);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            (prepared, replies)
+        };
+        metrics::histogram!("factlog_group_commit_batch_commands").record(prepared.len() as f64);
+        if conn.is_none() {
+            match connect(&pool).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    attempt = 0;
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(clone_error(&e)));
+                    }
+                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(backoff_delay(attempt).min(Duration::from_secs(1))).await;
+                    continue;
+                }
             }
         }
-        metrics::histogram!("factlog_group_commit_batch_commands").record(batch.len() as f64);
-        let results = commit(&pool, &batch).await;
+        let Some(c) = conn.as_mut() else { continue };
+        // A connection that stops answering (a network partition sends no
+        // reset) must not stall the log: give up on it and reconnect.
+        let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared)).await {
+            Ok(results) => results,
+            Err(_) => {
+                let e = StoreError::Unavailable(sqlx::Error::Protocol(
+                    "the database did not answer the append in time".into(),
+                ));
+                prepared.iter().map(|_| Err(clone_error(&e))).collect()
+            }
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.is_unavailable()))
+        {
+            // The connection may be broken; the next batch gets a fresh one.
+            conn = None;
+        }
         let mut newest = None;
         let mut appended = 0u64;
-        for (pending, result) in batch.into_iter().zip(results) {
+        for (reply, result) in replies.into_iter().zip(results) {
             if let Ok(AppendOutcome::Appended(r)) = &result {
                 newest = Some(r.last_position);
                 appended += r.events.len() as u64;
             }
             // The caller may have gone away (request cancelled); its write
             // stands regardless, which is what idempotency keys are for.
-            let _ = pending.reply.send(result);
+            let _ = reply.send(result);
         }
         metrics::counter!("factlog_events_appended_total").increment(appended);
         if let Some(p) = newest {
@@ -259,21 +310,38 @@ async fn run_appender(
                 newer
             });
         }
+        // A big batch is freed off the path of the next one.
+        if prepared.iter().map(|p| p.event_count).sum::<usize>() > 256 {
+            tokio::task::spawn_blocking(move || drop(prepared));
+        }
     }
 }
 
-async fn commit(pool: &PgPool, batch: &[Pending]) -> Vec<Result<AppendOutcome, StoreError>> {
-    let prepared: Vec<PreparedAppend> = batch.iter().map(|p| p.prepared.clone()).collect();
-    match commit_prepared(pool, &prepared).await {
+/// How long one append transaction may take before its connection is
+/// given up as lost (its outcome is then unknown to the caller, who retries
+/// with the same idempotency key).
+const COMMIT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A connection of the lane's own, outside the pool: no ping before each
+/// batch, and no waiting behind readers for a pooled connection.
+async fn connect(pool: &PgPool) -> Result<PgConnection, StoreError> {
+    let options = pool.connect_options();
+    Ok(PgConnection::connect_with(&options).await?)
+}
+
+async fn commit(
+    conn: &mut PgConnection,
+    batch: &[PreparedAppend],
+) -> Vec<Result<AppendOutcome, StoreError>> {
+    match commit_prepared(conn, batch).await {
         Ok(results) => results,
         // A batch failing for a reason other than the database being away
         // must not sink its neighbours: retry each command on its own.
-        Err(e) if !e.is_unavailable() && prepared.len() > 1 => {
-            tracing::warn!(error = %e, size = prepared.len(), "group commit failed; retrying one by one");
-            let mut out = Vec::with_capacity(prepared.len());
-            for p in prepared {
-                let single = std::slice::from_ref(&p);
-                out.push(match commit_prepared(pool, single).await {
+        Err(e) if !e.is_unavailable() && batch.len() > 1 => {
+            tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+            let mut out = Vec::with_capacity(batch.len());
+            for p in batch {
+                out.push(match commit_prepared(conn, std::slice::from_ref(p)).await {
                     Ok(mut r) => r.pop().unwrap_or(Err(StoreError::Closed)),
                     Err(e) => Err(e),
                 });
@@ -285,10 +353,10 @@ async fn commit(pool: &PgPool, batch: &[Pending]) -> Vec<Result<AppendOutcome, S
 }
 
 async fn commit_prepared(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     batch: &[PreparedAppend],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let results = append_batch(&mut tx, batch).await?;
     tx.commit().await?;
     Ok(results)

@@ -1,0 +1,2759 @@
+//! HTTP benchmarks: the release `factlog serve` binary as a real subprocess,
+//! driven over loopback by a small load generator, next to pgbench doing the
+//! comparable database work on the same throw-away, fsync-on cluster.
+//! Scenarios: `writes`, `reads`, `visible`, `rebuild`, `soak`. See bench/README.md.
+//!
+//! As in `append`, absolute rates drift between runs on shared machines, so
+//! every HTTP measurement that has a database counterpart is paired with a
+//! pgbench run back to back, pairs are interleaved round by round, and the
+//! goals are checked against the ratio within each pair.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use factlog::db::{self, EphemeralCluster};
+use factlog::projections::{self, Projection};
+use factlog::store::{EventStore, StoreConfig};
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
+
+/// Editors' tokens per scenario: confirmations need someone other than the
+/// asserter, and spreading writes over several actors is what a newsroom does.
+const EDITORS: usize = 4;
+const WRITE_CONNECTIONS: [usize; 2] = [1, 32];
+const READ_CONNECTIONS: usize = 32;
+/// Connections used for unmeasured set-up work (seeding, topping up).
+const SETUP_CONNECTIONS: usize = 32;
+/// Per-request client timeout: bounds every loop even if the server hangs.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a visibility probe keeps polling before it counts as a timeout.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+/// Visibility probes in flight at once; an assert arriving when all are busy
+/// is counted as skipped rather than let the probes snowball.
+const MAX_PROBES: usize = 256;
+/// An open-loop request sent this much after its slot counts as late.
+const LATE: Duration = Duration::from_millis(10);
+/// Soak slots more than this late are dropped (counted as missed) rather
+/// than sent in a burst that would not be the steady rate asked for.
+const MISSED: Duration = Duration::from_secs(1);
+const SOAK_SEED_CLAIMS: u64 = 500;
+const PENDING_CAP: usize = 2_000_000;
+const RING_CAP: usize = 20_000;
+/// Longest wait for the projections to reach the head between measurements.
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
+/// The goal's "MB" is decimal.
+const MB: f64 = 1e6;
+
+/// The same ~300-byte row bench/append.rs inserts (copied: benches do not
+/// share code), written canonically; no colon is followed by a letter, so
+/// pgbench sees no `:variable` in it.
+const PAYLOAD: &str = concat!(
+    r#"{"checked_by":"desk-7","claim":"The city council approved a four percent increase "#,
+    r#"in the transit budget for the next fiscal year, citing ridership growth on the "#,
+    r#"east side lines.","rating":"mostly-true","source":"https://example.org/news/"#,
+    r#"transit-budget-vote","speaker":"Council member J. Rivera","topic":"transit"}"#
+);
+
+/// bench/append.rs's `bench_events`: the `events` table's shape and indexes.
+const PGBENCH_WRITE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bench_events (
+    position    bigint      PRIMARY KEY CHECK (position > 0),
+    event_id    uuid        NOT NULL UNIQUE,
+    stream      text        NOT NULL CHECK (stream <> ''),
+    version     bigint      NOT NULL CHECK (version > 0),
+    type        text        NOT NULL CHECK (type <> ''),
+    data        jsonb       NOT NULL,
+    metadata    jsonb       NOT NULL,
+    actor       text        NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    hash        bytea       NOT NULL CHECK (octet_length(hash) = 32),
+    CONSTRAINT bench_events_stream_version UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS bench_events_actor_recorded_at ON bench_events (actor, recorded_at, position);
+CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at, position);
+CREATE SEQUENCE IF NOT EXISTS bench_events_position;
+";
+
+struct Settings {
+    secs: u64,
+    rounds: usize,
+    facts: u64,
+    read_claims: u64,
+    visible_rate: u64,
+    visible_secs: u64,
+    visible_conns: usize,
+    visible_sample: u64,
+    poll_ms: u64,
+    rebuild_events: u64,
+    rebuild_rounds: usize,
+    soak_secs: u64,
+    soak_writes: u64,
+    soak_reads: u64,
+    soak_sample_secs: u64,
+    soak_conns: usize,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        Settings {
+            secs: env_number("FACTLOG_BENCH_SECS", 10),
+            rounds: env_number("FACTLOG_BENCH_ROUNDS", 4) as usize,
+            facts: env_number("FACTLOG_BENCH_FACTS", 10_000),
+            read_claims: env_number("FACTLOG_BENCH_READ_CLAIMS", 20_000),
+            visible_rate: env_number("FACTLOG_BENCH_VISIBLE_RATE", 500),
+            visible_secs: env_number("FACTLOG_BENCH_VISIBLE_SECS", 60),
+            visible_conns: env_number("FACTLOG_BENCH_VISIBLE_CONNS", 16) as usize,
+            visible_sample: env_number("FACTLOG_BENCH_VISIBLE_SAMPLE", 5),
+            poll_ms: env_number("FACTLOG_BENCH_POLL_MS", 2),
+            rebuild_events: env_number("FACTLOG_BENCH_REBUILD_EVENTS", 1_000_000),
+            rebuild_rounds: env_number("FACTLOG_BENCH_REBUILD_ROUNDS", 1) as usize,
+            soak_secs: env_number("FACTLOG_BENCH_SOAK_SECS", 600),
+            soak_writes: env_number("FACTLOG_BENCH_SOAK_WRITES", 200),
+            soak_reads: env_number("FACTLOG_BENCH_SOAK_READS", 400),
+            soak_sample_secs: env_number("FACTLOG_BENCH_SOAK_SAMPLE_SECS", 10),
+            soak_conns: env_number("FACTLOG_BENCH_SOAK_CONNS", 8) as usize,
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
+        _ => default,
+    }
+}
+
+struct Bench {
+    cluster: EphemeralCluster,
+    settings: Settings,
+    server_bin: Option<PathBuf>,
+    /// pgbench scripts and logs; gone with the run.
+    scripts: tempfile::TempDir,
+    postmaster: Option<u32>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // cargo passes `--bench` (and libtest-style flags) to harness-less benches.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for w in &wanted {
+        assert!(
+            SCENARIOS.contains(&w.as_str()),
+            "unknown scenario {w:?}; choose from {SCENARIOS:?}"
+        );
+    }
+    let scenarios: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s))
+        .collect();
+    let settings = Settings::from_env();
+    let server_bin = scenarios
+        .iter()
+        .any(|s| *s != "rebuild")
+        .then(find_server_binary);
+
+    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
+    // fsync stays on: every commit on both sides is one a newsroom could rely on.
+    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
+    let postmaster = postmaster_pid(cluster.dir());
+    let bench = Bench {
+        cluster,
+        settings,
+        server_bin,
+        scripts: tempfile::tempdir().expect("temporary directory for pgbench scripts"),
+        postmaster,
+    };
+    for scenario in scenarios {
+        eprintln!("== {scenario} ==");
+        // A runtime per scenario: ending it stops every in-process task
+        // (the rebuild scenario's event store included) before its database
+        // is dropped.
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        let report = runtime.block_on(run_scenario(&bench, scenario));
+        drop(runtime);
+        println!("{report}");
+        let path = write_report(scenario, &report);
+        eprintln!("written to {}", path.display());
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        runtime.block_on(drop_database(&bench.cluster, &db_name(scenario)));
+    }
+}
+
+async fn run_scenario(bench: &Bench, scenario: &str) -> String {
+    match scenario {
+        "writes" => writes(bench).await,
+        "reads" => reads(bench).await,
+        "visible" => visible(bench).await,
+        "rebuild" => rebuild(bench).await,
+        "soak" => soak(bench).await,
+        other => unreachable!("scenario {other} was checked"),
+    }
+}
+
+fn db_name(scenario: &str) -> String {
+    format!("http_{scenario}")
+}
+
+// ---------------------------------------------------------------------------
+// The server under test, its database and its clients
+// ---------------------------------------------------------------------------
+
+/// The release binary next to this bench's own executable
+/// (`<target>/release/deps/http-…` → `<target>/release/factlog`). It is not
+/// built from here: cargo holds the build-directory lock while a bench runs,
+/// so a nested `cargo build` would wait forever.
+fn find_server_binary() -> PathBuf {
+    let bin = match std::env::var_os("FACTLOG_BENCH_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()
+            .expect("the bench's own path")
+            .parent()
+            .and_then(Path::parent)
+            .expect("the bench runs from <target>/release/deps")
+            .join("factlog"),
+    };
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --release` first (or point FACTLOG_BENCH_BIN at a factlog binary)",
+        bin.display()
+    );
+    if let Some(newer) = newest_source_after(&bin) {
+        eprintln!(
+            "WARNING: {} is older than {}; the figures will describe the old code. \
+             Run `cargo build --release` first.",
+            bin.display(),
+            newer.display()
+        );
+    }
+    bin
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// A source file changed after the binary was built, if any.
+fn newest_source_after(bin: &Path) -> Option<PathBuf> {
+    let built = mtime(bin)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src"), root.join("migrations")];
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .filter(|f| mtime(f).is_some_and(|t| t > built))
+        .max_by_key(|f| mtime(f))
+}
+
+fn binary_description(bin: &Path) -> String {
+    let built = mtime(bin)
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let stale = match newest_source_after(bin) {
+        Some(f) => format!(
+            " (**older than {}: stale build**)",
+            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(&f)
+                .display()
+        ),
+        None => String::new(),
+    };
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    format!("`target/release/factlog` built {built}{stale}, working tree at commit {commit}")
+}
+
+struct Db {
+    name: String,
+    url: String,
+    pool: PgPool,
+}
+
+async fn database(cluster: &EphemeralCluster, name: &str, pool_size: u32) -> Db {
+    let url = cluster.url(name);
+    db::create_database_if_missing(&url)
+        .await
+        .expect("create the scenario's database");
+    let pool = db::pool(&url, pool_size)
+        .await
+        .expect("connect to the scenario's database");
+    db::migrate(&pool)
+        .await
+        .expect("migrate the scenario's database");
+    Db {
+        name: name.to_owned(),
+        url,
+        pool,
+    }
+}
+
+/// Scenarios leave gigabytes behind (the rebuild log especially); the next
+/// one should not share the disk and page cache with them.
+async fn drop_database(cluster: &EphemeralCluster, name: &str) {
+    let Ok(pool) = db::pool(&cluster.admin_url(), 1).await else {
+        return;
+    };
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&pool)
+    .await;
+    pool.close().await;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl Memory {
+    fn rss_mb(self) -> f64 {
+        self.rss_kib as f64 * 1024.0 / MB
+    }
+
+    fn hwm_mb(self) -> f64 {
+        self.hwm_kib as f64 * 1024.0 / MB
+    }
+}
+
+fn memory_of(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    }
+}
+
+/// `factlog serve` as a child process, logging to a file of its own.
+struct Server {
+    child: std::process::Child,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(bin: &Path, url: &str) -> Server {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("directory for the server log");
+        let log = dir.path().join("serve.log");
+        let out = std::fs::File::create(&log).expect("create the server log");
+        let err = out.try_clone().expect("server log handle");
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", url)
+            .env("FACTLOG_RATE_LIMIT", "0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe. The server must not outlive a
+        // bench that panics or is interrupted; this is spawned from the main
+        // thread, which lives as long as the bench.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start factlog serve");
+        let mut server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        let client = http_client(1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if call_status(client.get(format!("{}/readyz", server.base))).await == 200 {
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "factlog serve was not ready within 60 s:\n{}",
+                server.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn memory(&self) -> Memory {
+        memory_of(self.pid())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Warnings and errors the server logged (it runs at `RUST_LOG=warn`, so
+    /// every line is one), with the first few shown.
+    fn log_summary(&self) -> (usize, Vec<String>) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let first = lines.iter().take(5).cloned().collect();
+        (lines.len(), first)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
+    let out = tokio::process::Command::new(bin)
+        .args(["token", "create", "--name", name, "--role", role])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run factlog token create");
+    assert!(
+        out.status.success(),
+        "factlog token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the token is text")
+        .trim()
+        .to_owned()
+}
+
+/// One client per simulated connection: with `max_idle` 1 and requests sent
+/// one after another, each client holds exactly one keep-alive connection.
+fn http_client(max_idle: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(max_idle)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("HTTP client")
+}
+
+/// The status (0 when no HTTP answer came), the body read and discarded.
+async fn call_status(req: reqwest::RequestBuilder) -> u16 {
+    match req.send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            match res.bytes().await {
+                Ok(_) => status,
+                Err(_) => 0,
+            }
+        }
+        Err(_) => 0,
+    }
+}
+
+/// The status (0 when no HTTP answer came) and the JSON body (null if none).
+async fn call_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    match req.send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            match res.bytes().await {
+                Ok(b) => (status, serde_json::from_slice(&b).unwrap_or(Value::Null)),
+                Err(_) => (0, Value::Null),
+            }
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// Everything a scenario needs from a running server.
+struct Live<'a> {
+    bench: &'a Bench,
+    db: Db,
+    server: Server,
+    base: Arc<str>,
+    editors: Arc<Vec<String>>,
+    reader: Arc<str>,
+    story: Arc<str>,
+    known: Arc<Known>,
+}
+
+impl<'a> Live<'a> {
+    async fn start(bench: &'a Bench, scenario: &str) -> Live<'a> {
+        let db = database(&bench.cluster, &db_name(scenario), 8).await;
+        let bin = bench
+            .server_bin
+            .as_deref()
+            .expect("the server binary was found");
+        let mut editors = Vec::new();
+        for i in 0..EDITORS {
+            editors.push(create_token(bin, &db.url, &format!("editor{i}"), "editor").await);
+        }
+        let reader = create_token(bin, &db.url, "reader", "reader").await;
+        let server = Server::start(bin, &db.url).await;
+        let base: Arc<str> = server.base.clone().into();
+        // No body: quotes need not match, and claims are all about this story.
+        let (status, story) = call_json(
+            http_client(1)
+                .post(format!("{base}/v1/stories"))
+                .bearer_auth(&editors[0])
+                .json(&json!({"title": "Bench story", "publisher": "Bench wire",
+                              "published_at": "2020-01-06T09:30:00Z"})),
+        )
+        .await;
+        assert_eq!(status, 201, "register the story: {story}");
+        let story = story["id"].as_str().expect("story id").into();
+        Live {
+            bench,
+            db,
+            server,
+            base,
+            editors: Arc::new(editors),
+            reader: reader.into(),
+            story,
+            known: Arc::new(Known::default()),
+        }
+    }
+
+    fn cpu(&self) -> CpuSnapshot {
+        CpuSnapshot::take(self.bench.postmaster, Some(self.server.pid()))
+    }
+
+    fn log_report(&self, out: &mut String) {
+        let (n, first) = self.server.log_summary();
+        if n == 0 {
+            let _ = writeln!(out, "\nServer log (`RUST_LOG=warn`): empty.");
+        } else {
+            eprintln!("the server logged {n} warning/error line(s); first:");
+            for l in &first {
+                eprintln!("  {l}");
+            }
+            let _ = writeln!(
+                out,
+                "\nServer log (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
+            );
+            for l in first {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    id: String,
+    asserter: usize,
+}
+
+/// Claims and facts the load has created, for later requests to address.
+#[derive(Default)]
+struct Known {
+    /// Pending claims nobody has confirmed yet, oldest first.
+    pending: Mutex<VecDeque<Pending>>,
+    claims: Mutex<VecDeque<String>>,
+    facts: Mutex<VecDeque<String>>,
+}
+
+impl Known {
+    fn asserted(&self, reply: &Value, asserter: usize) {
+        let (Some(id), Some(fact)) = (reply["id"].as_str(), reply["fact_id"].as_str()) else {
+            return;
+        };
+        push_capped(
+            &self.pending,
+            Pending {
+                id: id.to_owned(),
+                asserter,
+            },
+            PENDING_CAP,
+        );
+        push_capped(&self.claims, id.to_owned(), RING_CAP);
+        push_capped(&self.facts, fact.to_owned(), RING_CAP);
+    }
+
+    fn take_pending(&self) -> Option<Pending> {
+        self.pending.lock().expect("pending queue").pop_front()
+    }
+
+    fn pending_len(&self) -> usize {
+        self.pending.lock().expect("pending queue").len()
+    }
+
+    fn any(list: &Mutex<VecDeque<String>>, r: u64) -> Option<String> {
+        let l = list.lock().expect("known list");
+        if l.is_empty() {
+            return None;
+        }
+        l.get((r % l.len() as u64) as usize).cloned()
+    }
+}
+
+fn push_capped<T>(list: &Mutex<VecDeque<T>>, item: T, cap: usize) {
+    let mut l = list.lock().expect("known list");
+    if l.len() >= cap {
+        l.pop_front();
+    }
+    l.push_back(item);
+}
+
+/// Numbers every claim body across the run, so successive phases do not
+/// replay the same subjects and valid times in the same order.
+static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A claim about one of `facts` (subject, property) pairs, at one of twelve
+/// valid times, with one of a few values, so facts hold a handful of claims
+/// and some valid times are contested, as in a real log.
+fn claim_body(story: &str, facts: u64) -> Value {
+    let n = CLAIM_SEQ.fetch_add(1, Ordering::Relaxed);
+    let h = mix(n);
+    json!({
+        "story_id": story,
+        "subject": format!("bench subject {}", h % facts),
+        "property": "count",
+        "value": {"kind": "quantity", "amount": (1000 + 100 * (h >> 20) % 3).to_string(), "unit": "person"},
+        "quote": "some people were there",
+        "valid_at": format!("2020-{:02}", 1 + (h >> 40) % 12),
+    })
+}
+
+/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn fact_has_claim(doc: &Value, claim: &str) -> bool {
+    doc["claims"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["id"].as_str() == Some(claim)))
+}
+
+// ---------------------------------------------------------------------------
+// Closed-loop load
+// ---------------------------------------------------------------------------
+
+/// One request: its HTTP status (0: no answer), or `None` when the work
+/// prepared for the measurement has run out.
+type Op = Arc<dyn Fn(reqwest::Client, u64) -> BoxFuture<'static, Option<u16>> + Send + Sync>;
+
+#[derive(Default)]
+struct Load {
+    ok: u64,
+    latencies: Vec<Duration>,
+    errors: BTreeMap<u16, u64>,
+    elapsed: Duration,
+    ran_out: bool,
+}
+
+impl Load {
+    fn sample(&mut self) -> Sample {
+        let (p50, p99) = percentiles(&mut self.latencies);
+        Sample {
+            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            p50,
+            p99,
+        }
+    }
+}
+
+/// `conns` connections, each sending its next request as soon as the last
+/// answered, until the deadline or `limit` requests in all.
+async fn closed_loop(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
+    let start = Instant::now();
+    let deadline = start + d;
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let op = op.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let client = http_client(1);
+                let mut load = Load::default();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= limit {
+                        break;
+                    }
+                    let t = Instant::now();
+                    match op(client.clone(), i).await {
+                        None => {
+                            load.ran_out = true;
+                            break;
+                        }
+                        Some(s) if (200..300).contains(&s) => {
+                            load.ok += 1;
+                            load.latencies.push(t.elapsed());
+                        }
+                        Some(s) => *load.errors.entry(s).or_default() += 1,
+                    }
+                }
+                load
+            })
+        })
+        .collect();
+    let mut total = Load::default();
+    for t in tasks {
+        let l = t.await.expect("load task");
+        total.ok += l.ok;
+        total.latencies.extend(l.latencies);
+        for (s, n) in l.errors {
+            *total.errors.entry(s).or_default() += n;
+        }
+        total.ran_out |= l.ran_out;
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+fn assert_op(live: &Live) -> Op {
+    let url = format!("{}/v1/claims", live.base);
+    let editors = live.editors.clone();
+    let story = live.story.clone();
+    let known = live.known.clone();
+    let facts = live.bench.settings.facts;
+    Arc::new(move |client, i| {
+        let e = (i % editors.len() as u64) as usize;
+        let req = client
+            .post(&url)
+            .bearer_auth(&editors[e])
+            .json(&claim_body(&story, facts));
+        let known = known.clone();
+        Box::pin(async move {
+            let (status, reply) = call_json(req).await;
+            if status == 201 {
+                known.asserted(&reply, e);
+            }
+            Some(status)
+        })
+    })
+}
+
+/// Confirms the oldest pending claim, as an editor other than its asserter.
+fn confirm_op(live: &Live) -> Op {
+    let base = live.base.clone();
+    let editors = live.editors.clone();
+    let known = live.known.clone();
+    Arc::new(move |client, _| {
+        let Some(p) = known.take_pending() else {
+            return Box::pin(async { None });
+        };
+        let confirmer = &editors[(p.asserter + 1) % editors.len()];
+        let req = client
+            .post(format!("{base}/v1/claims/{}/confirmations", p.id))
+            .bearer_auth(confirmer)
+            .json(&json!({"note": "matches the agency figure"}));
+        Box::pin(async move { Some(call_status(req).await) })
+    })
+}
+
+fn read_fact_op(live: &Live, facts: Arc<Vec<String>>) -> Op {
+    let base = live.base.clone();
+    let reader = live.reader.clone();
+    Arc::new(move |client, i| {
+        let id = &facts[(mix(i ^ 0x5eed) % facts.len() as u64) as usize];
+        let req = client
+            .get(format!("{base}/v1/facts/{id}"))
+            .bearer_auth(&*reader);
+        Box::pin(async move { Some(call_status(req).await) })
+    })
+}
+
+/// Asserts until `pending` claims are waiting (unmeasured set-up work).
+async fn top_up_pending(live: &Live<'_>, want: usize) {
+    let have = live.known.pending_len();
+    if have >= want {
+        return;
+    }
+    let n = (want - have) as u64;
+    eprintln!("  preparing {n} pending claims...");
+    let load = closed_loop(
+        SETUP_CONNECTIONS,
+        Duration::from_secs(600),
+        n,
+        assert_op(live),
+    )
+    .await;
+    assert!(
+        load.errors.is_empty(),
+        "preparing claims failed: {:?}",
+        load.errors
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Projections, checkpoints, pgbench
+// ---------------------------------------------------------------------------
+
+/// How far the slowest projection is behind the head of the log.
+async fn projection_lag(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT position FROM event_head) - \
+                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("projection lag")
+}
+
+/// Waits until the projections have caught up with the log; returns how long
+/// that took. Work left over from one measurement would otherwise take CPU
+/// from the next, whichever side it is.
+async fn drain_projections(pool: &PgPool) -> Duration {
+    let start = Instant::now();
+    while projection_lag(pool).await > 0 {
+        if start.elapsed() > SETTLE_LIMIT {
+            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Each measurement starts from a clean checkpoint, so that one side does
+/// not pay for the dirty pages the other left behind.
+async fn checkpoint(pool: &PgPool) {
+    sqlx::query("CHECKPOINT")
+        .execute(pool)
+        .await
+        .expect("CHECKPOINT");
+}
+
+async fn settle(pool: &PgPool) {
+    drain_projections(pool).await;
+    checkpoint(pool).await;
+}
+
+fn write_script(bench: &Bench, name: &str, text: &str) {
+    std::fs::write(bench.scripts.path().join(name), text).expect("write a pgbench script");
+}
+
+/// bench/append.rs's single-row script, verbatim.
+fn write_single_insert_script(bench: &Bench) {
+    let data = PAYLOAD.replace('\'', "''");
+    let columns =
+        "position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash";
+    write_script(
+        bench,
+        "single.sql",
+        &format!(
+            "INSERT INTO bench_events ({columns}) VALUES (nextval('bench_events_position'), \
+             gen_random_uuid(), 'claim-' || gen_random_uuid(), 1, 'ClaimAsserted', '{data}'::jsonb, \
+             '{{}}'::jsonb, 'bench', now(), sha256(random()::text::bytea));\n"
+        ),
+    );
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    /// Requests (HTTP) or transactions (pgbench) per second.
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// pgbench with one transaction per script run; latencies come from its
+/// per-transaction log (`-l`), so both sides get p50/p99 the same way.
+async fn run_pgbench(
+    bench: &Bench,
+    db: &str,
+    script: &str,
+    clients: usize,
+    d: Duration,
+    extra: &[&str],
+) -> Sample {
+    let logs = tempfile::Builder::new()
+        .prefix("pgbench-log")
+        .tempdir_in(bench.scripts.path())
+        .expect("pgbench log directory");
+    let prefix = logs.path().join("txn");
+    let output = tokio::process::Command::new("pgbench")
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-p")
+        .arg(bench.cluster.port().to_string())
+        .args(extra)
+        .arg("-f")
+        .arg(bench.scripts.path().join(script))
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-j")
+        .arg(clients.min(2).to_string())
+        .arg("-T")
+        .arg(d.as_secs().max(1).to_string())
+        .arg("-l")
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg(db)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run pgbench (is it on PATH?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tps: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
+    if let Some(failed) = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
+    {
+        assert!(
+            failed.starts_with('0'),
+            "pgbench transactions failed: {failed}"
+        );
+    }
+    let mut latencies = read_pgbench_latencies(logs.path());
+    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
+    let (p50, p99) = percentiles(&mut latencies);
+    Sample {
+        rate: tps,
+        p50,
+        p99,
+    }
+}
+
+/// Lines are `client_id transaction_no time_us script_no epoch epoch_us`,
+/// one file per pgbench thread.
+fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the pgbench log directory") {
+        let path = entry.expect("pgbench log entry").path();
+        let text = std::fs::read_to_string(&path).expect("read a pgbench log");
+        for line in text.lines() {
+            let us: u64 = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected pgbench log line {line:?}"));
+            out.push(Duration::from_micros(us));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Paired measurements (writes, reads)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pair {
+    Assert(usize),
+    Confirm(usize),
+    Read(usize),
+}
+
+impl Pair {
+    fn label(self) -> String {
+        let conns = |c: usize| format!("{c} connection{}", if c == 1 { "" } else { "s" });
+        match self {
+            Pair::Assert(c) => format!("POST /v1/claims, {}", conns(c)),
+            Pair::Confirm(c) => format!("POST /v1/claims/{{id}}/confirmations, {}", conns(c)),
+            Pair::Read(c) => format!("GET /v1/facts/{{id}}, {}", conns(c)),
+        }
+    }
+
+    fn connections(self) -> usize {
+        match self {
+            Pair::Assert(c) | Pair::Confirm(c) | Pair::Read(c) => c,
+        }
+    }
+
+    fn pgbench_label(self) -> &'static str {
+        match self {
+            Pair::Assert(_) | Pair::Confirm(_) => "single-row INSERT per transaction",
+            Pair::Read(_) => "primary-key SELECT of a fact document",
+        }
+    }
+
+    /// The issue's goal for this pair: minimum ratio and largest p99.
+    fn goal(self) -> Option<(f64, Duration)> {
+        match self {
+            Pair::Assert(32) => Some((1.0, Duration::from_millis(20))),
+            Pair::Read(_) => Some((0.5, Duration::from_millis(10))),
+            _ => None,
+        }
+    }
+}
+
+/// The HTTP side of one pair.
+struct HttpSide {
+    sample: Sample,
+    ok: u64,
+    errors: BTreeMap<u16, u64>,
+    ran_out: bool,
+    lag_at_stop: i64,
+    catch_up: Duration,
+    memory: Memory,
+    cpu: CpuSplit,
+}
+
+struct Measured {
+    pair: Pair,
+    round: usize,
+    http: HttpSide,
+    pgbench: Sample,
+    others_cpu: f64,
+}
+
+impl Measured {
+    fn ratio(&self) -> f64 {
+        self.http.sample.rate / self.pgbench.rate
+    }
+}
+
+async fn measure_http(live: &Live<'_>, conns: usize, d: Duration, op: Op) -> HttpSide {
+    settle(&live.db.pool).await;
+    let before = live.cpu();
+    let mut load = closed_loop(conns, d, u64::MAX, op).await;
+    let cpu = live.cpu().since(&before);
+    let memory = live.server.memory();
+    let lag_at_stop = projection_lag(&live.db.pool).await;
+    let catch_up = drain_projections(&live.db.pool).await;
+    HttpSide {
+        sample: load.sample(),
+        ok: load.ok,
+        errors: load.errors,
+        ran_out: load.ran_out,
+        lag_at_stop,
+        catch_up,
+        memory,
+        cpu,
+    }
+}
+
+async fn measure_pgbench(
+    live: &Live<'_>,
+    script: &str,
+    clients: usize,
+    d: Duration,
+    extra: &[&str],
+) -> Sample {
+    settle(&live.db.pool).await;
+    run_pgbench(live.bench, &live.db.name, script, clients, d, extra).await
+}
+
+async fn writes(bench: &Bench) -> String {
+    let started = Instant::now();
+    let s = &bench.settings;
+    let live = Live::start(bench, "writes").await;
+    sqlx::raw_sql(PGBENCH_WRITE_SCHEMA)
+        .execute(&live.db.pool)
+        .await
+        .expect("create the pgbench table");
+    write_single_insert_script(bench);
+    let machine = machine_description(&live.db.pool).await;
+    eprintln!("{machine}");
+
+    // The first seconds on a fresh cluster and server pay for cold caches,
+    // relation extension and connection set-up on both sides.
+    eprintln!("warming up...");
+    let warm = Duration::from_secs(1);
+    closed_loop(8, warm, u64::MAX, assert_op(&live)).await;
+    run_pgbench(bench, &live.db.name, "single.sql", 8, warm, &[]).await;
+
+    let pairs: Vec<Pair> = WRITE_CONNECTIONS
+        .iter()
+        .map(|&c| Pair::Assert(c))
+        .chain(WRITE_CONNECTIONS.iter().map(|&c| Pair::Confirm(c)))
+        .collect();
+    let mut results: Vec<Measured> = Vec::new();
+    for round in 0..s.rounds {
+        for &pair in &pairs {
+            if let Pair::Confirm(c) = pair {
+                // Enough distinct pending claims for the fastest rate seen so
+                // far, with room to spare; running out is reported, not hidden.
+                let best = results
+                    .iter()
+                    .filter(|m| matches!(m.pair, Pair::Confirm(x) | Pair::Assert(x) if x == c))
+                    .map(|m| m.http.sample.rate)
+                    .fold(0.0, f64::max);
+                let rate = if best > 0.0 { best } else { 2_000.0 };
+                let want = (rate * s.secs as f64 * 1.5) as usize + 200;
+                top_up_pending(&live, want).await;
+            }
+            let m = measure_pair(&live, pair, round, "single.sql", &[]).await;
+            results.push(m);
+        }
+    }
+    let events = event_sizes(&live.db.pool).await;
+
+    let mut out = header("writes", &machine, bench, started);
+    let _ = writeln!(
+        out,
+        "Parameters: {} s per measurement, {} round(s), claims spread over {} facts, \
+         {EDITORS} editor tokens; the server with `FACTLOG_RATE_LIMIT=0 RUST_LOG=warn` and \
+         defaults otherwise (16 database connections).\n",
+        s.secs, s.rounds, s.facts
+    );
+    let _ = writeln!(
+        out,
+        "pgbench: bench/append.rs's single-row INSERT (same columns and indexes as `events`, \
+         {} bytes of jsonb) per transaction, N clients (`-j 2`). factlog's events: {events}. \
+         Each confirmation is by an editor other than the asserter, on a distinct pending claim \
+         asserted beforehand.\n",
+        PAYLOAD.len()
+    );
+    render_pairs(&mut out, &results);
+    let peak = results
+        .iter()
+        .map(|m| m.http.memory.hwm_mb())
+        .fold(live.server.memory().hwm_mb(), f64::max);
+    let _ = writeln!(
+        out,
+        "\nServer memory: peak RSS (VmHWM) {peak:.1} MB over the run; goal < 100 MB: {}.",
+        met(peak < 100.0)
+    );
+    live.log_report(&mut out);
+    out
+}
+
+async fn event_sizes(pool: &PgPool) -> String {
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT type, count(*), avg(octet_length(data::text))::float8 FROM events \
+         WHERE type IN ('ClaimAsserted', 'ClaimConfirmed') GROUP BY type ORDER BY type",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("event sizes");
+    rows.iter()
+        .map(|(t, n, avg)| {
+            format!(
+                "{} `{t}` of {avg:.0} bytes of jsonb on average",
+                thousands(*n as u64)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn measure_pair(
+    live: &Live<'_>,
+    pair: Pair,
+    round: usize,
+    script: &str,
+    extra: &[&str],
+) -> Measured {
+    let d = live.bench.settings.duration();
+    // Alternating who goes first spreads drift within a pair (checkpoints,
+    // autovacuum, a noisy neighbour) over both sides.
+    let http_first = round.is_multiple_of(2);
+    let cpu_before = live.cpu();
+    let mut http = None;
+    let mut pgbench = None;
+    for side in 0..2 {
+        if (side == 0) == http_first {
+            let op = match pair {
+                Pair::Assert(_) => assert_op(live),
+                Pair::Confirm(_) => confirm_op(live),
+                Pair::Read(_) => read_fact_op(live, live_facts(live).await),
+            };
+            http = Some(measure_http(live, pair.connections(), d, op).await);
+        } else {
+            pgbench = Some(measure_pgbench(live, script, pair.connections(), d, extra).await);
+        }
+    }
+    let m = Measured {
+        pair,
+        round,
+        http: http.expect("the HTTP side ran"),
+        pgbench: pgbench.expect("the pgbench side ran"),
+        others_cpu: live.cpu().since(&cpu_before).others_share,
+    };
+    eprintln!(
+        "round {} | {:<48} | factlog {:>7} req/s p99 {} | pgbench {:>7} tps | ratio {:.2} | RSS {:.1} MB | others' CPU {:.0}%{}",
+        round + 1,
+        pair.label(),
+        rate(m.http.sample.rate),
+        ms_fmt(m.http.sample.p99),
+        rate(m.pgbench.rate),
+        m.ratio(),
+        m.http.memory.rss_mb(),
+        m.others_cpu * 100.0,
+        if m.http.ran_out {
+            " | RAN OUT of prepared claims"
+        } else {
+            ""
+        }
+    );
+    m
+}
+
+/// Fact ids the reads address: every fact in the projection.
+async fn live_facts(live: &Live<'_>) -> Arc<Vec<String>> {
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT fact_id FROM facts_view ORDER BY fact_id")
+            .fetch_all(&live.db.pool)
+            .await
+            .expect("fact ids");
+    assert!(!ids.is_empty(), "no facts to read");
+    Arc::new(ids.iter().map(|u| u.to_string()).collect())
+}
+
+fn render_pairs(out: &mut String, results: &[Measured]) {
+    let _ = writeln!(
+        out,
+        "Medians over rounds; the ratio is the median of the per-round ratios \
+         (factlog and pgbench measured back to back).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| measurement | factlog req/s | p50 | p99 | pgbench | pgbench tps | pgbench p50 | pgbench p99 | ratio | goal |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|---|");
+    let mut pairs: Vec<Pair> = Vec::new();
+    for m in results {
+        if !pairs.contains(&m.pair) {
+            pairs.push(m.pair);
+        }
+    }
+    for pair in pairs {
+        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
+        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
+        let ratio = med(&|m| m.ratio());
+        let p99 = med(&|m| m.http.sample.p99.as_secs_f64());
+        let goal = match pair.goal() {
+            Some((min_ratio, max_p99)) => format!(
+                "≥ {min_ratio}x and p99 < {} ms: {}",
+                max_p99.as_millis(),
+                met(ratio >= min_ratio && p99 < max_p99.as_secs_f64())
+            ),
+            None => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            pair.label(),
+            rate(med(&|m| m.http.sample.rate)),
+            ms_secs(med(&|m| m.http.sample.p50.as_secs_f64())),
+            ms_secs(p99),
+            pair.pgbench_label(),
+            rate(med(&|m| m.pgbench.rate)),
+            ms_secs(med(&|m| m.pgbench.p50.as_secs_f64())),
+            ms_secs(med(&|m| m.pgbench.p99.as_secs_f64())),
+            ratio,
+            goal
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nPer round. \"Lag\" is how far the slowest projection was behind the log when the \
+         load stopped, \"catch-up\" how long it then took to reach the head. CPU is in cores \
+         (of {}) during the factlog side: load generator / server / PostgreSQL / anything else. \
+         \"Others' CPU\" is the share of the machine used by anything but the benchmark during \
+         the pair; pairs where it is high are less trustworthy.\n",
+        cpu_count()
+    );
+    let _ = writeln!(
+        out,
+        "| round | measurement | factlog req/s | p99 | pgbench tps | ratio | non-2xx | lag | catch-up | server RSS / peak | CPU client/server/pg/other | server CPU per req | others' CPU |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
+    );
+    for m in results {
+        let h = &m.http;
+        let mut errors = status_counts(&h.errors);
+        if h.ran_out {
+            errors.push_str(" (ran out of prepared claims)");
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.2} s | {:.1} / {:.1} MB | {:.2}/{:.2}/{:.2}/{:.2} | {:.0} µs | {:.0}% |",
+            m.round + 1,
+            m.pair.label(),
+            rate(h.sample.rate),
+            ms_fmt(h.sample.p99),
+            rate(m.pgbench.rate),
+            m.ratio(),
+            errors,
+            thousands(h.lag_at_stop.max(0) as u64),
+            h.catch_up.as_secs_f64(),
+            h.memory.rss_mb(),
+            h.memory.hwm_mb(),
+            h.cpu.client,
+            h.cpu.server,
+            h.cpu.postgres,
+            h.cpu.others,
+            h.cpu.server_secs / h.ok.max(1) as f64 * 1e6,
+            m.others_cpu * 100.0
+        );
+    }
+}
+
+async fn reads(bench: &Bench) -> String {
+    let started = Instant::now();
+    let s = &bench.settings;
+    let live = Live::start(bench, "reads").await;
+    let machine = machine_description(&live.db.pool).await;
+    eprintln!("{machine}");
+
+    eprintln!(
+        "writing {} claims (and confirming two thirds) to read...",
+        s.read_claims
+    );
+    let seed = closed_loop(
+        SETUP_CONNECTIONS,
+        Duration::from_secs(1800),
+        s.read_claims,
+        assert_op(&live),
+    )
+    .await;
+    assert!(
+        seed.errors.is_empty(),
+        "seeding claims failed: {:?}",
+        seed.errors
+    );
+    let confirm = closed_loop(
+        SETUP_CONNECTIONS,
+        Duration::from_secs(1800),
+        s.read_claims * 2 / 3,
+        confirm_op(&live),
+    )
+    .await;
+    assert!(
+        confirm.errors.is_empty(),
+        "seeding confirmations failed: {:?}",
+        confirm.errors
+    );
+    drain_projections(&live.db.pool).await;
+
+    // pgbench's counterpart: the same documents under an integer key it can
+    // draw at random, fetched by primary key with a prepared statement.
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS bench_facts; \
+         CREATE TABLE bench_facts (n integer PRIMARY KEY, doc jsonb NOT NULL); \
+         INSERT INTO bench_facts SELECT row_number() OVER (ORDER BY fact_id), doc FROM facts_view; \
+         VACUUM ANALYZE bench_facts; VACUUM ANALYZE facts_view;",
+    )
+    .execute(&live.db.pool)
+    .await
+    .expect("create the pgbench read table");
+    let (facts, avg_doc): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), coalesce(avg(octet_length(doc::text)), 0)::float8 FROM facts_view",
+    )
+    .fetch_one(&live.db.pool)
+    .await
+    .expect("fact count");
+    write_script(
+        bench,
+        "read.sql",
+        &format!("\\set n random(1, {facts})\nSELECT doc FROM bench_facts WHERE n = :n;\n"),
+    );
+    let prepared: &[&str] = &["-M", "prepared"];
+
+    eprintln!("warming up...");
+    let warm = Duration::from_secs(1);
+    closed_loop(
+        8,
+        warm,
+        u64::MAX,
+        read_fact_op(&live, live_facts(&live).await),
+    )
+    .await;
+    run_pgbench(bench, &live.db.name, "read.sql", 8, warm, prepared).await;
+
+    let mut results = Vec::new();
+    for round in 0..s.rounds {
+        results.push(
+            measure_pair(
+                &live,
+                Pair::Read(READ_CONNECTIONS),
+                round,
+                "read.sql",
+                prepared,
+            )
+            .await,
+        );
+    }
+
+    let mut out = header("reads", &machine, bench, started);
+    let _ = writeln!(
+        out,
+        "Parameters: {} s per measurement, {} round(s). Before the reads: {} claims asserted \
+         over {} facts and two thirds of them confirmed, over HTTP; then {} facts in the \
+         projection, documents of {avg_doc:.0} bytes on average. Each GET picks a fact at \
+         random (reader token).\n",
+        s.secs,
+        s.rounds,
+        thousands(s.read_claims),
+        s.facts,
+        thousands(facts as u64)
+    );
+    let _ = writeln!(
+        out,
+        "pgbench: `SELECT doc FROM bench_facts WHERE n = :n` with `n` random, `-M prepared`, \
+         on a copy of `facts_view`'s documents keyed by an integer primary key, {READ_CONNECTIONS} \
+         clients (`-j 2`).\n"
+    );
+    render_pairs(&mut out, &results);
+    let peak = live.server.memory().hwm_mb();
+    let _ = writeln!(
+        out,
+        "\nServer memory: peak RSS (VmHWM) {peak:.1} MB over the run; goal < 100 MB: {}.",
+        met(peak < 100.0)
+    );
+    live.log_report(&mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// visible: append-to-visible latency under a steady assert rate
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct VisibleStats {
+    sent: u64,
+    assert_latencies: Vec<Duration>,
+    assert_errors: BTreeMap<u16, u64>,
+    late: u64,
+    polled: Vec<Duration>,
+    poll_timeouts: u64,
+    poll_errors: BTreeMap<u16, u64>,
+    waited: Vec<Duration>,
+    wait_errors: BTreeMap<u16, u64>,
+    /// `wait_for` answered 200 without the claim: read-your-writes broken.
+    wait_missing: u64,
+    skipped: u64,
+}
+
+/// Shared by the visibility probes.
+struct Probe {
+    client: reqwest::Client,
+    base: Arc<str>,
+    reader: Arc<str>,
+    poll: Duration,
+    stats: Arc<Mutex<VisibleStats>>,
+}
+
+impl Probe {
+    /// Polls the fact until it lists the claim; the time counts from the 201.
+    async fn poll(&self, fact: &str, claim: &str, acked: Instant) {
+        let url = format!("{}/v1/facts/{fact}", self.base);
+        loop {
+            let (status, doc) = call_json(self.client.get(&url).bearer_auth(&*self.reader)).await;
+            if status == 200 && fact_has_claim(&doc, claim) {
+                let took = acked.elapsed();
+                self.stats.lock().expect("stats").polled.push(took);
+                return;
+            }
+            // 404: the fact's first claim is not projected yet; keep polling.
+            if status != 200 && status != 404 {
+                *self
+                    .stats
+                    .lock()
+                    .expect("stats")
+                    .poll_errors
+                    .entry(status)
+                    .or_default() += 1;
+            }
+            if acked.elapsed() > PROBE_LIMIT {
+                self.stats.lock().expect("stats").poll_timeouts += 1;
+                return;
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// One read with `wait_for`; the time counts from the 201.
+    async fn wait_for(&self, fact: &str, claim: &str, position: i64, acked: Instant) {
+        let url = format!("{}/v1/facts/{fact}?wait_for={position}", self.base);
+        let (status, doc) = call_json(self.client.get(&url).bearer_auth(&*self.reader)).await;
+        let took = acked.elapsed();
+        let mut stats = self.stats.lock().expect("stats");
+        match status {
+            200 if fact_has_claim(&doc, claim) => stats.waited.push(took),
+            200 => stats.wait_missing += 1,
+            s => *stats.wait_errors.entry(s).or_default() += 1,
+        }
+    }
+}
+
+async fn visible(bench: &Bench) -> String {
+    let started = Instant::now();
+    let s = &bench.settings;
+    let live = Live::start(bench, "visible").await;
+    let machine = machine_description(&live.db.pool).await;
+    eprintln!("{machine}");
+    let total = s.visible_rate * s.visible_secs;
+    let conns = s.visible_conns.max(1);
+    eprintln!(
+        "{} asserts/s for {} s over {conns} connections; every {}th measured...",
+        s.visible_rate, s.visible_secs, s.visible_sample
+    );
+    // A little traffic first, so the measured asserts do not pay for the
+    // first connections and a cold cache.
+    closed_loop(4, Duration::from_secs(1), 200, assert_op(&live)).await;
+    settle(&live.db.pool).await;
+
+    let stats = Arc::new(Mutex::new(VisibleStats::default()));
+    let probe = Arc::new(Probe {
+        client: http_client(MAX_PROBES),
+        base: live.base.clone(),
+        reader: live.reader.clone(),
+        poll: Duration::from_millis(s.poll_ms),
+        stats: stats.clone(),
+    });
+    let probes = Arc::new(tokio::sync::Semaphore::new(MAX_PROBES));
+    let before = live.cpu();
+    let start = Instant::now() + Duration::from_millis(100);
+    let interval = 1.0 / s.visible_rate as f64;
+    let workers: Vec<_> = (0..conns)
+        .map(|k| {
+            let url = format!("{}/v1/claims", live.base);
+            let editors = live.editors.clone();
+            let story = live.story.clone();
+            let stats = stats.clone();
+            let probe = probe.clone();
+            let probes = probes.clone();
+            let (facts, sample) = (s.facts, s.visible_sample);
+            tokio::spawn(async move {
+                let client = http_client(1);
+                let mut i = k as u64;
+                while i < total {
+                    let due = start + Duration::from_secs_f64(i as f64 * interval);
+                    tokio::time::sleep_until(due.into()).await;
+                    let sent = Instant::now();
+                    let e = (i % editors.len() as u64) as usize;
+                    let (status, reply) = call_json(
+                        client
+                            .post(&url)
+                            .bearer_auth(&editors[e])
+                            .json(&claim_body(&story, facts)),
+                    )
+                    .await;
+                    let acked = Instant::now();
+                    {
+                        let mut st = stats.lock().expect("stats");
+                        st.sent += 1;
+                        if sent.duration_since(due) > LATE {
+                            st.late += 1;
+                        }
+                        if status == 201 {
+                            st.assert_latencies.push(acked - sent);
+                        } else {
+                            *st.assert_errors.entry(status).or_default() += 1;
+                        }
+                    }
+                    if status == 201 && i.is_multiple_of(sample) {
+                        let claim = reply["id"].as_str().unwrap_or_default().to_owned();
+                        let fact = reply["fact_id"].as_str().unwrap_or_default().to_owned();
+                        let position = reply["position"].as_i64().unwrap_or_default();
+                        match probes.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let probe = probe.clone();
+                                // Alternate the two ways of waiting, so both
+                                // see the same load at the same moments.
+                                let poll = (i / sample).is_multiple_of(2);
+                                tokio::spawn(async move {
+                                    let _permit = permit;
+                                    if poll {
+                                        probe.poll(&fact, &claim, acked).await;
+                                    } else {
+                                        probe.wait_for(&fact, &claim, position, acked).await;
+                                    }
+                                });
+                            }
+                            Err(_) => stats.lock().expect("stats").skipped += 1,
+                        }
+                    }
+                    i += conns as u64;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("assert worker");
+    }
+    let elapsed = start.elapsed();
+    // The last probes finish within PROBE_LIMIT plus one request.
+    let _ = tokio::time::timeout(
+        PROBE_LIMIT + REQUEST_TIMEOUT,
+        probes.acquire_many(MAX_PROBES as u32),
+    )
+    .await;
+    let cpu = live.cpu().since(&before);
+    let memory = live.server.memory();
+
+    let mut st = std::mem::take(&mut *stats.lock().expect("stats"));
+    let (assert_p50, assert_p99) = percentiles(&mut st.assert_latencies);
+    let achieved = st.assert_latencies.len() as f64 / elapsed.as_secs_f64();
+    let mut out = header("visible", &machine, bench, started);
+    let _ = writeln!(
+        out,
+        "Parameters: open loop, {} asserts/s for {} s ({} scheduled) over {conns} connections, \
+         claims spread over {} facts; every {}th acknowledged assert is measured, alternately \
+         by polling `GET /v1/facts/{{fact_id}}` every {} ms (no `wait_for`) until its `claims` \
+         list the new claim, and by one `GET /v1/facts/{{fact_id}}?wait_for=<position>`. Times \
+         count from the 201 arriving at the client.\n",
+        s.visible_rate,
+        s.visible_secs,
+        thousands(total),
+        s.facts,
+        s.visible_sample,
+        s.poll_ms
+    );
+    let _ = writeln!(
+        out,
+        "Asserts: {} sent, {} acknowledged ({} /s achieved), p50 {}, p99 {}; non-2xx {}; \
+         {} sent more than {} ms after their slot; {} measurements skipped ({MAX_PROBES} probes \
+         already in flight). Server RSS {:.1} MB, peak {:.1} MB. CPU (cores of {}): load \
+         generator {:.2}, server {:.2}, PostgreSQL {:.2}, others {:.2}.\n",
+        thousands(st.sent),
+        thousands(st.assert_latencies.len() as u64),
+        rate(achieved),
+        ms_fmt(assert_p50),
+        ms_fmt(assert_p99),
+        status_counts(&st.assert_errors),
+        thousands(st.late),
+        LATE.as_millis(),
+        thousands(st.skipped),
+        memory.rss_mb(),
+        memory.hwm_mb(),
+        cpu_count(),
+        cpu.client,
+        cpu.server,
+        cpu.postgres,
+        cpu.others
+    );
+    let _ = writeln!(
+        out,
+        "| append → visible | measured | p50 | p99 | max | not visible / errors | goal p99 < 50 ms |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+    for (label, lat, failures) in [
+        (
+            format!("polling every {} ms", s.poll_ms),
+            &mut st.polled,
+            format!(
+                "{} timed out ({} s); errors {}",
+                st.poll_timeouts,
+                PROBE_LIMIT.as_secs(),
+                status_counts(&st.poll_errors)
+            ),
+        ),
+        (
+            "one request with `?wait_for=<position>`".to_owned(),
+            &mut st.waited,
+            format!(
+                "{} answered 200 without the claim; errors {}",
+                st.wait_missing,
+                status_counts(&st.wait_errors)
+            ),
+        ),
+    ] {
+        let (p50, p99) = percentiles(lat);
+        let max = lat.last().copied().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} | {failures} | {} |",
+            thousands(lat.len() as u64),
+            ms_fmt(p50),
+            ms_fmt(p99),
+            ms_fmt(max),
+            met(!lat.is_empty() && p99 < Duration::from_millis(50))
+        );
+    }
+    live.log_report(&mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// rebuild: projections from the whole log, against COPY
+// ---------------------------------------------------------------------------
+
+struct RebuildRound {
+    /// Per projection: name, events, seconds, rows written, bytes written.
+    projections: Vec<(&'static str, u64, f64, i64, i64)>,
+    copy: (u64, f64, u64),
+    insert_select: (u64, f64),
+}
+
+async fn rebuild(bench: &Bench) -> String {
+    let started = Instant::now();
+    let s = &bench.settings;
+    let db = database(&bench.cluster, &db_name("rebuild"), 8).await;
+    let machine = machine_description(&db.pool).await;
+    eprintln!("{machine}");
+    let store = EventStore::open(db.pool.clone(), StoreConfig::default())
+        .await
+        .expect("open the event store");
+
+    eprintln!(
+        "filling the log with {} events of generated newsroom work...",
+        s.rebuild_events
+    );
+    let fill_start = Instant::now();
+    let step = (s.rebuild_events / 10).max(1);
+    let mut shown = 0;
+    let filled = factlog::commands::fill_log(&store, s.rebuild_events, 1, |n| {
+        if n / step > shown {
+            shown = n / step;
+            eprintln!(
+                "  {n} events, {:.0}/s",
+                n as f64 / fill_start.elapsed().as_secs_f64()
+            );
+        }
+    })
+    .await
+    .expect("fill the log");
+    let fill = fill_start.elapsed();
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count events");
+    // Set hint bits and statistics now, so that neither side pays for the
+    // first read of freshly written pages.
+    sqlx::raw_sql("VACUUM ANALYZE events")
+        .execute(&db.pool)
+        .await
+        .expect("vacuum events");
+    let (events_bytes, types): (i64, String) = sqlx::query_as(
+        "SELECT pg_total_relation_size('events'), \
+         (SELECT string_agg(type || ' ' || n, ', ' ORDER BY n DESC) \
+          FROM (SELECT type, count(*) AS n FROM events GROUP BY type) t)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("events size");
+
+    let mut rounds = Vec::new();
+    for round in 0..s.rebuild_rounds {
+        eprintln!("round {}:", round + 1);
+        let mut r = RebuildRound {
+            projections: Vec::new(),
+            copy: (0, 0.0, 0),
+            insert_select: (0, 0.0),
+        };
+        // Alternate which goes first, as the paired benches do.
+        let rebuild_first = round.is_multiple_of(2);
+        for side in 0..2 {
+            if (side == 0) == rebuild_first {
+                for p in projections::ALL {
+                    r.projections.push(rebuild_one(&db.pool, p).await);
+                }
+            } else {
+                r.copy = copy_events(&db.pool).await;
+                r.insert_select = insert_select_events(&db.pool).await;
+            }
+        }
+        rounds.push(r);
+    }
+
+    let mut out = header("rebuild", &machine, bench, started);
+    let _ = writeln!(
+        out,
+        "Parameters: a log of {} events ({}) written in-process by `factlog::commands::fill_log` \
+         (seed 1) through the event store; `events` is {:.0} MB with its indexes. {} round(s); \
+         medians. Each step starts from a checkpoint. Rebuild: `factlog::projections::rebuild` \
+         (shadow tables, then the swap). COPY: `COPY events TO STDOUT (FORMAT binary)` streamed \
+         in 1 MiB pieces into `COPY … FROM STDIN` of a fresh table `LIKE events INCLUDING ALL` \
+         (same columns and indexes), i.e. reading and writing every row once.\n",
+        thousands(logged as u64),
+        types,
+        events_bytes as f64 / MB,
+        s.rebuild_rounds
+    );
+    let _ = writeln!(
+        out,
+        "| step | events | seconds | events/s | rows written | MB written | goal |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        out,
+        "| fill (`fill_log`, 1-event appends, 64 stories at a time) | {} | {:.1} | {} | {} | {:.0} | — |",
+        thousands(filled),
+        fill.as_secs_f64(),
+        rate(filled as f64 / fill.as_secs_f64()),
+        thousands(logged as u64),
+        events_bytes as f64 / MB
+    );
+    let mut total_secs = Vec::new();
+    for (i, p) in projections::ALL.iter().enumerate() {
+        let secs = median(rounds.iter().map(|r| r.projections[i].2).collect());
+        let events = rounds[0].projections[i].1;
+        let _ = writeln!(
+            out,
+            "| rebuild `{}` | {} | {:.2} | {} | {} | {:.0} | ≥ 50k/s: {} |",
+            p.name(),
+            thousands(events),
+            secs,
+            rate(events as f64 / secs),
+            thousands(rounds[0].projections[i].3 as u64),
+            rounds[0].projections[i].4 as f64 / MB,
+            met(events as f64 / secs >= 50_000.0)
+        );
+    }
+    for r in &rounds {
+        total_secs.push(r.projections.iter().map(|p| p.2).sum::<f64>());
+    }
+    let total = median(total_secs);
+    let all_rate = logged as f64 / total;
+    let _ = writeln!(
+        out,
+        "| rebuild, all projections one after the other | {} | {:.2} | {} | — | — | ≥ 50k/s: {} |",
+        thousands(logged as u64),
+        total,
+        rate(all_rate),
+        met(all_rate >= 50_000.0)
+    );
+    let copy_secs = median(rounds.iter().map(|r| r.copy.1).collect());
+    let copy_rate = rounds[0].copy.0 as f64 / copy_secs;
+    let _ = writeln!(
+        out,
+        "| COPY out → COPY in, fresh table like `events` | {} | {:.2} | {} | {} | {:.0} (stream) | — |",
+        thousands(rounds[0].copy.0),
+        copy_secs,
+        rate(copy_rate),
+        thousands(rounds[0].copy.0),
+        rounds[0].copy.2 as f64 / MB
+    );
+    let is_secs = median(rounds.iter().map(|r| r.insert_select.1).collect());
+    let is_rate = rounds[0].insert_select.0 as f64 / is_secs;
+    let _ = writeln!(
+        out,
+        "| `INSERT INTO copy SELECT * FROM events` | {} | {:.2} | {} | {} | — | — |",
+        thousands(rounds[0].insert_select.0),
+        is_secs,
+        rate(is_rate),
+        thousands(rounds[0].insert_select.0)
+    );
+    let _ = writeln!(
+        out,
+        "\nRatios: rebuild of all projections / COPY = {:.2}; / INSERT … SELECT = {:.2}. Per \
+         projection / COPY: {}.",
+        all_rate / copy_rate,
+        all_rate / is_rate,
+        projections::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let secs = median(rounds.iter().map(|r| r.projections[i].2).collect());
+                format!(
+                    "`{}` {:.2}",
+                    p.name(),
+                    rounds[0].projections[i].1 as f64 / secs / copy_rate
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if rounds.len() > 1 {
+        let _ = writeln!(out, "\n| round | {} | COPY s | INSERT … SELECT s |", {
+            projections::ALL
+                .iter()
+                .map(|p| format!("{} s", p.name()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        });
+        let _ = writeln!(
+            out,
+            "|---:|{}---:|---:|",
+            "---:|".repeat(projections::ALL.len())
+        );
+        for (i, r) in rounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} |",
+                i + 1,
+                r.projections
+                    .iter()
+                    .map(|p| format!("{:.2}", p.2))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                r.copy.1,
+                r.insert_select.1
+            );
+        }
+    }
+    drop(store);
+    out
+}
+
+async fn rebuild_one(pool: &PgPool, p: Projection) -> (&'static str, u64, f64, i64, i64) {
+    checkpoint(pool).await;
+    let start = Instant::now();
+    let report = projections::rebuild(pool, p, |_| {})
+        .await
+        .expect("rebuild a projection");
+    let secs = start.elapsed().as_secs_f64();
+    let mut rows = 0i64;
+    let mut bytes = 0i64;
+    for t in p.tables() {
+        let (n, b): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), pg_total_relation_size('{t}') FROM {t}"
+        )))
+        .fetch_one(pool)
+        .await
+        .expect("projection table size");
+        rows += n;
+        bytes += b;
+    }
+    eprintln!(
+        "  rebuild {}: {} events in {secs:.2} s ({}/s)",
+        p.name(),
+        report.events,
+        rate(report.events as f64 / secs)
+    );
+    (p.name(), report.events, secs, rows, bytes)
+}
+
+async fn fresh_copy_table(pool: &PgPool) {
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS events_copy; CREATE TABLE events_copy (LIKE events INCLUDING ALL)",
+    )
+    .execute(pool)
+    .await
+    .expect("create the copy table");
+    checkpoint(pool).await;
+}
+
+/// Rows, seconds and bytes streamed.
+async fn copy_events(pool: &PgPool) -> (u64, f64, u64) {
+    fresh_copy_table(pool).await;
+    let mut src = pool.acquire().await.expect("COPY source connection");
+    let mut dst = pool.acquire().await.expect("COPY target connection");
+    let start = Instant::now();
+    let mut sink = dst
+        .copy_in_raw("COPY events_copy FROM STDIN (FORMAT binary)")
+        .await
+        .expect("COPY FROM STDIN");
+    let mut rows_out = src
+        .copy_out_raw("COPY events TO STDOUT (FORMAT binary)")
+        .await
+        .expect("COPY TO STDOUT");
+    // Binary COPY data may be split anywhere; sending it a message at a time
+    // would flush the socket once per row.
+    let mut buf: Vec<u8> = Vec::with_capacity(2 << 20);
+    let mut bytes = 0u64;
+    while let Some(chunk) = rows_out.next().await {
+        let chunk = chunk.expect("COPY data");
+        bytes += chunk.len() as u64;
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= 1 << 20 {
+            sink.send(buf.as_slice()).await.expect("send COPY data");
+            buf.clear();
+        }
+    }
+    drop(rows_out);
+    if !buf.is_empty() {
+        sink.send(buf.as_slice()).await.expect("send COPY data");
+    }
+    let rows = sink.finish().await.expect("finish COPY");
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "  COPY: {rows} rows in {secs:.2} s ({}/s)",
+        rate(rows as f64 / secs)
+    );
+    (rows, secs, bytes)
+}
+
+async fn insert_select_events(pool: &PgPool) -> (u64, f64) {
+    fresh_copy_table(pool).await;
+    let start = Instant::now();
+    let rows = sqlx::query("INSERT INTO events_copy SELECT * FROM events")
+        .execute(pool)
+        .await
+        .expect("INSERT … SELECT")
+        .rows_affected();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "  INSERT … SELECT: {rows} rows in {secs:.2} s ({}/s)",
+        rate(rows as f64 / secs)
+    );
+    sqlx::raw_sql("DROP TABLE events_copy")
+        .execute(pool)
+        .await
+        .expect("drop the copy table");
+    (rows, secs)
+}
+
+// ---------------------------------------------------------------------------
+// soak: a steady mixed load for a long time
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct SoakInterval {
+    writes: Vec<Duration>,
+    reads: Vec<Duration>,
+    non_2xx: BTreeMap<(&'static str, u16), u64>,
+    missed: u64,
+}
+
+#[derive(Default)]
+struct SoakShared {
+    interval: SoakInterval,
+    /// The whole run, per request kind.
+    by_kind: BTreeMap<&'static str, Vec<Duration>>,
+    totals: BTreeMap<(&'static str, u16), u64>,
+    missed: u64,
+}
+
+struct SoakRow {
+    at: Duration,
+    writes: f64,
+    reads: f64,
+    write_p99: Duration,
+    read_p99: Duration,
+    read_p50: Duration,
+    write_p50: Duration,
+    errors: String,
+    missed: u64,
+    lag: i64,
+    memory: Memory,
+}
+
+type SoakOp =
+    Arc<dyn Fn(reqwest::Client, u64) -> BoxFuture<'static, (&'static str, u16)> + Send + Sync>;
+
+fn soak_write_op(live: &Live) -> SoakOp {
+    let base = live.base.clone();
+    let editors = live.editors.clone();
+    let story = live.story.clone();
+    let known = live.known.clone();
+    let facts = live.bench.settings.facts;
+    Arc::new(move |client, i| {
+        let n = editors.len();
+        let e = (i % n as u64) as usize;
+        // 50% asserts, 35% confirmations, 15% disputes; when there is
+        // nothing to confirm or dispute yet, an assert instead.
+        let slot = i % 20;
+        if (10..17).contains(&slot)
+            && let Some(p) = known.take_pending()
+        {
+            let req = client
+                .post(format!("{base}/v1/claims/{}/confirmations", p.id))
+                .bearer_auth(&editors[(p.asserter + 1) % n])
+                .header("Idempotency-Key", format!("soak-{i}"))
+                .json(&json!({"note": "checked"}));
+            return Box::pin(async move { ("confirm", call_status(req).await) });
+        }
+        if slot >= 17
+            && let Some(id) = Known::any(&known.claims, mix(i))
+        {
+            let req = client
+                .post(format!("{base}/v1/claims/{id}/disputes"))
+                .bearer_auth(&editors[e])
+                .header("Idempotency-Key", format!("soak-{i}"))
+                .json(&json!({"reason": "the agency revised its figure"}));
+            return Box::pin(async move { ("dispute", call_status(req).await) });
+        }
+        let req = client
+            .post(format!("{base}/v1/claims"))
+            .bearer_auth(&editors[e])
+            .header("Idempotency-Key", format!("soak-{i}"))
+            .json(&claim_body(&story, facts));
+        let known = known.clone();
+        Box::pin(async move {
+            let (status, reply) = call_json(req).await;
+            if status == 201 {
+                known.asserted(&reply, e);
+            }
+            ("assert", status)
+        })
+    })
+}
+
+fn soak_read_op(live: &Live) -> SoakOp {
+    let base = live.base.clone();
+    let reader = live.reader.clone();
+    let known = live.known.clone();
+    Arc::new(move |client, i| {
+        let r = mix(i ^ 0xfeed);
+        // 50% one fact, 30% one claim, 20% lists.
+        let (kind, path) = match i % 10 {
+            0..=4 => (
+                "GET fact",
+                Known::any(&known.facts, r).map(|id| format!("/v1/facts/{id}")),
+            ),
+            5..=7 => (
+                "GET claim",
+                Known::any(&known.claims, r).map(|id| format!("/v1/claims/{id}")),
+            ),
+            8 => (
+                "GET pending claims",
+                Some("/v1/claims?status=pending&limit=20".to_owned()),
+            ),
+            _ => (
+                "GET facts list",
+                Some("/v1/facts?property=count&limit=20".to_owned()),
+            ),
+        };
+        let path = path.unwrap_or_else(|| "/v1/facts?limit=20".to_owned());
+        let req = client.get(format!("{base}{path}")).bearer_auth(&*reader);
+        Box::pin(async move { (kind, call_status(req).await) })
+    })
+}
+
+/// Paced workers: slot `i` of `total` is due at `start + i / rate`, and
+/// worker `k` of `conns` takes slots k, k + conns, … on its own connection.
+fn spawn_paced(
+    conns: usize,
+    total: u64,
+    per_sec: u64,
+    start: Instant,
+    op: SoakOp,
+    shared: Arc<Mutex<SoakShared>>,
+    writes: bool,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let interval = 1.0 / per_sec as f64;
+    (0..conns)
+        .map(|k| {
+            let op = op.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let client = http_client(1);
+                let mut i = k as u64;
+                while i < total {
+                    let due = start + Duration::from_secs_f64(i as f64 * interval);
+                    if Instant::now() > due + MISSED {
+                        let mut sh = shared.lock().expect("soak stats");
+                        sh.interval.missed += 1;
+                        sh.missed += 1;
+                    } else {
+                        tokio::time::sleep_until(due.into()).await;
+                        let t = Instant::now();
+                        let (kind, status) = op(client.clone(), i).await;
+                        let took = t.elapsed();
+                        let mut sh = shared.lock().expect("soak stats");
+                        *sh.totals.entry((kind, status)).or_default() += 1;
+                        if (200..300).contains(&status) {
+                            if writes {
+                                sh.interval.writes.push(took);
+                            } else {
+                                sh.interval.reads.push(took);
+                            }
+                            sh.by_kind.entry(kind).or_default().push(took);
+                        } else {
+                            *sh.interval.non_2xx.entry((kind, status)).or_default() += 1;
+                        }
+                    }
+                    i += conns as u64;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn soak(bench: &Bench) -> String {
+    let started = Instant::now();
+    let s = &bench.settings;
+    let live = Live::start(bench, "soak").await;
+    let machine = machine_description(&live.db.pool).await;
+    eprintln!("{machine}");
+    // Something to read, confirm and dispute from the first second.
+    closed_loop(
+        8,
+        Duration::from_secs(120),
+        SOAK_SEED_CLAIMS,
+        assert_op(&live),
+    )
+    .await;
+    settle(&live.db.pool).await;
+
+    eprintln!(
+        "soak: {} writes/s and {} reads/s for {} s, {} connections each, sampled every {} s",
+        s.soak_writes, s.soak_reads, s.soak_secs, s.soak_conns, s.soak_sample_secs
+    );
+    let shared = Arc::new(Mutex::new(SoakShared::default()));
+    let start = Instant::now() + Duration::from_millis(100);
+    let mut workers = spawn_paced(
+        s.soak_conns,
+        s.soak_writes * s.soak_secs,
+        s.soak_writes,
+        start,
+        soak_write_op(&live),
+        shared.clone(),
+        true,
+    );
+    workers.extend(spawn_paced(
+        s.soak_conns,
+        s.soak_reads * s.soak_secs,
+        s.soak_reads,
+        start,
+        soak_read_op(&live),
+        shared.clone(),
+        false,
+    ));
+
+    let step = Duration::from_secs(s.soak_sample_secs);
+    let samples = s.soak_secs.div_ceil(s.soak_sample_secs);
+    let mut rows = Vec::new();
+    let mut last = start;
+    for k in 1..=samples {
+        let at = start + step * k as u32;
+        tokio::time::sleep_until(at.into()).await;
+        let now = Instant::now();
+        let mut iv = std::mem::take(&mut shared.lock().expect("soak stats").interval);
+        let secs = now.duration_since(last).as_secs_f64();
+        last = now;
+        let (write_p50, write_p99) = percentiles(&mut iv.writes);
+        let (read_p50, read_p99) = percentiles(&mut iv.reads);
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        for ((kind, status), n) in &iv.non_2xx {
+            *errors
+                .entry(format!("{kind} {}", status_name(*status)))
+                .or_default() += n;
+        }
+        let row = SoakRow {
+            at: now.duration_since(start),
+            writes: iv.writes.len() as f64 / secs,
+            reads: iv.reads.len() as f64 / secs,
+            write_p50,
+            write_p99,
+            read_p50,
+            read_p99,
+            errors: if errors.is_empty() {
+                "none".into()
+            } else {
+                errors
+                    .iter()
+                    .map(|(k, n)| format!("{k} ×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            missed: iv.missed,
+            lag: projection_lag(&live.db.pool).await,
+            memory: live.server.memory(),
+        };
+        eprintln!(
+            "  {:>5.0} s | writes {:>5.0}/s p99 {} | reads {:>5.0}/s p99 {} | errors {} | missed {} | lag {} | RSS {:.1} MB",
+            row.at.as_secs_f64(),
+            row.writes,
+            ms_fmt(row.write_p99),
+            row.reads,
+            ms_fmt(row.read_p99),
+            row.errors,
+            row.missed,
+            row.lag,
+            row.memory.rss_mb()
+        );
+        rows.push(row);
+    }
+    for w in workers {
+        // Every slot is due by now; the last requests end within their timeout.
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, w).await;
+    }
+    let mut sh = std::mem::take(&mut *shared.lock().expect("soak stats"));
+
+    let mut out = header("soak", &machine, bench, started);
+    let _ = writeln!(
+        out,
+        "Parameters: {} s of open-loop, paced load: {} writes/s (50% asserts, 35% confirmations \
+         by another editor, 15% disputes; every write with an `Idempotency-Key`) and {} reads/s \
+         (50% `GET /v1/facts/{{id}}`, 30% `GET /v1/claims/{{id}}`, 10% \
+         `GET /v1/claims?status=pending&limit=20`, 10% `GET /v1/facts?property=count&limit=20`), \
+         each over {} connections; claims spread over {} facts; {SOAK_SEED_CLAIMS} claims \
+         asserted first. Sampled every {} s. Slots more than {} s late are dropped and counted \
+         as missed.\n",
+        s.soak_secs,
+        s.soak_writes,
+        s.soak_reads,
+        s.soak_conns,
+        s.facts,
+        s.soak_sample_secs,
+        MISSED.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "| t | writes/s | write p50 | write p99 | reads/s | read p50 | read p99 | non-2xx | missed | projection lag | RSS | peak RSS |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "| {:.0} s | {:.0} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} MB | {:.1} MB |",
+            r.at.as_secs_f64(),
+            r.writes,
+            ms_fmt(r.write_p50),
+            ms_fmt(r.write_p99),
+            r.reads,
+            ms_fmt(r.read_p50),
+            ms_fmt(r.read_p99),
+            r.errors,
+            r.missed,
+            r.lag,
+            r.memory.rss_mb(),
+            r.memory.hwm_mb()
+        );
+    }
+
+    let _ = writeln!(out, "\nWhole run, by request kind:\n");
+    let _ = writeln!(out, "| request | 2xx | p50 | p99 | max | non-2xx |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+    let kinds: Vec<&'static str> = sh
+        .totals
+        .keys()
+        .map(|(k, _)| *k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for kind in kinds {
+        let lat = sh.by_kind.entry(kind).or_default();
+        let (p50, p99) = percentiles(lat);
+        let non_2xx: BTreeMap<u16, u64> = sh
+            .totals
+            .iter()
+            .filter(|((k, st), _)| *k == kind && !(200..300).contains(st))
+            .map(|((_, st), n)| (*st, *n))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {kind} | {} | {} | {} | {} | {} |",
+            thousands(lat.len() as u64),
+            ms_fmt(p50),
+            ms_fmt(p99),
+            ms_fmt(lat.last().copied().unwrap_or_default()),
+            status_counts(&non_2xx)
+        );
+    }
+    let _ = writeln!(out, "\nMissed slots over the run: {}.", sh.missed);
+
+    // Growth is judged from the second half: the first minutes include
+    // allocator warm-up, caches filling and connection set-up.
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.at.as_secs_f64() / 60.0, r.memory.rss_mb()))
+        .collect();
+    let half: Vec<(f64, f64)> = points[points.len() / 2..].to_vec();
+    let whole = slope(&points);
+    let late = slope(&half);
+    let first = rows.first().map(|r| r.memory).unwrap_or_default();
+    let last_mem = rows.last().map(|r| r.memory).unwrap_or_default();
+    let peak = rows.iter().map(|r| r.memory.hwm_mb()).fold(0.0, f64::max);
+    let flat = late <= 0.2 || half.len() < 3;
+    let _ = writeln!(
+        out,
+        "\nServer RSS: first sample {:.1} MB, last {:.1} MB, peak (VmHWM) {peak:.1} MB; slope \
+         {whole:+.2} MB/min over the run, {late:+.2} MB/min over the second half ({} samples). \
+         Verdict: {}; goal peak < 100 MB: {}.",
+        first.rss_mb(),
+        last_mem.rss_mb(),
+        half.len(),
+        if half.len() < 3 {
+            "too few samples to judge growth"
+        } else if flat {
+            "no sustained growth (second-half slope ≤ 0.2 MB/min)"
+        } else {
+            "**still growing** in the second half"
+        },
+        met(peak < 100.0)
+    );
+    live.log_report(&mut out);
+    out
+}
+
+/// Least-squares slope of y over x.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 { 0.0 } else { sxy / sxx }
+}
+
+// ---------------------------------------------------------------------------
+// Machine, CPU accounting, reports
+// ---------------------------------------------------------------------------
+
+async fn machine_description(pool: &PgPool) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let pg: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await
+        .expect("server version");
+    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, PostgreSQL {pg} (fsync on)")
+}
+
+fn date_u() -> String {
+    std::process::Command::new("date")
+        .arg("-u")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| chrono::Utc::now().format("%a %b %e %T UTC %Y").to_string())
+}
+
+fn header(scenario: &str, machine: &str, bench: &Bench, started: Instant) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## factlog HTTP benchmark `{scenario}`, {}\n",
+        date_u()
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {machine}. Whole scenario {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(bin) = &bench.server_bin
+        && scenario != "rebuild"
+    {
+        let _ = writeln!(
+            out,
+            "Server: {}, a subprocess on 127.0.0.1 with its own database on the same cluster; \
+             the load generator (reqwest, one keep-alive connection per simulated client) runs \
+             in the bench process on the same machine.\n",
+            binary_description(bin)
+        );
+    }
+    out
+}
+
+fn write_report(scenario: &str, report: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).expect("create bench/results");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = dir.join(format!("{scenario}-{stamp}.md"));
+    std::fs::write(&path, report).expect("write the results file");
+    path
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSplit {
+    /// Cores used on average by each party.
+    client: f64,
+    server: f64,
+    postgres: f64,
+    others: f64,
+    /// Share of the whole machine used by anything but the benchmark.
+    others_share: f64,
+    /// CPU seconds the server used.
+    server_secs: f64,
+}
+
+/// CPU time in clock ticks: the machine's, and each party's: this process
+/// (the load generator, plus reaped children such as pgbench), the server,
+/// and the cluster's processes.
+struct CpuSnapshot {
+    busy: u64,
+    total: u64,
+    client: u64,
+    server: u64,
+    postgres: u64,
+}
+
+impl CpuSnapshot {
+    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest is inside
+        // user). Interrupt time is charged to no process and is mostly our
+        // own loopback traffic, so it counts as nobody's.
+        let busy = at(0) + at(1) + at(2) + at(7);
+        let total = busy + at(3) + at(4);
+        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
+        let server = server
+            .and_then(|pid| process_ticks(&pid.to_string()))
+            .map_or(0, |p| p.own + p.reaped);
+        let mut postgres = 0;
+        if let Some(pm) = postmaster {
+            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
+            // Live backends; exited ones are in the postmaster's reaped time.
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                else {
+                    continue;
+                };
+                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
+                    postgres += p.own;
+                }
+            }
+        }
+        CpuSnapshot {
+            busy,
+            total,
+            client,
+            server,
+            postgres,
+        }
+    }
+
+    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
+        let total = self.total.saturating_sub(before.total);
+        if total == 0 {
+            return CpuSplit::default();
+        }
+        let busy = self.busy.saturating_sub(before.busy);
+        let client = self.client.saturating_sub(before.client);
+        let server = self.server.saturating_sub(before.server);
+        let postgres = self.postgres.saturating_sub(before.postgres);
+        let others = busy.saturating_sub(client + server + postgres);
+        // Machine ticks count every CPU; one core's worth is total / cpus.
+        let per_core = total as f64 / cpu_count() as f64;
+        CpuSplit {
+            client: client as f64 / per_core,
+            server: server as f64 / per_core,
+            postgres: postgres as f64 / per_core,
+            others: others as f64 / per_core,
+            others_share: others as f64 / total as f64,
+            server_secs: server as f64 / clock_ticks_per_sec(),
+        }
+    }
+}
+
+/// CPUs as /proc/stat counts them (what its tick totals add up).
+fn cpu_count() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count()
+        .max(1)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+struct ProcessTicks {
+    parent: u32,
+    own: u64,
+    reaped: u64,
+}
+
+/// utime+stime and cutime+cstime from `/proc/<pid>/stat`.
+fn process_ticks(pid: &str) -> Option<ProcessTicks> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields follow the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(ProcessTicks {
+        parent: fields.get(1)?.parse().ok()?,
+        own: num(11)? + num(12)?,
+        reaped: num(13)? + num(14)?,
+    })
+}
+
+fn postmaster_pid(cluster_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(cluster_dir.join("pgdata/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn status_name(status: u16) -> String {
+    if status == 0 {
+        "no answer".into()
+    } else {
+        status.to_string()
+    }
+}
+
+fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{} ×{n}", status_name(*s)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
+    if latencies.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1]
+    };
+    (at(0.50), at(0.99))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() {
+        return "—".into();
+    }
+    thousands(per_sec.round() as u64)
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms_fmt(d: Duration) -> String {
+    ms_secs(d.as_secs_f64())
+}
+
+fn ms_secs(secs: f64) -> String {
+    format!("{:.2} ms", secs * 1e3)
+}
