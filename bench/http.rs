@@ -228,29 +228,24 @@ fn db_name(scenario: &str) -> String {
 // The server under test, its database and its clients
 // ---------------------------------------------------------------------------
 
-/// The release binary next to this bench's own executable
-/// (`<target>/release/deps/http-…` → `<target>/release/factlog`). It is not
-/// built from here: cargo holds the build-directory lock while a bench runs,
-/// so a nested `cargo build` would wait forever.
+/// The `factlog` binary cargo built for this bench (it builds a package's
+/// binaries before its benches, in the same profile), unless
+/// `FACTLOG_BENCH_BIN` names another.
 fn find_server_binary() -> PathBuf {
-    let bin = match std::env::var_os("FACTLOG_BENCH_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_exe()
-            .expect("the bench's own path")
-            .parent()
-            .and_then(Path::parent)
-            .expect("the bench runs from <target>/release/deps")
-            .join("factlog"),
-    };
+    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
+        PathBuf::from,
+    );
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build --release` first (or point FACTLOG_BENCH_BIN at a factlog binary)",
+        "{} is missing: run the bench through `cargo bench --bench http`, which builds it \
+         (or point FACTLOG_BENCH_BIN at a factlog binary)",
         bin.display()
     );
     if let Some(newer) = newest_source_after(&bin) {
         eprintln!(
             "WARNING: {} is older than {}; the figures will describe the old code. \
-             Run `cargo build --release` first.",
+             `cargo bench --bench http` rebuilds it.",
             bin.display(),
             newer.display()
         );
@@ -309,7 +304,11 @@ fn binary_description(bin: &Path) -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".into());
-    format!("`target/release/factlog` built {built}{stale}, working tree at commit {commit}")
+    let path = bin
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(bin)
+        .display();
+    format!("`{path}` built {built}{stale}, working tree at commit {commit}")
 }
 
 struct Db {
@@ -1426,12 +1425,19 @@ async fn reads(bench: &Bench) -> String {
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS bench_facts; \
          CREATE TABLE bench_facts (n integer PRIMARY KEY, doc jsonb NOT NULL); \
-         INSERT INTO bench_facts SELECT row_number() OVER (ORDER BY fact_id), doc FROM facts_view; \
-         VACUUM ANALYZE bench_facts; VACUUM ANALYZE facts_view;",
+         INSERT INTO bench_facts SELECT row_number() OVER (ORDER BY fact_id), doc FROM facts_view;",
     )
     .execute(&live.db.pool)
     .await
     .expect("create the pgbench read table");
+    // Separately: several statements in one simple query share a transaction,
+    // and VACUUM refuses to run in one.
+    for table in ["bench_facts", "facts_view"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(&live.db.pool)
+            .await
+            .expect("vacuum a read table");
+    }
     let (facts, avg_doc): (i64, f64) = sqlx::query_as(
         "SELECT count(*), coalesce(avg(octet_length(doc::text)), 0)::float8 FROM facts_view",
     )
