@@ -24,6 +24,20 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
+                .inspect(|h| {
+                    // Histograms keep every sample until upkeep folds them
+                    // in; without a scraper that would grow without bound.
+                    let h = h.clone();
+                    std::thread::Builder::new()
+                        .name("factlog-metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(std::time::Duration::from_secs(5));
+                                h.run_upkeep();
+                            }
+                        })
+                        .ok();
+                })
         })
         .as_ref()
 }

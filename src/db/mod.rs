@@ -96,6 +96,9 @@ pub async fn pool(url: &str, size: u32) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
+        // No ping before every query: a broken connection fails its query
+        // (answered 503, retried by the client) and is dropped by the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(DbError::Connect)

@@ -196,8 +196,10 @@ async fn write_versions(
     let p: Vec<i64> = f.iter().map(|id| first[id].position).collect();
     let r: Vec<DateTime<Utc>> = f.iter().map(|id| first[id].recorded_at).collect();
     sqlx::query(
+        // `fact_id = ANY` gives the planner an index condition even before
+        // the table has statistics (a fresh or rebuilt table has none).
         "DELETE FROM fact_versions v USING unnest($1::uuid[], $2::timestamptz[]) AS u(f, r) \
-         WHERE v.fact_id = u.f AND v.to_position IS NULL AND v.recorded_from = u.r",
+         WHERE v.fact_id = ANY($1) AND v.fact_id = u.f AND v.to_position IS NULL AND v.recorded_from = u.r",
     )
     .bind(&f)
     .bind(&r)
@@ -206,7 +208,8 @@ async fn write_versions(
     sqlx::query(
         "UPDATE fact_versions v SET to_position = u.p, recorded_to = u.r \
          FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(f, p, r) \
-         WHERE v.fact_id = u.f AND (v.to_position IS NULL OR v.recorded_to = u.r)",
+         WHERE v.fact_id = ANY($1) AND v.fact_id = u.f \
+           AND (v.to_position IS NULL OR v.recorded_to = u.r)",
     )
     .bind(&f)
     .bind(&p)

@@ -51,7 +51,16 @@ async fn catch_up(
     progress: &mut impl FnMut(u64),
 ) -> Result<(i64, u64), ProjectionError> {
     let mut done = 0u64;
+    let mut batches = 0u64;
     loop {
+        // Fresh tables have no statistics, and plans made without them scan
+        // whole tables; refresh them as the shadows grow (1, 2, 4, 8 … batches).
+        batches += 1;
+        if batches.is_power_of_two() {
+            for t in p.tables() {
+                exec(conn, format!("ANALYZE {schema}.{t}")).await?;
+            }
+        }
         let mut tx = conn.begin().await.map_err(StoreError::from)?;
         exec(&mut tx, format!("SET LOCAL search_path = {schema}, public")).await?;
         let events = read_all_in(&mut tx, from, BATCH).await?;

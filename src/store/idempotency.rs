@@ -168,9 +168,13 @@ pub(crate) async fn fetch_many(
     let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
     let rows: Vec<Row> = sqlx::query_as(
+        // LATERAL: one primary-key probe per key, whatever the planner's
+        // statistics say (a hash join would scan the table under the lock).
         "SELECT i.scope, i.key, i.method, i.path, i.request_hash, i.status, i.response, i.position \
-         FROM idempotency_keys i \
-         JOIN unnest($1::text[], $2::text[]) AS q(scope, key) ON q.scope = i.scope AND q.key = i.key",
+         FROM unnest($1::text[], $2::text[]) AS q(scope, key) \
+         CROSS JOIN LATERAL ( \
+             SELECT * FROM idempotency_keys k WHERE k.scope = q.scope AND k.key = q.key \
+         ) AS i",
     )
     .bind(&scopes)
     .bind(&keys)
