@@ -31,8 +31,9 @@ CREATE INDEX claims_view_status ON claims_view (status, claim_id);
 CREATE INDEX claims_view_asserted_by ON claims_view (asserted_by, claim_id);
 
 -- facts: the facts projection keeps its own copy of claim state (so it can
--- be rebuilt alone), the current fact documents, their system-time versions
--- (for as_of), and which events belong to which fact (history).
+-- be rebuilt alone), the current fact documents, the system-time versions of
+-- each claim's state (as_of: a fact as of a time is computed from its
+-- claims' versions then), and which events belong to which fact (history).
 CREATE TABLE fact_claims (
     claim_id uuid  PRIMARY KEY,
     fact_id  uuid  NOT NULL,
@@ -52,16 +53,17 @@ CREATE INDEX facts_view_keys ON facts_view (subject_key, property_key, fact_id);
 CREATE INDEX facts_view_property ON facts_view (property_key, fact_id);
 CREATE INDEX facts_view_status ON facts_view (status, fact_id);
 
-CREATE TABLE fact_versions (
+CREATE TABLE claim_versions (
+    claim_id      uuid        NOT NULL,
     fact_id       uuid        NOT NULL,
     from_position bigint      NOT NULL,
     to_position   bigint,
     recorded_from timestamptz NOT NULL,
     recorded_to   timestamptz,
-    doc           jsonb       NOT NULL,
-    PRIMARY KEY (fact_id, from_position)
+    state         jsonb       NOT NULL,
+    PRIMARY KEY (claim_id, from_position)
 );
-CREATE INDEX fact_versions_recorded ON fact_versions (fact_id, recorded_from);
+CREATE INDEX claim_versions_fact ON claim_versions (fact_id, recorded_from);
 
 CREATE TABLE fact_events (
     fact_id  uuid   NOT NULL,
@@ -74,7 +76,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'factlog_app') THEN
         GRANT SELECT, INSERT, UPDATE, DELETE ON projection_checkpoints, claims_view, fact_claims,
-            facts_view, fact_versions, fact_events TO factlog_app;
+            facts_view, claim_versions, fact_events TO factlog_app;
     END IF;
 END;
 $$;

@@ -1,6 +1,11 @@
-//! The facts projection: each fact's document (claims laid out along valid
-//! time), a system-time version of it per transaction that changed it (for
-//! `as_of`), and the index of which events belong to which fact (history).
+//! The facts projection: each fact's current document (its claims laid out
+//! along valid time), a system-time version of each claim's state per
+//! transaction that changed it (for `as_of`), and the index of which events
+//! belong to which fact (history).
+//!
+//! Versions are kept per claim, not per fact: a fact with many claims would
+//! otherwise store its whole document again for every change to any of them.
+//! A fact as of a record time is computed from its claims' versions then.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,16 +16,19 @@ use uuid::Uuid;
 
 use super::{ProjectionError, claim_id_of, decode_state, encode};
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
-use crate::domain::fact::{self, Fact};
+use crate::domain::fact;
 use crate::domain::text::normalize_key;
 use crate::store::RecordedEvent;
 
-/// A fact document as of one transaction.
+/// A claim's state as one transaction left it.
 struct Version {
+    claim_id: Uuid,
     fact_id: Uuid,
+    /// The position of the claim's last event in that transaction (so a
+    /// version does not depend on where batch boundaries fall).
     position: i64,
     recorded_at: DateTime<Utc>,
-    doc: Fact,
+    state: Claim,
 }
 
 pub(super) async fn apply(
@@ -68,49 +76,13 @@ pub(super) async fn apply(
         members.entry(fact_id).or_default().push(claim_id);
     }
 
-    let mut touched_claims: Vec<Uuid> = Vec::new();
-    let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
     let mut versions: Vec<Version> = Vec::new();
-    // Facts changed in the current transaction, each with the position of
-    // its own last event there (so a version does not depend on where batch
-    // boundaries fall).
-    let mut dirty: Vec<(Uuid, i64)> = Vec::new();
-    let mut group: Option<DateTime<Utc>> = None;
-
-    // One version per fact per transaction (events of one append share a
-    // record time): a reader as of any instant sees whole writes only.
-    let flush = |dirty: &mut Vec<(Uuid, i64)>,
-                 group: Option<DateTime<Utc>>,
-                 states: &HashMap<Uuid, Claim>,
-                 members: &HashMap<Uuid, Vec<Uuid>>,
-                 versions: &mut Vec<Version>| {
-        let Some(recorded_at) = group else {
-            return;
-        };
-        for (fact_id, position) in dirty.drain(..) {
-            let claims: Vec<Claim> = members
-                .get(&fact_id)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| states.get(c).cloned())
-                .collect();
-            if let Some(doc) = fact::compute(fact_id, &claims) {
-                versions.push(Version {
-                    fact_id,
-                    position,
-                    recorded_at,
-                    doc,
-                });
-            }
-        }
-    };
-
+    let mut last_version: HashMap<Uuid, usize> = HashMap::new();
+    let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
+    let mut touched_facts: Vec<(Uuid, i64)> = Vec::new();
+    let mut fact_index: HashMap<Uuid, usize> = HashMap::new();
     for e in events {
         let Some(id) = claim_id_of(e) else { continue };
-        if group.is_some_and(|t| t != e.recorded_at) {
-            flush(&mut dirty, group, &states, &members, &mut versions);
-        }
-        group = Some(e.recorded_at);
         let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
             ProjectionError::Unappliable {
                 position: e.position,
@@ -132,36 +104,60 @@ pub(super) async fn apply(
         if !list.contains(&id) {
             list.push(id);
         }
-        states.insert(id, next);
-        if !touched_claims.contains(&id) {
-            touched_claims.push(id);
+        // One version per claim per transaction (its events share a record
+        // time): a reader as of any instant sees whole writes only.
+        match last_version.get(&id).map(|i| &mut versions[*i]) {
+            Some(v) if v.recorded_at == e.recorded_at => {
+                v.position = e.position;
+                v.state = next.clone();
+            }
+            _ => {
+                last_version.insert(id, versions.len());
+                versions.push(Version {
+                    claim_id: id,
+                    fact_id,
+                    position: e.position,
+                    recorded_at: e.recorded_at,
+                    state: next.clone(),
+                });
+            }
         }
-        match dirty.iter_mut().find(|(f, _)| *f == fact_id) {
-            Some(d) => d.1 = e.position,
-            None => dirty.push((fact_id, e.position)),
+        states.insert(id, next);
+        match fact_index.get(&fact_id) {
+            Some(i) => touched_facts[*i].1 = e.position,
+            None => {
+                fact_index.insert(fact_id, touched_facts.len());
+                touched_facts.push((fact_id, e.position));
+            }
         }
         history.push((fact_id, e.position, id));
     }
-    flush(&mut dirty, group, &states, &members, &mut versions);
 
-    write_claims(conn, &touched_claims, &states).await?;
+    write_claims(conn, &versions, &states).await?;
     write_versions(conn, &versions).await?;
+    write_facts(conn, &touched_facts, &members, &states).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
 
 async fn write_claims(
     conn: &mut PgConnection,
-    touched: &[Uuid],
+    versions: &[Version],
     states: &HashMap<Uuid, Claim>,
 ) -> Result<(), ProjectionError> {
-    let mut claim_id = Vec::with_capacity(touched.len());
-    let mut fact_id = Vec::with_capacity(touched.len());
-    let mut state = Vec::with_capacity(touched.len());
-    for id in touched {
-        let Some(c) = states.get(id) else { continue };
-        claim_id.push(*id);
-        fact_id.push(c.asserted.fact_id);
+    let mut seen = HashSet::new();
+    let mut claim_id = Vec::new();
+    let mut fact_id = Vec::new();
+    let mut state = Vec::new();
+    for v in versions {
+        if !seen.insert(v.claim_id) {
+            continue;
+        }
+        let Some(c) = states.get(&v.claim_id) else {
+            continue;
+        };
+        claim_id.push(v.claim_id);
+        fact_id.push(v.fact_id);
         state.push(encode(c)?);
     }
     sqlx::query(
@@ -184,88 +180,105 @@ async fn write_versions(
     if versions.is_empty() {
         return Ok(());
     }
-    // Close each fact's open version at its first new one. An open version
+    // Close each claim's open version at its first new one. An open version
     // with the same record time is the same transaction seen through an
     // earlier batch: the new one replaces it rather than follow it, and the
     // version that replaced one now ends where the new one begins.
     let mut first: HashMap<Uuid, &Version> = HashMap::new();
     for v in versions {
-        first.entry(v.fact_id).or_insert(v);
+        first.entry(v.claim_id).or_insert(v);
     }
-    let f: Vec<Uuid> = first.keys().copied().collect();
-    let p: Vec<i64> = f.iter().map(|id| first[id].position).collect();
-    let r: Vec<DateTime<Utc>> = f.iter().map(|id| first[id].recorded_at).collect();
+    let c: Vec<Uuid> = first.keys().copied().collect();
+    let p: Vec<i64> = c.iter().map(|id| first[id].position).collect();
+    let r: Vec<DateTime<Utc>> = c.iter().map(|id| first[id].recorded_at).collect();
+    // `claim_id = ANY` gives the planner an index condition even before the
+    // table has statistics (a fresh or rebuilt table has none).
     sqlx::query(
-        // `fact_id = ANY` gives the planner an index condition even before
-        // the table has statistics (a fresh or rebuilt table has none).
-        "DELETE FROM fact_versions v USING unnest($1::uuid[], $2::timestamptz[]) AS u(f, r) \
-         WHERE v.fact_id = ANY($1) AND v.fact_id = u.f AND v.to_position IS NULL AND v.recorded_from = u.r",
+        "DELETE FROM claim_versions v USING unnest($1::uuid[], $2::timestamptz[]) AS u(c, r) \
+         WHERE v.claim_id = ANY($1) AND v.claim_id = u.c AND v.to_position IS NULL \
+           AND v.recorded_from = u.r",
     )
-    .bind(&f)
+    .bind(&c)
     .bind(&r)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "UPDATE fact_versions v SET to_position = u.p, recorded_to = u.r \
-         FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(f, p, r) \
-         WHERE v.fact_id = ANY($1) AND v.fact_id = u.f \
+        "UPDATE claim_versions v SET to_position = u.p, recorded_to = u.r \
+         FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(c, p, r) \
+         WHERE v.claim_id = ANY($1) AND v.claim_id = u.c \
            AND (v.to_position IS NULL OR v.recorded_to = u.r)",
     )
-    .bind(&f)
+    .bind(&c)
     .bind(&p)
     .bind(&r)
     .execute(&mut *conn)
     .await?;
 
     let n = versions.len();
+    let mut claim_id = Vec::with_capacity(n);
     let mut fact_id = Vec::with_capacity(n);
     let mut from_position = Vec::with_capacity(n);
     let mut to_position: Vec<Option<i64>> = Vec::with_capacity(n);
     let mut recorded_from = Vec::with_capacity(n);
     let mut recorded_to: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut doc = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
     for (i, v) in versions.iter().enumerate() {
-        let next = versions[i + 1..].iter().find(|w| w.fact_id == v.fact_id);
+        let next = versions[i + 1..].iter().find(|w| w.claim_id == v.claim_id);
+        claim_id.push(v.claim_id);
         fact_id.push(v.fact_id);
         from_position.push(v.position);
         to_position.push(next.map(|w| w.position));
         recorded_from.push(v.recorded_at);
         recorded_to.push(next.map(|w| w.recorded_at));
-        doc.push(encode(&v.doc)?);
+        state.push(encode(&v.state)?);
     }
     sqlx::query(
-        "INSERT INTO fact_versions (fact_id, from_position, to_position, recorded_from, recorded_to, doc) \
-         SELECT f, fp, tp, rf, rt, d::jsonb \
-         FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::text[]) \
-              AS u(f, fp, tp, rf, rt, d)",
+        "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state) \
+         SELECT c, f, fp, tp, rf, rt, s::jsonb \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) \
+              AS u(c, f, fp, tp, rf, rt, s)",
     )
+    .bind(&claim_id)
     .bind(&fact_id)
     .bind(&from_position)
     .bind(&to_position)
     .bind(&recorded_from)
     .bind(&recorded_to)
-    .bind(&doc)
+    .bind(&state)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
 
-    // The current document of each fact is its last version.
-    let mut last: HashMap<Uuid, &Version> = HashMap::new();
-    for v in versions {
-        last.insert(v.fact_id, v);
-    }
-    let mut f = Vec::with_capacity(last.len());
-    let mut sk = Vec::with_capacity(last.len());
-    let mut pk = Vec::with_capacity(last.len());
-    let mut st = Vec::with_capacity(last.len());
-    let mut d = Vec::with_capacity(last.len());
-    let mut p = Vec::with_capacity(last.len());
-    for v in last.values() {
-        f.push(v.fact_id);
-        sk.push(normalize_key(&v.doc.subject));
-        pk.push(normalize_key(&v.doc.property));
-        st.push(v.doc.status.as_str());
-        d.push(encode(&v.doc)?);
-        p.push(v.position);
+/// The current document of every fact the batch touched, computed once.
+async fn write_facts(
+    conn: &mut PgConnection,
+    touched: &[(Uuid, i64)],
+    members: &HashMap<Uuid, Vec<Uuid>>,
+    states: &HashMap<Uuid, Claim>,
+) -> Result<(), ProjectionError> {
+    let mut f = Vec::with_capacity(touched.len());
+    let mut sk = Vec::with_capacity(touched.len());
+    let mut pk = Vec::with_capacity(touched.len());
+    let mut st = Vec::with_capacity(touched.len());
+    let mut d = Vec::with_capacity(touched.len());
+    let mut p = Vec::with_capacity(touched.len());
+    for (fact_id, position) in touched {
+        let claims: Vec<Claim> = members
+            .get(fact_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| states.get(c).cloned())
+            .collect();
+        let Some(doc) = fact::compute(*fact_id, &claims) else {
+            continue;
+        };
+        f.push(*fact_id);
+        sk.push(normalize_key(&doc.subject));
+        pk.push(normalize_key(&doc.property));
+        st.push(doc.status.as_str());
+        d.push(encode(&doc)?);
+        p.push(*position);
     }
     sqlx::query(
         "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \

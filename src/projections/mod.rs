@@ -48,7 +48,7 @@ impl Projection {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Projection::Claims => &["claims_view"],
-            Projection::Facts => &["fact_claims", "facts_view", "fact_versions", "fact_events"],
+            Projection::Facts => &["fact_claims", "facts_view", "claim_versions", "fact_events"],
         }
     }
 

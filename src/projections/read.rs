@@ -70,31 +70,30 @@ pub async fn facts(
     .await?)
 }
 
-/// The fact's document now, or as the system knew it at `as_of`.
-pub async fn fact(
-    pool: &PgPool,
-    id: Uuid,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<Option<Value>, StoreError> {
-    let doc = match as_of {
-        None => {
-            sqlx::query_scalar("SELECT doc FROM facts_view WHERE fact_id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }
-        Some(t) => {
-            sqlx::query_scalar(
-                "SELECT doc FROM fact_versions WHERE fact_id = $1 AND recorded_from <= $2 \
-                 AND (recorded_to IS NULL OR recorded_to > $2)",
-            )
+/// The fact's current document.
+pub async fn fact(pool: &PgPool, id: Uuid) -> Result<Option<Value>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT doc FROM facts_view WHERE fact_id = $1")
             .bind(id)
-            .bind(t)
             .fetch_optional(pool)
-            .await?
-        }
-    };
-    Ok(doc)
+            .await?,
+    )
+}
+
+/// The states of a fact's claims as the system knew them at `as_of`.
+pub async fn claim_states_at(
+    pool: &PgPool,
+    fact_id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Value>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT state FROM claim_versions WHERE fact_id = $1 AND recorded_from <= $2 \
+         AND (recorded_to IS NULL OR recorded_to > $2) ORDER BY claim_id",
+    )
+    .bind(fact_id)
+    .bind(as_of)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn fact_exists(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{ServiceError, Services};
-use crate::domain::fact::Fact;
+use crate::domain::claim::Claim;
+use crate::domain::fact::{self, Fact};
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{self as pread, ClaimFilter, FactFilter};
 use crate::projections::{self, Projection};
@@ -120,15 +121,30 @@ impl Services {
         as_of: Option<DateTime<Utc>>,
         valid_at: Option<ValidTime>,
     ) -> Result<Option<Value>, ServiceError> {
-        let Some(doc) = pread::fact(self.store.pool(), id, as_of).await? else {
-            return Ok(None);
+        let corrupt = |e: serde_json::Error| ServiceError::Corrupt(e.to_string());
+        let mut fact: Fact = match as_of {
+            None => match pread::fact(self.store.pool(), id).await? {
+                None => return Ok(None),
+                Some(doc) if valid_at.is_none() => return Ok(Some(doc)),
+                Some(doc) => serde_json::from_value(doc).map_err(corrupt)?,
+            },
+            // As known then: computed from the claims' states at that time.
+            Some(t) => {
+                let claims = pread::claim_states_at(self.store.pool(), id, t)
+                    .await?
+                    .into_iter()
+                    .map(serde_json::from_value::<Claim>)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(corrupt)?;
+                match fact::compute(id, &claims) {
+                    None => return Ok(None),
+                    Some(f) => f,
+                }
+            }
         };
-        let Some(at) = valid_at else {
-            return Ok(Some(doc));
-        };
-        let mut fact: Fact =
-            serde_json::from_value(doc).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
-        fact.settle(Some(&at));
+        if let Some(at) = valid_at {
+            fact.settle(Some(&at));
+        }
         Ok(Some(
             serde_json::to_value(&fact).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
         ))

@@ -335,6 +335,8 @@ async fn commit(
 ) -> Vec<Result<AppendOutcome, StoreError>> {
     match commit_prepared(conn, batch).await {
         Ok(results) => results,
+        // Alone in its batch, a command gets its own error, typed.
+        Err(e) if batch.len() == 1 => vec![Err(e)],
         // A batch failing for a reason other than the database being away
         // must not sink its neighbours: retry each command on its own.
         Err(e) if !e.is_unavailable() && batch.len() > 1 => {

@@ -131,7 +131,7 @@ const TABLES: [(&str, &str); 5] = [
     ("claims_view", "claim_id"),
     ("fact_claims", "claim_id"),
     ("facts_view", "fact_id"),
-    ("fact_versions", "fact_id, from_position"),
+    ("claim_versions", "claim_id, from_position"),
     ("fact_events", "fact_id, position"),
 ];
 
