@@ -10,7 +10,7 @@
 //! checkpoint is advanced compare-and-set inside the same transaction, so an
 //! event's effect lands exactly once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -24,6 +24,9 @@ const BATCH: i64 = 500;
 /// How long an idle or non-owning worker waits before looking again, when
 /// no notification wakes it first.
 const IDLE: Duration = Duration::from_secs(2);
+
+/// How long a woken worker waits for more commits before reading a batch.
+const COALESCE: Duration = Duration::from_millis(3);
 
 /// The advisory lock key of a projection (shared by runner and rebuild).
 pub(crate) fn lock_key(p: Projection) -> i64 {
@@ -127,16 +130,15 @@ impl Runner {
                     crate::store::backoff_delay(attempt + 4).max(Duration::from_secs(5))
                 }
             };
-            let started = Instant::now();
             tokio::select! {
                 _ = head.changed() => {},
                 _ = tokio::time::sleep(wait) => {},
                 _ = stop.changed() => {},
             }
-            // A lost race for the lock must not turn into a spin.
-            if started.elapsed() < Duration::from_millis(5) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            // Let the commits of the next few milliseconds join this batch:
+            // under load one batch then serves many events (and a lost race
+            // for the lock cannot turn into a spin).
+            tokio::time::sleep(COALESCE).await;
         }
         tracing::info!(projection = name, "projection worker stopped");
     }

@@ -4,7 +4,7 @@
 
 mod claims;
 pub mod reads;
-mod stories;
+pub(crate) mod stories;
 pub mod view;
 
 use serde_json::Value;
@@ -166,11 +166,17 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Services {
     store: EventStore,
     rules: Rules,
+    /// Stories never change after registration, so they are cached.
+    stories: std::sync::Arc<std::sync::Mutex<stories::StoryCache>>,
 }
 
 impl Services {
     pub fn new(store: EventStore, rules: Rules) -> Self {
-        Services { store, rules }
+        Services {
+            store,
+            rules,
+            stories: Default::default(),
+        }
     }
 
     pub fn store(&self) -> &EventStore {

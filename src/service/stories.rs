@@ -21,11 +21,55 @@ pub struct NewStory {
     pub body: Option<String>,
 }
 
+/// Registered stories by id, bounded by the bytes of their text (bodies can
+/// be large); when full it simply starts over, a miss costing one query.
+#[derive(Default)]
+pub(crate) struct StoryCache {
+    map: std::collections::HashMap<Uuid, Story>,
+    bytes: usize,
+}
+
+const STORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+impl StoryCache {
+    fn insert(&mut self, id: Uuid, story: Story) {
+        let r = &story.registered;
+        let size = 256
+            + r.title.len()
+            + r.publisher.len()
+            + r.url.as_deref().map_or(0, str::len)
+            + r.body.as_deref().map_or(0, str::len);
+        if self.bytes + size > STORY_CACHE_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        if size <= STORY_CACHE_BYTES && self.map.insert(id, story).is_none() {
+            self.bytes += size;
+        }
+    }
+}
+
 /// The unique index that keeps story urls unique (migrations/0002).
 const URL_CONSTRAINT: &str = "events_story_url";
 
 impl Services {
     pub async fn load_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
+        if let Some(s) = self
+            .stories
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(&id).cloned())
+        {
+            return Ok(Some(s));
+        }
+        let story = self.read_story(id).await?;
+        if let (Some(s), Ok(mut cache)) = (&story, self.stories.lock()) {
+            cache.insert(id, s.clone());
+        }
+        Ok(story)
+    }
+
+    async fn read_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
         let events = self.read_whole_stream(&story::stream_name(id)).await?;
         let Some(first) = events.first() else {
             return Ok(None);
