@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{ProjectionError, claim_id_of, decode_state, encode};
+use super::{Mode, ProjectionError, claim_id_of, decode_state, encode};
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
 use crate::domain::fact;
 use crate::domain::text::normalize_key;
@@ -34,6 +34,7 @@ struct Version {
 pub(super) async fn apply(
     conn: &mut PgConnection,
     events: &[RecordedEvent],
+    mode: Mode,
 ) -> Result<(), ProjectionError> {
     let mut ids: Vec<Uuid> = events.iter().filter_map(claim_id_of).collect();
     ids.sort();
@@ -135,7 +136,10 @@ pub(super) async fn apply(
 
     write_claims(conn, &versions, &states).await?;
     write_versions(conn, &versions).await?;
-    write_facts(conn, &touched_facts, &members, &states).await?;
+    // A rebuild lays every fact out once at its end instead of per batch.
+    if mode == Mode::Live {
+        write_facts(conn, &touched_facts, &members, &states).await?;
+    }
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -297,6 +301,47 @@ async fn write_facts(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Lays out every fact from the current claim states (the end of a
+/// rebuild), a slice of facts at a time.
+pub(super) async fn write_all_facts(conn: &mut PgConnection) -> Result<(), ProjectionError> {
+    const SLICE: i64 = 2_000;
+    let mut after = Uuid::nil();
+    loop {
+        let facts: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT fact_id FROM fact_claims WHERE fact_id > $1 ORDER BY fact_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(SLICE)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = facts.last().copied() else {
+            return Ok(());
+        };
+        let rows: Vec<(Uuid, Uuid, Value, i64)> = sqlx::query_as(
+            "SELECT c.claim_id, c.fact_id, c.state, \
+                    (SELECT max(h.position) FROM fact_events h WHERE h.fact_id = c.fact_id) \
+             FROM fact_claims c WHERE c.fact_id = ANY($1)",
+        )
+        .bind(&facts)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(rows.len());
+        let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut positions: HashMap<Uuid, i64> = HashMap::new();
+        for (claim_id, fact_id, state, position) in rows {
+            states.insert(claim_id, decode_state(claim_id, state)?);
+            members.entry(fact_id).or_default().push(claim_id);
+            positions.insert(fact_id, position);
+        }
+        let touched: Vec<(Uuid, i64)> = facts
+            .iter()
+            .map(|f| (*f, positions.get(f).copied().unwrap_or(0)))
+            .collect();
+        write_facts(conn, &touched, &members, &states).await?;
+        after = last;
+    }
 }
 
 async fn write_history(

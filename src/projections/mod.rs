@@ -58,10 +58,22 @@ impl Projection {
         self,
         conn: &mut sqlx::PgConnection,
         events: &[RecordedEvent],
+        mode: Mode,
     ) -> Result<(), ProjectionError> {
         match self {
             Projection::Claims => claims::apply(conn, events).await,
-            Projection::Facts => facts::apply(conn, events).await,
+            Projection::Facts => facts::apply(conn, events, mode).await,
+        }
+    }
+
+    /// Work a rebuild defers to its end (done once rather than per batch).
+    pub(crate) async fn finish_rebuild(
+        self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Projection::Claims => Ok(()),
+            Projection::Facts => facts::write_all_facts(conn).await,
         }
     }
 }
@@ -79,6 +91,14 @@ impl From<sqlx::Error> for ProjectionError {
     fn from(e: sqlx::Error) -> Self {
         ProjectionError::Store(e.into())
     }
+}
+
+/// Live batches keep every table current; a rebuild may defer derived
+/// tables to its end, where they are computed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Live,
+    Rebuild,
 }
 
 /// The claim a log event belongs to, if it is a claim event.

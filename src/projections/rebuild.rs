@@ -14,7 +14,7 @@ use std::time::Instant;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::runner::lock_key;
-use super::{Projection, ProjectionError};
+use super::{Mode, Projection, ProjectionError};
 use crate::store::{StoreError, read_all_in};
 
 /// Events per rebuild transaction.
@@ -68,7 +68,7 @@ async fn catch_up(
             tx.commit().await.map_err(StoreError::from)?;
             return Ok((from, done));
         };
-        p.apply(&mut tx, &events).await?;
+        p.apply(&mut tx, &events, Mode::Rebuild).await?;
         tx.commit().await.map_err(StoreError::from)?;
         done += events.len() as u64;
         from = last;
@@ -106,6 +106,16 @@ pub async fn rebuild(
         .await?;
     let (position, tail) = catch_up(&mut tx, p, &schema, position, &mut progress).await?;
     events += tail;
+    {
+        let mut fin = tx.begin().await.map_err(StoreError::from)?;
+        exec(
+            &mut fin,
+            format!("SET LOCAL search_path = {schema}, public"),
+        )
+        .await?;
+        p.finish_rebuild(&mut fin).await?;
+        fin.commit().await.map_err(StoreError::from)?;
+    }
     for t in p.tables() {
         exec(&mut tx, format!("DROP TABLE public.{t}")).await?;
         exec(
