@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::store::StoreError;
@@ -15,6 +15,53 @@ pub struct ClaimFilter {
     pub asserted_by: Option<String>,
 }
 
+/// One optional filter of a listing.
+enum Filter<'a> {
+    None,
+    Text(&'a str),
+    Uuid(Uuid),
+}
+
+impl<'a> From<Option<&'a str>> for Filter<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Filter::None, Filter::Text)
+    }
+}
+
+/// A listing query with only the filters actually given: a catch-all
+/// `($1 IS NULL OR col = $1)` cannot use an index once PostgreSQL caches a
+/// generic plan for the prepared statement.
+fn listing<'a>(
+    select: &str,
+    key: &str,
+    filters: &'a [(&'static str, Filter<'a>)],
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::new(select);
+    let mut glue = " WHERE ";
+    for (column, value) in filters {
+        match value {
+            Filter::None => continue,
+            Filter::Text(v) => q
+                .push(glue)
+                .push(*column)
+                .push(" = ")
+                .push_bind(v.to_string()),
+            Filter::Uuid(v) => q.push(glue).push(*column).push(" = ").push_bind(*v),
+        };
+        glue = " AND ";
+    }
+    if let Some(a) = after {
+        q.push(glue).push(key).push(" > ").push_bind(a);
+    }
+    q.push(" ORDER BY ")
+        .push(key)
+        .push(" LIMIT ")
+        .push_bind(limit);
+    q
+}
+
 /// Claims in id order (UUID v7: assertion order) after `cursor`.
 pub async fn claims(
     pool: &PgPool,
@@ -22,21 +69,19 @@ pub async fn claims(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(Uuid, Value)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT claim_id, view FROM claims_view \
-         WHERE ($1::text IS NULL OR status = $1) \
-           AND ($2::uuid IS NULL OR story_id = $2) \
-           AND ($3::text IS NULL OR asserted_by = $3) \
-           AND ($4::uuid IS NULL OR claim_id > $4) \
-         ORDER BY claim_id LIMIT $5",
-    )
-    .bind(&f.status)
-    .bind(f.story_id)
-    .bind(&f.asserted_by)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let filters = [
+        ("status", f.status.as_deref().into()),
+        ("story_id", f.story_id.map_or(Filter::None, Filter::Uuid)),
+        ("asserted_by", f.asserted_by.as_deref().into()),
+    ];
+    let mut q = listing(
+        "SELECT claim_id, view FROM claims_view",
+        "claim_id",
+        &filters,
+        after,
+        limit,
+    );
+    Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
 /// Filters of `GET /v1/facts` (subject and property already normalized).
@@ -53,21 +98,19 @@ pub async fn facts(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(Uuid, Value)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT fact_id, doc FROM facts_view \
-         WHERE ($1::text IS NULL OR subject_key = $1) \
-           AND ($2::text IS NULL OR property_key = $2) \
-           AND ($3::text IS NULL OR status = $3) \
-           AND ($4::uuid IS NULL OR fact_id > $4) \
-         ORDER BY fact_id LIMIT $5",
-    )
-    .bind(&f.subject_key)
-    .bind(&f.property_key)
-    .bind(&f.status)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let filters = [
+        ("subject_key", f.subject_key.as_deref().into()),
+        ("property_key", f.property_key.as_deref().into()),
+        ("status", f.status.as_deref().into()),
+    ];
+    let mut q = listing(
+        "SELECT fact_id, doc FROM facts_view",
+        "fact_id",
+        &filters,
+        after,
+        limit,
+    );
+    Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
 /// The fact's current document.
