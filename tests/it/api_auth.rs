@@ -17,6 +17,7 @@ struct Endpoint {
 
 const WRITERS: &[&str] = &["editor", "admin"];
 const EVERYONE: &[&str] = &["reader", "editor", "auditor", "admin"];
+const AUDITORS: &[&str] = &["auditor", "admin"];
 
 async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
     let (_, _, story) = app
@@ -35,6 +36,7 @@ async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
                     "value": {"kind": "text", "text": "x"}, "quote": "q"}),
         )
         .await;
+    let fact = claim["fact_id"].as_str().expect("fact").to_owned();
     let claim = claim["id"].as_str().expect("claim").to_owned();
     let post = |path: String, body: Value| Endpoint {
         method: "POST",
@@ -47,6 +49,12 @@ async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
         path,
         body: Value::Null,
         allowed: EVERYONE,
+    };
+    let audit = |path: String| Endpoint {
+        method: "GET",
+        path,
+        body: Value::Null,
+        allowed: AUDITORS,
     };
     vec![
         post(
@@ -76,6 +84,15 @@ async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
         ),
         get(format!("/v1/claims/{claim}")),
         get(format!("/v1/stories/{story}")),
+        // The read side.
+        get("/v1/claims?status=pending".into()),
+        get("/v1/facts".into()),
+        get(format!("/v1/facts/{fact}")),
+        get(format!("/v1/facts/{fact}/history")),
+        audit("/v1/audit".into()),
+        audit("/v1/events?after=0".into()),
+        audit("/v1/integrity".into()),
+        audit("/v1/events/stream?after=0".into()),
     ]
 }
 
@@ -90,6 +107,18 @@ async fn call(
     };
     if let Some(t) = token {
         req = req.bearer_auth(t);
+    }
+    if e.path.starts_with("/v1/events/stream") {
+        // A granted stream never ends: judge it by its status line alone.
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = if status == 200 {
+            Value::Null
+        } else {
+            res.json().await.unwrap_or(Value::Null)
+        };
+        return (status, headers, body);
     }
     send(req).await
 }
