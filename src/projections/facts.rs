@@ -14,8 +14,8 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Mode, ProjectionError, claim_id_of, decode_state, encode};
-use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
+use super::{Mode, ProjectionError, claim_id_of, decode_state, encode, evolve_logged};
+use crate::domain::claim::Claim;
 use crate::domain::fact;
 use crate::domain::text::normalize_key;
 use crate::store::RecordedEvent;
@@ -84,22 +84,7 @@ pub(super) async fn apply(
     let mut fact_index: HashMap<Uuid, usize> = HashMap::new();
     for e in events {
         let Some(id) = claim_id_of(e) else { continue };
-        let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
-            ProjectionError::Unappliable {
-                position: e.position,
-                reason,
-            }
-        })?;
-        let rec = Recorded {
-            actor: e.actor.clone(),
-            at: e.recorded_at,
-        };
-        let next = claim::evolve(states.remove(&id), &event, &rec).ok_or_else(|| {
-            ProjectionError::Unappliable {
-                position: e.position,
-                reason: format!("{} before the claim was asserted", e.event_type),
-            }
-        })?;
+        let next = evolve_logged(states.remove(&id), e)?;
         let fact_id = next.asserted.fact_id;
         let list = members.entry(fact_id).or_default();
         if !list.contains(&id) {

@@ -114,31 +114,39 @@ pub(crate) fn fold_claims(
     mut each: impl FnMut(&RecordedEvent, Uuid, &Claim),
 ) -> Result<Vec<Uuid>, ProjectionError> {
     let mut touched = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in events {
         let Some(id) = claim_id_of(e) else { continue };
-        let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
-            ProjectionError::Unappliable {
-                position: e.position,
-                reason,
-            }
-        })?;
-        let rec = Recorded {
-            actor: e.actor.clone(),
-            at: e.recorded_at,
-        };
-        let next = claim::evolve(states.remove(&id), &event, &rec).ok_or_else(|| {
-            ProjectionError::Unappliable {
-                position: e.position,
-                reason: format!("{} before the claim was asserted", e.event_type),
-            }
-        })?;
+        let next = evolve_logged(states.remove(&id), e)?;
         each(e, id, &next);
         states.insert(id, next);
-        if !touched.contains(&id) {
+        if seen.insert(id) {
             touched.push(id);
         }
     }
     Ok(touched)
+}
+
+/// Folds one claim event, as read from the log, into the claim's state; an
+/// event that cannot be read or applied stops the projection at its position.
+pub(crate) fn evolve_logged(
+    prior: Option<Claim>,
+    e: &RecordedEvent,
+) -> Result<Claim, ProjectionError> {
+    let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
+        ProjectionError::Unappliable {
+            position: e.position,
+            reason,
+        }
+    })?;
+    let rec = Recorded {
+        actor: e.actor.clone(),
+        at: e.recorded_at,
+    };
+    claim::evolve(prior, &event, &rec).ok_or_else(|| ProjectionError::Unappliable {
+        position: e.position,
+        reason: format!("{} before the claim was asserted", e.event_type),
+    })
 }
 
 pub(crate) fn decode_state(id: Uuid, state: serde_json::Value) -> Result<Claim, ProjectionError> {
