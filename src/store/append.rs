@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::chain::{self, ChainFields, HASH_LEN};
 use super::error::StoreError;
-use super::event::{AppendReceipt, AppendedEvent, Metadata, StreamAppend};
+use super::event::{AppendReceipt, AppendedEvent, ExpectedVersion, Metadata, StreamAppend};
 use super::idempotency::{IdempotencyClaim, StoredResponse};
 
 /// One atomic write: events for one or more streams, all or nothing.
@@ -144,60 +144,39 @@ struct IdempotencyRows {
     position: Vec<i64>,
 }
 
-/// Appends a batch of prepared commands inside the caller's transaction.
-///
-/// Takes the log-head lock (held until the caller commits or rolls back),
-/// checks every command's expected versions and idempotency key against the
-/// log as it stands under the lock, and writes the accepted ones with one
-/// statement. Each command gets its own result: a conflict in one does not
-/// fail the others. The caller must commit for the accepted ones to count.
-pub async fn append_batch(
-    conn: &mut PgConnection,
-    batch: &[PreparedAppend],
-) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let mut names: Vec<&str> = batch
-        .iter()
-        .flat_map(|p| p.request.streams.iter().map(|s| s.stream.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    // The head lock, and then the streams' versions under it (migrations/0004).
-    type LockRow = (i64, Vec<u8>, DateTime<Utc>, Option<String>, Option<i64>);
-    let locked: Vec<LockRow> = sqlx::query_as("SELECT * FROM factlog_lock_head($1::text[])")
-        .bind(&names)
-        .fetch_all(&mut *conn)
-        .await?;
-    let Some((head_position, head_hash, recorded_at, _, _)) = locked.first().cloned() else {
-        return Err(StoreError::InvalidAppend("the log head is missing".into()));
-    };
-    let mut prev: [u8; HASH_LEN] = head_hash
-        .as_slice()
-        .try_into()
-        .map_err(|_| StoreError::InvalidAppend("corrupt event_head hash".into()))?;
-    let mut versions: HashMap<&str, u64> = HashMap::with_capacity(names.len());
-    for (_, _, _, stream, version) in &locked {
-        if let (Some(s), Some(v)) = (stream, version)
-            && let Some(name) = names.iter().find(|n| **n == s.as_str())
-        {
-            versions.insert(name, *v as u64);
-        }
-    }
+/// The log's head as the appender last left it: enough to chain the next
+/// batch without asking the database first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownHead {
+    pub position: i64,
+    pub hash: [u8; HASH_LEN],
+    pub recorded_at: DateTime<Utc>,
+}
 
-    let keyed: Vec<&IdempotencyClaim> = batch
-        .iter()
-        .filter_map(|p| p.request.idempotency.as_ref())
-        .collect();
-    let mut stored: HashMap<(String, String), super::idempotency::StoredEntry> = if keyed.is_empty()
-    {
-        HashMap::new()
-    } else {
-        super::idempotency::fetch_many(&mut *conn, &keyed).await?
-    };
+/// A batch laid out against a head: each command's outcome and the rows
+/// that make it so.
+struct Plan<'a> {
+    results: Vec<Result<AppendOutcome, StoreError>>,
+    rows: Rows<'a>,
+    idem_rows: IdempotencyRows,
+    after: KnownHead,
+}
 
+/// Lays `batch` out after `head`, given each stream's version and the
+/// idempotency entries already stored. Pure: the same plan whether the
+/// versions were read under the lock or assumed and checked under it.
+fn plan<'a>(
+    batch: &'a [PreparedAppend],
+    head: &KnownHead,
+    mut versions: HashMap<&'a str, u64>,
+    mut stored: HashMap<(String, String), super::idempotency::StoredEntry>,
+) -> Plan<'a> {
+    let recorded_at = head.recorded_at;
+    let mut prev = head.hash;
     let mut results = Vec::with_capacity(batch.len());
     let mut rows = Rows::default();
     let mut idem_rows = IdempotencyRows::default();
-    let mut position = head_position;
+    let mut position = head.position;
 
     for prepared in batch {
         let req = &prepared.request;
@@ -290,9 +269,87 @@ pub async fn append_batch(
         }
         results.push(Ok(AppendOutcome::Appended(receipt)));
     }
+    Plan {
+        results,
+        rows,
+        idem_rows,
+        after: KnownHead {
+            position,
+            hash: prev,
+            recorded_at,
+        },
+    }
+}
 
+/// Appends a batch of prepared commands inside the caller's transaction.
+///
+/// Takes the log-head lock (held until the caller commits or rolls back),
+/// checks every command's expected versions and idempotency key against the
+/// log as it stands under the lock, and writes the accepted ones with one
+/// statement. Each command gets its own result: a conflict in one does not
+/// fail the others. The caller must commit for the accepted ones to count.
+pub async fn append_batch(
+    conn: &mut PgConnection,
+    batch: &[PreparedAppend],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    Ok(append_locked(conn, batch).await?.0)
+}
+
+/// [`append_batch`], also returning the head as this transaction leaves it.
+pub(crate) async fn append_locked(
+    conn: &mut PgConnection,
+    batch: &[PreparedAppend],
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, KnownHead), StoreError> {
+    let mut names: Vec<&str> = batch
+        .iter()
+        .flat_map(|p| p.request.streams.iter().map(|s| s.stream.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    // The head lock, and then the streams' versions under it (migrations/0004).
+    type LockRow = (i64, Vec<u8>, DateTime<Utc>, Option<String>, Option<i64>);
+    let locked: Vec<LockRow> = sqlx::query_as("SELECT * FROM factlog_lock_head($1::text[])")
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await?;
+    let Some((head_position, head_hash, recorded_at, _, _)) = locked.first().cloned() else {
+        return Err(StoreError::InvalidAppend("the log head is missing".into()));
+    };
+    let head = KnownHead {
+        position: head_position,
+        hash: head_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::InvalidAppend("corrupt event_head hash".into()))?,
+        recorded_at,
+    };
+    let mut versions: HashMap<&str, u64> = HashMap::with_capacity(names.len());
+    for (_, _, _, stream, version) in &locked {
+        if let (Some(s), Some(v)) = (stream, version)
+            && let Some(name) = names.iter().find(|n| **n == s.as_str())
+        {
+            versions.insert(name, *v as u64);
+        }
+    }
+
+    let keyed: Vec<&IdempotencyClaim> = batch
+        .iter()
+        .filter_map(|p| p.request.idempotency.as_ref())
+        .collect();
+    let stored = if keyed.is_empty() {
+        HashMap::new()
+    } else {
+        super::idempotency::fetch_many(&mut *conn, &keyed).await?
+    };
+
+    let Plan {
+        results,
+        rows,
+        idem_rows,
+        after,
+    } = plan(batch, &head, versions, stored);
     if rows.position.is_empty() {
-        return Ok(results);
+        return Ok((results, head));
     }
 
     sqlx::query(
@@ -330,10 +387,90 @@ pub async fn append_batch(
     .bind(&idem_rows.status)
     .bind(&idem_rows.response)
     .bind(&idem_rows.position)
-    .bind(position)
-    .bind(prev.to_vec())
+    .bind(after.position)
+    .bind(after.hash.to_vec())
     .execute(&mut *conn)
     .await?;
 
-    Ok(results)
+    Ok((results, after))
+}
+
+/// The one-round-trip append (migrations/0005): the batch is laid out
+/// against `head` as this appender last wrote it, with each stream assumed
+/// at the version its first command expects, and sent as one statement
+/// outside any explicit transaction, so lock, check, insert and commit cost
+/// a single round trip. Returns `None` when the batch cannot be laid out
+/// without reading (an `Any` append); an `Err` when something moved, a key
+/// was already used, or anything else failed: nothing was written then, and
+/// the caller takes [`append_locked`] instead.
+pub(crate) async fn append_at(
+    conn: &mut PgConnection,
+    batch: &[PreparedAppend],
+    head: &KnownHead,
+) -> Option<Result<(Vec<Result<AppendOutcome, StoreError>>, KnownHead), StoreError>> {
+    let mut assumed: HashMap<&str, u64> = HashMap::new();
+    for p in batch {
+        for s in &p.request.streams {
+            let v = match s.expected {
+                ExpectedVersion::Any => return None,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => v,
+            };
+            assumed.entry(s.stream.as_str()).or_insert(v);
+        }
+    }
+    let (names, versions): (Vec<&str>, Vec<i64>) =
+        assumed.iter().map(|(s, v)| (*s, *v as i64)).unzip();
+    // The server's clock in microseconds (what timestamptz keeps, and what
+    // the chain hashes), never before the head's.
+    let now = Utc::now();
+    let now = DateTime::<Utc>::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let start = KnownHead {
+        recorded_at: now.max(head.recorded_at),
+        ..head.clone()
+    };
+    let Plan {
+        results,
+        rows,
+        idem_rows,
+        after,
+    } = plan(batch, &start, assumed.clone(), HashMap::new());
+    if rows.position.is_empty() {
+        // Every command conflicted with an earlier one in the batch; only
+        // the two-step path can tell the callers the versions for certain.
+        return Some(Err(StoreError::InvalidAppend("nothing to append".into())));
+    }
+    let outcome = sqlx::query(
+        "SELECT factlog_append_at($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+    )
+    .bind(head.position)
+    .bind(&names)
+    .bind(&versions)
+    .bind(&rows.position)
+    .bind(&rows.event_id)
+    .bind(&rows.stream)
+    .bind(&rows.version)
+    .bind(&rows.event_type)
+    .bind(&rows.data)
+    .bind(&rows.metadata)
+    .bind(&rows.actor)
+    .bind(&rows.hash)
+    .bind(start.recorded_at)
+    .bind(&idem_rows.scope)
+    .bind(&idem_rows.key)
+    .bind(&idem_rows.method)
+    .bind(&idem_rows.path)
+    .bind(&idem_rows.request_hash)
+    .bind(&idem_rows.status)
+    .bind(&idem_rows.response)
+    .bind(&idem_rows.position)
+    .bind(after.position)
+    .bind(after.hash.to_vec())
+    .execute(&mut *conn)
+    .await;
+    Some(match outcome {
+        Ok(_) => Ok((results, after)),
+        Err(e) => Err(e.into()),
+    })
 }

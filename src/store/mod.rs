@@ -224,6 +224,10 @@ async fn run_appender(
     head: Arc<watch::Sender<i64>>,
 ) {
     let mut conn: Option<PgConnection> = None;
+    // The head as this lane last wrote it, so the next batch is laid out
+    // without asking first (a head moved by another process is caught under
+    // the lock and only costs a fallback); forgotten after any failure.
+    let mut known: Option<append::KnownHead> = None;
     let mut attempt = 0u32;
     loop {
         let (prepared, replies) = {
@@ -272,18 +276,22 @@ async fn run_appender(
                 }
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
+        let Some(c) = conn.as_mut() else {
+            continue;
+        };
         // A connection that stops answering (a network partition sends no
         // reset) must not stall the log: give up on it and reconnect.
-        let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared)).await {
-            Ok(results) => results,
-            Err(_) => {
-                let e = StoreError::Unavailable(sqlx::Error::Protocol(
-                    "the database did not answer the append in time".into(),
-                ));
-                prepared.iter().map(|_| Err(clone_error(&e))).collect()
-            }
-        };
+        let results =
+            match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &mut known)).await {
+                Ok(results) => results,
+                Err(_) => {
+                    known = None;
+                    let e = StoreError::Unavailable(sqlx::Error::Protocol(
+                        "the database did not answer the append in time".into(),
+                    ));
+                    prepared.iter().map(|_| Err(clone_error(&e))).collect()
+                }
+            };
         if results
             .iter()
             .any(|r| matches!(r, Err(e) if e.is_unavailable()))
@@ -334,9 +342,34 @@ async fn connect(pool: &PgPool) -> Result<PgConnection, StoreError> {
 async fn commit(
     conn: &mut PgConnection,
     batch: &[PreparedAppend],
+    known: &mut Option<append::KnownHead>,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
+    if let Some(head) = known.take() {
+        match append::append_at(conn, batch, &head).await {
+            Some(Ok((results, after))) => {
+                *known = Some(after);
+                return results;
+            }
+            Some(Err(e)) if e.is_unavailable() => {
+                // Whether it committed is unknown; the callers retry with
+                // their idempotency keys, as after any lost connection.
+                return batch.iter().map(|_| Err(clone_error(&e))).collect();
+            }
+            Some(Err(e)) => {
+                // Something moved (another process appended, a stream is
+                // not where its command expected, a key is reused): nothing
+                // was written; the two-step path sorts each command out.
+                metrics::counter!("factlog_append_fallbacks_total").increment(1);
+                tracing::debug!(error = %e, "one-round-trip append fell back");
+            }
+            None => {}
+        }
+    }
     match commit_prepared(conn, batch).await {
-        Ok(results) => results,
+        Ok((results, after)) => {
+            *known = Some(after);
+            results
+        }
         // Alone in its batch, a command gets its own error, typed.
         Err(e) if batch.len() == 1 => vec![Err(e)],
         // A batch failing for a reason other than the database being away
@@ -346,7 +379,7 @@ async fn commit(
             let mut out = Vec::with_capacity(batch.len());
             for p in batch {
                 out.push(match commit_prepared(conn, std::slice::from_ref(p)).await {
-                    Ok(mut r) => r.pop().unwrap_or(Err(StoreError::Closed)),
+                    Ok((mut r, _)) => r.pop().unwrap_or(Err(StoreError::Closed)),
                     Err(e) => Err(e),
                 });
             }
@@ -359,11 +392,11 @@ async fn commit(
 async fn commit_prepared(
     conn: &mut PgConnection,
     batch: &[PreparedAppend],
-) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, append::KnownHead), StoreError> {
     let mut tx = conn.begin().await?;
-    let results = append_batch(&mut tx, batch).await?;
+    let (results, after) = append::append_locked(&mut tx, batch).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok((results, after))
 }
 
 /// sqlx errors are not Clone; a batch-wide failure is reported to every

@@ -392,3 +392,58 @@ async fn fifty_concurrent_appenders_to_one_stream_lose_nothing() {
         .expect("verify");
     assert!(verified.ok, "{verified:?}");
 }
+
+#[tokio::test]
+async fn appenders_in_two_processes_take_turns_without_gaps_or_forks() {
+    // Each store's appender remembers the head it last wrote and lays its
+    // next batch out after it; the other store's appends keep making that
+    // memory stale, which must cost a fallback and never a gap, a fork of
+    // the chain or a time going backwards.
+    let db = TestDb::new().await;
+    let a = db.store().await;
+    let b = EventStore::open(db.other_pool().await, StoreConfig::default())
+        .await
+        .expect("store");
+    for i in 0..30i64 {
+        let store = if i % 3 == 0 { &b } else { &a };
+        let r = store
+            .append(
+                &format!("turn-{i}"),
+                ExpectedVersion::NoStream,
+                vec![ev("A", i), ev("B", i)],
+                Metadata::by("a"),
+            )
+            .await
+            .expect("append");
+        assert_eq!((r.first_position, r.last_position), (2 * i + 1, 2 * i + 2));
+    }
+    // A stale expectation is still a typed conflict on either path.
+    let err = a
+        .append(
+            "turn-3",
+            ExpectedVersion::NoStream,
+            vec![ev("C", 0)],
+            Metadata::by("a"),
+        )
+        .await
+        .expect_err("turn-3 exists");
+    assert!(matches!(
+        err,
+        StoreError::WrongExpectedVersion { actual: 2, .. }
+    ));
+    let events = a.read_all(0, 1_000).await.expect("read");
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=60).collect::<Vec<_>>()
+    );
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].recorded_at <= w[1].recorded_at),
+        "record times never go backwards along the log"
+    );
+    let verified = factlog::store::verify_chain(&db.pool, 0, |_| {})
+        .await
+        .expect("verify");
+    assert!(verified.ok, "{verified:?}");
+}
