@@ -151,6 +151,12 @@ pub struct KnownHead {
     pub position: i64,
     pub hash: [u8; HASH_LEN],
     pub recorded_at: DateTime<Utc>,
+    /// The database clock minus this process's clock, as last read under the
+    /// lock: `recorded_at` is the database clock even when the database is
+    /// not asked for it.
+    pub clock_offset: chrono::TimeDelta,
+    /// When the offset was read; a lane reads it afresh every little while.
+    pub clock_read: std::time::Instant,
 }
 
 /// A batch laid out against a head: each command's outcome and the rows
@@ -277,6 +283,7 @@ fn plan<'a>(
             position,
             hash: prev,
             recorded_at,
+            ..head.clone()
         },
     }
 }
@@ -312,10 +319,13 @@ pub(crate) async fn append_locked(
         .bind(&names)
         .fetch_all(&mut *conn)
         .await?;
+    let local = Utc::now();
     let Some((head_position, head_hash, recorded_at, _, _)) = locked.first().cloned() else {
         return Err(StoreError::InvalidAppend("the log head is missing".into()));
     };
     let head = KnownHead {
+        clock_offset: recorded_at - local,
+        clock_read: std::time::Instant::now(),
         position: head_position,
         hash: head_hash
             .as_slice()
@@ -421,9 +431,10 @@ pub(crate) async fn append_at(
     }
     let (names, versions): (Vec<&str>, Vec<i64>) =
         assumed.iter().map(|(s, v)| (*s, *v as i64)).unzip();
-    // The server's clock in microseconds (what timestamptz keeps, and what
-    // the chain hashes), never before the head's.
-    let now = Utc::now();
+    // The database clock as this process reads it through the offset, in
+    // microseconds (what timestamptz keeps, and what the chain hashes),
+    // never before the head's.
+    let now = Utc::now() + head.clock_offset;
     let now = DateTime::<Utc>::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
     let start = KnownHead {
         recorded_at: now.max(head.recorded_at),

@@ -327,6 +327,11 @@ async fn run_appender(
     }
 }
 
+/// How often a lane takes the two-step path anyway, to read the database
+/// clock afresh (the one-round-trip path stamps events with it through an
+/// offset, and clocks drift).
+const CLOCK_REREAD: Duration = Duration::from_secs(5);
+
 /// How long one append transaction may take before its connection is
 /// given up as lost (its outcome is then unknown to the caller, who retries
 /// with the same idempotency key).
@@ -344,7 +349,10 @@ async fn commit(
     batch: &[PreparedAppend],
     known: &mut Option<append::KnownHead>,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
-    if let Some(head) = known.take() {
+    if let Some(head) = known
+        .take()
+        .filter(|h| h.clock_read.elapsed() < CLOCK_REREAD)
+    {
         match append::append_at(conn, batch, &head).await {
             Some(Ok((results, after))) => {
                 *known = Some(after);

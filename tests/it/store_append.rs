@@ -442,6 +442,16 @@ async fn appenders_in_two_processes_take_turns_without_gaps_or_forks() {
             .all(|w| w[0].recorded_at <= w[1].recorded_at),
         "record times never go backwards along the log"
     );
+    // Stamped with the database clock, even when the database was not asked.
+    let (db_now,): (chrono::DateTime<chrono::Utc>,) = sqlx::query_as("SELECT clock_timestamp()")
+        .fetch_one(&db.pool)
+        .await
+        .expect("clock");
+    let last = events.last().expect("events").recorded_at;
+    assert!(
+        (db_now - last).num_milliseconds().abs() < 5_000,
+        "{last} is far from the database clock {db_now}"
+    );
     let verified = factlog::store::verify_chain(&db.pool, 0, |_| {})
         .await
         .expect("verify");
