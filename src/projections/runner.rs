@@ -9,10 +9,15 @@
 //! take the same lock to swap tables in without racing a live worker. The
 //! checkpoint is advanced compare-and-set inside the same transaction, so an
 //! event's effect lands exactly once.
+//!
+//! Each runner has a connection of its own, outside the pool: a batch's
+//! statements can be megabytes (fact documents), and a connection keeps its
+//! buffers as large as the largest message it ever carried, so batches going
+//! through pooled connections would in time inflate every one of them.
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
 use super::checkpoint;
@@ -59,9 +64,17 @@ impl Runner {
         }
     }
 
-    async fn step(&self) -> Result<Step, ProjectionError> {
+    async fn step(&self, slot: &mut Option<PgConnection>) -> Result<Step, ProjectionError> {
         let name = self.projection.name();
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let conn = match slot {
+            Some(c) => c,
+            None => slot.insert(
+                PgConnection::connect_with(&self.pool.connect_options())
+                    .await
+                    .map_err(StoreError::from)?,
+            ),
+        };
+        let mut tx = conn.begin().await.map_err(StoreError::from)?;
         let owner: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(lock_key(self.projection))
             .fetch_one(&mut *tx)
@@ -90,6 +103,7 @@ impl Runner {
         let name = self.projection.name();
         let mut head = self.store.head_watch();
         let mut attempt = 0u32;
+        let mut conn: Option<PgConnection> = None;
         tracing::info!(projection = name, "projection worker started");
         loop {
             if *stop.borrow() {
@@ -98,7 +112,12 @@ impl Runner {
             metrics::gauge!("factlog_projection_heartbeat_seconds", "projection" => name)
                 .set(chrono::Utc::now().timestamp() as f64);
             head.borrow_and_update();
-            let wait = match self.step().await {
+            let outcome = self.step(&mut conn).await;
+            if outcome.is_err() {
+                // Whatever went wrong, the next attempt starts on a fresh connection.
+                conn = None;
+            }
+            let wait = match outcome {
                 Ok(Step::Applied) => {
                     attempt = 0;
                     continue;
