@@ -405,19 +405,28 @@ pub(crate) async fn append_locked(
     Ok((results, after))
 }
 
-/// The one-round-trip append (migrations/0005): the batch is laid out
-/// against `head` as this appender last wrote it, with each stream assumed
-/// at the version its first command expects, and sent as one statement
-/// outside any explicit transaction, so lock, check, insert and commit cost
-/// a single round trip. Returns `None` when the batch cannot be laid out
-/// without reading (an `Any` append); an `Err` when something moved, a key
-/// was already used, or anything else failed: nothing was written then, and
-/// the caller takes [`append_locked`] instead.
-pub(crate) async fn append_at(
-    conn: &mut PgConnection,
-    batch: &[PreparedAppend],
-    head: &KnownHead,
-) -> Option<Result<(Vec<Result<AppendOutcome, StoreError>>, KnownHead), StoreError>> {
+/// A batch laid out for the one-round-trip append.
+pub(crate) struct FastPlan<'a> {
+    head: i64,
+    names: Vec<&'a str>,
+    versions: Vec<i64>,
+    recorded_at: DateTime<Utc>,
+    plan: Plan<'a>,
+}
+
+impl FastPlan<'_> {
+    /// The head as it will be once this batch commits.
+    pub(crate) fn after(&self) -> &KnownHead {
+        &self.plan.after
+    }
+}
+
+/// Lays `batch` out for the one-round-trip append (migrations/0005): after
+/// `head` as this process last wrote it (or will have, once the batches in
+/// flight commit), with each stream assumed at the version its first
+/// command expects. `None` when the batch cannot be laid out without reading
+/// (an `Any` append, or nothing left to write after in-batch conflicts).
+pub(crate) fn lay_out<'a>(batch: &'a [PreparedAppend], head: &KnownHead) -> Option<FastPlan<'a>> {
     let mut assumed: HashMap<&str, u64> = HashMap::new();
     for p in batch {
         for s in &p.request.streams {
@@ -440,22 +449,48 @@ pub(crate) async fn append_at(
         recorded_at: now.max(head.recorded_at),
         ..head.clone()
     };
-    let Plan {
-        results,
-        rows,
-        idem_rows,
-        after,
-    } = plan(batch, &start, assumed.clone(), HashMap::new());
-    if rows.position.is_empty() {
-        // Every command conflicted with an earlier one in the batch; only
-        // the two-step path can tell the callers the versions for certain.
-        return Some(Err(StoreError::InvalidAppend("nothing to append".into())));
+    let plan = plan(batch, &start, assumed, HashMap::new());
+    // Every command conflicting with an earlier one in the batch: only the
+    // two-step path can tell the callers the versions for certain.
+    if plan.rows.position.is_empty() {
+        return None;
     }
-    let outcome = sqlx::query(
+    Some(FastPlan {
+        head: head.position,
+        names,
+        versions,
+        recorded_at: start.recorded_at,
+        plan,
+    })
+}
+
+/// Sends a laid-out batch as one statement outside any explicit
+/// transaction, so lock, checks, insert and commit cost a single round
+/// trip. An `Err` means something moved, a key was already used, or
+/// anything else failed: nothing was written then, and the caller takes
+/// [`append_locked`] instead.
+pub(crate) async fn append_at(
+    conn: &mut PgConnection,
+    fast: FastPlan<'_>,
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, KnownHead), StoreError> {
+    let FastPlan {
+        head,
+        names,
+        versions,
+        recorded_at,
+        plan:
+            Plan {
+                results,
+                rows,
+                idem_rows,
+                after,
+            },
+    } = fast;
+    sqlx::query(
         "SELECT factlog_append_at($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
          $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
-    .bind(head.position)
+    .bind(head)
     .bind(&names)
     .bind(&versions)
     .bind(&rows.position)
@@ -467,7 +502,7 @@ pub(crate) async fn append_at(
     .bind(&rows.metadata)
     .bind(&rows.actor)
     .bind(&rows.hash)
-    .bind(start.recorded_at)
+    .bind(recorded_at)
     .bind(&idem_rows.scope)
     .bind(&idem_rows.key)
     .bind(&idem_rows.method)
@@ -479,9 +514,6 @@ pub(crate) async fn append_at(
     .bind(after.position)
     .bind(after.hash.to_vec())
     .execute(&mut *conn)
-    .await;
-    Some(match outcome {
-        Ok(_) => Ok((results, after)),
-        Err(e) => Err(e.into()),
-    })
+    .await?;
+    Ok((results, after))
 }

@@ -84,11 +84,13 @@ impl EventStore {
         let (cp_tx, cp_rx) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel(4096);
         let queue = Arc::new(tokio::sync::Mutex::new((rx, None)));
+        let tail = Arc::new(std::sync::Mutex::new(None));
         for _ in 0..config.lanes.max(1) {
             tokio::spawn(run_appender(
                 pool.clone(),
                 config.clone(),
                 queue.clone(),
+                tail.clone(),
                 head_tx.clone(),
             ));
         }
@@ -215,19 +217,16 @@ impl EventStore {
 /// batch limits), write it in one transaction on the lane's own connection,
 /// answer everyone, repeat. While a transaction is in flight new requests
 /// queue up, so batches grow with load by themselves. With two lanes, one
-/// lane's next batch is already waiting on the log-head lock while the other
-/// commits, so the lock is never idle for a round trip.
+/// lane's next batch is already on its way while the other commits: it is
+/// laid out after the head the first will leave (see [`Tail`]).
 async fn run_appender(
     pool: PgPool,
     config: StoreConfig,
     rx: Arc<tokio::sync::Mutex<(mpsc::Receiver<Pending>, Option<Pending>)>>,
+    tail: Arc<Tail>,
     head: Arc<watch::Sender<i64>>,
 ) {
     let mut conn: Option<PgConnection> = None;
-    // The head as this lane last wrote it, so the next batch is laid out
-    // without asking first (a head moved by another process is caught under
-    // the lock and only costs a fallback); forgotten after any failure.
-    let mut known: Option<append::KnownHead> = None;
     let mut attempt = 0u32;
     loop {
         let (prepared, replies) = {
@@ -281,17 +280,17 @@ async fn run_appender(
         };
         // A connection that stops answering (a network partition sends no
         // reset) must not stall the log: give up on it and reconnect.
-        let results =
-            match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &mut known)).await {
-                Ok(results) => results,
-                Err(_) => {
-                    known = None;
-                    let e = StoreError::Unavailable(sqlx::Error::Protocol(
-                        "the database did not answer the append in time".into(),
-                    ));
-                    prepared.iter().map(|_| Err(clone_error(&e))).collect()
-                }
-            };
+        let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &tail)).await
+        {
+            Ok(results) => results,
+            Err(_) => {
+                forget(&tail);
+                let e = StoreError::Unavailable(sqlx::Error::Protocol(
+                    "the database did not answer the append in time".into(),
+                ));
+                prepared.iter().map(|_| Err(clone_error(&e))).collect()
+            }
+        };
         if results
             .iter()
             .any(|r| matches!(r, Err(e) if e.is_unavailable()))
@@ -344,38 +343,64 @@ async fn connect(pool: &PgPool) -> Result<PgConnection, StoreError> {
     Ok(PgConnection::connect_with(&options).await?)
 }
 
+/// The head as this process's appenders will have left it once every batch
+/// in flight commits, so the next batch is laid out without asking first (a
+/// head moved by another process, or a batch in flight that fails, is caught
+/// under the lock and only costs a fallback). `None` after any failure,
+/// until a two-step batch reads the head again.
+type Tail = std::sync::Mutex<Option<append::KnownHead>>;
+
+fn forget(tail: &Tail) {
+    *tail.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Remembers `after`, unless a batch that commits later was remembered first.
+fn advance(tail: &Tail, after: append::KnownHead) {
+    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+    if t.as_ref().is_none_or(|h| h.position < after.position) {
+        *t = Some(after);
+    }
+}
+
 async fn commit(
     conn: &mut PgConnection,
     batch: &[PreparedAppend],
-    known: &mut Option<append::KnownHead>,
+    tail: &Tail,
 ) -> Vec<Result<AppendOutcome, StoreError>> {
-    if let Some(head) = known
-        .take()
-        .filter(|h| h.clock_read.elapsed() < CLOCK_REREAD)
-    {
-        match append::append_at(conn, batch, &head).await {
-            Some(Ok((results, after))) => {
-                *known = Some(after);
-                return results;
-            }
-            Some(Err(e)) if e.is_unavailable() => {
+    let fast = {
+        let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+        let fast = t
+            .as_ref()
+            .filter(|h| h.clock_read.elapsed() < CLOCK_REREAD)
+            .and_then(|h| append::lay_out(batch, h));
+        if let Some(f) = &fast {
+            *t = Some(f.after().clone());
+        }
+        fast
+    };
+    if let Some(fast) = fast {
+        match append::append_at(conn, fast).await {
+            Ok((results, _)) => return results,
+            Err(e) if e.is_unavailable() => {
+                forget(tail);
                 // Whether it committed is unknown; the callers retry with
                 // their idempotency keys, as after any lost connection.
                 return batch.iter().map(|_| Err(clone_error(&e))).collect();
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 // Something moved (another process appended, a stream is
-                // not where its command expected, a key is reused): nothing
-                // was written; the two-step path sorts each command out.
+                // not where its command expected, a key is reused, a batch
+                // this one was laid out after failed): nothing was written;
+                // the two-step path sorts each command out.
+                forget(tail);
                 metrics::counter!("factlog_append_fallbacks_total").increment(1);
                 tracing::debug!(error = %e, "one-round-trip append fell back");
             }
-            None => {}
         }
     }
     match commit_prepared(conn, batch).await {
         Ok((results, after)) => {
-            *known = Some(after);
+            advance(tail, after);
             results
         }
         // Alone in its batch, a command gets its own error, typed.
