@@ -113,16 +113,6 @@ pub async fn facts(
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
-/// The fact's current document.
-pub async fn fact(pool: &PgPool, id: Uuid) -> Result<Option<Value>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT doc FROM facts_view WHERE fact_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
 /// The fact's current document as PostgreSQL prints it (no parsing here:
 /// the plain read serves these bytes, compacted once).
 pub async fn fact_text(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
