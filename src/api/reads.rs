@@ -7,11 +7,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::{Auditor, Caller};
 use super::error::ApiError;
 use super::params::Params;
 use super::write::path_id;
+use super::{AppState, SharedState};
 use crate::domain::claim::Status;
 use crate::domain::error::FieldError;
 use crate::domain::fact::FactStatus;
@@ -33,7 +33,7 @@ fn listing(page: Page<Value>) -> Json<Value> {
 }
 
 pub async fn list_claims(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -63,7 +63,7 @@ pub async fn list_claims(
 }
 
 pub async fn list_facts(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -90,7 +90,7 @@ pub async fn list_facts(
 }
 
 pub async fn get_fact(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,
@@ -142,7 +142,7 @@ pub async fn get_fact(
 }
 
 pub async fn fact_history(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,
@@ -159,7 +159,7 @@ pub async fn fact_history(
 }
 
 pub async fn audit(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -174,7 +174,7 @@ pub async fn audit(
 }
 
 pub async fn events(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -191,7 +191,7 @@ pub async fn events(
 }
 
 pub async fn integrity(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
