@@ -91,6 +91,24 @@ pub struct Settings {
     )]
     pub rate_burst: f64,
 
+    /// Memory for cached fact documents per API process, in MiB (0 disables the cache).
+    #[arg(
+        long,
+        env = "FACTLOG_FACT_CACHE_MB",
+        default_value_t = 32,
+        global = true
+    )]
+    pub fact_cache_mb: usize,
+
+    /// Most fact documents cached per API process (0 disables the cache).
+    #[arg(
+        long,
+        env = "FACTLOG_FACT_CACHE_ENTRIES",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub fact_cache_entries: usize,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -103,6 +121,13 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    pub fn fact_cache_limits(&self) -> crate::service::fact_cache::FactCacheLimits {
+        crate::service::fact_cache::FactCacheLimits {
+            max_entries: self.fact_cache_entries,
+            max_bytes: self.fact_cache_mb.saturating_mul(1024 * 1024),
+        }
+    }
+
     pub fn idempotency_retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.idempotency_hours.max(24) * 3600)
     }

@@ -5,8 +5,8 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, SharedState};
 use crate::domain::principal::Actor;
 
 /// Any authenticated caller (reads).
@@ -52,16 +52,16 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
     Ok(actor)
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<SharedState> for Caller {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         Ok(Caller(authenticate(parts, state).await?))
     }
 }
 
-impl FromRequestParts<AppState> for Writer {
+impl FromRequestParts<SharedState> for Writer {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let actor = authenticate(parts, state).await?;
         if !actor.role.can_write() {
             return Err(ApiError::RoleNotAllowed(format!(
@@ -74,9 +74,9 @@ impl FromRequestParts<AppState> for Writer {
 }
 
 #[allow(dead_code, reason = "the audit endpoints arrive with the read side")]
-impl FromRequestParts<AppState> for Auditor {
+impl FromRequestParts<SharedState> for Auditor {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let actor = authenticate(parts, state).await?;
         if !actor.role.can_audit() {
             return Err(ApiError::RoleNotAllowed(format!(

@@ -9,8 +9,8 @@ use axum::http::header;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, SharedState};
 use crate::domain::error::FieldError;
 
 /// A JSON request body: the parsed value (for idempotency comparison) and
@@ -68,16 +68,16 @@ async fn read(req: Request, state: &AppState, allow_empty: bool) -> Result<JsonB
     Ok(JsonBody { value, raw })
 }
 
-impl FromRequest<AppState> for JsonBody {
+impl FromRequest<SharedState> for JsonBody {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
         read(req, state, false).await
     }
 }
 
-impl FromRequest<AppState> for OptionalJsonBody {
+impl FromRequest<SharedState> for OptionalJsonBody {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
         read(req, state, true).await.map(OptionalJsonBody)
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::error::ApiError;
@@ -20,7 +20,7 @@ use crate::service::reads::Source;
 use crate::service::view;
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -32,7 +32,7 @@ pub async fn create(
 }
 
 async fn act(
-    state: AppState,
+    state: SharedState,
     actor: Actor,
     id: String,
     path: &str,
@@ -47,7 +47,7 @@ async fn act(
 }
 
 pub async fn confirm(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
@@ -67,7 +67,7 @@ pub async fn confirm(
 }
 
 pub async fn dispute(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
@@ -78,7 +78,7 @@ pub async fn dispute(
 }
 
 pub async fn retract(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
@@ -98,7 +98,7 @@ pub async fn retract(
 }
 
 pub async fn amend(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
@@ -118,7 +118,7 @@ pub async fn amend(
 }
 
 pub async fn evidence(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
@@ -130,7 +130,7 @@ pub async fn evidence(
 
 /// Folded from the claim's own stream: reflects every acknowledged write.
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::AppState;
+use super::SharedState;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -42,7 +42,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub async fn render(State(state): State<AppState>) -> Response {
+pub async fn render(State(state): State<SharedState>) -> Response {
     let pool = state.services.store().pool();
     let head = state.services.store().known_head();
     metrics::gauge!("factlog_log_head_position").set(head as f64);

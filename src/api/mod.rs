@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use server::{ServerLimits, serve};
 
@@ -50,9 +50,25 @@ pub struct AppState {
     pub rate: Arc<ratelimit::RateLimiter>,
 }
 
+/// The state handlers see: one shared allocation, so handing it to each
+/// request (axum clones the state per request and per extractor) costs one
+/// reference count rather than one per service.
+#[derive(Clone)]
+pub struct SharedState(Arc<AppState>);
+
+impl std::ops::Deref for SharedState {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     // Installed before the first request so nothing recorded is lost.
     metrics::handle();
+    let cors_layer = cors(&state.limits.cors_origins);
+    let request_timeout = state.limits.request_timeout;
+    let state = SharedState(Arc::new(state));
     let request_id = HeaderName::from_static("x-request-id");
     let v1 = Router::new()
         .route("/stories", post(stories::create))
@@ -80,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(docs::page))
         .route("/docs/rapidoc-min.js", get(docs::script))
         .layer(axum::middleware::from_fn_with_state(
-            state.limits.request_timeout,
+            request_timeout,
             middleware::timeout,
         ));
     // A live stream has no deadline.
@@ -94,8 +110,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(middleware::log_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
-    if let Some(cors) = cors(&state.limits.cors_origins) {
+        .layer(SetRequestIdLayer::new(
+            request_id,
+            middleware::MakeRequestId,
+        ));
+    if let Some(cors) = cors_layer {
         app = app.layer(cors);
     }
     app.with_state(state)

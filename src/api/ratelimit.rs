@@ -32,7 +32,13 @@ impl RateLimiter {
             // A poisoned lock means a panic elsewhere; do not add an outage to it.
             return Ok(());
         };
-        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        // The key is copied only the first time a token is seen.
+        if !buckets.contains_key(key) {
+            buckets.insert(key.to_owned(), (self.burst, now));
+        }
+        let Some((tokens, last)) = buckets.get_mut(key) else {
+            return Ok(());
+        };
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
         *last = now;

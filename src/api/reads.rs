@@ -3,20 +3,22 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::{Auditor, Caller};
 use super::error::ApiError;
 use super::params::Params;
 use super::write::path_id;
+use super::{AppState, SharedState};
 use crate::domain::claim::Status;
 use crate::domain::error::FieldError;
 use crate::domain::fact::FactStatus;
 use crate::domain::text::normalize_key;
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{ClaimFilter, FactFilter};
-use crate::service::reads::{CLAIMS, FACTS, Page, Source};
+use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, Page, Source};
 use crate::store::AuditFilter;
 
 pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), ApiError> {
@@ -31,7 +33,7 @@ fn listing(page: Page<Value>) -> Json<Value> {
 }
 
 pub async fn list_claims(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -61,7 +63,7 @@ pub async fn list_claims(
 }
 
 pub async fn list_facts(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -88,18 +90,46 @@ pub async fn list_facts(
 }
 
 pub async fn get_fact(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&id, "fact")?;
     let as_of = p.time("as_of")?;
     let valid_at = p
         .text("valid_at")?
         .map(|s| ValidTime::parse_field("valid_at", &s))
         .transpose()?;
-    wait(&state, &p, FACTS).await?;
+    if as_of.is_none() && valid_at.is_none() {
+        // The plain read: the stored document's bytes, through the fact cache.
+        wait(&state, &p, FACT_DOCUMENTS).await?;
+        let body = state
+            .services
+            .fact_document(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("fact"))?;
+        return Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response());
+    }
+    // As of a record time: computed from the claim versions (the projection);
+    // at a valid time: from the current document.
+    wait(
+        &state,
+        &p,
+        if as_of.is_some() {
+            FACTS
+        } else {
+            FACT_DOCUMENTS
+        },
+    )
+    .await?;
     let fact = state
         .services
         .fact(id, as_of, valid_at)
@@ -108,11 +138,11 @@ pub async fn get_fact(
             Some(_) => ApiError::NotFound("no fact has this id at that record time".into()),
             None => ApiError::not_found("fact"),
         })?;
-    Ok(Json(fact))
+    Ok(Json(fact).into_response())
 }
 
 pub async fn fact_history(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,
@@ -129,7 +159,7 @@ pub async fn fact_history(
 }
 
 pub async fn audit(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -144,7 +174,7 @@ pub async fn audit(
 }
 
 pub async fn events(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -161,7 +191,7 @@ pub async fn events(
 }
 
 pub async fn integrity(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {

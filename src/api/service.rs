@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::SharedState;
 use super::error::ApiError;
 use crate::db;
 
@@ -15,7 +15,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready when the database answers and every migration is applied.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let applied = db::migrations_applied(state.services.store().pool())
         .await
         .map_err(|e| {

@@ -5,7 +5,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::JsonBody;
 use super::error::ApiError;
@@ -17,7 +17,7 @@ use crate::service::reads::CLAIMS;
 use crate::service::view;
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Writer(actor): Writer,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -34,7 +34,7 @@ pub async fn create(
 /// The story's own fields from its stream (always current); its claims from
 /// the claims projection (`wait_for` applies to them).
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,

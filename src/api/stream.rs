@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
-use super::AppState;
+use super::SharedState;
 use super::auth::Auditor;
 use super::error::ApiError;
 use super::params::Params;
@@ -17,7 +17,7 @@ use crate::domain::error::FieldError;
 use crate::service::reads::event_json;
 
 pub async fn events(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Auditor(_): Auditor,
     headers: HeaderMap,
     p: Params,

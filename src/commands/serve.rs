@@ -52,7 +52,8 @@ pub async fn serve(
         Rules {
             required_confirmations: settings.required_confirmations.max(1),
         },
-    );
+    )
+    .with_fact_cache(settings.fact_cache_limits());
     let app = api::router(AppState {
         services,
         tokens,

@@ -7,7 +7,8 @@
 //! keep using the live tables until the swap. The swap transaction takes the
 //! projection's ownership lock (waiting for a live worker's current batch),
 //! catches up to the head under it, and replaces the tables and the
-//! checkpoint in one commit.
+//! checkpoint in one commit. That commit also bumps the projection's
+//! generation, which tells every API process to drop its cached documents.
 
 use std::time::Instant;
 
@@ -141,7 +142,8 @@ pub async fn rebuild(
     }
     sqlx::query(
         "UPDATE projection_checkpoints SET position = $2, updated_at = now(), \
-         failed_position = NULL, last_error = NULL, failed_at = NULL WHERE name = $1",
+         failed_position = NULL, last_error = NULL, failed_at = NULL, \
+         generation = generation + 1 WHERE name = $1",
     )
     .bind(p.name())
     .bind(position)

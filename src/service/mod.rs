@@ -3,6 +3,7 @@
 //! Knows nothing of HTTP; the API maps its errors to status codes.
 
 mod claims;
+pub mod fact_cache;
 pub mod reads;
 pub(crate) mod stories;
 pub mod view;
@@ -168,15 +169,31 @@ pub struct Services {
     rules: Rules,
     /// Stories never change after registration, so they are cached.
     stories: std::sync::Arc<std::sync::Mutex<stories::StoryCache>>,
+    /// Current fact documents (`fact_cache`); `None` when disabled.
+    facts: Option<fact_cache::FactCache>,
 }
 
 impl Services {
+    /// Services without a fact document cache.
     pub fn new(store: EventStore, rules: Rules) -> Self {
         Services {
             store,
             rules,
             stories: Default::default(),
+            facts: None,
         }
+    }
+
+    /// The same, serving current fact documents through a cache of this
+    /// size (none when `limits` disable it). Needs a Tokio runtime.
+    pub fn with_fact_cache(mut self, limits: fact_cache::FactCacheLimits) -> Self {
+        self.facts = fact_cache::FactCache::start(&self.store, limits);
+        self
+    }
+
+    /// The fact document cache, when there is one.
+    pub fn fact_cache(&self) -> Option<&fact_cache::FactCache> {
+        self.facts.as_ref()
     }
 
     pub fn store(&self) -> &EventStore {

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::fact_cache::{Lookup, compact_json};
 use super::{ServiceError, Services};
 use crate::domain::claim::Claim;
 use crate::domain::fact::{self, Fact};
@@ -25,10 +27,14 @@ pub enum Source {
     Log,
     /// One or more projections.
     Projections(&'static [Projection]),
+    /// Current fact documents: the fact cache's watermark when there is a
+    /// cache, else the facts projection.
+    FactDocuments,
 }
 
 pub const CLAIMS: Source = Source::Projections(&[Projection::Claims]);
 pub const FACTS: Source = Source::Projections(&[Projection::Facts]);
+pub const FACT_DOCUMENTS: Source = Source::FactDocuments;
 
 /// A page of results and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +57,21 @@ impl Services {
     pub async fn wait_for(&self, source: Source, position: i64) -> Result<(), ServiceError> {
         // A position past the log's head was never acknowledged to anyone:
         // no one can have a receipt for it, so there is nothing to wait for.
-        if position > self.store.head().await?.position {
+        // (The head this process knows of is never ahead of the real one.)
+        if position > self.store.known_head() && position > self.store.head().await?.position {
             return Err(ServiceError::NotCaughtUp { position });
         }
         let deadline = tokio::time::Instant::now() + WAIT_FOR_LIMIT;
+        let source = match (source, &self.facts) {
+            (Source::FactDocuments, Some(cache)) => {
+                return match cache.wait_for(position, deadline).await {
+                    true => Ok(()),
+                    false => Err(ServiceError::NotCaughtUp { position }),
+                };
+            }
+            (Source::FactDocuments, None) => FACTS,
+            (other, _) => other,
+        };
         let mut head = self.store.head_watch();
         let mut checkpoints = self.store.checkpoint_watch();
         loop {
@@ -65,6 +82,9 @@ impl Services {
                 Source::Projections(list) => {
                     let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
                     projections::lowest_checkpoint(self.store.pool(), &names).await?
+                }
+                Source::FactDocuments => {
+                    projections::lowest_checkpoint(self.store.pool(), &["facts"]).await?
                 }
             };
             if reached >= position {
@@ -113,8 +133,28 @@ impl Services {
         })
     }
 
+    /// A fact's current document as served: compact JSON, from the fact
+    /// cache when it has it (reads after `wait_for` on [`FACT_DOCUMENTS`]).
+    pub async fn fact_document(&self, id: Uuid) -> Result<Option<Bytes>, ServiceError> {
+        let ticket = match self.facts.as_ref().map(|c| c.lookup(id)) {
+            Some(Lookup::Hit(body)) => return Ok(Some(body)),
+            Some(Lookup::Miss(ticket)) => Some(ticket),
+            Some(Lookup::Bypass) | None => None,
+        };
+        let Some(text) = pread::fact_text(self.store.pool(), id).await? else {
+            return Ok(None);
+        };
+        // Compacting leaves spare capacity; a boxed slice gives it back.
+        let body = Bytes::from(compact_json(&text).into_boxed_slice());
+        if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
+            cache.fill(ticket, id, body.clone());
+        }
+        Ok(Some(body))
+    }
+
     /// A fact now or `as_of` a record time, its headline taken at or before
-    /// `valid_at` when given.
+    /// `valid_at` when given (now: wait on [`FACT_DOCUMENTS`]; as of a time:
+    /// on [`FACTS`]).
     pub async fn fact(
         &self,
         id: Uuid,
@@ -123,10 +163,12 @@ impl Services {
     ) -> Result<Option<Value>, ServiceError> {
         let corrupt = |e: serde_json::Error| ServiceError::Corrupt(e.to_string());
         let mut fact: Fact = match as_of {
-            None => match pread::fact(self.store.pool(), id).await? {
+            None => match self.fact_document(id).await? {
                 None => return Ok(None),
-                Some(doc) if valid_at.is_none() => return Ok(Some(doc)),
-                Some(doc) => serde_json::from_value(doc).map_err(corrupt)?,
+                Some(doc) if valid_at.is_none() => {
+                    return Ok(Some(serde_json::from_slice(&doc).map_err(corrupt)?));
+                }
+                Some(doc) => serde_json::from_slice(&doc).map_err(corrupt)?,
             },
             // As known then: computed from the claims' states at that time.
             Some(t) => {

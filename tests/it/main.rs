@@ -9,6 +9,7 @@ mod api_docs;
 mod api_writes;
 mod cli;
 mod domain_claim;
+mod fact_cache;
 mod faults;
 mod fuzz_parsers;
 mod hostile;

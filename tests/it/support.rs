@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use factlog::db::{self, EphemeralCluster};
+use factlog::service::fact_cache::FactCacheLimits;
 use factlog::store::{EventStore, StoreConfig};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -139,6 +140,16 @@ impl TestDb {
         db::pool(&self.url, 20).await.expect("connect")
     }
 
+    /// Another handle on the same database, with a pool of its own (for a
+    /// second API process in the same test).
+    pub async fn same_database(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            pool: self.other_pool().await,
+        }
+    }
+
     /// A URL for the same database as another role.
     pub fn url_as(&self, role: &str) -> String {
         let opts: PgConnectOptions = self.url.parse().expect("url");
@@ -163,6 +174,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub base: String,
     pub client: reqwest::Client,
+    /// The services behind the API (a handle on the same fact cache).
+    pub services: factlog::service::Services,
 }
 
 pub struct AppOptions {
@@ -172,7 +185,21 @@ pub struct AppOptions {
     pub workers: bool,
     /// Per-token requests per second and burst (0: off).
     pub rate: (f64, f64),
+    /// The fact document cache, as `factlog serve` sizes it by default.
+    pub fact_cache: FactCacheLimits,
 }
+
+/// What `factlog serve` uses unless told otherwise.
+pub const DEFAULT_FACT_CACHE: FactCacheLimits = FactCacheLimits {
+    max_entries: 100_000,
+    max_bytes: 32 << 20,
+};
+
+/// No fact document cache.
+pub const NO_FACT_CACHE: FactCacheLimits = FactCacheLimits {
+    max_entries: 0,
+    max_bytes: 0,
+};
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -181,6 +208,7 @@ impl Default for AppOptions {
             max_body_bytes: 1024 * 1024,
             workers: true,
             rate: (0.0, 1.0),
+            fact_cache: DEFAULT_FACT_CACHE,
         }
     }
 }
@@ -209,13 +237,15 @@ impl TestApp {
             .await
             .expect("tokens");
         tokens.spawn_refresher();
+        let services = Services::new(
+            store,
+            Rules {
+                required_confirmations: opts.required_confirmations,
+            },
+        )
+        .with_fact_cache(opts.fact_cache);
         let app = api::router(AppState {
-            services: Services::new(
-                store,
-                Rules {
-                    required_confirmations: opts.required_confirmations,
-                },
-            ),
+            services: services.clone(),
             tokens,
             limits: Limits {
                 max_body_bytes: opts.max_body_bytes,
@@ -244,6 +274,7 @@ impl TestApp {
             db,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
+            services,
         }
     }
 
