@@ -201,7 +201,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
         .execute(&pool)
         .await
         .expect("create the pgbench table");
-    let store = EventStore::open(pool.clone(), StoreConfig::default())
+    let store = EventStore::open(pool.clone(), store_config())
         .await
         .expect("open the event store");
     let scripts = tempfile::tempdir().expect("temporary directory for pgbench scripts");
@@ -533,7 +533,7 @@ async fn measure_verify(bench: &Bench, payload: &Value, target: u64) -> VerifyRe
     db::migrate(&pool)
         .await
         .expect("migrate the verify database");
-    let store = EventStore::open(pool.clone(), StoreConfig::default())
+    let store = EventStore::open(pool.clone(), store_config())
         .await
         .expect("open the verify event store");
 
@@ -624,10 +624,11 @@ fn render_report(
     let _ = writeln!(out, "## factlog append benchmark, {now}\n");
     let _ = writeln!(
         out,
-        "Machine: {machine}. {} s per measurement, {} round(s), {} payload bytes; whole run {:.0} s.\n",
+        "Machine: {machine}. {} s per measurement, {} round(s), {} payload bytes, {} appender lane(s); whole run {:.0} s.\n",
         settings.secs,
         settings.rounds,
         PAYLOAD.len(),
+        store_config().lanes,
         total.as_secs_f64()
     );
     let _ = writeln!(
@@ -847,4 +848,13 @@ fn thousands(n: u64) -> String {
 
 fn ms_fmt(secs: f64) -> String {
     format!("{:.2} ms", secs * 1e3)
+}
+
+/// The store as `factlog serve` would configure it (`FACTLOG_APPEND_LANES`).
+fn store_config() -> StoreConfig {
+    let default = StoreConfig::default();
+    StoreConfig {
+        lanes: env_number("FACTLOG_APPEND_LANES", default.lanes as u64) as usize,
+        ..default
+    }
 }

@@ -33,6 +33,11 @@ pub struct Settings {
     #[arg(long, env = "FACTLOG_MAX_EVENT_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_event_bytes: usize,
 
+    /// Appender lanes: connections that take turns at the log-head lock, the
+    /// next lane's batch laid out while the previous one commits.
+    #[arg(long, env = "FACTLOG_APPEND_LANES", default_value_t = crate::store::StoreConfig::default().lanes, global = true)]
+    pub append_lanes: usize,
+
     /// How long idempotency keys are kept, in hours (at least 24).
     #[arg(
         long,

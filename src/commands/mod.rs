@@ -34,6 +34,7 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 pub async fn open_store(settings: &Settings, database: &Database) -> anyhow::Result<EventStore> {
     let config = StoreConfig {
         max_event_bytes: settings.max_event_bytes,
+        lanes: settings.append_lanes.max(1),
         ..StoreConfig::default()
     };
     Ok(EventStore::open(database.pool.clone(), config).await?)
