@@ -8,8 +8,9 @@
 //! the claim's next one begins); a writer task per table loads its rows over a
 //! connection of its own. The rows that depend on the end state (claims,
 //! their state copies, their open versions, the fact documents) are written
-//! once, after the last event. Then every table gets its indexes, built in
-//! one go rather than row by row, and its statistics.
+//! once, after the last event. Then every table gets its indexes, each built
+//! in one go over the loaded rows (rather than row by row) on a connection of
+//! its own, and its statistics.
 //!
 //! Memory is the claims' current states (one per claim ever asserted, with
 //! their positions) plus, for the facts, each fact's list of claims; events
@@ -26,14 +27,16 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::claims::{self, ClaimRow};
-use super::copy::{CopyStats, CopyWriter};
-use super::facts::{self, FactRow, VersionRow, same_version};
-use super::{ProjectionError, claim_id_of_stream, encode, evolve_at};
+use super::copy::CopyWriter;
+use super::facts::{self, FactRow, PendingEnd, StateText, VersionRow, same_version};
+use super::{ProjectionError, claim_id_of_stream, evolve_at};
 use crate::domain::claim::{Claim, ClaimEvent};
 use crate::store::StoreError;
 
 /// Events per message from the reader to the fold.
-const READ_CHUNK: usize = 2_048;
+const READ_CHUNK: usize = 1_024;
+/// Messages in flight from the reader to the fold.
+const READ_AHEAD: usize = 8;
 
 /// A claim event as the fold needs it.
 struct LogEvent {
@@ -67,7 +70,7 @@ pub struct BulkTimings {
     pub fold_waiting_for_writers: f64,
     /// From the end of the fold until every `COPY` had finished.
     pub loading_tail: f64,
-    /// Building every table's indexes and statistics (tables in parallel).
+    /// After that, until every index and statistic was built.
     pub indexing: f64,
 }
 
@@ -104,7 +107,11 @@ impl Writers {
         };
         Ok(Writers {
             claims_view: start(&t.claims, "claims_view", claims::COLUMNS).await?,
-            fact_claims: start(&t.facts, "fact_claims", facts::FACT_CLAIMS_COLUMNS).await?,
+            // With the claims rebuilt too, the states are copied from theirs.
+            fact_claims: match &t.claims {
+                Some(_) => None,
+                None => start(&t.facts, "fact_claims", facts::FACT_CLAIMS_COLUMNS).await?,
+            },
             facts_view: start(&t.facts, "facts_view", facts::FACTS_COLUMNS).await?,
             versions: start(&t.facts, "claim_versions", facts::VERSIONS_COLUMNS).await?,
             history: start(&t.facts, "fact_events", facts::HISTORY_COLUMNS).await?,
@@ -134,22 +141,15 @@ struct Folded {
     open_at: DateTime<Utc>,
 }
 
-/// A claim's closed version whose successor may still grow (by more events
-/// of the same transaction): written when the log moves past that record time.
-struct Closing {
-    claim: usize,
-    from_position: i64,
-    recorded_from: DateTime<Utc>,
-    state: String,
-}
-
 /// Reads claim events after `from` up to `upto` in position order on a
-/// connection of its own, decoded, in chunks.
+/// connection of its own, decoded, in chunks; emptied chunks come back
+/// through `spare`.
 async fn read_log(
     mut conn: PgConnection,
     from: i64,
     upto: i64,
     tx: mpsc::Sender<Vec<LogEvent>>,
+    mut spare: mpsc::Receiver<Vec<LogEvent>>,
 ) -> Result<f64, ProjectionError> {
     let started = Instant::now();
     let mut waiting_for_fold = 0.0;
@@ -180,7 +180,10 @@ async fn read_log(
                 recorded_at,
             });
             if chunk.len() == READ_CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(READ_CHUNK));
+                let next = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(READ_CHUNK));
+                let full = std::mem::replace(&mut chunk, next);
                 let t = Instant::now();
                 if tx.send(full).await.is_err() {
                     // The fold stopped; its error is the one to report.
@@ -197,33 +200,8 @@ async fn read_log(
     Ok(started.elapsed().as_secs_f64() - waiting_for_fold)
 }
 
-/// Writes the versions closed during the record time that just ended: each
-/// ends where its claim's next (now complete) version begins.
-async fn write_closed(
-    w: &mut CopyWriter,
-    waiting: &mut f64,
-    claims: &[Folded],
-    closing: &mut Vec<Closing>,
-) -> Result<(), ProjectionError> {
-    for c in closing.drain(..) {
-        let f = &claims[c.claim];
-        VersionRow {
-            claim_id: f.id,
-            fact_id: f.fact_id,
-            from_position: c.from_position,
-            to_position: Some(f.open_position),
-            recorded_from: c.recorded_from,
-            recorded_to: Some(f.open_at),
-            state: &c.state,
-        }
-        .copy(w.rows());
-        flush(w, waiting).await?;
-    }
-    Ok(())
-}
-
-fn stage_failed(e: tokio::task::JoinError) -> ProjectionError {
-    ProjectionError::Stage(format!("the log reader failed: {e}"))
+fn stage_failed(what: &str, e: tokio::task::JoinError) -> ProjectionError {
+    ProjectionError::Stage(format!("{what} failed: {e}"))
 }
 
 /// Folds the log after `from` up to `upto` into the target tables (created
@@ -241,8 +219,9 @@ pub(super) async fn load(
         .await
         .map_err(StoreError::from)?;
     let mut w = Writers::start(options, targets).await?;
-    let (tx, mut rx) = mpsc::channel::<Vec<LogEvent>>(8);
-    let reader = tokio::spawn(read_log(reader_conn, from, upto, tx));
+    let (tx, mut rx) = mpsc::channel::<Vec<LogEvent>>(READ_AHEAD);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<LogEvent>>(READ_AHEAD);
+    let reader = tokio::spawn(read_log(reader_conn, from, upto, tx, spare_rx));
 
     let facts = targets.facts.is_some();
     let mut claims: Vec<Folded> = Vec::new();
@@ -250,16 +229,21 @@ pub(super) async fn load(
     // Facts in order of first appearance, and each one's claims.
     let mut fact_order: Vec<Uuid> = Vec::new();
     let mut members: HashMap<Uuid, Vec<usize>> = HashMap::new();
-    let mut closing: Vec<Closing> = Vec::new();
+    // Versions closed during the current record time, written with their
+    // ends left open: the claim's next version may still grow (by more
+    // events of the same transaction) until the record time changes.
+    let mut closing: Vec<(usize, PendingEnd)> = Vec::new();
     let mut run_at: Option<DateTime<Utc>> = None;
     let mut position = from;
     loop {
         let t = Instant::now();
-        let Some(chunk) = rx.recv().await else { break };
+        let Some(mut chunk) = rx.recv().await else {
+            break;
+        };
         timings.fold_waiting_for_reader += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let waited = w.waiting;
-        for e in chunk {
+        for e in chunk.drain(..) {
             if facts && run_at != Some(e.recorded_at) {
                 if run_at.is_some_and(|r| e.recorded_at < r) {
                     return Err(ProjectionError::Unappliable {
@@ -270,7 +254,10 @@ pub(super) async fn load(
                 // Every event of the previous record time has been folded:
                 // the versions it closed now know where their successors begin.
                 if let Some(v) = &mut w.versions {
-                    write_closed(v, &mut w.waiting, &claims, &mut closing).await?;
+                    for (i, end) in closing.drain(..) {
+                        end.fill(v.rows(), claims[i].open_position, claims[i].open_at);
+                    }
+                    flush(v, &mut w.waiting).await?;
                 }
                 run_at = Some(e.recorded_at);
             }
@@ -300,17 +287,20 @@ pub(super) async fn load(
                 Some(&i) => {
                     let f = &mut claims[i];
                     let prior = f.state.take();
-                    if facts && !same_version(f.open_at, e.recorded_at) {
+                    if let (Some(v), Some(p)) = (&mut w.versions, &prior)
+                        && !same_version(f.open_at, e.recorded_at)
+                    {
                         // This event's transaction begins the claim's next
                         // version; the open one ends with the state so far.
-                        if let Some(p) = &prior {
-                            closing.push(Closing {
-                                claim: i,
-                                from_position: f.open_position,
-                                recorded_from: f.open_at,
-                                state: encode(p)?,
-                            });
-                        }
+                        let row = VersionRow {
+                            claim_id: f.id,
+                            fact_id: f.fact_id,
+                            from_position: f.open_position,
+                            recorded_from: f.open_at,
+                            end: None,
+                            state: StateText::Of(p),
+                        };
+                        closing.push((i, row.copy_ending_later(v.rows())?));
                         f.open_at = e.recorded_at;
                     }
                     f.open_position = e.position;
@@ -331,43 +321,67 @@ pub(super) async fn load(
             }
             position = e.position;
         }
+        let _ = spare_tx.try_send(chunk);
         timings.folding += t.elapsed().as_secs_f64() - (w.waiting - waited);
         progress(position.max(0) as u64);
     }
     // The channel also closes when the reader fails: only a reader that
     // read everything lets the end states be written.
-    timings.reading = reader.await.map_err(stage_failed)??;
+    timings.reading = reader
+        .await
+        .map_err(|e| stage_failed("the log reader", e))??;
     let position = upto.max(position);
+    if let Some(v) = &mut w.versions {
+        for (i, end) in closing.drain(..) {
+            end.fill(v.rows(), claims[i].open_position, claims[i].open_at);
+        }
+    }
+    let t = Instant::now();
+    let mut jobs = Vec::new();
+    // The history is complete: its load ends and its index is built while
+    // the end states are laid out.
+    if let (Some(h), Some(schema)) = (w.history.take(), &targets.facts) {
+        let (options, schema) = (options.clone(), schema.clone());
+        jobs.push(tokio::spawn(async move {
+            finish_table(&options, h, &schema, "fact_events", None, t).await
+        }));
+    }
 
     // The end states: every claim once, and every fact laid out once.
     let t = Instant::now();
     let waited = w.waiting;
-    if let Some(v) = &mut w.versions {
-        write_closed(v, &mut w.waiting, &claims, &mut closing).await?;
-    }
     for f in &claims {
         let Some(state) = &f.state else { continue };
-        let json = encode(state)?;
-        if let Some(cw) = &mut w.claims_view {
-            ClaimRow::new(f.id, state, &json, f.last_position)?.copy(cw.rows());
-            flush(cw, &mut w.waiting).await?;
+        let row = ClaimRow::new(f.id, state, f.last_position);
+        let mut open = VersionRow {
+            claim_id: f.id,
+            fact_id: f.fact_id,
+            from_position: f.open_position,
+            recorded_from: f.open_at,
+            end: None,
+            state: StateText::Of(state),
+        };
+        match &mut w.claims_view {
+            Some(cw) => {
+                // The state's text, once: the facts projection's rows copy it.
+                let json = row.copy(cw.rows())?;
+                if let Some(v) = &mut w.versions {
+                    open.state = StateText::Encoded(cw.rows().slice(json));
+                    open.copy(v.rows())?;
+                    flush(v, &mut w.waiting).await?;
+                }
+                flush(cw, &mut w.waiting).await?;
+            }
+            None => {
+                if let Some(v) = &mut w.versions {
+                    open.copy(v.rows())?;
+                    flush(v, &mut w.waiting).await?;
+                }
+            }
         }
         if let Some(fc) = &mut w.fact_claims {
-            facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, &json);
+            facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, StateText::Of(state))?;
             flush(fc, &mut w.waiting).await?;
-        }
-        if let Some(v) = &mut w.versions {
-            VersionRow {
-                claim_id: f.id,
-                fact_id: f.fact_id,
-                from_position: f.open_position,
-                to_position: None,
-                recorded_from: f.open_at,
-                recorded_to: None,
-                state: &json,
-            }
-            .copy(v.rows());
-            flush(v, &mut w.waiting).await?;
         }
     }
     if let Some(fv) = &mut w.facts_view {
@@ -379,8 +393,8 @@ pub(super) async fn load(
                 .max()
                 .unwrap_or(0);
             let states = list.iter().filter_map(|i| claims[*i].state.as_ref());
-            if let Some(row) = FactRow::compute(*fact_id, states, position)? {
-                row.copy(fv.rows());
+            if let Some(row) = FactRow::compute(*fact_id, states, position) {
+                row.copy(fv.rows())?;
                 flush(fv, &mut w.waiting).await?;
             }
         }
@@ -392,27 +406,29 @@ pub(super) async fn load(
 
     // Finish every load and index every table, the tables side by side.
     let t = Instant::now();
-    let mut jobs = Vec::new();
     for (writer, schema, table) in [
         (w.claims_view, &targets.claims, "claims_view"),
         (w.fact_claims, &targets.facts, "fact_claims"),
         (w.facts_view, &targets.facts, "facts_view"),
         (w.versions, &targets.facts, "claim_versions"),
-        (w.history, &targets.facts, "fact_events"),
     ] {
         if let (Some(writer), Some(schema)) = (writer, schema) {
-            jobs.push(async move {
-                let (mut conn, stats): (PgConnection, CopyStats) = writer.finish().await?;
-                let loaded = t.elapsed().as_secs_f64();
-                index_like_live(&mut conn, schema, table).await?;
-                let _ = conn.close().await;
-                Ok::<_, ProjectionError>((stats, loaded))
-            });
+            // The states copy of the facts projection follows the claims.
+            let derived = (table == "claims_view")
+                .then(|| targets.facts.clone())
+                .flatten();
+            let (options, schema) = (options.clone(), schema.clone());
+            jobs.push(tokio::spawn(async move {
+                finish_table(&options, writer, &schema, table, derived.as_deref(), t).await
+            }));
         }
     }
-    let done = futures::future::try_join_all(jobs).await?;
-    timings.loading_tail = done.iter().map(|d| d.1).fold(0.0, f64::max);
-    timings.indexing = t.elapsed().as_secs_f64() - timings.loading_tail;
+    let mut loaded = 0.0f64;
+    for job in jobs {
+        loaded = loaded.max(job.await.map_err(|e| stage_failed("a table load", e))??);
+    }
+    timings.loading_tail = loaded;
+    timings.indexing = t.elapsed().as_secs_f64() - loaded;
     timings.total = started.elapsed().as_secs_f64();
     Ok(Bulk {
         position,
@@ -421,44 +437,160 @@ pub(super) async fn load(
     })
 }
 
+/// Ends a table's load and indexes it; returns when (seconds after
+/// `started`) its rows were all in. With `facts_schema`, the table is the
+/// claims' and the facts projection's copy of the claim states is filled
+/// from it inside the server: the same rows (claim, fact, encoded state),
+/// with no second parse of the same JSON.
+async fn finish_table(
+    options: &PgConnectOptions,
+    writer: CopyWriter,
+    schema: &str,
+    table: &str,
+    facts_schema: Option<&str>,
+    started: Instant,
+) -> Result<f64, ProjectionError> {
+    let (conn, _stats) = writer.finish().await?;
+    let loaded = started.elapsed().as_secs_f64();
+    match facts_schema {
+        None => index_like_live(options, conn, schema, table).await?,
+        Some(facts_schema) => {
+            let states = async {
+                let mut other = PgConnection::connect_with(options)
+                    .await
+                    .map_err(StoreError::from)?;
+                let columns = facts::FACT_CLAIMS_COLUMNS;
+                run(
+                    &mut other,
+                    format!(
+                        "INSERT INTO {facts_schema}.fact_claims ({columns}) \
+                         SELECT {columns} FROM {schema}.{table}"
+                    ),
+                )
+                .await?;
+                index_like_live(options, other, facts_schema, "fact_claims").await
+            };
+            let (copied, indexed) =
+                tokio::join!(states, index_like_live(options, conn, schema, table));
+            copied?;
+            indexed?;
+        }
+    }
+    Ok(loaded)
+}
+
+/// An index of a live table: its definition and name, and the constraint
+/// it backs if any (name, kind, definition).
+type IndexDef = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Gives a shadow table the indexes and constraints its live table has,
-/// under the same names, then its statistics. Built once over the loaded
-/// rows (a sort each), which is far cheaper than keeping them up row by row.
+/// under the same names, then its statistics. Each index is built once over
+/// the loaded rows (a sort), far cheaper than keeping it up row by row, and
+/// on a connection of its own so that a table's indexes build side by side;
+/// keys become constraints over their finished indexes.
 async fn index_like_live(
-    conn: &mut PgConnection,
+    options: &PgConnectOptions,
+    mut conn: PgConnection,
     schema: &str,
     table: &str,
 ) -> Result<(), ProjectionError> {
-    let defs: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT pg_get_indexdef(i.indexrelid), quote_ident(c.conname), pg_get_constraintdef(c.oid) \
-         FROM pg_index i \
-         LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
-              AND c.contype IN ('p', 'u', 'x') \
-         WHERE i.indrelid = ('public.' || quote_ident($1))::regclass \
-         ORDER BY i.indisprimary DESC, i.indexrelid",
+    let defs: Vec<IndexDef> = sqlx::query_as(
+        "SELECT pg_get_indexdef(i.indexrelid), quote_ident(x.relname), \
+                    quote_ident(c.conname), c.contype::text, pg_get_constraintdef(c.oid) \
+             FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid \
+             LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
+                  AND c.contype IN ('p', 'u', 'x') \
+             WHERE i.indrelid = ('public.' || quote_ident($1))::regclass \
+             ORDER BY i.indisprimary DESC, i.indexrelid",
     )
     .bind(table)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn)
     .await?;
-    run(conn, "SET maintenance_work_mem = '256MB'".into()).await?;
-    for (indexdef, constraint, definition) in defs {
-        let sql = match (constraint, definition) {
-            (Some(name), Some(def)) => {
-                format!("ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {def}")
+    let live = format!(" ON public.{table} ");
+    let shadow = format!(" ON {schema}.{table} ");
+    let mut builds = Vec::new();
+    let mut after = Vec::new();
+    for (indexdef, index, constraint, kind, definition) in defs {
+        let build = || {
+            if indexdef.matches(&live).count() != 1 {
+                return Err(ProjectionError::Stage(format!(
+                    "cannot read the index definition {indexdef:?}"
+                )));
             }
-            _ => {
-                let live = format!(" ON public.{table} ");
-                if indexdef.matches(&live).count() != 1 {
-                    return Err(ProjectionError::Stage(format!(
-                        "cannot read the index definition {indexdef:?}"
-                    )));
-                }
-                indexdef.replacen(&live, &format!(" ON {schema}.{table} "), 1)
-            }
+            Ok(indexdef.replacen(&live, &shadow, 1))
         };
-        run(conn, sql).await?;
+        match (constraint, kind.as_deref(), definition) {
+            (None, ..) => builds.push(build()?),
+            (Some(name), Some(kind @ ("p" | "u")), Some(def))
+                if name == index && !def.contains("DEFERRABLE") =>
+            {
+                builds.push(build()?);
+                let key = if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" };
+                after.push(format!(
+                    "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {key} USING INDEX {name}"
+                ));
+            }
+            (Some(name), _, Some(def)) => {
+                after.push(format!(
+                    "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {def}"
+                ));
+            }
+            (Some(_), _, None) => builds.push(build()?),
+        }
     }
-    run(conn, format!("ANALYZE {schema}.{table}")).await
+    let mut others = Vec::new();
+    let mut mine = Vec::new();
+    for (n, sql) in builds.into_iter().enumerate() {
+        if n == 0 {
+            mine.push(sql);
+        } else {
+            others.push(async move {
+                let mut c = PgConnection::connect_with(options)
+                    .await
+                    .map_err(StoreError::from)?;
+                run(&mut c, "SET maintenance_work_mem = '128MB'".into()).await?;
+                run(&mut c, sql).await?;
+                let _ = c.close().await;
+                Ok::<_, ProjectionError>(())
+            });
+        }
+    }
+    let own = async {
+        run(&mut conn, "SET maintenance_work_mem = '128MB'".into()).await?;
+        for sql in mine {
+            run(&mut conn, sql).await?;
+        }
+        Ok::<_, ProjectionError>(())
+    };
+    let (own, others) = tokio::join!(own, futures::future::try_join_all(others));
+    own?;
+    others?;
+    for sql in after {
+        run(&mut conn, sql).await?;
+    }
+    // Statistics for the columns reads filter, join and sort on. The jsonb
+    // documents are only ever returned; sampling and sorting them would be
+    // most of ANALYZE's work for nothing a plan uses.
+    let columns: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
+         WHERE attrelid = ('public.' || quote_ident($1))::regclass AND attnum > 0 \
+           AND NOT attisdropped AND atttypid <> 'jsonb'::regtype",
+    )
+    .bind(table)
+    .fetch_one(&mut conn)
+    .await?;
+    match columns {
+        Some(c) => run(&mut conn, format!("ANALYZE {schema}.{table} ({c})")).await?,
+        None => run(&mut conn, format!("ANALYZE {schema}.{table}")).await?,
+    }
+    let _ = conn.close().await;
+    Ok(())
 }
 
 async fn run(conn: &mut PgConnection, sql: String) -> Result<(), ProjectionError> {

@@ -2,6 +2,7 @@
 //! API rendering.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -17,50 +18,57 @@ use crate::store::RecordedEvent;
 pub(super) const COLUMNS: &str =
     "claim_id, story_id, fact_id, status, asserted_by, state, view, position";
 
-/// A `claims_view` row: a claim as its events left it. Built here for the
-/// live batches and the rebuild alike.
+/// A `claims_view` row: a claim as its events left it. The live batches
+/// and the rebuild both take every column from here.
 pub(super) struct ClaimRow<'a> {
     claim_id: Uuid,
-    story_id: Uuid,
-    fact_id: Uuid,
-    status: &'static str,
-    asserted_by: &'a str,
-    state: &'a str,
-    view: String,
+    claim: &'a Claim,
     /// The position of the claim's last event.
     position: i64,
 }
 
 impl<'a> ClaimRow<'a> {
-    /// `state` is `encode(c)` (the facts projection stores the same text).
-    pub(super) fn new(
-        claim_id: Uuid,
-        c: &'a Claim,
-        state: &'a str,
-        position: i64,
-    ) -> Result<ClaimRow<'a>, ProjectionError> {
-        Ok(ClaimRow {
+    pub(super) fn new(claim_id: Uuid, claim: &'a Claim, position: i64) -> Self {
+        ClaimRow {
             claim_id,
-            story_id: c.asserted.story_id,
-            fact_id: c.asserted.fact_id,
-            status: c.status.as_str(),
-            asserted_by: &c.asserted_by,
-            state,
-            view: encode(&view::claim(c))?,
+            claim,
             position,
-        })
+        }
     }
 
-    pub(super) fn copy(&self, out: &mut CopyRows) {
+    fn story_id(&self) -> Uuid {
+        self.claim.asserted.story_id
+    }
+
+    fn fact_id(&self) -> Uuid {
+        self.claim.asserted.fact_id
+    }
+
+    fn status(&self) -> &'static str {
+        self.claim.status.as_str()
+    }
+
+    fn asserted_by(&self) -> &'a str {
+        &self.claim.asserted_by
+    }
+
+    fn view(&self) -> view::ClaimView<'a> {
+        view::ClaimView::of(self.claim)
+    }
+
+    /// Writes the row for `COPY`; returns where the state's JSON text lies
+    /// in `out` (the facts projection stores the very same text).
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
         out.row(8)
             .uuid(self.claim_id)
-            .uuid(self.story_id)
-            .uuid(self.fact_id)
-            .text(self.status)
-            .text(self.asserted_by)
-            .jsonb(self.state)
-            .jsonb(&self.view)
-            .int8(self.position);
+            .uuid(self.story_id())
+            .uuid(self.fact_id())
+            .text(self.status())
+            .text(self.asserted_by());
+        let state = out.jsonb_of(self.claim)?;
+        out.jsonb_of(&self.view())?;
+        out.int8(self.position);
+        Ok(state)
     }
 }
 
@@ -88,15 +96,17 @@ pub(super) async fn apply(
         last_position.insert(id, e.position);
     })?;
 
-    let mut encoded = Vec::with_capacity(touched.len());
+    let mut rows = Vec::with_capacity(touched.len());
     for id in touched {
         let Some(c) = states.get(&id) else { continue };
-        encoded.push((id, c, encode(c)?));
+        let position = last_position.get(&id).copied().unwrap_or(0);
+        rows.push(ClaimRow::new(id, c, position));
     }
-    let mut rows = Vec::with_capacity(encoded.len());
-    for (id, c, state) in &encoded {
-        let position = last_position.get(id).copied().unwrap_or(0);
-        rows.push(ClaimRow::new(*id, c, state, position)?);
+    let mut state = Vec::with_capacity(rows.len());
+    let mut rendered = Vec::with_capacity(rows.len());
+    for r in &rows {
+        state.push(encode(r.claim)?);
+        rendered.push(encode(&r.view())?);
     }
     sqlx::query(
         "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, view, position) \
@@ -107,12 +117,12 @@ pub(super) async fn apply(
              view = EXCLUDED.view, position = EXCLUDED.position",
     )
     .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.story_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.asserted_by).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.state).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.view.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.story_id()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.fact_id()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.status()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.asserted_by()).collect::<Vec<_>>())
+    .bind(&state)
+    .bind(&rendered)
     .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;

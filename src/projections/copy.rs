@@ -5,9 +5,14 @@
 //! The binary format needs no escaping and no text parsing of uuids, numbers
 //! or timestamps on the server; a jsonb field is its version byte (1)
 //! followed by the JSON text, which the server parses as it would for an
-//! INSERT.
+//! INSERT. JSON is serialized straight into the buffer, and buffers go back
+//! and forth between the producer and the connection rather than being
+//! allocated per chunk.
+
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
@@ -26,24 +31,21 @@ const IN_FLIGHT: usize = 4;
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
+/// Where a field written ahead of its value sits in a [`CopyRows`] buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hole(usize);
+
 /// Binary COPY data being built up, a row at a time.
 pub(crate) struct CopyRows {
     buf: Vec<u8>,
 }
 
 impl CopyRows {
-    fn with_header() -> Self {
-        let mut buf = Vec::with_capacity(CHUNK + CHUNK / 4);
+    fn with_header(mut buf: Vec<u8>) -> Self {
         buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
         buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
         CopyRows { buf }
-    }
-
-    fn empty() -> Self {
-        CopyRows {
-            buf: Vec::with_capacity(CHUNK + CHUNK / 4),
-        }
     }
 
     /// Starts a row of `fields` fields; each must then be written in order.
@@ -52,10 +54,13 @@ impl CopyRows {
         self
     }
 
-    fn field(&mut self, bytes: &[u8]) -> &mut Self {
+    fn length(&mut self, len: usize) {
         // A field is at most 1 GB in PostgreSQL; the cast cannot wrap.
-        self.buf
-            .extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(&(len as i32).to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        self.length(bytes.len());
         self.buf.extend_from_slice(bytes);
         self
     }
@@ -84,12 +89,36 @@ impl CopyRows {
         self.field(v.as_bytes())
     }
 
-    pub(crate) fn jsonb(&mut self, json: &str) -> &mut Self {
-        self.buf
-            .extend_from_slice(&(json.len() as i32 + 1).to_be_bytes());
+    /// A jsonb field from JSON text already encoded.
+    pub(crate) fn jsonb(&mut self, json: &[u8]) -> &mut Self {
+        self.length(json.len() + 1);
         self.buf.push(1);
-        self.buf.extend_from_slice(json.as_bytes());
+        self.buf.extend_from_slice(json);
         self
+    }
+
+    /// A jsonb field serialized in place; returns where its JSON text lies
+    /// (to be copied elsewhere with [`CopyRows::slice`] before the next flush).
+    pub(crate) fn jsonb_of(
+        &mut self,
+        value: &impl Serialize,
+    ) -> Result<Range<usize>, ProjectionError> {
+        let at = self.buf.len();
+        self.length(0);
+        self.buf.push(1);
+        let start = self.buf.len();
+        serde_json::to_writer(&mut self.buf, value).map_err(|e| ProjectionError::Unappliable {
+            position: 0,
+            reason: format!("cannot encode projection row: {e}"),
+        })?;
+        let end = self.buf.len();
+        let len = ((end - start + 1) as i32).to_be_bytes();
+        self.buf[at..at + 4].copy_from_slice(&len);
+        Ok(start..end)
+    }
+
+    pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
     }
 
     pub(crate) fn timestamptz(&mut self, v: DateTime<Utc>) -> &mut Self {
@@ -103,26 +132,46 @@ impl CopyRows {
         }
     }
 
+    /// An 8-byte field (int8 or timestamptz) whose value is filled in later
+    /// with [`CopyRows::fill_int8`] or [`CopyRows::fill_timestamptz`]; the
+    /// rows must not be flushed in between.
+    pub(crate) fn hole8(&mut self) -> Hole {
+        self.length(8);
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 8]);
+        Hole(at)
+    }
+
+    pub(crate) fn fill_int8(&mut self, hole: Hole, v: i64) {
+        self.buf[hole.0..hole.0 + 8].copy_from_slice(&v.to_be_bytes());
+    }
+
+    pub(crate) fn fill_timestamptz(&mut self, hole: Hole, v: DateTime<Utc>) {
+        self.fill_int8(hole, v.timestamp_micros() - PG_EPOCH_MICROS);
+    }
+
     fn trailer(&mut self) {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
     }
 }
 
 /// What a table writer did: rows loaded, and seconds spent waiting for the
-/// server to take them (busy in `COPY`) versus waiting for rows.
+/// server to take them.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CopyStats {
     pub rows: u64,
     pub sending: f64,
-    pub finishing: f64,
 }
 
-/// One table being loaded with `COPY` over a connection of its own. Rows are
-/// written into [`CopyWriter::rows`]; full chunks go to the connection's task
-/// through a bounded channel, so producing and loading overlap.
+/// One table being loaded with `COPY` over a connection of its own, inside
+/// the transaction that empties it. Rows are written into
+/// [`CopyWriter::rows`]; full chunks go to the connection's task through a
+/// bounded channel, so producing and loading overlap.
 pub(crate) struct CopyWriter {
     rows: CopyRows,
     tx: Option<mpsc::Sender<Vec<u8>>>,
+    /// Buffers the connection has sent, back for reuse.
+    spare: mpsc::Receiver<Vec<u8>>,
     task: JoinHandle<Result<(PgConnection, CopyStats), ProjectionError>>,
 }
 
@@ -138,20 +187,29 @@ impl CopyWriter {
             .await
             .map_err(StoreError::from)?;
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+        let (spare_tx, spare) = mpsc::channel::<Vec<u8>>(IN_FLIGHT + 1);
         let task = tokio::spawn(async move {
             let mut stats = CopyStats::default();
-            let statement = format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)");
+            // Emptied in the loading transaction, the table takes its rows
+            // frozen and its pages all-visible: nothing is left for vacuum
+            // or for the first reader to rewrite.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; TRUNCATE {table}")))
+                .execute(&mut conn)
+                .await?;
+            let statement = format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary, FREEZE)");
             let mut copy = conn.copy_in_raw(&statement).await?;
             let mut ended = false;
-            while let Some(chunk) = rx.recv().await {
+            while let Some(mut chunk) = rx.recv().await {
                 if chunk.is_empty() {
                     // The producer's mark that every row was written.
                     ended = true;
                     break;
                 }
                 let t = std::time::Instant::now();
-                copy.send(chunk).await?;
+                copy.send(chunk.as_slice()).await?;
                 stats.sending += t.elapsed().as_secs_f64();
+                chunk.clear();
+                let _ = spare_tx.try_send(chunk);
             }
             if !ended {
                 // The producer stopped early (it failed): load nothing.
@@ -160,14 +218,14 @@ impl CopyWriter {
                     "loading {table} stopped before its last row"
                 )));
             }
-            let t = std::time::Instant::now();
             stats.rows = copy.finish().await?;
-            stats.finishing = t.elapsed().as_secs_f64();
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
             Ok((conn, stats))
         });
         Ok(CopyWriter {
-            rows: CopyRows::with_header(),
+            rows: CopyRows::with_header(Vec::with_capacity(CHUNK + CHUNK / 4)),
             tx: Some(tx),
+            spare,
             task,
         })
     }
@@ -180,8 +238,12 @@ impl CopyWriter {
     /// Hands the gathered rows to the connection once a chunk is full.
     pub(crate) async fn flush_if_full(&mut self) -> Result<(), ProjectionError> {
         if self.rows.buf.len() >= CHUNK {
-            let full = std::mem::replace(&mut self.rows, CopyRows::empty());
-            self.send(full.buf).await?;
+            let next = self
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(CHUNK + CHUNK / 4));
+            let full = std::mem::replace(&mut self.rows.buf, next);
+            self.send(full).await?;
         }
         Ok(())
     }
@@ -211,12 +273,12 @@ impl CopyWriter {
         }
     }
 
-    /// Sends the last rows and ends the `COPY`; returns the connection (for
-    /// the indexes that follow) and what was loaded.
+    /// Sends the last rows, ends the `COPY` and commits; returns the
+    /// connection (for the indexes that follow) and what was loaded.
     pub(crate) async fn finish(mut self) -> Result<(PgConnection, CopyStats), ProjectionError> {
-        let mut last = std::mem::replace(&mut self.rows, CopyRows::empty());
-        last.trailer();
-        self.send(last.buf).await?;
+        self.rows.trailer();
+        let last = std::mem::take(&mut self.rows.buf);
+        self.send(last).await?;
         self.send(Vec::new()).await?;
         self.tx = None;
         self.join().await

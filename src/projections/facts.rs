@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::copy::CopyRows;
+use super::copy::{CopyRows, Hole};
 use super::{ProjectionError, claim_id_of, decode_state, encode, evolve_logged};
 use crate::domain::claim::Claim;
 use crate::domain::fact;
@@ -35,36 +35,90 @@ pub(super) fn same_version(open: DateTime<Utc>, recorded_at: DateTime<Utc>) -> b
 pub(super) const FACT_CLAIMS_COLUMNS: &str = "claim_id, fact_id, state";
 
 /// A `fact_claims` row: the projection's own copy of a claim's state.
-pub(super) fn copy_fact_claim(out: &mut CopyRows, claim_id: Uuid, fact_id: Uuid, state: &str) {
-    out.row(3).uuid(claim_id).uuid(fact_id).jsonb(state);
+pub(super) fn copy_fact_claim(
+    out: &mut CopyRows,
+    claim_id: Uuid,
+    fact_id: Uuid,
+    state: StateText<'_>,
+) -> Result<(), ProjectionError> {
+    out.row(3).uuid(claim_id).uuid(fact_id);
+    state.copy(out)
 }
 
-/// Columns of `claim_versions`, in the order [`VersionRow::copy`] writes them.
+/// Columns of `claim_versions`, in the order [`VersionRow`] writes them.
 pub(super) const VERSIONS_COLUMNS: &str =
     "claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state";
 
-/// A `claim_versions` row: a claim's state from one version to the next.
+/// A version's state: JSON text already encoded, or a claim to encode.
+#[derive(Clone, Copy)]
+pub(super) enum StateText<'a> {
+    Encoded(&'a [u8]),
+    Of(&'a Claim),
+}
+
+impl StateText<'_> {
+    fn copy(self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+        match self {
+            StateText::Encoded(json) => {
+                out.jsonb(json);
+            }
+            StateText::Of(c) => {
+                out.jsonb_of(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `claim_versions` row: a claim's state from one version to the next
+/// (`end`: where the next one begins, and its record time; none while open).
 pub(super) struct VersionRow<'a> {
     pub claim_id: Uuid,
     pub fact_id: Uuid,
     pub from_position: i64,
-    pub to_position: Option<i64>,
     pub recorded_from: DateTime<Utc>,
-    pub recorded_to: Option<DateTime<Utc>>,
-    /// `encode` of the claim's state.
-    pub state: &'a str,
+    pub end: Option<(i64, DateTime<Utc>)>,
+    pub state: StateText<'a>,
+}
+
+/// Where a version's end goes once it is known (see [`VersionRow::copy_ending_later`]).
+pub(super) struct PendingEnd(Hole, Hole);
+
+impl PendingEnd {
+    pub(super) fn fill(self, out: &mut CopyRows, to_position: i64, recorded_to: DateTime<Utc>) {
+        out.fill_int8(self.0, to_position);
+        out.fill_timestamptz(self.1, recorded_to);
+    }
 }
 
 impl VersionRow<'_> {
-    pub(super) fn copy(&self, out: &mut CopyRows) {
+    fn start(&self, out: &mut CopyRows) {
         out.row(7)
             .uuid(self.claim_id)
             .uuid(self.fact_id)
-            .int8(self.from_position)
-            .opt_int8(self.to_position)
+            .int8(self.from_position);
+    }
+
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+        self.start(out);
+        out.opt_int8(self.end.map(|e| e.0))
             .timestamptz(self.recorded_from)
-            .opt_timestamptz(self.recorded_to)
-            .jsonb(self.state);
+            .opt_timestamptz(self.end.map(|e| e.1));
+        self.state.copy(out)
+    }
+
+    /// A closed version whose successor may still grow: its end is filled in
+    /// once known, before `out` is flushed.
+    pub(super) fn copy_ending_later(
+        &self,
+        out: &mut CopyRows,
+    ) -> Result<PendingEnd, ProjectionError> {
+        self.start(out);
+        let to = out.hole8();
+        out.timestamptz(self.recorded_from);
+        let recorded_to = out.hole8();
+        self.state.copy(out)?;
+        Ok(PendingEnd(to, recorded_to))
     }
 }
 
@@ -78,7 +132,7 @@ pub(super) struct FactRow {
     subject_key: String,
     property_key: String,
     status: &'static str,
-    doc: String,
+    doc: fact::Fact,
     /// The position of the last event of any of the fact's claims.
     position: i64,
 }
@@ -88,28 +142,27 @@ impl FactRow {
         fact_id: Uuid,
         claims: impl IntoIterator<Item = &'a Claim>,
         position: i64,
-    ) -> Result<Option<FactRow>, ProjectionError> {
-        let Some(doc) = fact::compute(fact_id, claims) else {
-            return Ok(None);
-        };
-        Ok(Some(FactRow {
+    ) -> Option<FactRow> {
+        let doc = fact::compute(fact_id, claims)?;
+        Some(FactRow {
             fact_id,
             subject_key: normalize_key(&doc.subject),
             property_key: normalize_key(&doc.property),
             status: doc.status.as_str(),
-            doc: encode(&doc)?,
+            doc,
             position,
-        }))
+        })
     }
 
-    pub(super) fn copy(&self, out: &mut CopyRows) {
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
         out.row(6)
             .uuid(self.fact_id)
             .text(&self.subject_key)
             .text(&self.property_key)
-            .text(self.status)
-            .jsonb(&self.doc)
-            .int8(self.position);
+            .text(self.status);
+        out.jsonb_of(&self.doc)?;
+        out.int8(self.position);
+        Ok(())
     }
 }
 
@@ -316,10 +369,9 @@ async fn write_versions(
             claim_id: v.claim_id,
             fact_id: v.fact_id,
             from_position: v.position,
-            to_position: end.map(|e| e.0),
             recorded_from: v.recorded_at,
-            recorded_to: end.map(|e| e.1),
-            state,
+            end: *end,
+            state: StateText::Encoded(state.as_bytes()),
         })
         .collect();
     sqlx::query(
@@ -331,10 +383,10 @@ async fn write_versions(
     .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.from_position).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.to_position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.end.map(|e| e.0)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.recorded_from).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.recorded_to).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.state).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.end.map(|e| e.1)).collect::<Vec<_>>())
+    .bind(&states)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -354,9 +406,13 @@ async fn write_facts(
             .into_iter()
             .flatten()
             .filter_map(|c| states.get(c));
-        if let Some(row) = FactRow::compute(*fact_id, claims, *position)? {
+        if let Some(row) = FactRow::compute(*fact_id, claims, *position) {
             rows.push(row);
         }
+    }
+    let mut docs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        docs.push(encode(&r.doc)?);
     }
     sqlx::query(
         "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \
@@ -378,7 +434,7 @@ async fn write_facts(
             .collect::<Vec<_>>(),
     )
     .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.doc.as_str()).collect::<Vec<_>>())
+    .bind(&docs)
     .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;

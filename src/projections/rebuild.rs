@@ -134,11 +134,14 @@ pub async fn rebuild_with(
         exec(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
         exec(&mut conn, format!("CREATE SCHEMA {schema}")).await?;
         for t in p.tables() {
-            // Indexes come after the load (see `bulk`).
+            // Indexes come after the load (see `bulk`); autovacuum stays
+            // away until the swap (the load leaves it nothing to do, and
+            // the rebuild analyzes the tables itself).
             exec(
                 &mut conn,
                 format!(
-                    "CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL EXCLUDING INDEXES)"
+                    "CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL EXCLUDING INDEXES) \
+                     WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
                 ),
             )
             .await?;
@@ -174,7 +177,19 @@ pub async fn rebuild_with(
             catch_up_seconds: t.elapsed().as_secs_f64(),
         });
     }
-    tracing::debug!(claims = loaded.claims, "rebuild folded the claims");
+    let b = &loaded.timings;
+    tracing::info!(
+        claims = loaded.claims,
+        total = b.total,
+        reading = b.reading,
+        folding = b.folding,
+        fold_waiting_for_reader = b.fold_waiting_for_reader,
+        laying_out = b.laying_out,
+        fold_waiting_for_writers = b.fold_waiting_for_writers,
+        loading_tail = b.loading_tail,
+        indexing = b.indexing,
+        "rebuild bulk pass (seconds per stage)"
+    );
     Ok(reports)
 }
 
@@ -195,6 +210,13 @@ async fn swap(
     let (position, tail) = catch_up(&mut tx, p, schema, from).await?;
     for t in p.tables() {
         exec(&mut tx, format!("DROP TABLE public.{t}")).await?;
+        exec(
+            &mut tx,
+            format!(
+                "ALTER TABLE {schema}.{t} RESET (autovacuum_enabled, toast.autovacuum_enabled)"
+            ),
+        )
+        .await?;
         exec(
             &mut tx,
             format!("ALTER TABLE {schema}.{t} SET SCHEMA public"),
