@@ -227,6 +227,11 @@ async fn rebuilt_tables_equal_the_ones_built_live() {
         rebuild_all(&db).await;
         assert_same(&live, &dump(&db).await);
         assert_eq!(lowest(&db).await, head(&db).await);
+        // Both in one pass, as `factlog rebuild` does.
+        projections::rebuild_many(&db.pool, &ALL, |_| {})
+            .await
+            .expect("rebuild both");
+        assert_same(&live, &dump(&db).await);
     }
 }
 
@@ -350,6 +355,26 @@ async fn generated_work_projects_live_and_rebuilds_identically() {
             .expect("verify")
             .ok
     );
+}
+
+/// The projection tables' indexes (names and definitions), constraints and
+/// storage options, as the migrations made them.
+async fn table_definitions(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('%s %s', indexname, indexdef) FROM pg_indexes \
+         WHERE schemaname = 'public' AND tablename = ANY($1) \
+         UNION ALL SELECT format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
+         FROM pg_constraint WHERE conrelid::regclass::text = ANY($1) \
+         UNION ALL SELECT format('%s %s', relname, reloptions) FROM pg_class \
+         WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1) \
+         UNION ALL SELECT format('%s.%s %s', attrelid::regclass, attname, attcompression) \
+         FROM pg_attribute WHERE attrelid::regclass::text = ANY($1) AND attnum > 0 \
+         ORDER BY 1",
+    )
+    .bind(TABLES.map(|t| t.0).to_vec())
+    .fetch_all(&db.pool)
+    .await
+    .expect("table definitions")
 }
 
 fn claim_append(claim: Uuid, expected: ExpectedVersion, events: &[ClaimEvent]) -> StreamAppend {
@@ -510,6 +535,7 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
         "one version per claim for the long transaction"
     );
 
+    let schema = table_definitions(&db).await;
     let end = head(&db).await;
     let (long_from, long_to): (i64, i64) = sqlx::query_as(
         "SELECT min(position), max(position) FROM events \
@@ -542,6 +568,11 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
         .expect("rebuild");
         assert_same(&live, &dump(&db).await);
         assert_eq!(lowest(&db).await, end, "handing over at {at}");
+        assert_eq!(
+            schema,
+            table_definitions(&db).await,
+            "indexes, keys and options"
+        );
     }
     // One projection alone, and both in one call, from the bulk pass only.
     for p in ALL {
