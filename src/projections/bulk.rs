@@ -479,6 +479,12 @@ async fn finish_table(
     Ok(loaded)
 }
 
+/// Index builds sort in memory, each in one process: the indexes of all
+/// tables already build side by side, and parallel workers would only add
+/// coordination on top.
+const SORT_SETTINGS: &str =
+    "SET maintenance_work_mem = '128MB'; SET max_parallel_maintenance_workers = 0";
+
 /// An index of a live table: its definition and name, and the constraint
 /// it backs if any (name, kind, definition).
 type IndexDef = (
@@ -554,7 +560,7 @@ async fn index_like_live(
                 let mut c = PgConnection::connect_with(options)
                     .await
                     .map_err(StoreError::from)?;
-                run(&mut c, "SET maintenance_work_mem = '128MB'".into()).await?;
+                sqlx::raw_sql(SORT_SETTINGS).execute(&mut c).await?;
                 run(&mut c, sql).await?;
                 let _ = c.close().await;
                 Ok::<_, ProjectionError>(())
@@ -562,7 +568,7 @@ async fn index_like_live(
         }
     }
     let own = async {
-        run(&mut conn, "SET maintenance_work_mem = '128MB'".into()).await?;
+        sqlx::raw_sql(SORT_SETTINGS).execute(&mut conn).await?;
         for sql in mine {
             run(&mut conn, sql).await?;
         }
