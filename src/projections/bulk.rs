@@ -107,11 +107,7 @@ impl Writers {
         };
         Ok(Writers {
             claims_view: start(&t.claims, "claims_view", claims::COLUMNS).await?,
-            // With the claims rebuilt too, the states are copied from theirs.
-            fact_claims: match &t.claims {
-                Some(_) => None,
-                None => start(&t.facts, "fact_claims", facts::FACT_CLAIMS_COLUMNS).await?,
-            },
+            fact_claims: start(&t.facts, "fact_claims", facts::FACT_CLAIMS_COLUMNS).await?,
             facts_view: start(&t.facts, "facts_view", facts::FACTS_COLUMNS).await?,
             versions: start(&t.facts, "claim_versions", facts::VERSIONS_COLUMNS).await?,
             history: start(&t.facts, "fact_events", facts::HISTORY_COLUMNS).await?,
@@ -343,7 +339,7 @@ pub(super) async fn load(
     if let (Some(h), Some(schema)) = (w.history.take(), &targets.facts) {
         let (options, schema) = (options.clone(), schema.clone());
         jobs.push(tokio::spawn(async move {
-            finish_table(&options, h, &schema, "fact_events", None, t).await
+            finish_table(&options, h, &schema, "fact_events", t).await
         }));
     }
 
@@ -361,27 +357,32 @@ pub(super) async fn load(
             end: None,
             state: StateText::Of(state),
         };
-        match &mut w.claims_view {
-            Some(cw) => {
-                // The state's text, once: the facts projection's rows copy it.
-                let json = row.copy(cw.rows())?;
-                if let Some(v) = &mut w.versions {
-                    open.state = StateText::Encoded(cw.rows().slice(json));
-                    open.copy(v.rows())?;
-                    flush(v, &mut w.waiting).await?;
+        // The state's text is serialized once, into the first table that
+        // takes it; the facts projection's copy and open version take the
+        // same bytes.
+        let json = match &mut w.claims_view {
+            Some(cw) => Some(row.copy(cw.rows())?),
+            None => None,
+        };
+        if let (Some(v), Some(fc)) = (&mut w.versions, &mut w.fact_claims) {
+            match (&w.claims_view, json) {
+                (Some(cw), Some(range)) => {
+                    let text = StateText::Encoded(cw.slice(range));
+                    facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, text)?;
+                    open.state = text;
                 }
-                flush(cw, &mut w.waiting).await?;
-            }
-            None => {
-                if let Some(v) = &mut w.versions {
-                    open.copy(v.rows())?;
-                    flush(v, &mut w.waiting).await?;
+                _ => {
+                    let range =
+                        facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, StateText::Of(state))?;
+                    open.state = StateText::Encoded(fc.slice(range));
                 }
             }
-        }
-        if let Some(fc) = &mut w.fact_claims {
-            facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, StateText::Of(state))?;
+            open.copy(v.rows())?;
+            flush(v, &mut w.waiting).await?;
             flush(fc, &mut w.waiting).await?;
+        }
+        if let Some(cw) = &mut w.claims_view {
+            flush(cw, &mut w.waiting).await?;
         }
     }
     if let Some(fv) = &mut w.facts_view {
@@ -413,13 +414,9 @@ pub(super) async fn load(
         (w.versions, &targets.facts, "claim_versions"),
     ] {
         if let (Some(writer), Some(schema)) = (writer, schema) {
-            // The states copy of the facts projection follows the claims.
-            let derived = (table == "claims_view")
-                .then(|| targets.facts.clone())
-                .flatten();
             let (options, schema) = (options.clone(), schema.clone());
             jobs.push(tokio::spawn(async move {
-                finish_table(&options, writer, &schema, table, derived.as_deref(), t).await
+                finish_table(&options, writer, &schema, table, t).await
             }));
         }
     }
@@ -438,44 +435,17 @@ pub(super) async fn load(
 }
 
 /// Ends a table's load and indexes it; returns when (seconds after
-/// `started`) its rows were all in. With `facts_schema`, the table is the
-/// claims' and the facts projection's copy of the claim states is filled
-/// from it inside the server: the same rows (claim, fact, encoded state),
-/// with no second parse of the same JSON.
+/// `started`) its rows were all in.
 async fn finish_table(
     options: &PgConnectOptions,
     writer: CopyWriter,
     schema: &str,
     table: &str,
-    facts_schema: Option<&str>,
     started: Instant,
 ) -> Result<f64, ProjectionError> {
     let (conn, _stats) = writer.finish().await?;
     let loaded = started.elapsed().as_secs_f64();
-    match facts_schema {
-        None => index_like_live(options, conn, schema, table).await?,
-        Some(facts_schema) => {
-            let states = async {
-                let mut other = PgConnection::connect_with(options)
-                    .await
-                    .map_err(StoreError::from)?;
-                let columns = facts::FACT_CLAIMS_COLUMNS;
-                run(
-                    &mut other,
-                    format!(
-                        "INSERT INTO {facts_schema}.fact_claims ({columns}) \
-                         SELECT {columns} FROM {schema}.{table}"
-                    ),
-                )
-                .await?;
-                index_like_live(options, other, facts_schema, "fact_claims").await
-            };
-            let (copied, indexed) =
-                tokio::join!(states, index_like_live(options, conn, schema, table));
-            copied?;
-            indexed?;
-        }
-    }
+    index_like_live(options, conn, schema, table).await?;
     Ok(loaded)
 }
 
@@ -580,21 +550,9 @@ async fn index_like_live(
     for sql in after {
         run(&mut conn, sql).await?;
     }
-    // Statistics for the columns reads filter, join and sort on. The jsonb
-    // documents are only ever returned; sampling and sorting them would be
-    // most of ANALYZE's work for nothing a plan uses.
-    let columns: Option<String> = sqlx::query_scalar(
-        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
-         WHERE attrelid = ('public.' || quote_ident($1))::regclass AND attnum > 0 \
-           AND NOT attisdropped AND atttypid <> 'jsonb'::regtype",
-    )
-    .bind(table)
-    .fetch_one(&mut conn)
-    .await?;
-    match columns {
-        Some(c) => run(&mut conn, format!("ANALYZE {schema}.{table} ({c})")).await?,
-        None => run(&mut conn, format!("ANALYZE {schema}.{table}")).await?,
-    }
+    // Statistics once, over the whole table: a full ANALYZE also tells
+    // autovacuum that the table needs none after the swap.
+    run(&mut conn, format!("ANALYZE {schema}.{table}")).await?;
     let _ = conn.close().await;
     Ok(())
 }

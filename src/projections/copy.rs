@@ -89,12 +89,14 @@ impl CopyRows {
         self.field(v.as_bytes())
     }
 
-    /// A jsonb field from JSON text already encoded.
-    pub(crate) fn jsonb(&mut self, json: &[u8]) -> &mut Self {
+    /// A jsonb field from JSON text already encoded; returns where the text
+    /// lies, as [`CopyRows::jsonb_of`] does.
+    pub(crate) fn jsonb(&mut self, json: &[u8]) -> Range<usize> {
         self.length(json.len() + 1);
         self.buf.push(1);
+        let start = self.buf.len();
         self.buf.extend_from_slice(json);
-        self
+        start..self.buf.len()
     }
 
     /// A jsonb field serialized in place; returns where its JSON text lies
@@ -233,6 +235,11 @@ impl CopyWriter {
     /// Where the next row goes; call [`CopyWriter::flush_if_full`] after it.
     pub(crate) fn rows(&mut self) -> &mut CopyRows {
         &mut self.rows
+    }
+
+    /// Bytes of the rows not yet flushed (see [`CopyRows::jsonb_of`]).
+    pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
+        self.rows.slice(range)
     }
 
     /// Hands the gathered rows to the connection once a chunk is full.

@@ -8,6 +8,7 @@
 //! A fact as of a record time is computed from its claims' versions then.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -34,13 +35,14 @@ pub(super) fn same_version(open: DateTime<Utc>, recorded_at: DateTime<Utc>) -> b
 /// Columns of `fact_claims`, in the order [`copy_fact_claim`] writes them.
 pub(super) const FACT_CLAIMS_COLUMNS: &str = "claim_id, fact_id, state";
 
-/// A `fact_claims` row: the projection's own copy of a claim's state.
+/// A `fact_claims` row: the projection's own copy of a claim's state;
+/// returns where the state's JSON text lies in `out`.
 pub(super) fn copy_fact_claim(
     out: &mut CopyRows,
     claim_id: Uuid,
     fact_id: Uuid,
     state: StateText<'_>,
-) -> Result<(), ProjectionError> {
+) -> Result<Range<usize>, ProjectionError> {
     out.row(3).uuid(claim_id).uuid(fact_id);
     state.copy(out)
 }
@@ -57,16 +59,11 @@ pub(super) enum StateText<'a> {
 }
 
 impl StateText<'_> {
-    fn copy(self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+    fn copy(self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
         match self {
-            StateText::Encoded(json) => {
-                out.jsonb(json);
-            }
-            StateText::Of(c) => {
-                out.jsonb_of(c)?;
-            }
+            StateText::Encoded(json) => Ok(out.jsonb(json)),
+            StateText::Of(c) => out.jsonb_of(c),
         }
-        Ok(())
     }
 }
 
@@ -104,7 +101,8 @@ impl VersionRow<'_> {
         out.opt_int8(self.end.map(|e| e.0))
             .timestamptz(self.recorded_from)
             .opt_timestamptz(self.end.map(|e| e.1));
-        self.state.copy(out)
+        self.state.copy(out)?;
+        Ok(())
     }
 
     /// A closed version whose successor may still grow: its end is filled in
