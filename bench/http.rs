@@ -1858,10 +1858,15 @@ struct ProjectionRun {
     tables: Vec<(&'static str, i64, i64)>,
     /// The rebuild runs in this process: `client` is factlog's own code.
     cpu: CpuSplit,
+    /// Where the bulk pass spent its time.
+    bulk: projections::BulkTimings,
+    catch_up_secs: f64,
 }
 
 struct RebuildRound {
     projections: Vec<ProjectionRun>,
+    /// Every projection in one pass over the log (what `factlog rebuild` does).
+    together: Option<ProjectionRun>,
     /// Rows, seconds, bytes streamed.
     copy: (u64, f64, u64),
     insert_select: (u64, f64),
@@ -1922,6 +1927,7 @@ async fn rebuild(bench: &Bench) -> String {
         eprintln!("round {}:", round + 1);
         let mut r = RebuildRound {
             projections: Vec::new(),
+            together: None,
             copy: (0, 0.0, 0),
             insert_select: (0, 0.0),
         };
@@ -1931,8 +1937,9 @@ async fn rebuild(bench: &Bench) -> String {
             if (side == 0) == rebuild_first {
                 for p in projections::ALL {
                     r.projections
-                        .push(rebuild_one(&db.pool, p, bench.postmaster).await);
+                        .push(rebuild_run(&db.pool, &[p], bench.postmaster).await);
                 }
+                r.together = Some(rebuild_run(&db.pool, &projections::ALL, bench.postmaster).await);
             } else {
                 r.copy = copy_events(&db.pool).await;
                 r.insert_select = insert_select_events(&db.pool).await;
@@ -1947,7 +1954,9 @@ async fn rebuild(bench: &Bench) -> String {
         "Parameters: a log of {} events ({}; {} claims on {} facts) written in-process by \
          `factlog::commands::fill_log` (seed 1) through the event store; `events` is {:.0} MB \
          with its indexes. {} round(s); medians. Each step starts from a checkpoint. Rebuild: \
-         `factlog::projections::rebuild` in this process (shadow tables, then the swap). COPY: \
+         `factlog::projections::rebuild_many` in this process (one pass over the log into shadow \
+         tables, indexes, then the swap), for each projection alone and for all of them in one \
+         pass, which is what `factlog rebuild` does. COPY: \
          `COPY events TO STDOUT (FORMAT binary)` streamed in 1 MiB pieces into `COPY … FROM \
          STDIN` of a fresh table `LIKE events INCLUDING ALL` (same columns and indexes), i.e. \
          reading and writing every row once.\n",
@@ -1960,7 +1969,7 @@ async fn rebuild(bench: &Bench) -> String {
     );
     let _ = writeln!(
         out,
-        "| step | events | seconds | events/s | rows written | MB written | CPU factlog / PostgreSQL (cores) | goal |"
+        "| step | events | seconds | events/s | rows written | MB written | CPU factlog / PostgreSQL / others (cores) | goal |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|---|");
     let _ = writeln!(
@@ -1979,7 +1988,7 @@ async fn rebuild(bench: &Bench) -> String {
         let per_sec = first.events as f64 / secs;
         let _ = writeln!(
             out,
-            "| rebuild `{}` | {} | {:.2} | {} | {} | {:.0} | {:.2} / {:.2} | ≥ 50k/s: {} |",
+            "| rebuild `{}` alone | {} | {:.2} | {} | {} | {:.0} | {:.2} / {:.2} / {:.2} | ≥ 50k/s: {} |",
             p.name(),
             thousands(first.events),
             secs,
@@ -1988,7 +1997,26 @@ async fn rebuild(bench: &Bench) -> String {
             first.bytes as f64 / MB,
             median(runs.iter().map(|r| r.cpu.client).collect()),
             median(runs.iter().map(|r| r.cpu.postgres).collect()),
+            median(runs.iter().map(|r| r.cpu.others).collect()),
             met(per_sec >= 50_000.0)
+        );
+    }
+    let together: Vec<&ProjectionRun> = rounds.iter().filter_map(|r| r.together.as_ref()).collect();
+    let together_secs = median(together.iter().map(|r| r.secs).collect());
+    let together_rate = together.first().map_or(0, |r| r.events) as f64 / together_secs;
+    if let Some(first) = together.first() {
+        let _ = writeln!(
+            out,
+            "| **rebuild, all projections in one pass (`factlog rebuild`)** | {} | {:.2} | **{}** | {} | {:.0} | {:.2} / {:.2} / {:.2} | ≥ 50k/s: {} |",
+            thousands(first.events),
+            together_secs,
+            rate(together_rate),
+            thousands(first.rows as u64),
+            first.bytes as f64 / MB,
+            median(together.iter().map(|r| r.cpu.client).collect()),
+            median(together.iter().map(|r| r.cpu.postgres).collect()),
+            median(together.iter().map(|r| r.cpu.others).collect()),
+            met(together_rate >= 50_000.0)
         );
     }
     let total = median(
@@ -2029,11 +2057,12 @@ async fn rebuild(bench: &Bench) -> String {
     );
     let _ = writeln!(
         out,
-        "\nRatios: rebuild of all projections / COPY = {:.2}; / INSERT … SELECT = {:.2}. Per \
-         projection / COPY: {}. The goal (≥ 50k events/s) is checked per projection and for \
-         all of them one after the other.",
+        "\nRatios: rebuild of all projections in one pass / COPY = {:.2}; / INSERT … SELECT = {:.2}; \
+         one after the other / COPY = {:.2}. Per projection alone / COPY: {}. The goal (≥ 50k \
+         events/s) is checked per projection and for all of them.",
+        together_rate / copy_rate,
+        together_rate / is_rate,
         all_rate / copy_rate,
-        all_rate / is_rate,
         projections::ALL
             .iter()
             .enumerate()
@@ -2048,6 +2077,50 @@ async fn rebuild(bench: &Bench) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let _ = writeln!(
+        out,
+        "\nWhere the time went (seconds, round 1; stages overlap: the reader, the fold and a \
+         writer per table run side by side; \"waits\" are the fold blocked on the other side):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| rebuild | total | bulk pass | reader busy | fold busy | fold waits for reader | end states laid out | fold waits for writers | COPY tail after fold | indexes + ANALYZE | catch-up + swap |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let first_round = rounds.first();
+    let staged = first_round
+        .into_iter()
+        .flat_map(|r| {
+            r.projections
+                .iter()
+                .zip(
+                    projections::ALL
+                        .iter()
+                        .map(|p| format!("`{}` alone", p.name())),
+                )
+                .chain(r.together.iter().map(|t| (t, "all in one pass".to_owned())))
+        })
+        .collect::<Vec<_>>();
+    for (run, name) in staged {
+        let b = &run.bulk;
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            run.secs,
+            b.total,
+            b.reading,
+            b.folding,
+            b.fold_waiting_for_reader,
+            b.laying_out,
+            b.fold_waiting_for_writers,
+            b.loading_tail,
+            b.indexing,
+            run.catch_up_secs
+        );
+    }
     let _ = writeln!(
         out,
         "\nWhat the rebuilds wrote, per table (rows, MB with indexes): {}.",
@@ -2070,10 +2143,10 @@ async fn rebuild(bench: &Bench) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "\n| round | {} | COPY s | INSERT … SELECT s |",
+            "\n| round | {} | one pass s | COPY s | INSERT … SELECT s |",
             names.join(" | ")
         );
-        let _ = writeln!(out, "|---:|{}---:|---:|", "---:|".repeat(names.len()));
+        let _ = writeln!(out, "|---:|{}---:|---:|---:|", "---:|".repeat(names.len()));
         for (i, r) in rounds.iter().enumerate() {
             let secs: Vec<String> = r
                 .projections
@@ -2082,9 +2155,10 @@ async fn rebuild(bench: &Bench) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.2} | {:.2} |",
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
                 i + 1,
                 secs.join(" | "),
+                r.together.as_ref().map_or(0.0, |t| t.secs),
                 r.copy.1,
                 r.insert_select.1
             );
@@ -2099,19 +2173,25 @@ async fn rebuild(bench: &Bench) -> String {
     out
 }
 
-async fn rebuild_one(pool: &PgPool, p: Projection, postmaster: Option<u32>) -> ProjectionRun {
+async fn rebuild_run(pool: &PgPool, list: &[Projection], postmaster: Option<u32>) -> ProjectionRun {
     checkpoint(pool).await;
     let before = CpuSnapshot::take(postmaster, None);
     let start = Instant::now();
-    let report = projections::rebuild(pool, p, |_| {})
+    let reports = projections::rebuild_many(pool, list, |_| {})
         .await
-        .expect("rebuild a projection");
+        .expect("rebuild projections");
     let secs = start.elapsed().as_secs_f64();
     let cpu = CpuSnapshot::take(postmaster, None).since(&before);
+    let report = reports.last().expect("a report per projection");
+    let name = list
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(" + ");
     let mut rows = 0i64;
     let mut bytes = 0i64;
     let mut tables = Vec::new();
-    for &t in p.tables() {
+    for &t in list.iter().flat_map(|p| p.tables()) {
         let (n, b): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT count(*), pg_total_relation_size('{t}') FROM {t}"
         )))
@@ -2122,13 +2202,26 @@ async fn rebuild_one(pool: &PgPool, p: Projection, postmaster: Option<u32>) -> P
         bytes += b;
         tables.push((t, n, b));
     }
+    let b = &report.bulk;
     eprintln!(
-        "  rebuild {}: {} events in {secs:.2} s ({}/s); CPU factlog {:.2}, PostgreSQL {:.2} cores",
-        p.name(),
+        "  rebuild {name}: {} events in {secs:.2} s ({}/s); CPU factlog {:.2}, PostgreSQL {:.2}, \
+         others {:.2} cores\n    bulk {:.2} s: reader {:.2}, fold {:.2} (+{:.2} waiting for the \
+         reader, +{:.2} for the writers), end states {:.2}, COPY tail {:.2}, indexes {:.2}; \
+         catch-up and swap {:.2}",
         report.events,
         rate(report.events as f64 / secs),
         cpu.client,
-        cpu.postgres
+        cpu.postgres,
+        cpu.others,
+        b.total,
+        b.reading,
+        b.folding,
+        b.fold_waiting_for_reader,
+        b.fold_waiting_for_writers,
+        b.laying_out,
+        b.loading_tail,
+        b.indexing,
+        report.catch_up_seconds
     );
     ProjectionRun {
         events: report.events,
@@ -2137,6 +2230,8 @@ async fn rebuild_one(pool: &PgPool, p: Projection, postmaster: Option<u32>) -> P
         bytes,
         tables,
         cpu,
+        bulk: report.bulk.clone(),
+        catch_up_secs: report.catch_up_seconds,
     }
 }
 

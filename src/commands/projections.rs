@@ -35,27 +35,32 @@ pub async fn rebuild(settings: &Settings, which: Option<&str>) -> anyhow::Result
         .await?
         .position
         .max(0) as u64;
-    let mut result = Ok(());
-    for p in list {
-        let mut progress = Progress::new(p.name(), Some(total));
-        match projections::rebuild(&database.pool, p, |done| progress.update(done)).await {
-            Ok(r) => {
-                progress.finish(r.events);
+    // Every projection asked for is built in one pass over the log.
+    let mut progress = Progress::new("rebuild", Some(total));
+    let result =
+        projections::rebuild_many(&database.pool, &list, |done| progress.update(done)).await;
+    let result = match result {
+        Ok(reports) => {
+            for r in &reports {
                 tracing::info!(
                     projection = r.projection,
                     events = r.events,
                     position = r.position,
                     seconds = r.seconds,
                     events_per_second = (r.events as f64 / r.seconds.max(1e-9)).round(),
+                    bulk_seconds = r.bulk.total,
+                    catch_up_seconds = r.catch_up_seconds,
                     "projection rebuilt and swapped in"
                 );
             }
-            Err(e) => {
-                result = Err(anyhow::anyhow!("rebuilding {}: {e}", p.name()));
-                break;
-            }
+            progress.finish(reports.iter().map(|r| r.events).max().unwrap_or(0));
+            Ok(())
         }
-    }
+        Err(e) => Err(anyhow::anyhow!(
+            "rebuilding {}: {e}",
+            list.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+        )),
+    };
     database.close().await;
     result
 }

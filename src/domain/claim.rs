@@ -196,6 +196,20 @@ impl ClaimEvent {
         serde_json::from_value(serde_json::json!({"type": event_type, "data": data}))
             .map_err(|e| format!("unreadable {event_type} event: {e}"))
     }
+
+    /// [`ClaimEvent::from_log`] from the data's JSON text, without building a
+    /// `Value` first (a rebuild reads the whole log this way).
+    pub fn from_log_text(event_type: &str, data: &str) -> Result<ClaimEvent, String> {
+        let tag = serde_json::to_string(event_type)
+            .map_err(|e| format!("unreadable {event_type} event: {e}"))?;
+        let mut doc = String::with_capacity(data.len() + tag.len() + 20);
+        doc.push_str("{\"type\":");
+        doc.push_str(&tag);
+        doc.push_str(",\"data\":");
+        doc.push_str(data);
+        doc.push('}');
+        serde_json::from_str(&doc).map_err(|e| format!("unreadable {event_type} event: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

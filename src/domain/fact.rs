@@ -83,8 +83,8 @@ pub fn effective_valid_at(c: &Claim) -> ValidTime {
 
 /// Lays a fact's claims out along valid time. `claims` may be in any order;
 /// the display subject and property are those of the earliest asserted claim.
-pub fn compute(fact_id: Uuid, claims: &[Claim]) -> Option<Fact> {
-    let mut claims: Vec<&Claim> = claims.iter().collect();
+pub fn compute<'a>(fact_id: Uuid, claims: impl IntoIterator<Item = &'a Claim>) -> Option<Fact> {
+    let mut claims: Vec<&Claim> = claims.into_iter().collect();
     claims.sort_by_key(|c| (c.asserted_at, c.asserted.claim_id));
     let first = claims.first()?;
 

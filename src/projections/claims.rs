@@ -2,15 +2,75 @@
 //! API rendering.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::copy::CopyRows;
 use super::{ProjectionError, claim_id_of, decode_state, encode, fold_claims};
 use crate::domain::claim::Claim;
 use crate::service::view;
 use crate::store::RecordedEvent;
+
+/// The table's columns, in the order [`ClaimRow::copy`] writes them.
+pub(super) const COLUMNS: &str =
+    "claim_id, story_id, fact_id, status, asserted_by, state, view, position";
+
+/// A `claims_view` row: a claim as its events left it. The live batches
+/// and the rebuild both take every column from here.
+pub(super) struct ClaimRow<'a> {
+    claim_id: Uuid,
+    claim: &'a Claim,
+    /// The position of the claim's last event.
+    position: i64,
+}
+
+impl<'a> ClaimRow<'a> {
+    pub(super) fn new(claim_id: Uuid, claim: &'a Claim, position: i64) -> Self {
+        ClaimRow {
+            claim_id,
+            claim,
+            position,
+        }
+    }
+
+    fn story_id(&self) -> Uuid {
+        self.claim.asserted.story_id
+    }
+
+    fn fact_id(&self) -> Uuid {
+        self.claim.asserted.fact_id
+    }
+
+    fn status(&self) -> &'static str {
+        self.claim.status.as_str()
+    }
+
+    fn asserted_by(&self) -> &'a str {
+        &self.claim.asserted_by
+    }
+
+    fn view(&self) -> view::ClaimView<'a> {
+        view::ClaimView::of(self.claim)
+    }
+
+    /// Writes the row for `COPY`; returns where the state's JSON text lies
+    /// in `out` (the facts projection stores the very same text).
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
+        out.row(8)
+            .uuid(self.claim_id)
+            .uuid(self.story_id())
+            .uuid(self.fact_id())
+            .text(self.status())
+            .text(self.asserted_by());
+        let state = out.jsonb_of(self.claim)?;
+        out.jsonb_of(&self.view())?;
+        out.int8(self.position);
+        Ok(state)
+    }
+}
 
 pub(super) async fn apply(
     conn: &mut PgConnection,
@@ -36,24 +96,17 @@ pub(super) async fn apply(
         last_position.insert(id, e.position);
     })?;
 
-    let mut claim_id = Vec::with_capacity(touched.len());
-    let mut story_id = Vec::with_capacity(touched.len());
-    let mut fact_id = Vec::with_capacity(touched.len());
-    let mut status = Vec::with_capacity(touched.len());
-    let mut asserted_by = Vec::with_capacity(touched.len());
-    let mut state = Vec::with_capacity(touched.len());
-    let mut rendered = Vec::with_capacity(touched.len());
-    let mut position = Vec::with_capacity(touched.len());
+    let mut rows = Vec::with_capacity(touched.len());
     for id in touched {
         let Some(c) = states.get(&id) else { continue };
-        claim_id.push(id);
-        story_id.push(c.asserted.story_id);
-        fact_id.push(c.asserted.fact_id);
-        status.push(c.status.as_str());
-        asserted_by.push(c.asserted_by.clone());
-        state.push(encode(c)?);
-        rendered.push(encode(&view::claim(c))?);
-        position.push(last_position.get(&id).copied().unwrap_or(0));
+        let position = last_position.get(&id).copied().unwrap_or(0);
+        rows.push(ClaimRow::new(id, c, position));
+    }
+    let mut state = Vec::with_capacity(rows.len());
+    let mut rendered = Vec::with_capacity(rows.len());
+    for r in &rows {
+        state.push(encode(r.claim)?);
+        rendered.push(encode(&r.view())?);
     }
     sqlx::query(
         "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, view, position) \
@@ -63,14 +116,14 @@ pub(super) async fn apply(
          ON CONFLICT (claim_id) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state, \
              view = EXCLUDED.view, position = EXCLUDED.position",
     )
-    .bind(&claim_id)
-    .bind(&story_id)
-    .bind(&fact_id)
-    .bind(&status)
-    .bind(&asserted_by)
+    .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.story_id()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.fact_id()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.status()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.asserted_by()).collect::<Vec<_>>())
     .bind(&state)
     .bind(&rendered)
-    .bind(&position)
+    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -8,24 +8,176 @@
 //! A fact as of a record time is computed from its claims' versions then.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Mode, ProjectionError, claim_id_of, decode_state, encode, evolve_logged};
+use super::copy::{CopyRows, Hole};
+use super::{ProjectionError, claim_id_of, decode_state, encode, evolve_logged};
 use crate::domain::claim::Claim;
 use crate::domain::fact;
 use crate::domain::text::normalize_key;
 use crate::store::RecordedEvent;
 
+/// One system-time version per claim per transaction: a claim's events that
+/// share a record time are one version, which begins at the position of the
+/// last of them (so a version does not depend on where batches end). A
+/// transaction's events are contiguous in the log and record times never go
+/// back along it (the head lock stamps `greatest(clock, head)`), so a claim's
+/// events of one record time are always adjacent among the claim's events.
+pub(super) fn same_version(open: DateTime<Utc>, recorded_at: DateTime<Utc>) -> bool {
+    open == recorded_at
+}
+
+/// Columns of `fact_claims`, in the order [`copy_fact_claim`] writes them.
+pub(super) const FACT_CLAIMS_COLUMNS: &str = "claim_id, fact_id, state";
+
+/// A `fact_claims` row: the projection's own copy of a claim's state;
+/// returns where the state's JSON text lies in `out`.
+pub(super) fn copy_fact_claim(
+    out: &mut CopyRows,
+    claim_id: Uuid,
+    fact_id: Uuid,
+    state: StateText<'_>,
+) -> Result<Range<usize>, ProjectionError> {
+    out.row(3).uuid(claim_id).uuid(fact_id);
+    state.copy(out)
+}
+
+/// Columns of `claim_versions`, in the order [`VersionRow`] writes them.
+pub(super) const VERSIONS_COLUMNS: &str =
+    "claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state";
+
+/// A version's state: JSON text already encoded, or a claim to encode.
+#[derive(Clone, Copy)]
+pub(super) enum StateText<'a> {
+    Encoded(&'a [u8]),
+    Of(&'a Claim),
+}
+
+impl StateText<'_> {
+    fn copy(self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
+        match self {
+            StateText::Encoded(json) => Ok(out.jsonb(json)),
+            StateText::Of(c) => out.jsonb_of(c),
+        }
+    }
+}
+
+/// A `claim_versions` row: a claim's state from one version to the next
+/// (`end`: where the next one begins, and its record time; none while open).
+pub(super) struct VersionRow<'a> {
+    pub claim_id: Uuid,
+    pub fact_id: Uuid,
+    pub from_position: i64,
+    pub recorded_from: DateTime<Utc>,
+    pub end: Option<(i64, DateTime<Utc>)>,
+    pub state: StateText<'a>,
+}
+
+/// Where a version's end goes once it is known (see [`VersionRow::copy_ending_later`]).
+pub(super) struct PendingEnd(Hole, Hole);
+
+impl PendingEnd {
+    pub(super) fn fill(self, out: &mut CopyRows, to_position: i64, recorded_to: DateTime<Utc>) {
+        out.fill_int8(self.0, to_position);
+        out.fill_timestamptz(self.1, recorded_to);
+    }
+}
+
+impl VersionRow<'_> {
+    fn start(&self, out: &mut CopyRows) {
+        out.row(7)
+            .uuid(self.claim_id)
+            .uuid(self.fact_id)
+            .int8(self.from_position);
+    }
+
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+        self.start(out);
+        out.opt_int8(self.end.map(|e| e.0))
+            .timestamptz(self.recorded_from)
+            .opt_timestamptz(self.end.map(|e| e.1));
+        self.state.copy(out)?;
+        Ok(())
+    }
+
+    /// A closed version whose successor may still grow: its end is filled in
+    /// once known, before `out` is flushed.
+    pub(super) fn copy_ending_later(
+        &self,
+        out: &mut CopyRows,
+    ) -> Result<PendingEnd, ProjectionError> {
+        self.start(out);
+        let to = out.hole8();
+        out.timestamptz(self.recorded_from);
+        let recorded_to = out.hole8();
+        self.state.copy(out)?;
+        Ok(PendingEnd(to, recorded_to))
+    }
+}
+
+/// Columns of `facts_view`, in the order [`FactRow::copy`] writes them.
+pub(super) const FACTS_COLUMNS: &str = "fact_id, subject_key, property_key, status, doc, position";
+
+/// A `facts_view` row: a fact's current document, laid out from all of its
+/// claims.
+pub(super) struct FactRow {
+    fact_id: Uuid,
+    subject_key: String,
+    property_key: String,
+    status: &'static str,
+    doc: fact::Fact,
+    /// The position of the last event of any of the fact's claims.
+    position: i64,
+}
+
+impl FactRow {
+    pub(super) fn compute<'a>(
+        fact_id: Uuid,
+        claims: impl IntoIterator<Item = &'a Claim>,
+        position: i64,
+    ) -> Option<FactRow> {
+        let doc = fact::compute(fact_id, claims)?;
+        Some(FactRow {
+            fact_id,
+            subject_key: normalize_key(&doc.subject),
+            property_key: normalize_key(&doc.property),
+            status: doc.status.as_str(),
+            doc,
+            position,
+        })
+    }
+
+    pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+        out.row(6)
+            .uuid(self.fact_id)
+            .text(&self.subject_key)
+            .text(&self.property_key)
+            .text(self.status);
+        out.jsonb_of(&self.doc)?;
+        out.int8(self.position);
+        Ok(())
+    }
+}
+
+/// Columns of `fact_events`, in the order [`copy_history`] writes them.
+pub(super) const HISTORY_COLUMNS: &str = "fact_id, position, claim_id";
+
+/// A `fact_events` row: the event at `position`, of claim `claim_id`,
+/// belongs to the history of fact `fact_id`.
+pub(super) fn copy_history(out: &mut CopyRows, fact_id: Uuid, position: i64, claim_id: Uuid) {
+    out.row(3).uuid(fact_id).int8(position).uuid(claim_id);
+}
+
 /// A claim's state as one transaction left it.
 struct Version {
     claim_id: Uuid,
     fact_id: Uuid,
-    /// The position of the claim's last event in that transaction (so a
-    /// version does not depend on where batch boundaries fall).
+    /// The position of the claim's last event in that transaction.
     position: i64,
     recorded_at: DateTime<Utc>,
     state: Claim,
@@ -34,7 +186,6 @@ struct Version {
 pub(super) async fn apply(
     conn: &mut PgConnection,
     events: &[RecordedEvent],
-    mode: Mode,
 ) -> Result<(), ProjectionError> {
     let mut ids: Vec<Uuid> = events.iter().filter_map(claim_id_of).collect();
     ids.sort();
@@ -90,10 +241,8 @@ pub(super) async fn apply(
         if !list.contains(&id) {
             list.push(id);
         }
-        // One version per claim per transaction (its events share a record
-        // time): a reader as of any instant sees whole writes only.
         match last_version.get(&id).map(|i| &mut versions[*i]) {
-            Some(v) if v.recorded_at == e.recorded_at => {
+            Some(v) if same_version(v.recorded_at, e.recorded_at) => {
                 v.position = e.position;
                 v.state = next.clone();
             }
@@ -121,10 +270,7 @@ pub(super) async fn apply(
 
     write_claims(conn, &versions, &states).await?;
     write_versions(conn, &versions).await?;
-    // A rebuild lays every fact out once at its end instead of per batch.
-    if mode == Mode::Live {
-        write_facts(conn, &touched_facts, &members, &states).await?;
-    }
+    write_facts(conn, &touched_facts, &members, &states).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -203,37 +349,42 @@ async fn write_versions(
     .execute(&mut *conn)
     .await?;
 
-    let n = versions.len();
-    let mut claim_id = Vec::with_capacity(n);
-    let mut fact_id = Vec::with_capacity(n);
-    let mut from_position = Vec::with_capacity(n);
-    let mut to_position: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut recorded_from = Vec::with_capacity(n);
-    let mut recorded_to: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut state = Vec::with_capacity(n);
-    for (i, v) in versions.iter().enumerate() {
-        let next = versions[i + 1..].iter().find(|w| w.claim_id == v.claim_id);
-        claim_id.push(v.claim_id);
-        fact_id.push(v.fact_id);
-        from_position.push(v.position);
-        to_position.push(next.map(|w| w.position));
-        recorded_from.push(v.recorded_at);
-        recorded_to.push(next.map(|w| w.recorded_at));
-        state.push(encode(&v.state)?);
+    // Each version ends where the claim's next one in the batch begins.
+    let mut next_of: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
+    let mut ends = vec![None; versions.len()];
+    for (i, v) in versions.iter().enumerate().rev() {
+        ends[i] = next_of.insert(v.claim_id, (v.position, v.recorded_at));
     }
+    let mut states = Vec::with_capacity(versions.len());
+    for v in versions {
+        states.push(encode(&v.state)?);
+    }
+    let rows: Vec<VersionRow> = versions
+        .iter()
+        .zip(&ends)
+        .zip(&states)
+        .map(|((v, end), state)| VersionRow {
+            claim_id: v.claim_id,
+            fact_id: v.fact_id,
+            from_position: v.position,
+            recorded_from: v.recorded_at,
+            end: *end,
+            state: StateText::Encoded(state.as_bytes()),
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state) \
          SELECT c, f, fp, tp, rf, rt, s::jsonb \
          FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) \
               AS u(c, f, fp, tp, rf, rt, s)",
     )
-    .bind(&claim_id)
-    .bind(&fact_id)
-    .bind(&from_position)
-    .bind(&to_position)
-    .bind(&recorded_from)
-    .bind(&recorded_to)
-    .bind(&state)
+    .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.from_position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.end.map(|e| e.0)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.recorded_from).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.end.map(|e| e.1)).collect::<Vec<_>>())
+    .bind(&states)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -246,28 +397,20 @@ async fn write_facts(
     members: &HashMap<Uuid, Vec<Uuid>>,
     states: &HashMap<Uuid, Claim>,
 ) -> Result<(), ProjectionError> {
-    let mut f = Vec::with_capacity(touched.len());
-    let mut sk = Vec::with_capacity(touched.len());
-    let mut pk = Vec::with_capacity(touched.len());
-    let mut st = Vec::with_capacity(touched.len());
-    let mut d = Vec::with_capacity(touched.len());
-    let mut p = Vec::with_capacity(touched.len());
+    let mut rows = Vec::with_capacity(touched.len());
     for (fact_id, position) in touched {
-        let claims: Vec<Claim> = members
+        let claims = members
             .get(fact_id)
             .into_iter()
             .flatten()
-            .filter_map(|c| states.get(c).cloned())
-            .collect();
-        let Some(doc) = fact::compute(*fact_id, &claims) else {
-            continue;
-        };
-        f.push(*fact_id);
-        sk.push(normalize_key(&doc.subject));
-        pk.push(normalize_key(&doc.property));
-        st.push(doc.status.as_str());
-        d.push(encode(&doc)?);
-        p.push(*position);
+            .filter_map(|c| states.get(c));
+        if let Some(row) = FactRow::compute(*fact_id, claims, *position) {
+            rows.push(row);
+        }
+    }
+    let mut docs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        docs.push(encode(&r.doc)?);
     }
     sqlx::query(
         "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \
@@ -277,56 +420,23 @@ async fn write_facts(
          ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, \
              position = EXCLUDED.position",
     )
-    .bind(&f)
-    .bind(&sk)
-    .bind(&pk)
-    .bind(&st)
-    .bind(&d)
-    .bind(&p)
+    .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.subject_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.property_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+    .bind(&docs)
+    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Lays out every fact from the current claim states (the end of a
-/// rebuild), a slice of facts at a time.
-pub(super) async fn write_all_facts(conn: &mut PgConnection) -> Result<(), ProjectionError> {
-    const SLICE: i64 = 2_000;
-    let mut after = Uuid::nil();
-    loop {
-        let facts: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT fact_id FROM fact_claims WHERE fact_id > $1 ORDER BY fact_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(SLICE)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(last) = facts.last().copied() else {
-            return Ok(());
-        };
-        let rows: Vec<(Uuid, Uuid, Value, i64)> = sqlx::query_as(
-            "SELECT c.claim_id, c.fact_id, c.state, \
-                    (SELECT max(h.position) FROM fact_events h WHERE h.fact_id = c.fact_id) \
-             FROM fact_claims c WHERE c.fact_id = ANY($1)",
-        )
-        .bind(&facts)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(rows.len());
-        let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        let mut positions: HashMap<Uuid, i64> = HashMap::new();
-        for (claim_id, fact_id, state, position) in rows {
-            states.insert(claim_id, decode_state(claim_id, state)?);
-            members.entry(fact_id).or_default().push(claim_id);
-            positions.insert(fact_id, position);
-        }
-        let touched: Vec<(Uuid, i64)> = facts
-            .iter()
-            .map(|f| (*f, positions.get(f).copied().unwrap_or(0)))
-            .collect();
-        write_facts(conn, &touched, &members, &states).await?;
-        after = last;
-    }
 }
 
 async fn write_history(

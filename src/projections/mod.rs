@@ -2,8 +2,10 @@
 //! projection batches of events in position order; each projection applies a
 //! batch inside the transaction that also moves its checkpoint.
 
+mod bulk;
 mod checkpoint;
 mod claims;
+mod copy;
 mod facts;
 pub mod read;
 mod rebuild;
@@ -18,7 +20,9 @@ use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
 use crate::store::{RecordedEvent, StoreError};
 
 pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
-pub use rebuild::{RebuildReport, rebuild};
+pub use rebuild::{
+    BulkTimings, RebuildOptions, RebuildReport, rebuild, rebuild_many, rebuild_with,
+};
 pub use runner::{Runner, spawn_all};
 
 /// The projections there are, by name.
@@ -58,22 +62,10 @@ impl Projection {
         self,
         conn: &mut sqlx::PgConnection,
         events: &[RecordedEvent],
-        mode: Mode,
     ) -> Result<(), ProjectionError> {
         match self {
             Projection::Claims => claims::apply(conn, events).await,
-            Projection::Facts => facts::apply(conn, events, mode).await,
-        }
-    }
-
-    /// Work a rebuild defers to its end (done once rather than per batch).
-    pub(crate) async fn finish_rebuild(
-        self,
-        conn: &mut sqlx::PgConnection,
-    ) -> Result<(), ProjectionError> {
-        match self {
-            Projection::Claims => Ok(()),
-            Projection::Facts => facts::write_all_facts(conn).await,
+            Projection::Facts => facts::apply(conn, events).await,
         }
     }
 }
@@ -85,6 +77,9 @@ pub enum ProjectionError {
     Unappliable { position: i64, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stage of a rebuild stopped (its task failed or ended early).
+    #[error("rebuild stage failed: {0}")]
+    Stage(String),
 }
 
 impl From<sqlx::Error> for ProjectionError {
@@ -93,17 +88,14 @@ impl From<sqlx::Error> for ProjectionError {
     }
 }
 
-/// Live batches keep every table current; a rebuild may defer derived
-/// tables to its end, where they are computed once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Live,
-    Rebuild,
-}
-
 /// The claim a log event belongs to, if it is a claim event.
 pub(crate) fn claim_id_of(e: &RecordedEvent) -> Option<Uuid> {
-    e.stream.strip_prefix("claim-")?.parse().ok()
+    claim_id_of_stream(&e.stream)
+}
+
+/// The claim a stream holds the events of, if it is a claim stream.
+pub(crate) fn claim_id_of_stream(stream: &str) -> Option<Uuid> {
+    stream.strip_prefix("claim-")?.parse().ok()
 }
 
 /// Folds a batch's claim events into `states` (loaded beforehand); returns
@@ -139,13 +131,24 @@ pub(crate) fn evolve_logged(
             reason,
         }
     })?;
+    evolve_at(prior, &event, e.position, &e.actor, e.recorded_at)
+}
+
+/// [`evolve_logged`] for an event already read back from the log.
+pub(crate) fn evolve_at(
+    prior: Option<Claim>,
+    event: &ClaimEvent,
+    position: i64,
+    actor: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Claim, ProjectionError> {
     let rec = Recorded {
-        actor: e.actor.clone(),
-        at: e.recorded_at,
+        actor: actor.to_owned(),
+        at,
     };
-    claim::evolve(prior, &event, &rec).ok_or_else(|| ProjectionError::Unappliable {
-        position: e.position,
-        reason: format!("{} before the claim was asserted", e.event_type),
+    claim::evolve(prior, event, &rec).ok_or_else(|| ProjectionError::Unappliable {
+        position,
+        reason: format!("{} before the claim was asserted", event.type_name()),
     })
 }
 

@@ -1,10 +1,14 @@
-//! `factlog rebuild`: builds a projection afresh from the whole log into
+//! `factlog rebuild`: builds projections afresh from the whole log into
 //! shadow tables, then swaps them in atomically.
 //!
-//! The shadow tables live in a schema of their own with the same table names,
-//! and the projection code names its tables unqualified, so pointing
-//! `search_path` at the shadow schema is all it takes to build there. Reads
-//! keep using the live tables until the swap. The swap transaction takes the
+//! The shadow tables live in a schema of their own per projection, with the
+//! same table names. The bulk of the log goes through one pass
+//! ([`super::bulk`]): the claims are folded in memory and the rows loaded
+//! with `COPY`, for every projection being rebuilt at once; the tables then
+//! get the live tables' indexes. The projection code names its tables
+//! unqualified, so pointing `search_path` at the shadow schema is all it takes
+//! to apply what was appended meanwhile through the live path. Reads keep
+//! using the live tables until the swap. The swap transaction takes the
 //! projection's ownership lock (waiting for a live worker's current batch),
 //! catches up to the head under it, and replaces the tables and the
 //! checkpoint in one commit. That commit also bumps the projection's
@@ -14,19 +18,37 @@ use std::time::Instant;
 
 use sqlx::{Connection, PgConnection, PgPool};
 
+use super::bulk::{self, Targets};
 use super::runner::lock_key;
-use super::{Mode, Projection, ProjectionError};
-use crate::store::{StoreError, read_all_in};
+use super::{Projection, ProjectionError};
+use crate::store::{StoreError, read_all_in, read_head};
 
-/// Events per rebuild transaction.
+pub use super::bulk::BulkTimings;
+
+/// Events per catch-up transaction (after the bulk pass).
 const BATCH: i64 = 5_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RebuildReport {
     pub projection: &'static str,
+    /// Events applied: the bulk pass's and the catch-up's.
     pub events: u64,
     pub position: i64,
+    /// From the start of the rebuild to this projection's swap.
     pub seconds: f64,
+    /// The bulk pass (shared by every projection rebuilt together).
+    pub bulk: BulkTimings,
+    /// Applying what was appended during the bulk pass, then the swap.
+    pub catch_up_seconds: f64,
+}
+
+/// How a rebuild runs; the defaults are what `factlog rebuild` does.
+#[derive(Debug, Clone, Default)]
+pub struct RebuildOptions {
+    /// Stop the bulk pass at this position and apply the rest through the
+    /// live path, as if it had been appended during the pass (tests use it
+    /// to put the hand-over anywhere, even inside a transaction).
+    pub bulk_until: Option<i64>,
 }
 
 fn shadow_schema(p: Projection) -> String {
@@ -49,19 +71,9 @@ async fn catch_up(
     p: Projection,
     schema: &str,
     mut from: i64,
-    progress: &mut impl FnMut(u64),
 ) -> Result<(i64, u64), ProjectionError> {
     let mut done = 0u64;
-    let mut batches = 0u64;
     loop {
-        // Fresh tables have no statistics, and plans made without them scan
-        // whole tables; refresh them as the shadows grow (1, 2, 4, 8 … batches).
-        batches += 1;
-        if batches.is_power_of_two() {
-            for t in p.tables() {
-                exec(conn, format!("ANALYZE {schema}.{t}")).await?;
-            }
-        }
         let mut tx = conn.begin().await.map_err(StoreError::from)?;
         exec(&mut tx, format!("SET LOCAL search_path = {schema}, public")).await?;
         let events = read_all_in(&mut tx, from, BATCH).await?;
@@ -69,56 +81,143 @@ async fn catch_up(
             tx.commit().await.map_err(StoreError::from)?;
             return Ok((from, done));
         };
-        p.apply(&mut tx, &events, Mode::Rebuild).await?;
+        p.apply(&mut tx, &events).await?;
         tx.commit().await.map_err(StoreError::from)?;
         done += events.len() as u64;
         from = last;
-        progress(done);
     }
 }
 
+/// Rebuilds one projection.
 pub async fn rebuild(
     pool: &PgPool,
     p: Projection,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<RebuildReport, ProjectionError> {
+    let reports = rebuild_with(pool, &[p], RebuildOptions::default(), progress).await?;
+    reports
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProjectionError::Stage("no projection was rebuilt".into()))
+}
+
+/// Rebuilds several projections with one pass over the log.
+pub async fn rebuild_many(
+    pool: &PgPool,
+    projections: &[Projection],
+    progress: impl FnMut(u64),
+) -> Result<Vec<RebuildReport>, ProjectionError> {
+    rebuild_with(pool, projections, RebuildOptions::default(), progress).await
+}
+
+/// [`rebuild_many`] with options; `progress` is told the position reached.
+pub async fn rebuild_with(
+    pool: &PgPool,
+    projections: &[Projection],
+    options: RebuildOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<Vec<RebuildReport>, ProjectionError> {
     let started = Instant::now();
-    let schema = shadow_schema(p);
+    let mut list: Vec<Projection> = Vec::new();
+    for p in projections {
+        if !list.contains(p) {
+            list.push(*p);
+        }
+    }
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    // A rebuild that died half-way left its shadow behind: start clean.
-    exec(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
-    exec(&mut conn, format!("CREATE SCHEMA {schema}")).await?;
-    for t in p.tables() {
-        exec(
-            &mut conn,
-            format!("CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL)"),
-        )
-        .await?;
+    let mut targets = Targets {
+        claims: None,
+        facts: None,
+    };
+    for &p in &list {
+        let schema = shadow_schema(p);
+        // A rebuild that died half-way left its shadow behind: start clean.
+        exec(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+        exec(&mut conn, format!("CREATE SCHEMA {schema}")).await?;
+        for t in p.tables() {
+            // Indexes come after the load (see `bulk`); autovacuum stays
+            // away until the swap (the load leaves it nothing to do, and
+            // the rebuild analyzes the tables itself).
+            exec(
+                &mut conn,
+                format!(
+                    "CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL EXCLUDING INDEXES) \
+                     WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
+                ),
+            )
+            .await?;
+        }
+        match p {
+            Projection::Claims => targets.claims = Some(schema),
+            Projection::Facts => targets.facts = Some(schema),
+        }
     }
 
-    // The bulk of the work, beside the live projection.
-    let (position, mut events) = catch_up(&mut conn, p, &schema, 0, &mut progress).await?;
+    // The bulk of the work, beside the live projections: the log up to its
+    // head now, in one pass.
+    let head = read_head(pool).await?.position;
+    let upto = options.bulk_until.map_or(head, |u| u.clamp(0, head));
+    let loaded = bulk::load(&pool.connect_options(), &targets, 0, upto, &mut progress).await?;
 
-    // The swap: under the ownership lock, finish the tail and replace.
+    let mut reports = Vec::with_capacity(list.len());
+    for p in list {
+        let t = Instant::now();
+        let schema = shadow_schema(p);
+        // What was appended during the pass, outside the lock.
+        let (position, mut events) = catch_up(&mut conn, p, &schema, loaded.position).await?;
+        progress(position.max(0) as u64);
+        let (position, tail) = swap(&mut conn, p, &schema, position).await?;
+        events += tail + loaded.position.max(0) as u64;
+        progress(position.max(0) as u64);
+        reports.push(RebuildReport {
+            projection: p.name(),
+            events,
+            position,
+            seconds: started.elapsed().as_secs_f64(),
+            bulk: loaded.timings.clone(),
+            catch_up_seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    let b = &loaded.timings;
+    tracing::info!(
+        claims = loaded.claims,
+        total = b.total,
+        reading = b.reading,
+        folding = b.folding,
+        fold_waiting_for_reader = b.fold_waiting_for_reader,
+        laying_out = b.laying_out,
+        fold_waiting_for_writers = b.fold_waiting_for_writers,
+        loading_tail = b.loading_tail,
+        indexing = b.indexing,
+        "rebuild bulk pass (seconds per stage)"
+    );
+    Ok(reports)
+}
+
+/// Under the ownership lock: finish the tail, replace the live tables with
+/// the shadows, set the checkpoint, all in one commit. Returns the position
+/// and the events applied.
+async fn swap(
+    conn: &mut PgConnection,
+    p: Projection,
+    schema: &str,
+    from: i64,
+) -> Result<(i64, u64), ProjectionError> {
     let mut tx = conn.begin().await.map_err(StoreError::from)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(lock_key(p))
         .execute(&mut *tx)
         .await?;
-    let (position, tail) = catch_up(&mut tx, p, &schema, position, &mut progress).await?;
-    events += tail;
-    {
-        let mut fin = tx.begin().await.map_err(StoreError::from)?;
-        exec(
-            &mut fin,
-            format!("SET LOCAL search_path = {schema}, public"),
-        )
-        .await?;
-        p.finish_rebuild(&mut fin).await?;
-        fin.commit().await.map_err(StoreError::from)?;
-    }
+    let (position, tail) = catch_up(&mut tx, p, schema, from).await?;
     for t in p.tables() {
         exec(&mut tx, format!("DROP TABLE public.{t}")).await?;
+        exec(
+            &mut tx,
+            format!(
+                "ALTER TABLE {schema}.{t} RESET (autovacuum_enabled, toast.autovacuum_enabled)"
+            ),
+        )
+        .await?;
         exec(
             &mut tx,
             format!("ALTER TABLE {schema}.{t} SET SCHEMA public"),
@@ -154,10 +253,5 @@ pub async fn rebuild(
         .execute(&mut *tx)
         .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(RebuildReport {
-        projection: p.name(),
-        events,
-        position,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok((position, tail))
 }

@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
 use super::checkpoint;
-use super::{Mode, Projection, ProjectionError};
+use super::{Projection, ProjectionError};
 use crate::store::{EventStore, StoreError, read_all_in};
 
 /// Events per batch transaction.
@@ -87,7 +87,7 @@ impl Runner {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(Step::Idle);
         };
-        self.projection.apply(&mut tx, &events, Mode::Live).await?;
+        self.projection.apply(&mut tx, &events).await?;
         if !checkpoint::advance(&mut tx, name, from, last).await? {
             // Someone else moved the checkpoint: drop this batch entirely.
             return Ok(Step::NotOwner);

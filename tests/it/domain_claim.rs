@@ -84,6 +84,9 @@ proptest! {
                         // Events survive the trip through the log's storage form.
                         let back = ClaimEvent::from_log(e.type_name(), &e.data()).expect("readable");
                         prop_assert_eq!(&back, &e);
+                        // A rebuild reads the data as JSON text: the same event.
+                        let text = ClaimEvent::from_log_text(e.type_name(), &e.data().to_string()).expect("readable");
+                        prop_assert_eq!(&text, &e);
                         let rec = Recorded { actor: actor.name.clone(), at: t0 + chrono::Duration::seconds(i as i64 + 1) };
                         state = claim::evolve(Some(state), &e, &rec).expect("state");
                         log.push((e, rec));

@@ -4,12 +4,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use factlog::domain::claim::{Amendment, Command as ClaimCommand};
+use factlog::domain::claim::{self, Amendment, Asserted, ClaimEvent, Command as ClaimCommand};
 use factlog::domain::principal::{Actor, Role};
 use factlog::domain::valid_time::ValidTime;
 use factlog::domain::value::ClaimValue;
-use factlog::projections::{self, ALL};
+use factlog::projections::{self, ALL, RebuildOptions};
 use factlog::service::{NewClaim, NewStory, Rules, Services, WriteContext};
+use factlog::store::{AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamAppend};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -226,6 +227,11 @@ async fn rebuilt_tables_equal_the_ones_built_live() {
         rebuild_all(&db).await;
         assert_same(&live, &dump(&db).await);
         assert_eq!(lowest(&db).await, head(&db).await);
+        // Both in one pass, as `factlog rebuild` does.
+        projections::rebuild_many(&db.pool, &ALL, |_| {})
+            .await
+            .expect("rebuild both");
+        assert_same(&live, &dump(&db).await);
     }
 }
 
@@ -349,4 +355,230 @@ async fn generated_work_projects_live_and_rebuilds_identically() {
             .expect("verify")
             .ok
     );
+}
+
+/// The projection tables' indexes (names and definitions), constraints and
+/// storage options, as the migrations made them.
+async fn table_definitions(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('%s %s', indexname, indexdef) FROM pg_indexes \
+         WHERE schemaname = 'public' AND tablename = ANY($1) \
+         UNION ALL SELECT format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
+         FROM pg_constraint WHERE conrelid::regclass::text = ANY($1) \
+         UNION ALL SELECT format('%s %s', relname, reloptions) FROM pg_class \
+         WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1) \
+         UNION ALL SELECT format('%s.%s %s', attrelid::regclass, attname, attcompression) \
+         FROM pg_attribute WHERE attrelid::regclass::text = ANY($1) AND attnum > 0 \
+         ORDER BY 1",
+    )
+    .bind(TABLES.map(|t| t.0).to_vec())
+    .fetch_all(&db.pool)
+    .await
+    .expect("table definitions")
+}
+
+fn claim_append(claim: Uuid, expected: ExpectedVersion, events: &[ClaimEvent]) -> StreamAppend {
+    StreamAppend {
+        stream: claim::stream_name(claim),
+        expected,
+        events: events
+            .iter()
+            .map(|e| NewEvent::new(e.type_name(), e.data()))
+            .collect(),
+    }
+}
+
+fn assert_event(claim_id: Uuid, story_id: Uuid, amount: u32, corrects: Option<Uuid>) -> ClaimEvent {
+    ClaimEvent::ClaimAsserted(Box::new(Asserted {
+        schema: claim::SCHEMA,
+        claim_id,
+        story_id,
+        subject: "the crowd".into(),
+        property: "size".into(),
+        fact_id: factlog::domain::text::fact_id("the crowd", "size"),
+        value: ClaimValue::parse(&format!(
+            r#"{{"kind":"quantity","amount":"{amount}","unit":"person"}}"#
+        ))
+        .expect("value"),
+        quote: "q".into(),
+        valid_at: None,
+        attributed_to: None,
+        corrects,
+        story_published_at: "2020-01-06T10:00:00Z".parse().expect("time"),
+    }))
+}
+
+/// Writes that live batches (500 events) and a rebuild's hand-over can cut
+/// anywhere: a transaction of 1,200 events over two claims of one fact, a
+/// correction superseding a claim in the same transaction that asserts its
+/// successor, and claims changed in many transactions of their own.
+async fn long_transactions(store: &factlog::store::EventStore) {
+    let story = Uuid::now_v7();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let write = |streams: Vec<StreamAppend>, who: &str| AppendRequest {
+        streams,
+        metadata: Metadata::by(who),
+        idempotency: None,
+    };
+    store
+        .append_request(write(
+            vec![
+                claim_append(
+                    a,
+                    ExpectedVersion::NoStream,
+                    &[assert_event(a, story, 100, None)],
+                ),
+                claim_append(
+                    b,
+                    ExpectedVersion::NoStream,
+                    &[assert_event(b, story, 200, None)],
+                ),
+            ],
+            "ann",
+        ))
+        .await
+        .expect("assert a and b");
+    let evidence = |i: usize| ClaimEvent::EvidenceAttached {
+        schema: claim::SCHEMA,
+        url: format!("https://example.org/{i}"),
+        note: None,
+    };
+    let confirm = ClaimEvent::ClaimConfirmed {
+        schema: claim::SCHEMA,
+        note: None,
+        verified: true,
+        confirmations: 1,
+        required: 1,
+    };
+    let mut many_a: Vec<ClaimEvent> = (0..700).map(evidence).collect();
+    many_a.push(confirm.clone());
+    let many_b: Vec<ClaimEvent> = (0..500).map(evidence).collect();
+    store
+        .append_request(write(
+            vec![
+                claim_append(a, ExpectedVersion::Exact(1), &many_a),
+                claim_append(b, ExpectedVersion::Exact(1), &many_b),
+            ],
+            "bob",
+        ))
+        .await
+        .expect("one long transaction");
+    for i in 0..30u64 {
+        store
+            .append_request(write(
+                vec![claim_append(
+                    b,
+                    ExpectedVersion::Exact(501 + i),
+                    &[evidence(i as usize)],
+                )],
+                "cy",
+            ))
+            .await
+            .expect("one event per transaction");
+    }
+    store
+        .append_request(write(
+            vec![
+                claim_append(
+                    c,
+                    ExpectedVersion::NoStream,
+                    &[assert_event(c, story, 150, Some(a))],
+                ),
+                claim_append(
+                    a,
+                    ExpectedVersion::Exact(702),
+                    &[ClaimEvent::ClaimSuperseded {
+                        schema: claim::SCHEMA,
+                        by: c,
+                    }],
+                ),
+            ],
+            "ann",
+        ))
+        .await
+        .expect("a correction");
+    store
+        .append_request(write(
+            vec![claim_append(c, ExpectedVersion::Exact(1), &[confirm])],
+            "bob",
+        ))
+        .await
+        .expect("confirm the correction");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    random_work(&services(&db, store.clone()), 2024, 150).await;
+    long_transactions(&store).await;
+    random_work(&services(&db, store.clone()), 2025, 150).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let workers = projections::spawn_all(&db.pool, &store, &rx);
+    caught_up(&db, Duration::from_secs(60)).await;
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let live = dump(&db).await;
+    // The long transaction is one version of each of its claims, whatever
+    // batches it was applied in.
+    let long_versions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM claim_versions v JOIN events e ON e.position = v.from_position \
+         WHERE e.version IN (702, 501)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("versions");
+    assert_eq!(
+        long_versions, 2,
+        "one version per claim for the long transaction"
+    );
+
+    let schema = table_definitions(&db).await;
+    let end = head(&db).await;
+    let (long_from, long_to): (i64, i64) = sqlx::query_as(
+        "SELECT min(position), max(position) FROM events \
+         WHERE recorded_at = (SELECT recorded_at FROM events WHERE version = 702)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the long transaction");
+    assert!(long_to - long_from >= 1_200);
+    for at in [
+        0,
+        1,
+        end / 3,
+        long_from,
+        long_from + 350,
+        long_to - 1,
+        long_to,
+        end - 1,
+        end,
+    ] {
+        projections::rebuild_with(
+            &db.pool,
+            &ALL,
+            RebuildOptions {
+                bulk_until: Some(at),
+            },
+            |_| {},
+        )
+        .await
+        .expect("rebuild");
+        assert_same(&live, &dump(&db).await);
+        assert_eq!(lowest(&db).await, end, "handing over at {at}");
+        assert_eq!(
+            schema,
+            table_definitions(&db).await,
+            "indexes, keys and options"
+        );
+    }
+    // One projection alone, and both in one call, from the bulk pass only.
+    for p in ALL {
+        projections::rebuild(&db.pool, p, |_| {})
+            .await
+            .expect("rebuild one");
+        assert_same(&live, &dump(&db).await);
+    }
 }
