@@ -352,57 +352,23 @@ pub(crate) async fn append_locked(
         super::idempotency::fetch_many(&mut *conn, &keyed).await?
     };
 
-    let Plan {
-        results,
-        rows,
-        idem_rows,
-        after,
-    } = plan(batch, &head, versions, stored);
-    if rows.position.is_empty() {
-        return Ok((results, head));
+    let plan = plan(batch, &head, versions, stored);
+    if plan.rows.position.is_empty() {
+        return Ok((plan.results, head));
     }
-
-    sqlx::query(
-        // Data-modifying CTEs run to completion whether or not they are read.
-        "WITH ins AS ( \
-            INSERT INTO events (position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash) \
-            SELECT p, id, s, v, t, d::jsonb, m::jsonb, a, $10, h \
-            FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[]) \
-                 AS u(p, id, s, v, t, d, m, a, h) \
-         ), idem AS ( \
-            INSERT INTO idempotency_keys (scope, key, method, path, request_hash, status, response, position) \
-            SELECT sc, k, me, pa, rh, st, r::jsonb, po \
-            FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[], $16::smallint[], $17::text[], $18::bigint[]) \
-                 AS u(sc, k, me, pa, rh, st, r, po) \
-         ), head AS ( \
-            UPDATE event_head SET position = $19, hash = $20, recorded_at = $10 \
-         ) \
-         SELECT pg_notify('factlog_events', $19::text)",
+    // Versions and keys were checked above under the lock this transaction
+    // holds, so the statement's own checks have nothing left to assume.
+    append_at(
+        conn,
+        FastPlan {
+            head: head.position,
+            names: Vec::new(),
+            versions: Vec::new(),
+            recorded_at,
+            plan,
+        },
     )
-    .bind(&rows.position)
-    .bind(&rows.event_id)
-    .bind(&rows.stream)
-    .bind(&rows.version)
-    .bind(&rows.event_type)
-    .bind(&rows.data)
-    .bind(&rows.metadata)
-    .bind(&rows.actor)
-    .bind(&rows.hash)
-    .bind(recorded_at)
-    .bind(&idem_rows.scope)
-    .bind(&idem_rows.key)
-    .bind(&idem_rows.method)
-    .bind(&idem_rows.path)
-    .bind(&idem_rows.request_hash)
-    .bind(&idem_rows.status)
-    .bind(&idem_rows.response)
-    .bind(&idem_rows.position)
-    .bind(after.position)
-    .bind(after.hash.to_vec())
-    .execute(&mut *conn)
-    .await?;
-
-    Ok((results, after))
+    .await
 }
 
 /// A batch laid out for the one-round-trip append.
@@ -469,6 +435,9 @@ pub(crate) fn lay_out<'a>(batch: &'a [PreparedAppend], head: &KnownHead) -> Opti
 /// trip. An `Err` means something moved, a key was already used, or
 /// anything else failed: nothing was written then, and the caller takes
 /// [`append_locked`] instead.
+///
+/// The two-step path writes with the same statement inside its transaction,
+/// where the checks pass under the lock it already holds.
 pub(crate) async fn append_at(
     conn: &mut PgConnection,
     fast: FastPlan<'_>,
