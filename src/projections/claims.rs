@@ -65,8 +65,8 @@ impl<'a> ClaimRow<'a> {
             .uuid(self.fact_id())
             .text(self.status())
             .text(self.asserted_by());
-        let state = out.jsonb_of(self.claim)?;
-        out.jsonb_of(&self.view())?;
+        let state = out.json_of(self.claim)?;
+        out.json_of(&self.view())?;
         out.int8(self.position);
         Ok(state)
     }
@@ -110,7 +110,7 @@ pub(super) async fn apply(
     }
     sqlx::query(
         "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, view, position) \
-         SELECT c, s, f, st, a, sj::jsonb, vj::jsonb, p \
+         SELECT c, s, f, st, a, sj::json, vj::json, p \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
               AS u(c, s, f, st, a, sj, vj, p) \
          ON CONFLICT (claim_id) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state, \

@@ -3,9 +3,8 @@
 //! over a connection of its own while the rows are still being produced.
 //!
 //! The binary format needs no escaping and no text parsing of uuids, numbers
-//! or timestamps on the server; a jsonb field is its version byte (1)
-//! followed by the JSON text, which the server parses as it would for an
-//! INSERT. JSON is serialized straight into the buffer, and buffers go back
+//! or timestamps on the server; a json field is the JSON text itself, which
+//! the server only checks (projection documents are json, not jsonb). JSON is serialized straight into the buffer, and buffers go back
 //! and forth between the producer and the connection rather than being
 //! allocated per chunk.
 
@@ -89,32 +88,30 @@ impl CopyRows {
         self.field(v.as_bytes())
     }
 
-    /// A jsonb field from JSON text already encoded; returns where the text
-    /// lies, as [`CopyRows::jsonb_of`] does.
-    pub(crate) fn jsonb(&mut self, json: &[u8]) -> Range<usize> {
-        self.length(json.len() + 1);
-        self.buf.push(1);
+    /// A json field from JSON text already encoded; returns where the text
+    /// lies, as [`CopyRows::json_of`] does. (json's binary form is its text.)
+    pub(crate) fn json(&mut self, json: &[u8]) -> Range<usize> {
+        self.length(json.len());
         let start = self.buf.len();
         self.buf.extend_from_slice(json);
         start..self.buf.len()
     }
 
-    /// A jsonb field serialized in place; returns where its JSON text lies
+    /// A json field serialized in place; returns where its JSON text lies
     /// (to be copied elsewhere with [`CopyRows::slice`] before the next flush).
-    pub(crate) fn jsonb_of(
+    pub(crate) fn json_of(
         &mut self,
         value: &impl Serialize,
     ) -> Result<Range<usize>, ProjectionError> {
         let at = self.buf.len();
         self.length(0);
-        self.buf.push(1);
         let start = self.buf.len();
         serde_json::to_writer(&mut self.buf, value).map_err(|e| ProjectionError::Unappliable {
             position: 0,
             reason: format!("cannot encode projection row: {e}"),
         })?;
         let end = self.buf.len();
-        let len = ((end - start + 1) as i32).to_be_bytes();
+        let len = ((end - start) as i32).to_be_bytes();
         self.buf[at..at + 4].copy_from_slice(&len);
         Ok(start..end)
     }
@@ -237,7 +234,7 @@ impl CopyWriter {
         &mut self.rows
     }
 
-    /// Bytes of the rows not yet flushed (see [`CopyRows::jsonb_of`]).
+    /// Bytes of the rows not yet flushed (see [`CopyRows::json_of`]).
     pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
         self.rows.slice(range)
     }

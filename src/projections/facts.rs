@@ -61,8 +61,8 @@ pub(super) enum StateText<'a> {
 impl StateText<'_> {
     fn copy(self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
         match self {
-            StateText::Encoded(json) => Ok(out.jsonb(json)),
-            StateText::Of(c) => out.jsonb_of(c),
+            StateText::Encoded(json) => Ok(out.json(json)),
+            StateText::Of(c) => out.json_of(c),
         }
     }
 }
@@ -158,7 +158,7 @@ impl FactRow {
             .text(&self.subject_key)
             .text(&self.property_key)
             .text(self.status);
-        out.jsonb_of(&self.doc)?;
+        out.json_of(&self.doc)?;
         out.int8(self.position);
         Ok(())
     }
@@ -297,7 +297,7 @@ async fn write_claims(
     }
     sqlx::query(
         "INSERT INTO fact_claims (claim_id, fact_id, state) \
-         SELECT c, f, s::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(c, f, s) \
+         SELECT c, f, s::json FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(c, f, s) \
          ON CONFLICT (claim_id) DO UPDATE SET state = EXCLUDED.state",
     )
     .bind(&claim_id)
@@ -374,7 +374,7 @@ async fn write_versions(
         .collect();
     sqlx::query(
         "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state) \
-         SELECT c, f, fp, tp, rf, rt, s::jsonb \
+         SELECT c, f, fp, tp, rf, rt, s::json \
          FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) \
               AS u(c, f, fp, tp, rf, rt, s)",
     )
@@ -414,7 +414,7 @@ async fn write_facts(
     }
     sqlx::query(
         "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \
-         SELECT f, sk, pk, st, d::jsonb, p \
+         SELECT f, sk, pk, st, d::json, p \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
               AS u(f, sk, pk, st, d, p) \
          ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, \

@@ -224,7 +224,7 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
     }
     // A document no rebuild would produce, written behind the projection's
     // back (its position stays, so no pass evicts it): only a flush can.
-    sqlx::query("UPDATE facts_view SET doc = doc || '{\"stale\": true}' WHERE fact_id = $1::uuid")
+    sqlx::query("UPDATE facts_view SET doc = (doc::jsonb || '{\"stale\": true}')::json WHERE fact_id = $1::uuid")
         .bind(&f_id)
         .execute(&app.db.pool)
         .await
