@@ -621,6 +621,9 @@ impl<'a> Live<'a> {
     /// What the server logged, and which tables the run scanned end to end.
     async fn diagnostics(&self, out: &mut String) {
         let _ = writeln!(out, "\n{}", seq_scans(&self.db.pool).await);
+        if let Some(top) = top_statements(&self.db.pool).await {
+            let _ = writeln!(out, "\n{top}");
+        }
         let (n, first) = self.server.log_summary();
         if n == 0 {
             let _ = writeln!(out, "\nServer log (`RUST_LOG=warn`): empty.");
@@ -638,6 +641,37 @@ impl<'a> Live<'a> {
             }
         }
     }
+}
+
+/// Where PostgreSQL spent its time, when the cluster was started with
+/// `FACTLOG_EPHEMERAL_PG_SETTINGS=shared_preload_libraries=pg_stat_statements`.
+async fn top_statements(pool: &PgPool) -> Option<String> {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await
+        .ok()?;
+    let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 140), calls, total_exec_time, rows \
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+         WHERE d.datname = current_database() ORDER BY total_exec_time DESC LIMIT 15",
+    )
+    .fetch_all(pool)
+    .await
+    .ok()?;
+    let mut out = String::from(
+        "PostgreSQL statements by total execution time (pg_stat_statements):\n\n\
+         | statement | calls | total ms | ms per call | rows per call |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (q, calls, total, rows) in rows {
+        let _ = writeln!(
+            out,
+            "| `{}` | {calls} | {total:.0} | {:.3} | {:.1} |",
+            q.replace('|', "\\|"),
+            total / calls.max(1) as f64,
+            rows as f64 / calls.max(1) as f64
+        );
+    }
+    Some(out)
 }
 
 /// The tables read most by sequential scans during the scenario. A fresh

@@ -482,6 +482,13 @@ impl EphemeralCluster {
             .arg("-p")
             .arg(self.port.to_string())
             .args(["-c", "max_connections=300"]);
+        // A profiling aid (e.g. `shared_preload_libraries=pg_stat_statements`
+        // for the benchmarks): space-separated `name=value` server settings.
+        if let Ok(extra) = std::env::var("FACTLOG_EPHEMERAL_PG_SETTINGS") {
+            for setting in extra.split_whitespace() {
+                cmd.args(["-c", setting]);
+            }
+        }
         if self.fast {
             cmd.args([
                 "-c",
