@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -82,14 +81,14 @@ pub(super) async fn apply(
     if ids.is_empty() {
         return Ok(());
     }
-    let rows: Vec<(Uuid, Value)> =
-        sqlx::query_as("SELECT claim_id, state FROM claims_view WHERE claim_id = ANY($1)")
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT claim_id, state::text FROM claims_view WHERE claim_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&mut *conn)
             .await?;
     let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
     for (id, state) in rows {
-        states.insert(id, decode_state(id, state)?);
+        states.insert(id, decode_state(id, &state)?);
     }
     let mut last_position: HashMap<Uuid, i64> = HashMap::new();
     let touched = fold_claims(events, &mut states, |e, id, _| {

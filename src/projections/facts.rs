@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -216,17 +217,18 @@ pub(super) async fn apply(
         }
     }
     let fact_list: Vec<Uuid> = fact_ids.into_iter().collect();
-    let rows: Vec<(Uuid, Uuid, Value)> =
-        sqlx::query_as("SELECT claim_id, fact_id, state FROM fact_claims WHERE fact_id = ANY($1)")
-            .bind(&fact_list)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(rows.len());
+    let mut rows = sqlx::query_as::<_, (Uuid, Uuid, String)>(
+        "SELECT claim_id, fact_id, state::text FROM fact_claims WHERE fact_id = ANY($1)",
+    )
+    .bind(&fact_list)
+    .fetch(&mut *conn);
+    let mut states: HashMap<Uuid, Claim> = HashMap::new();
     let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (claim_id, fact_id, state) in rows {
-        states.insert(claim_id, decode_state(claim_id, state)?);
+    while let Some((claim_id, fact_id, state)) = rows.try_next().await? {
+        states.insert(claim_id, decode_state(claim_id, &state)?);
         members.entry(fact_id).or_default().push(claim_id);
     }
+    drop(rows);
 
     let mut versions: Vec<Version> = Vec::new();
     let mut last_version: HashMap<Uuid, usize> = HashMap::new();

@@ -24,8 +24,6 @@ use super::checkpoint;
 use super::{Projection, ProjectionError};
 use crate::store::{EventStore, StoreError, read_all_in};
 
-/// Events per batch transaction.
-const BATCH: i64 = 500;
 /// How long an idle or non-owning worker waits before looking again, when
 /// no notification wakes it first.
 const IDLE: Duration = Duration::from_secs(2);
@@ -55,16 +53,19 @@ pub struct Runner {
     projection: Projection,
 }
 
-/// A batch's lookups bind arrays whose length varies from one id to
-/// thousands, against tables that start empty. A cached generic plan made
-/// while a table was nearly empty seq-scans it on every batch ever after
-/// (measured: 8.5 ms per batch at 90k claims); planning each batch with its
-/// real array and the table's current size costs well under a millisecond.
+/// A batch's statements only ever look rows up by key, with arrays whose
+/// length varies from one id to thousands, in tables that start empty and
+/// grow fast. A cached generic plan made while a table was nearly empty
+/// seq-scans it on every batch ever after (measured: 8.5 ms per batch at 90k
+/// claims), and until autovacuum first analyzes a new table the planner's
+/// guesses favour scanning it whole (hundreds of full scans of
+/// `claim_versions` in the first minute of a write benchmark). So each batch
+/// is planned with its real arrays, and a whole-table scan is the last resort.
 fn batch_options(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
-    pool.connect_options()
-        .as_ref()
-        .clone()
-        .options([("plan_cache_mode", "force_custom_plan")])
+    pool.connect_options().as_ref().clone().options([
+        ("plan_cache_mode", "force_custom_plan"),
+        ("enable_seqscan", "off"),
+    ])
 }
 
 impl Runner {
@@ -95,7 +96,7 @@ impl Runner {
             return Ok(Step::NotOwner);
         }
         let from = checkpoint::read(&mut tx, name).await?;
-        let events = read_all_in(&mut tx, from, BATCH).await?;
+        let events = read_all_in(&mut tx, from, self.projection.batch_size()).await?;
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(Step::Idle);
         };
