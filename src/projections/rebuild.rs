@@ -135,14 +135,33 @@ pub async fn rebuild_with(
         exec(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
         exec(&mut conn, format!("CREATE SCHEMA {schema}")).await?;
         for t in p.tables() {
+            // LIKE copies columns, storage and compression but not the
+            // table's own options (e.g. `toast_tuple_target`): those are
+            // carried over by hand.
+            let options: Vec<String> = sqlx::query_scalar(
+                "SELECT unnest(reloptions) FROM pg_class \
+                 WHERE oid = format('public.%I', $1::text)::regclass",
+            )
+            .bind(t)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut with: Vec<String> = options
+                .into_iter()
+                .filter(|o| !o.starts_with("autovacuum_enabled="))
+                .collect();
             // Indexes come after the load (see `bulk`); autovacuum stays
             // away until the swap (the load leaves it nothing to do, and
             // the rebuild analyzes the tables itself).
+            with.extend([
+                "autovacuum_enabled = false".to_owned(),
+                "toast.autovacuum_enabled = false".to_owned(),
+            ]);
             exec(
                 &mut conn,
                 format!(
                     "CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL EXCLUDING INDEXES) \
-                     WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
+                     WITH ({})",
+                    with.join(", ")
                 ),
             )
             .await?;
