@@ -10,12 +10,11 @@ use uuid::Uuid;
 use super::copy::CopyRows;
 use super::{ProjectionError, claim_id_of, decode_state, encode, fold_claims};
 use crate::domain::claim::Claim;
-use crate::service::view;
 use crate::store::RecordedEvent;
 
 /// The table's columns, in the order [`ClaimRow::copy`] writes them.
 pub(super) const COLUMNS: &str =
-    "claim_id, story_id, fact_id, status, asserted_by, state, view, position";
+    "claim_id, story_id, fact_id, status, asserted_by, state, position";
 
 /// A `claims_view` row: a claim as its events left it. The live batches
 /// and the rebuild both take every column from here.
@@ -51,21 +50,16 @@ impl<'a> ClaimRow<'a> {
         &self.claim.asserted_by
     }
 
-    fn view(&self) -> view::ClaimView<'a> {
-        view::ClaimView::of(self.claim)
-    }
-
     /// Writes the row for `COPY`; returns where the state's JSON text lies
     /// in `out` (the facts projection stores the very same text).
     pub(super) fn copy(&self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
-        out.row(8)
+        out.row(7)
             .uuid(self.claim_id)
             .uuid(self.story_id())
             .uuid(self.fact_id())
             .text(self.status())
             .text(self.asserted_by());
         let state = out.json_of(self.claim)?;
-        out.json_of(&self.view())?;
         out.int8(self.position);
         Ok(state)
     }
@@ -102,18 +96,16 @@ pub(super) async fn apply(
         rows.push(ClaimRow::new(id, c, position));
     }
     let mut state = Vec::with_capacity(rows.len());
-    let mut rendered = Vec::with_capacity(rows.len());
     for r in &rows {
         state.push(encode(r.claim)?);
-        rendered.push(encode(&r.view())?);
     }
     sqlx::query(
-        "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, view, position) \
-         SELECT c, s, f, st, a, sj::json, vj::json, p \
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
-              AS u(c, s, f, st, a, sj, vj, p) \
+        "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, position) \
+         SELECT c, s, f, st, a, sj::json, p \
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bigint[]) \
+              AS u(c, s, f, st, a, sj, p) \
          ON CONFLICT (claim_id) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state, \
-             view = EXCLUDED.view, position = EXCLUDED.position",
+             position = EXCLUDED.position",
     )
     .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.story_id()).collect::<Vec<_>>())
@@ -121,7 +113,6 @@ pub(super) async fn apply(
     .bind(rows.iter().map(|r| r.status()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.asserted_by()).collect::<Vec<_>>())
     .bind(&state)
-    .bind(&rendered)
     .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;

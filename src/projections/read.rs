@@ -62,20 +62,21 @@ fn listing<'a>(
     q
 }
 
-/// Claims in id order (UUID v7: assertion order) after `cursor`.
+/// Claims in id order (UUID v7: assertion order) after `cursor`, each as
+/// its stored state's JSON text.
 pub async fn claims(
     pool: &PgPool,
     f: &ClaimFilter,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<(Uuid, Value)>, StoreError> {
+) -> Result<Vec<(Uuid, String)>, StoreError> {
     let filters = [
         ("status", f.status.as_deref().into()),
         ("story_id", f.story_id.map_or(Filter::None, Filter::Uuid)),
         ("asserted_by", f.asserted_by.as_deref().into()),
     ];
     let mut q = listing(
-        "SELECT claim_id, view FROM claims_view",
+        "SELECT claim_id, state::text FROM claims_view",
         "claim_id",
         &filters,
         after,
@@ -217,12 +218,12 @@ pub async fn fact_history(
     .await?)
 }
 
-/// The views of a story's claims, in assertion order.
-pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<Value>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT view FROM claims_view WHERE story_id = $1 ORDER BY claim_id")
-            .bind(story_id)
-            .fetch_all(pool)
-            .await?,
+/// The stored states (JSON text) of a story's claims, in assertion order.
+pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT state::text FROM claims_view WHERE story_id = $1 ORDER BY claim_id",
     )
+    .bind(story_id)
+    .fetch_all(pool)
+    .await?)
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::fact_cache::{Lookup, compact_json};
-use super::{ServiceError, Services};
+use super::{ServiceError, Services, view};
 use crate::domain::claim::Claim;
 use crate::domain::fact::{self, Fact};
 use crate::domain::valid_time::ValidTime;
@@ -114,7 +114,11 @@ impl Services {
         let rows = pread::claims(self.store.pool(), filter, cursor, limit + 1).await?;
         let p = page(rows, limit, |(id, _)| id.to_string());
         Ok(Page {
-            items: p.items.into_iter().map(|(_, v)| v).collect(),
+            items: p
+                .items
+                .iter()
+                .map(|(id, state)| render_claim(*id, state))
+                .collect::<Result<_, _>>()?,
             next: p.next,
         })
     }
@@ -249,8 +253,20 @@ impl Services {
 
     /// The views of a story's claims (from the claims projection).
     pub async fn story_claims(&self, story_id: Uuid) -> Result<Vec<Value>, ServiceError> {
-        Ok(pread::claims_of_story(self.store.pool(), story_id).await?)
+        let states = pread::claims_of_story(self.store.pool(), story_id).await?;
+        states
+            .iter()
+            .map(|state| render_claim(story_id, state))
+            .collect()
     }
+}
+
+/// A claim as the API shows it, from the claims projection's stored state.
+/// `id` only names the claim (or story) in the error.
+fn render_claim(id: Uuid, state: &str) -> Result<Value, ServiceError> {
+    let claim: Claim = serde_json::from_str(state)
+        .map_err(|e| ServiceError::Corrupt(format!("stored state of {id} is unreadable: {e}")))?;
+    Ok(view::claim(&claim))
 }
 
 /// An event as `/v1/events`, the audit trail and the SSE stream show it.

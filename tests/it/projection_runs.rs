@@ -369,6 +369,7 @@ async fn table_definitions(db: &TestDb) -> Vec<String> {
          WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1) \
          UNION ALL SELECT format('%s.%s %s', attrelid::regclass, attname, attcompression) \
          FROM pg_attribute WHERE attrelid::regclass::text = ANY($1) AND attnum > 0 \
+         AND NOT attisdropped \
          ORDER BY 1",
     )
     .bind(TABLES.map(|t| t.0).to_vec())
