@@ -528,6 +528,8 @@ pub enum FactStatus {
 #[derive(ToSchema)]
 pub struct FactClaim {
     pub id: Uuid,
+    /// When the claim was recorded; a fact's claims are in this order.
+    pub asserted_at: DateTime<Utc>,
     pub value: ClaimValue,
     pub valid_at: Option<ValidTime>,
     pub status: ClaimStatus,

@@ -2,6 +2,7 @@
 //! valid time. Pure: computed from the fact's claims, by the facts projection
 //! and (for `valid_at` queries) at read time.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -40,6 +41,9 @@ impl FactStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactClaim {
     pub id: Uuid,
+    /// When the claim was recorded: with `id`, the order of a fact's claims
+    /// (and what lets the facts projection update a document in place).
+    pub asserted_at: DateTime<Utc>,
     pub value: ClaimValue,
     /// Where the claim holds: its own valid_at, else its story's publication time.
     pub valid_at: ValidTime,
@@ -81,16 +85,83 @@ pub fn effective_valid_at(c: &Claim) -> ValidTime {
         .unwrap_or_else(|| ValidTime::Instant(c.asserted.story_published_at.fixed_offset()))
 }
 
+impl FactClaim {
+    pub fn of(c: &Claim) -> FactClaim {
+        FactClaim {
+            id: c.asserted.claim_id,
+            asserted_at: c.asserted_at,
+            value: c.asserted.value.clone(),
+            valid_at: effective_valid_at(c),
+            status: c.status,
+            story_id: c.asserted.story_id,
+            asserted_by: c.asserted_by.clone(),
+            confirmed_by: c.confirmations.iter().map(|x| x.by.clone()).collect(),
+        }
+    }
+
+    fn order(&self) -> (DateTime<Utc>, Uuid) {
+        (self.asserted_at, self.id)
+    }
+}
+
 /// Lays a fact's claims out along valid time. `claims` may be in any order;
 /// the display subject and property are those of the earliest asserted claim.
 pub fn compute<'a>(fact_id: Uuid, claims: impl IntoIterator<Item = &'a Claim>) -> Option<Fact> {
-    let mut claims: Vec<&Claim> = claims.into_iter().collect();
-    claims.sort_by_key(|c| (c.asserted_at, c.asserted.claim_id));
-    let first = claims.first()?;
+    let claims: Vec<&Claim> = claims.into_iter().collect();
+    let first = claims
+        .iter()
+        .min_by_key(|c| (c.asserted_at, c.asserted.claim_id))?;
+    let (subject, property) = (
+        first.asserted.subject.clone(),
+        first.asserted.property.clone(),
+    );
+    let shown = claims.iter().map(|c| FactClaim::of(c)).collect();
+    Some(lay_out(fact_id, subject, property, shown))
+}
 
+impl Fact {
+    /// This document with `changed` claims (new ones, or new states of
+    /// claims already shown) laid out again: equal to [`compute`] over all
+    /// of the fact's claims, without needing the unchanged ones' states.
+    pub fn with_changes<'a>(self, changed: impl IntoIterator<Item = &'a Claim>) -> Fact {
+        let Fact {
+            id,
+            mut subject,
+            mut property,
+            mut claims,
+            ..
+        } = self;
+        let mut earliest: Option<&Claim> = None;
+        for c in changed {
+            let shown = FactClaim::of(c);
+            match claims.iter_mut().find(|x| x.id == shown.id) {
+                Some(slot) => *slot = shown,
+                None => claims.push(shown),
+            }
+            if earliest.is_none_or(|e| {
+                (c.asserted_at, c.asserted.claim_id) < (e.asserted_at, e.asserted.claim_id)
+            }) {
+                earliest = Some(c);
+            }
+        }
+        // Subject and property are those of the earliest claim: a claim in
+        // `changed` when it sorts first, else the document's own.
+        claims.sort_by_key(FactClaim::order);
+        if let (Some(c), Some(first)) = (earliest, claims.first())
+            && first.id == c.asserted.claim_id
+        {
+            subject = c.asserted.subject.clone();
+            property = c.asserted.property.clone();
+        }
+        lay_out(id, subject, property, claims)
+    }
+}
+
+fn lay_out(fact_id: Uuid, subject: String, property: String, mut claims: Vec<FactClaim>) -> Fact {
+    claims.sort_by_key(FactClaim::order);
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     for c in &claims {
-        let at = effective_valid_at(c);
+        let at = c.valid_at;
         let entry = match timeline.iter_mut().find(|e| e.valid_at == at) {
             Some(e) => e,
             None => {
@@ -105,11 +176,9 @@ pub fn compute<'a>(fact_id: Uuid, claims: impl IntoIterator<Item = &'a Claim>) -
                 &mut timeline[last]
             }
         };
-        entry.claim_ids.push(c.asserted.claim_id);
-        if c.status == Status::Verified
-            && !entry.values.iter().any(|v| v.same_as(&c.asserted.value))
-        {
-            entry.values.push(c.asserted.value.clone());
+        entry.claim_ids.push(c.id);
+        if c.status == Status::Verified && !entry.values.iter().any(|v| v.same_as(&c.value)) {
+            entry.values.push(c.value.clone());
         }
     }
     timeline.sort_by_key(|e| e.valid_at);
@@ -123,27 +192,16 @@ pub fn compute<'a>(fact_id: Uuid, claims: impl IntoIterator<Item = &'a Claim>) -
 
     let mut fact = Fact {
         id: fact_id,
-        subject: first.asserted.subject.clone(),
-        property: first.asserted.property.clone(),
+        subject,
+        property,
         status: FactStatus::Unverified,
         value: None,
         valid_at: None,
-        claims: claims
-            .iter()
-            .map(|c| FactClaim {
-                id: c.asserted.claim_id,
-                value: c.asserted.value.clone(),
-                valid_at: effective_valid_at(c),
-                status: c.status,
-                story_id: c.asserted.story_id,
-                asserted_by: c.asserted_by.clone(),
-                confirmed_by: c.confirmations.iter().map(|x| x.by.clone()).collect(),
-            })
-            .collect(),
+        claims,
         timeline,
     };
     fact.settle(None);
-    Some(fact)
+    fact
 }
 
 impl Fact {

@@ -11,8 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -142,15 +140,18 @@ impl FactRow {
         claims: impl IntoIterator<Item = &'a Claim>,
         position: i64,
     ) -> Option<FactRow> {
-        let doc = fact::compute(fact_id, claims)?;
-        Some(FactRow {
-            fact_id,
+        Some(FactRow::of(fact::compute(fact_id, claims)?, position))
+    }
+
+    fn of(doc: fact::Fact, position: i64) -> FactRow {
+        FactRow {
+            fact_id: doc.id,
             subject_key: normalize_key(&doc.subject),
             property_key: normalize_key(&doc.property),
             status: doc.status.as_str(),
             doc,
             position,
-        })
+        }
     }
 
     pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
@@ -195,40 +196,19 @@ pub(super) async fn apply(
         return Ok(());
     }
 
-    // Every claim of every fact the batch touches: a fact's document depends
-    // on all of its claims, not only the ones that changed.
-    let mut fact_ids: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
-        "SELECT DISTINCT fact_id FROM fact_claims WHERE claim_id = ANY($1)",
+    // Only the claims the batch changes are read in full: the rest of each
+    // touched fact is in its current document, which is updated in place.
+    let rows = sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT claim_id, state::text FROM fact_claims WHERE claim_id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    for e in events {
-        if e.event_type == "ClaimAsserted"
-            && let Some(f) = e
-                .data
-                .get("fact_id")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-        {
-            fact_ids.insert(f);
-        }
-    }
-    let fact_list: Vec<Uuid> = fact_ids.into_iter().collect();
-    let mut rows = sqlx::query_as::<_, (Uuid, Uuid, String)>(
-        "SELECT claim_id, fact_id, state::text FROM fact_claims WHERE fact_id = ANY($1)",
-    )
-    .bind(&fact_list)
-    .fetch(&mut *conn);
-    let mut states: HashMap<Uuid, Claim> = HashMap::new();
-    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    while let Some((claim_id, fact_id, state)) = rows.try_next().await? {
+    .await?;
+    let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
+    for (claim_id, state) in rows {
         states.insert(claim_id, decode_state(claim_id, &state)?);
-        members.entry(fact_id).or_default().push(claim_id);
     }
-    drop(rows);
+    let mut changed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
 
     let mut versions: Vec<Version> = Vec::new();
     let mut last_version: HashMap<Uuid, usize> = HashMap::new();
@@ -239,7 +219,7 @@ pub(super) async fn apply(
         let Some(id) = claim_id_of(e) else { continue };
         let next = evolve_logged(states.remove(&id), e)?;
         let fact_id = next.asserted.fact_id;
-        let list = members.entry(fact_id).or_default();
+        let list = changed.entry(fact_id).or_default();
         if !list.contains(&id) {
             list.push(id);
         }
@@ -272,7 +252,7 @@ pub(super) async fn apply(
 
     write_claims(conn, &versions, &states).await?;
     write_versions(conn, &versions).await?;
-    write_facts(conn, &touched_facts, &members, &states).await?;
+    write_facts(conn, &touched_facts, &changed, &states).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -392,23 +372,41 @@ async fn write_versions(
     Ok(())
 }
 
-/// The current document of every fact the batch touched, computed once.
+/// The new document of every fact the batch touched: its current one with
+/// the batch's changed claims laid out again (a new fact: from those alone).
 async fn write_facts(
     conn: &mut PgConnection,
     touched: &[(Uuid, i64)],
-    members: &HashMap<Uuid, Vec<Uuid>>,
+    changed: &HashMap<Uuid, Vec<Uuid>>,
     states: &HashMap<Uuid, Claim>,
 ) -> Result<(), ProjectionError> {
+    let fact_ids: Vec<Uuid> = touched.iter().map(|t| t.0).collect();
+    let mut current: HashMap<Uuid, fact::Fact> = HashMap::with_capacity(touched.len());
+    for (fact_id, doc) in sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT fact_id, doc::text FROM facts_view WHERE fact_id = ANY($1)",
+    )
+    .bind(&fact_ids)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let doc = serde_json::from_str(&doc).map_err(|e| ProjectionError::Unappliable {
+            position: 0,
+            reason: format!("stored document of fact {fact_id} is unreadable: {e}"),
+        })?;
+        current.insert(fact_id, doc);
+    }
     let mut rows = Vec::with_capacity(touched.len());
     for (fact_id, position) in touched {
-        let claims = members
+        let claims = changed
             .get(fact_id)
             .into_iter()
             .flatten()
             .filter_map(|c| states.get(c));
-        if let Some(row) = FactRow::compute(*fact_id, claims, *position) {
-            rows.push(row);
-        }
+        let row = match current.remove(fact_id) {
+            Some(doc) => Some(FactRow::of(doc.with_changes(claims), *position)),
+            None => FactRow::compute(*fact_id, claims, *position),
+        };
+        rows.extend(row);
     }
     let mut docs = Vec::with_capacity(rows.len());
     for r in &rows {

@@ -9,6 +9,7 @@ mod api_docs;
 mod api_writes;
 mod cli;
 mod domain_claim;
+mod domain_fact;
 mod fact_cache;
 mod faults;
 mod fuzz_parsers;
