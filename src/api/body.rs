@@ -24,6 +24,12 @@ pub struct JsonBody {
 /// stands for `{}`: for endpoints whose fields are all optional.
 pub struct OptionalJsonBody(pub JsonBody);
 
+impl From<OptionalJsonBody> for JsonBody {
+    fn from(body: OptionalJsonBody) -> JsonBody {
+        body.0
+    }
+}
+
 fn is_json(content_type: &str) -> bool {
     let essence = content_type
         .split(';')

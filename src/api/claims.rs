@@ -46,87 +46,54 @@ async fn act(
     Ok(write::respond(outcome, "/v1/claims"))
 }
 
-pub async fn confirm(
-    State(state): State<SharedState>,
-    Writer(actor): Writer,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    OptionalJsonBody(body): OptionalJsonBody,
-) -> Result<Response, ApiError> {
-    act(
-        state,
-        actor,
-        id,
-        uri.path(),
-        headers,
-        body,
-        input::confirmation,
-    )
-    .await
+/// The life-cycle actions differ only in how the body is read (all of a
+/// confirmation's fields are optional, so it may be empty) and parsed.
+macro_rules! action {
+    ($(#[$doc:meta])* $name:ident, $body:ty, $parse:path) => {
+        $(#[$doc])*
+        pub async fn $name(
+            State(state): State<SharedState>,
+            Writer(actor): Writer,
+            Path(id): Path<String>,
+            OriginalUri(uri): OriginalUri,
+            headers: HeaderMap,
+            body: $body,
+        ) -> Result<Response, ApiError> {
+            act(state, actor, id, uri.path(), headers, body.into(), $parse).await
+        }
+    };
 }
 
-pub async fn dispute(
-    State(state): State<SharedState>,
-    Writer(actor): Writer,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
-    act(state, actor, id, uri.path(), headers, body, input::dispute).await
-}
-
-pub async fn retract(
-    State(state): State<SharedState>,
-    Writer(actor): Writer,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
-    act(
-        state,
-        actor,
-        id,
-        uri.path(),
-        headers,
-        body,
-        input::retraction,
-    )
-    .await
-}
-
-pub async fn amend(
-    State(state): State<SharedState>,
-    Writer(actor): Writer,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
-    act(
-        state,
-        actor,
-        id,
-        uri.path(),
-        headers,
-        body,
-        input::amendment,
-    )
-    .await
-}
-
-pub async fn evidence(
-    State(state): State<SharedState>,
-    Writer(actor): Writer,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
-    act(state, actor, id, uri.path(), headers, body, input::evidence).await
-}
+action!(
+    /// `POST /v1/claims/{id}/confirmations`.
+    confirm,
+    OptionalJsonBody,
+    input::confirmation
+);
+action!(
+    /// `POST /v1/claims/{id}/disputes`.
+    dispute,
+    JsonBody,
+    input::dispute
+);
+action!(
+    /// `POST /v1/claims/{id}/retraction`.
+    retract,
+    JsonBody,
+    input::retraction
+);
+action!(
+    /// `POST /v1/claims/{id}/amendments`.
+    amend,
+    JsonBody,
+    input::amendment
+);
+action!(
+    /// `POST /v1/claims/{id}/evidence`.
+    evidence,
+    JsonBody,
+    input::evidence
+);
 
 /// Folded from the claim's own stream: reflects every acknowledged write.
 pub async fn get(
