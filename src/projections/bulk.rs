@@ -84,7 +84,6 @@ pub(super) struct Bulk {
 
 struct Writers {
     claims_view: Option<CopyWriter>,
-    fact_claims: Option<CopyWriter>,
     facts_view: Option<CopyWriter>,
     versions: Option<CopyWriter>,
     history: Option<CopyWriter>,
@@ -107,7 +106,6 @@ impl Writers {
         };
         Ok(Writers {
             claims_view: start(&t.claims, "claims_view", claims::COLUMNS).await?,
-            fact_claims: start(&t.facts, "fact_claims", facts::FACT_CLAIMS_COLUMNS).await?,
             facts_view: start(&t.facts, "facts_view", facts::FACTS_COLUMNS).await?,
             versions: start(&t.facts, "claim_versions", facts::VERSIONS_COLUMNS).await?,
             history: start(&t.facts, "fact_events", facts::HISTORY_COLUMNS).await?,
@@ -357,29 +355,18 @@ pub(super) async fn load(
             end: None,
             state: StateText::Of(state),
         };
-        // The state's text is serialized once, into the first table that
-        // takes it; the facts projection's copy and open version take the
-        // same bytes.
+        // The state's text is serialized once: the open version takes the
+        // claims table's bytes when both projections are rebuilt.
         let json = match &mut w.claims_view {
             Some(cw) => Some(row.copy(cw.rows())?),
             None => None,
         };
-        if let (Some(v), Some(fc)) = (&mut w.versions, &mut w.fact_claims) {
-            match (&w.claims_view, json) {
-                (Some(cw), Some(range)) => {
-                    let text = StateText::Encoded(cw.slice(range));
-                    facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, text)?;
-                    open.state = text;
-                }
-                _ => {
-                    let range =
-                        facts::copy_fact_claim(fc.rows(), f.id, f.fact_id, StateText::Of(state))?;
-                    open.state = StateText::Encoded(fc.slice(range));
-                }
+        if let Some(v) = &mut w.versions {
+            if let (Some(cw), Some(range)) = (&w.claims_view, json) {
+                open.state = StateText::Encoded(cw.slice(range));
             }
             open.copy(v.rows())?;
             flush(v, &mut w.waiting).await?;
-            flush(fc, &mut w.waiting).await?;
         }
         if let Some(cw) = &mut w.claims_view {
             flush(cw, &mut w.waiting).await?;
@@ -409,7 +396,6 @@ pub(super) async fn load(
     let t = Instant::now();
     for (writer, schema, table) in [
         (w.claims_view, &targets.claims, "claims_view"),
-        (w.fact_claims, &targets.facts, "fact_claims"),
         (w.facts_view, &targets.facts, "facts_view"),
         (w.versions, &targets.facts, "claim_versions"),
     ] {

@@ -7,7 +7,7 @@
 //! otherwise store its whole document again for every change to any of them.
 //! A fact as of a record time is computed from its claims' versions then.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
@@ -29,21 +29,6 @@ use crate::store::RecordedEvent;
 /// events of one record time are always adjacent among the claim's events.
 pub(super) fn same_version(open: DateTime<Utc>, recorded_at: DateTime<Utc>) -> bool {
     open == recorded_at
-}
-
-/// Columns of `fact_claims`, in the order [`copy_fact_claim`] writes them.
-pub(super) const FACT_CLAIMS_COLUMNS: &str = "claim_id, fact_id, state";
-
-/// A `fact_claims` row: the projection's own copy of a claim's state;
-/// returns where the state's JSON text lies in `out`.
-pub(super) fn copy_fact_claim(
-    out: &mut CopyRows,
-    claim_id: Uuid,
-    fact_id: Uuid,
-    state: StateText<'_>,
-) -> Result<Range<usize>, ProjectionError> {
-    out.row(3).uuid(claim_id).uuid(fact_id);
-    state.copy(out)
 }
 
 /// Columns of `claim_versions`, in the order [`VersionRow`] writes them.
@@ -196,10 +181,12 @@ pub(super) async fn apply(
         return Ok(());
     }
 
-    // Only the claims the batch changes are read in full: the rest of each
-    // touched fact is in its current document, which is updated in place.
+    // Only the claims the batch changes are read in full, from their open
+    // versions (a claim's current state): the rest of each touched fact is
+    // in its current document, which is updated in place.
     let rows = sqlx::query_as::<_, (Uuid, String)>(
-        "SELECT claim_id, state::text FROM fact_claims WHERE claim_id = ANY($1)",
+        "SELECT claim_id, state::text FROM claim_versions \
+         WHERE claim_id = ANY($1) AND to_position IS NULL",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -250,43 +237,9 @@ pub(super) async fn apply(
         history.push((fact_id, e.position, id));
     }
 
-    write_claims(conn, &versions, &states).await?;
     write_versions(conn, &versions).await?;
     write_facts(conn, &touched_facts, &changed, &states).await?;
     write_history(conn, &history).await?;
-    Ok(())
-}
-
-async fn write_claims(
-    conn: &mut PgConnection,
-    versions: &[Version],
-    states: &HashMap<Uuid, Claim>,
-) -> Result<(), ProjectionError> {
-    let mut seen = HashSet::new();
-    let mut claim_id = Vec::new();
-    let mut fact_id = Vec::new();
-    let mut state = Vec::new();
-    for v in versions {
-        if !seen.insert(v.claim_id) {
-            continue;
-        }
-        let Some(c) = states.get(&v.claim_id) else {
-            continue;
-        };
-        claim_id.push(v.claim_id);
-        fact_id.push(v.fact_id);
-        state.push(encode(c)?);
-    }
-    sqlx::query(
-        "INSERT INTO fact_claims (claim_id, fact_id, state) \
-         SELECT c, f, s::json FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(c, f, s) \
-         ON CONFLICT (claim_id) DO UPDATE SET state = EXCLUDED.state",
-    )
-    .bind(&claim_id)
-    .bind(&fact_id)
-    .bind(&state)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 

@@ -52,7 +52,7 @@ impl Projection {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Projection::Claims => &["claims_view"],
-            Projection::Facts => &["fact_claims", "facts_view", "claim_versions", "fact_events"],
+            Projection::Facts => &["facts_view", "claim_versions", "fact_events"],
         }
     }
 

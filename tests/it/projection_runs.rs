@@ -128,9 +128,8 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
     }
 }
 
-const TABLES: [(&str, &str); 5] = [
+const TABLES: [(&str, &str); 4] = [
     ("claims_view", "claim_id"),
-    ("fact_claims", "claim_id"),
     ("facts_view", "fact_id"),
     ("claim_versions", "claim_id, from_position"),
     ("fact_events", "fact_id, position"),
