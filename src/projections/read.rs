@@ -31,34 +31,72 @@ impl<'a> From<Option<&'a str>> for Filter<'a> {
 /// A listing query with only the filters actually given: a catch-all
 /// `($1 IS NULL OR col = $1)` cannot use an index once PostgreSQL caches a
 /// generic plan for the prepared statement.
+///
+/// `indexed` lists, in order of preference, the column sets that have an
+/// index on `(columns…, key)`. The first set whose columns are all filtered
+/// leads the `ORDER BY` (the same order, since those columns are fixed by
+/// the filter), so only that index can return the page without a sort.
+/// Ordered by `key` alone, PostgreSQL preferred the primary key with the
+/// filter applied row by row, expecting matches to be spread evenly; but
+/// the claims editors list most (`status=pending`) are the newest, at the
+/// far end of the key order, and that plan read the whole table per page.
+/// Those leading columns are matched as `col >= $v AND col <= $v`: with
+/// `col = $v` the planner knows `col` is fixed, drops it from the order and
+/// is back to choosing the primary key.
 fn listing<'a>(
     select: &str,
     key: &str,
     filters: &'a [(&'static str, Filter<'a>)],
+    indexed: &[&[&'static str]],
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
+    let filtered = |c: &&str| {
+        filters
+            .iter()
+            .any(|(column, v)| column == c && !matches!(v, Filter::None))
+    };
+    let leading: &[&str] = indexed
+        .iter()
+        .find(|set| set.iter().all(filtered))
+        .copied()
+        .unwrap_or_default();
     let mut q = QueryBuilder::new(select);
     let mut glue = " WHERE ";
     for (column, value) in filters {
-        match value {
-            Filter::None => continue,
-            Filter::Text(v) => q
-                .push(glue)
-                .push(*column)
-                .push(" = ")
-                .push_bind(v.to_string()),
-            Filter::Uuid(v) => q.push(glue).push(*column).push(" = ").push_bind(*v),
+        let ranged = leading.contains(column);
+        let bind = |q: &mut QueryBuilder<Postgres>| match value {
+            Filter::None => {}
+            Filter::Text(v) => {
+                q.push_bind(v.to_string());
+            }
+            Filter::Uuid(v) => {
+                q.push_bind(*v);
+            }
         };
+        if matches!(value, Filter::None) {
+            continue;
+        }
+        q.push(glue).push(*column);
+        if ranged {
+            q.push(" >= ");
+            bind(&mut q);
+            q.push(" AND ").push(*column).push(" <= ");
+            bind(&mut q);
+        } else {
+            q.push(" = ");
+            bind(&mut q);
+        }
         glue = " AND ";
     }
     if let Some(a) = after {
         q.push(glue).push(key).push(" > ").push_bind(a);
     }
-    q.push(" ORDER BY ")
-        .push(key)
-        .push(" LIMIT ")
-        .push_bind(limit);
+    q.push(" ORDER BY ");
+    for column in leading {
+        q.push(*column).push(", ");
+    }
+    q.push(key).push(" LIMIT ").push_bind(limit);
     q
 }
 
@@ -79,6 +117,8 @@ pub async fn claims(
         "SELECT claim_id, state::text FROM claims_view",
         "claim_id",
         &filters,
+        // claims_view_story, claims_view_asserted_by, claims_view_status.
+        &[&["story_id"], &["asserted_by"], &["status"]],
         after,
         limit,
     );
@@ -108,6 +148,12 @@ pub async fn facts(
         "SELECT fact_id, doc FROM facts_view",
         "fact_id",
         &filters,
+        // facts_view_keys, facts_view_property, facts_view_status.
+        &[
+            &["subject_key", "property_key"],
+            &["property_key"],
+            &["status"],
+        ],
         after,
         limit,
     );
