@@ -14,6 +14,7 @@ mod fact_cache;
 mod faults;
 mod fuzz_parsers;
 mod hostile;
+mod listing_plans;
 mod projection_runs;
 mod read_audit;
 mod read_facts;
