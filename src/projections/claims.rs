@@ -1,5 +1,5 @@
-//! The claims projection: one row per claim with its folded state and its
-//! API rendering.
+//! The claims projection: one row per claim with its folded state (the API
+//! view is rendered from it when read).
 
 use std::collections::HashMap;
 use std::ops::Range;

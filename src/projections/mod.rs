@@ -69,10 +69,10 @@ impl Projection {
         }
     }
 
-    /// Events per live batch. A facts batch holds the state of every claim
-    /// of every fact it touches (dozens per event in a busy fact), so it
-    /// takes fewer events: this bounds the worker's memory when it is far
-    /// behind, at the cost of a few more commits while it catches up.
+    /// Events per live batch. A facts batch holds the whole document of
+    /// every fact it touches (every claim of a busy fact), so it takes fewer
+    /// events: this bounds the worker's memory when it is far behind, at the
+    /// cost of a few more commits while it catches up.
     pub(crate) fn batch_size(self) -> i64 {
         match self {
             Projection::Claims => 500,

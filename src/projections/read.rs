@@ -100,14 +100,22 @@ fn listing<'a>(
     q
 }
 
+const CLAIMS_SELECT: &str = "SELECT claim_id, state::text FROM claims_view";
+
+/// The claims listing; `explain` asks for its plan instead of its rows.
 fn claims_listing<'a>(
-    select: &str,
+    explain: bool,
     filters: &'a [(&'static str, Filter<'a>)],
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
+    let select = if explain {
+        format!("EXPLAIN {CLAIMS_SELECT}")
+    } else {
+        CLAIMS_SELECT.to_owned()
+    };
     listing(
-        select,
+        &select,
         "claim_id",
         filters,
         // claims_view_story, claims_view_asserted_by, claims_view_status.
@@ -134,12 +142,7 @@ pub async fn claims(
     limit: i64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
     let filters = claim_filters(f);
-    let mut q = claims_listing(
-        "SELECT claim_id, state::text FROM claims_view",
-        &filters,
-        after,
-        limit,
-    );
+    let mut q = claims_listing(false, &filters, after, limit);
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
@@ -153,12 +156,7 @@ pub async fn explain_claims(
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
     let filters = claim_filters(f);
-    let mut q = claims_listing(
-        "EXPLAIN SELECT claim_id, state::text FROM claims_view",
-        &filters,
-        after,
-        limit,
-    );
+    let mut q = claims_listing(true, &filters, after, limit);
     Ok(q.build_query_scalar().fetch_all(conn).await?)
 }
 

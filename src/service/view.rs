@@ -11,13 +11,11 @@ use crate::domain::story::Story;
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 
-/// A claim as responses and the claims projection show it: one definition,
-/// rendered as a `Value` for responses (keys sorted, as they always were)
-/// or serialized straight to text by the projection (stored as jsonb, where
-/// key order does not exist). The fields are declared in jsonb's own key
-/// order (shorter keys first), which spares the server sorting them.
+/// A claim as responses show it (single reads, listings, a story's claims),
+/// rendered through a `Value`, whose keys come out sorted whatever the
+/// order declared here.
 #[derive(Serialize)]
-pub struct ClaimView<'a> {
+struct ClaimView<'a> {
     id: Uuid,
     quote: &'a str,
     value: &'a ClaimValue,
@@ -42,7 +40,7 @@ pub struct ClaimView<'a> {
 }
 
 impl<'a> ClaimView<'a> {
-    pub fn of(c: &'a Claim) -> Self {
+    fn of(c: &'a Claim) -> Self {
         let a = &c.asserted;
         ClaimView {
             id: a.claim_id,
