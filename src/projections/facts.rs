@@ -170,6 +170,10 @@ struct Version {
     state: Claim,
 }
 
+/// The current states of the claims `$1`: their open versions.
+pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text FROM claim_versions \
+     WHERE claim_id = ANY($1) AND to_position IS NULL";
+
 pub(super) async fn apply(
     conn: &mut PgConnection,
     events: &[RecordedEvent],
@@ -184,13 +188,10 @@ pub(super) async fn apply(
     // Only the claims the batch changes are read in full, from their open
     // versions (a claim's current state): the rest of each touched fact is
     // in its current document, which is updated in place.
-    let rows = sqlx::query_as::<_, (Uuid, String)>(
-        "SELECT claim_id, state::text FROM claim_versions \
-         WHERE claim_id = ANY($1) AND to_position IS NULL",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query_as::<_, (Uuid, String)>(OPEN_STATES)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
     for (claim_id, state) in rows {
         states.insert(claim_id, decode_state(claim_id, &state)?);

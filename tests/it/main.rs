@@ -7,6 +7,7 @@ mod support;
 mod api_auth;
 mod api_docs;
 mod api_writes;
+mod batch_plans;
 mod cli;
 mod domain_claim;
 mod domain_fact;
