@@ -66,11 +66,20 @@ pub struct Runner {
 /// the planner start parallel workers for a handful of rows: 7 ms of worker
 /// start-up around 0.1 ms of work, on every batch. No batch statement reads
 /// enough rows to gain from parallelism, so it is off on these connections.
+///
+/// A batch commits without waiting for its WAL to reach disk
+/// (`synchronous_commit = off`): everything it writes is derived from events
+/// already durable, and its checkpoint moves in the same transaction, so a
+/// crash can only lose whole batches at the end of the WAL, which the worker
+/// then applies again. Nothing acknowledged to a client depends on it (write
+/// acknowledgements come from the log's own, synchronous commits); it frees
+/// the disk flushes for them.
 fn batch_options(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
     pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_custom_plan"),
         ("enable_seqscan", "off"),
         ("max_parallel_workers_per_gather", "0"),
+        ("synchronous_commit", "off"),
     ])
 }
 
