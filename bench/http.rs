@@ -650,25 +650,32 @@ async fn top_statements(pool: &PgPool) -> Option<String> {
         .execute(pool)
         .await
         .ok()?;
-    let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
-        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 140), calls, total_exec_time, rows \
+    // Planning time is 0 unless `pg_stat_statements.track_planning=on`.
+    let rows: Vec<(String, i64, f64, f64, i64)> = sqlx::query_as(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 140), calls, total_exec_time, \
+                total_plan_time, rows \
          FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
-         WHERE d.datname = current_database() ORDER BY total_exec_time DESC LIMIT 15",
+         WHERE d.datname = current_database() \
+         ORDER BY total_exec_time + total_plan_time DESC LIMIT 15",
     )
     .fetch_all(pool)
     .await
     .ok()?;
     let mut out = String::from(
-        "PostgreSQL statements by total execution time (pg_stat_statements):\n\n\
-         | statement | calls | total ms | ms per call | rows per call |\n|---|---:|---:|---:|---:|\n",
+        "PostgreSQL statements by total execution and planning time (pg_stat_statements; \
+         planning is counted only with `pg_stat_statements.track_planning=on`):\n\n\
+         | statement | calls | total ms | ms per call | planning ms per call | rows per call |\n\
+         |---|---:|---:|---:|---:|---:|\n",
     );
-    for (q, calls, total, rows) in rows {
+    for (q, calls, total, plan, rows) in rows {
+        let calls_f = calls.max(1) as f64;
         let _ = writeln!(
             out,
-            "| `{}` | {calls} | {total:.0} | {:.3} | {:.1} |",
+            "| `{}` | {calls} | {total:.0} | {:.3} | {:.3} | {:.1} |",
             q.replace('|', "\\|"),
-            total / calls.max(1) as f64,
-            rows as f64 / calls.max(1) as f64
+            total / calls_f,
+            plan / calls_f,
+            rows as f64 / calls_f
         );
     }
     Some(out)
