@@ -82,7 +82,7 @@ async fn fact_text(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Str
     res.text().await.expect("body")
 }
 
-async fn fact(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Value {
+pub(crate) async fn fact(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Value {
     serde_json::from_str(&fact_text(app, token, fact, wait_for).await).expect("json")
 }
 

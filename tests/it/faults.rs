@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use factlog::db::EphemeralCluster;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::support::{AppOptions, TestApp, TestDb};
 
@@ -314,4 +315,150 @@ async fn a_server_killed_under_load_loses_no_acknowledged_write() {
             .expect("rebuild");
     }
     assert_eq!(live, crate::projection_runs::dump(&db).await);
+}
+
+/// Asserts claims and confirms every other one, ignoring failures (the
+/// database is away for part of the run).
+async fn claim_load(app: Arc<TestApp>, editors: [String; 2], story: String, stop: Arc<AtomicBool>) {
+    let mut i = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        i += 1;
+        let body = json!({
+            "story_id": story, "subject": format!("s{}", i % 20), "property": "p",
+            "value": {"kind": "quantity", "amount": i.to_string(), "unit": "soldier"},
+            "quote": "q"
+        });
+        let sent = app
+            .post("/v1/claims", &editors[0])
+            .json(&body)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await;
+        let Ok(res) = sent else { continue };
+        let status = res.status().as_u16();
+        assert!(matches!(status, 201 | 503), "assert answered {status}");
+        if status != 201 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let claim: Value = res.json().await.unwrap_or(Value::Null);
+        if let (Some(id), true) = (claim["id"].as_str(), i.is_multiple_of(2)) {
+            let _ = app
+                .post(&format!("/v1/claims/{id}/confirmations"), &editors[1])
+                .json(&json!({}))
+                .timeout(Duration::from_secs(15))
+                .send()
+                .await;
+        }
+    }
+}
+
+/// Stops the cluster as a crash would (immediate shutdown: no checkpoint, no
+/// WAL flush), then starts it again.
+async fn crash_and_restart(mut cluster: EphemeralCluster) -> EphemeralCluster {
+    tokio::task::spawn_blocking(move || {
+        cluster.halt(true);
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.resume().expect("restart");
+        cluster
+    })
+    .await
+    .expect("restart")
+}
+
+/// Projection batches commit without waiting for the disk; a crash of the
+/// database mid-projection may lose the last of them, and the workers must
+/// then apply those events again: nothing skipped, nothing applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
+    let cluster = EphemeralCluster::start(false).expect("own cluster");
+    let db = TestDb::create_on(&cluster.url("crash_projection")).await;
+    let app = Arc::new(TestApp::start_on(db, AppOptions::default()).await);
+    let editors = [
+        app.token("ann", "editor").await,
+        app.token("bob", "editor").await,
+    ];
+    let (s, _, story) = app
+        .post_json(
+            "/v1/stories",
+            &editors[0],
+            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let story = story["id"].as_str().expect("story id").to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(claim_load(
+                app.clone(),
+                editors.clone(),
+                story.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM claims_view")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("projected before the crash");
+    assert!(
+        before > 0,
+        "the projections were at work when the crash came"
+    );
+    let cluster = crash_and_restart(cluster).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.expect("writer");
+    }
+
+    // Again the moment the projections catch up: with no append committing
+    // after them, their last batches are likely still only in memory.
+    crate::projection_runs::caught_up(&app.db, Duration::from_secs(60)).await;
+    let checkpoints = "SELECT sum(position)::bigint FROM projection_checkpoints";
+    let done: i64 = sqlx::query_scalar(checkpoints)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("checkpoints");
+    let _cluster = crash_and_restart(cluster).await;
+    if let Ok(after) = sqlx::query_scalar::<_, i64>(checkpoints)
+        .fetch_one(&app.db.pool)
+        .await
+    {
+        // Informative only: whether anything was lost is up to the WAL writer.
+        eprintln!("the crash took the checkpoints (summed) from {done} back to {after}");
+    }
+    crate::projection_runs::caught_up(&app.db, Duration::from_secs(60)).await;
+
+    // The API's fact cache saw the checkpoint go back and serves what the
+    // table holds.
+    let reader = app.token("rita", "reader").await;
+    let head = factlog::store::read_head(&app.db.pool)
+        .await
+        .expect("head")
+        .position;
+    let docs: Vec<(Uuid, Value)> = sqlx::query_as("SELECT fact_id, doc::jsonb FROM facts_view")
+        .fetch_all(&app.db.pool)
+        .await
+        .expect("documents");
+    for (id, doc) in docs {
+        let served = crate::fact_cache::fact(&app, &reader, &id.to_string(), head).await;
+        assert_eq!(served, doc, "fact {id}");
+    }
+
+    crate::projection_runs::caught_up(&app.db, Duration::from_secs(60)).await;
+    let live = crate::projection_runs::dump(&app.db).await;
+    assert!(
+        live.iter().all(|(_, rows)| !rows.is_empty()),
+        "every projection table has rows"
+    );
+    for p in factlog::projections::ALL {
+        factlog::projections::rebuild(&app.db.pool, p, |_| {})
+            .await
+            .expect("rebuild");
+    }
+    assert_eq!(live, crate::projection_runs::dump(&app.db).await);
 }

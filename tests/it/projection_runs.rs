@@ -164,7 +164,7 @@ async fn lowest(db: &TestDb) -> i64 {
         .expect("checkpoints")
 }
 
-async fn caught_up(db: &TestDb, within: Duration) {
+pub(crate) async fn caught_up(db: &TestDb, within: Duration) {
     let target = head(db).await;
     let started = Instant::now();
     while lowest(db).await < target {
