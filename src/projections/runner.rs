@@ -64,7 +64,9 @@ pub struct Runner {
 /// whole-table scan is the last resort here, which also keeps cached generic
 /// plans on the indexes: statements are planned once, not per batch (planning
 /// every batch with its real arrays, as an earlier version did, cost 0.05-0.15
-/// ms per statement, about 0.7 ms per facts batch). The same misestimates (a look-up of 100 claims guessed at 130k rows) made
+/// ms per statement, about 0.7 ms per facts batch).
+///
+/// The same misestimates (a look-up of 100 claims guessed at 130k rows) made
 /// the planner start parallel workers for a handful of rows: 7 ms of worker
 /// start-up around 0.1 ms of work, on every batch. No batch statement reads
 /// enough rows to gain from parallelism, so it is off on these connections.
