@@ -122,7 +122,7 @@ async fn settle_and_check(base: &str, token: &str, pool: &sqlx::PgPool, outcomes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_under_load_gives_503s_then_recovers_with_nothing_lost() {
-    let mut cluster = EphemeralCluster::start(false).expect("own cluster");
+    let cluster = EphemeralCluster::start(false).expect("own cluster");
     let db = TestDb::create_on(&cluster.url("faults")).await;
     let app = TestApp::start_on(db, AppOptions::default()).await;
     let token = app.token("ann", "editor").await;
@@ -142,15 +142,7 @@ async fn a_database_restart_under_load_gives_503s_then_recovers_with_nothing_los
         .collect();
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    // A crash (immediate shutdown), down for two seconds, then back.
-    let _cluster = tokio::task::spawn_blocking(move || {
-        cluster.halt(true);
-        std::thread::sleep(Duration::from_secs(2));
-        cluster.resume().expect("restart");
-        cluster
-    })
-    .await
-    .expect("restart");
+    let _cluster = crash_and_restart(cluster, Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -355,11 +347,11 @@ async fn claim_load(app: Arc<TestApp>, editors: [String; 2], story: String, stop
 }
 
 /// Stops the cluster as a crash would (immediate shutdown: no checkpoint, no
-/// WAL flush), then starts it again.
-async fn crash_and_restart(mut cluster: EphemeralCluster) -> EphemeralCluster {
+/// WAL flush), leaves it down for `down`, then starts it again.
+async fn crash_and_restart(mut cluster: EphemeralCluster, down: Duration) -> EphemeralCluster {
     tokio::task::spawn_blocking(move || {
         cluster.halt(true);
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(down);
         cluster.resume().expect("restart");
         cluster
     })
@@ -409,7 +401,7 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
         before > 0,
         "the projections were at work when the crash came"
     );
-    let cluster = crash_and_restart(cluster).await;
+    let cluster = crash_and_restart(cluster, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -424,7 +416,7 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
         .fetch_one(&app.db.pool)
         .await
         .expect("checkpoints");
-    let _cluster = crash_and_restart(cluster).await;
+    let _cluster = crash_and_restart(cluster, Duration::from_secs(1)).await;
     if let Ok(after) = sqlx::query_scalar::<_, i64>(checkpoints)
         .fetch_one(&app.db.pool)
         .await
