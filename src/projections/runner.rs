@@ -78,7 +78,8 @@ pub struct Runner {
 /// then applies again. Nothing acknowledged to a client depends on it (write
 /// acknowledgements come from the log's own, synchronous commits); it frees
 /// the disk flushes for them.
-fn batch_options(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
+#[doc(hidden)]
+pub fn batch_options(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
     pool.connect_options().as_ref().clone().options([
         ("enable_seqscan", "off"),
         ("max_parallel_workers_per_gather", "0"),
@@ -86,11 +87,13 @@ fn batch_options(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
     ])
 }
 
-/// The plan of the facts projection's look-up of claim states, on a
-/// connection set up as the workers' are: a test hook.
+/// The plan `conn` chooses for the facts projection's look-up of claim
+/// states (with [`batch_options`], the plan a worker gets): a test hook.
 #[doc(hidden)]
-pub async fn explain_open_states(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<String>, StoreError> {
-    let mut conn = PgConnection::connect_with(&batch_options(pool)).await?;
+pub async fn explain_open_states(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<String>, StoreError> {
     Ok(
         // A constant of ours behind EXPLAIN: nothing from outside.
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -98,7 +101,7 @@ pub async fn explain_open_states(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Stri
             super::facts::OPEN_STATES
         )))
         .bind(ids)
-        .fetch_all(&mut conn)
+        .fetch_all(conn)
         .await?,
     )
 }

@@ -4,7 +4,8 @@
 //! thousands of rows made the planner start parallel workers for a batch
 //! that reads a few: 7 ms of start-up around 0.1 ms of work, every batch.
 
-use factlog::projections::explain_open_states;
+use factlog::projections::{batch_options, explain_open_states};
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::support::TestDb;
@@ -29,21 +30,20 @@ async fn a_batch_look_up_never_starts_parallel_workers() {
 
     // The premise: with PostgreSQL's default settings this look-up goes
     // parallel.
-    let default_plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT claim_id, state::text FROM claim_versions \
-         WHERE claim_id = ANY($1) AND to_position IS NULL",
-    )
-    .bind(&ids)
-    .fetch_all(&db.pool)
-    .await
-    .expect("explain with defaults");
-    let default_plan = default_plan.join("\n");
+    let mut pooled = db.pool.acquire().await.expect("pooled connection");
+    let default_plan = explain_open_states(&mut pooled, &ids)
+        .await
+        .expect("explain with defaults")
+        .join("\n");
     assert!(
         default_plan.contains("Gather"),
         "this test needs statistics that make the default plan parallel:\n{default_plan}"
     );
 
-    let plan = explain_open_states(&db.pool, &ids)
+    let mut worker = PgConnection::connect_with(&batch_options(&db.pool))
+        .await
+        .expect("a worker's connection");
+    let plan = explain_open_states(&mut worker, &ids)
         .await
         .expect("explain on a worker's connection")
         .join("\n");
