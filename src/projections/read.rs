@@ -64,7 +64,6 @@ fn listing<'a>(
     let mut q = QueryBuilder::new(select);
     let mut glue = " WHERE ";
     for (column, value) in filters {
-        let ranged = leading.contains(column);
         let bind = |q: &mut QueryBuilder<Postgres>| match value {
             Filter::None => {}
             Filter::Text(v) => {
@@ -78,7 +77,7 @@ fn listing<'a>(
             continue;
         }
         q.push(glue).push(*column);
-        if ranged {
+        if leading.contains(column) {
             q.push(" >= ");
             bind(&mut q);
             q.push(" AND ").push(*column).push(" <= ");
