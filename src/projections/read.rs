@@ -205,7 +205,7 @@ pub async fn fact_text(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreE
     )
 }
 
-/// What changed in `facts_view` since a checkpoint, read in one snapshot.
+/// Which fact documents changed since a checkpoint, read in one snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactChanges {
     /// The facts checkpoint in that snapshot.
@@ -214,18 +214,21 @@ pub struct FactChanges {
     pub generation: i64,
     /// The facts whose documents changed after the checkpoint asked about;
     /// `None` when the generation is not the one asked about (everything may
-    /// have changed), or when more than `limit` changed.
+    /// have changed), or when more than `limit` events changed facts.
     pub changed: Option<Vec<Uuid>>,
 }
 
 /// The facts checkpoint and generation, and (when `generation` is still
 /// current) the facts written after checkpoint `after`, in one statement and
-/// hence one snapshot: a batch moves its rows and the checkpoint in one
-/// transaction, and every row it writes gets a position above the checkpoint
-/// it started from, so `position > after` is exactly what changed since.
-/// (The upper bound changes nothing, as no row is past the checkpoint; it
-/// makes the condition a range, which the planner estimates as narrow and
-/// serves from the index even without statistics or under a generic plan.)
+/// hence one snapshot. A batch writes one `fact_events` row per event it
+/// applies, at the event's position, in the same transaction as it moves the
+/// checkpoint, and it rewrites the document of every fact it writes such a row
+/// for; so the facts of `fact_events` rows above `after` are exactly the
+/// documents changed since. (The upper bound changes nothing, as no row is past
+/// the checkpoint; it makes the condition a range, which the planner estimates
+/// as narrow and serves from the index even without statistics or under a
+/// generic plan.) `limit` bounds the events read, not the facts: a pass that
+/// far behind drops everything rather than reading an unbounded range.
 pub async fn fact_changes(
     pool: &PgPool,
     after: i64,
@@ -235,8 +238,8 @@ pub async fn fact_changes(
     let (position, current, changed): (i64, i64, Option<Vec<Uuid>>) = sqlx::query_as(
         "SELECT c.position, c.generation, \
                 CASE WHEN c.generation = $2 THEN \
-                    ARRAY(SELECT v.fact_id FROM facts_view v \
-                          WHERE v.position > $1 AND v.position <= c.position LIMIT $3) \
+                    ARRAY(SELECT h.fact_id FROM fact_events h \
+                          WHERE h.position > $1 AND h.position <= c.position LIMIT $3) \
                 END \
          FROM projection_checkpoints c WHERE c.name = 'facts'",
     )
@@ -245,10 +248,17 @@ pub async fn fact_changes(
     .bind(limit + 1)
     .fetch_one(pool)
     .await?;
+    let changed = changed
+        .filter(|ids| ids.len() as i64 <= limit)
+        .map(|mut ids| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        });
     Ok(FactChanges {
         position,
         generation: current,
-        changed: changed.filter(|ids| ids.len() as i64 <= limit),
+        changed,
     })
 }
 

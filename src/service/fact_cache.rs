@@ -1,12 +1,12 @@
 //! A process-local cache of current fact documents, as `GET /v1/facts/{id}`
 //! serves them, kept exact with the facts projection's own bookkeeping.
 //!
-//! Every `facts_view` row records the position of the last event that changed
-//! it, and a projection batch writes only positions above the checkpoint it
-//! started from (and moves the checkpoint in the same transaction). So one
-//! statement, `SELECT … WHERE position > <last checkpoint seen>` together with
-//! the checkpoint itself, names exactly the documents that changed since the
-//! cache last looked. A background task asks that whenever any process reports
+//! A projection batch writes a `fact_events` row for every event it applies,
+//! at positions above the checkpoint it started from, and rewrites the
+//! documents of exactly those rows' facts (moving the checkpoint in the same
+//! transaction). So one statement, `SELECT fact_id FROM fact_events WHERE
+//! position > <last checkpoint seen>` together with the checkpoint itself,
+//! names exactly the documents that changed since the cache last looked. A background task asks that whenever any process reports
 //! a checkpoint moving (NOTIFY `factlog_checkpoints`, through the store's
 //! checkpoint watch), and at least every [`SAFETY_NET`]; it evicts what
 //! changed and then advances the cache's **watermark** to the checkpoint it
@@ -29,8 +29,8 @@
 //!   dropped), or its ticket was taken after the pass's snapshot (and the row
 //!   it read is at least that new).
 //! - A rebuild bumps the projection's generation when it swaps tables in; a
-//!   pass that sees another generation (or more than [`MAX_CHANGES`] changed
-//!   documents, or a checkpoint that went backwards) drops everything.
+//!   pass that sees another generation (or more than [`MAX_CHANGES`] events
+//!   applied to facts, or a checkpoint that went backwards) drops everything.
 //! - Nothing is served from the cache while its last successful pass is older
 //!   than [`TRUST_FOR`] (the database unreachable, say): reads then go to the
 //!   database as they would without a cache.
@@ -60,7 +60,8 @@ pub const SAFETY_NET: Duration = Duration::from_secs(1);
 const NUDGE: Duration = Duration::from_millis(250);
 /// The cache answers only while its last successful pass is this recent.
 pub const TRUST_FOR: Duration = Duration::from_secs(5);
-/// More changed documents than this in one pass drop the whole cache.
+/// More events applied to facts than this since the last pass drop the whole
+/// cache (rather than read an unbounded range).
 pub const MAX_CHANGES: i64 = 10_000;
 /// Memory an entry costs beyond its document, roughly: the map slot at its
 /// load factor, queue slots, the shared buffer's header, allocator overhead.

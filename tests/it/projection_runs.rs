@@ -587,3 +587,61 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
         assert_same(&live, &dump(&db).await);
     }
 }
+
+/// Most changes to a fact keep its status, and rewrite only its document and
+/// position. Such an update must not touch any of `facts_view`'s indexes, so
+/// that PostgreSQL can make it a HOT update (a new row version on the same
+/// page, no index entries): with an index on a column every update changes,
+/// not one of them would be.
+#[tokio::test]
+async fn fact_document_updates_are_hot() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let workers = projections::spawn_all(&db.pool, &store, &rx);
+    let story = Uuid::now_v7();
+    const CLAIMS: u32 = 20;
+    for _ in 0..CLAIMS {
+        let id = Uuid::now_v7();
+        store
+            .append_request(AppendRequest {
+                streams: vec![claim_append(
+                    id,
+                    ExpectedVersion::NoStream,
+                    &[assert_event(id, story, 5_200, None)],
+                )],
+                metadata: Metadata::by("ann"),
+                idempotency: None,
+            })
+            .await
+            .expect("append");
+        // One batch per claim: each claim after the first updates the row.
+        caught_up(&db, Duration::from_secs(30)).await;
+    }
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.expect("worker");
+    }
+
+    // The workers' connections have closed, which flushes their statistics;
+    // the flush may land just after this backend first looks.
+    let started = Instant::now();
+    let (updates, hot) = loop {
+        let (updates, hot): (i64, i64) = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+             WHERE relid = 'facts_view'::regclass",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("table statistics");
+        if updates >= i64::from(CLAIMS - 1) || started.elapsed() > Duration::from_secs(10) {
+            break (updates, hot);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(updates, i64::from(CLAIMS - 1), "one update per later claim");
+    assert!(
+        hot * 2 >= updates,
+        "{hot} of {updates} updates of fact documents were HOT"
+    );
+}
