@@ -1,0 +1,98 @@
+//! The closed-loop load generator's HTTP client: one HTTP/1.1 keep-alive
+//! connection per simulated client, one request at a time, on hyper's
+//! connection API.
+//!
+//! The load generator shares the machine with the server and PostgreSQL, so
+//! every microsecond it spends per request is taken from what is measured,
+//! while pgbench's own client is a few microseconds of C. reqwest (pool,
+//! redirect and decompression layers, a task per request) cost about 100 µs
+//! of CPU per request here; this client does only what a keep-alive
+//! connection needs.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+pub type Body = Full<Bytes>;
+
+/// A request to `authority` (host:port), authenticated with a bearer token.
+pub fn request(
+    authority: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    json: Option<&Value>,
+) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, authority)
+        .header(AUTHORIZATION, format!("Bearer {token}"));
+    let built = match json {
+        Some(v) => builder
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(v.to_string()))),
+        None => builder.body(Full::new(Bytes::new())),
+    };
+    built.expect("a well-formed request")
+}
+
+/// One keep-alive connection, opened on first use and again after any
+/// failure.
+pub struct Conn {
+    authority: String,
+    timeout: Duration,
+    sender: Option<SendRequest<Body>>,
+}
+
+impl Conn {
+    pub fn new(authority: &str, timeout: Duration) -> Conn {
+        Conn {
+            authority: authority.to_owned(),
+            timeout,
+            sender: None,
+        }
+    }
+
+    /// The status (0 when no HTTP answer came in time) and the body.
+    pub async fn send(&mut self, req: Request<Body>) -> (u16, Bytes) {
+        match tokio::time::timeout(self.timeout, self.exchange(req)).await {
+            Ok(Some(answer)) => answer,
+            // The connection's state is unknown: the next request opens another.
+            Ok(None) | Err(_) => {
+                self.sender = None;
+                (0, Bytes::new())
+            }
+        }
+    }
+
+    async fn exchange(&mut self, req: Request<Body>) -> Option<(u16, Bytes)> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            self.sender = Some(connect(&self.authority).await?);
+        }
+        let sender = self.sender.as_mut()?;
+        sender.ready().await.ok()?;
+        let res = sender.send_request(req).await.ok()?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.ok()?.to_bytes();
+        Some((status, body))
+    }
+}
+
+async fn connect(authority: &str) -> Option<SendRequest<Body>> {
+    let stream = TcpStream::connect(authority).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(async move {
+        // Ends when the server closes the connection or the sender is dropped.
+        let _ = conn.await;
+    });
+    Some(sender)
+}
