@@ -29,7 +29,7 @@ use uuid::Uuid;
 use super::claims::{self, ClaimRow};
 use super::copy::CopyWriter;
 use super::facts::{self, FactRow, PendingEnd, StateText, VersionRow, same_version};
-use super::{ProjectionError, claim_id_of_stream, evolve_at};
+use super::{LogEvent, ProjectionError, claim_id_of_stream, evolve_at};
 use crate::domain::claim::{Claim, ClaimEvent};
 use crate::store::StoreError;
 
@@ -37,15 +37,6 @@ use crate::store::StoreError;
 const READ_CHUNK: usize = 1_024;
 /// Messages in flight from the reader to the fold.
 const READ_AHEAD: usize = 8;
-
-/// A claim event as the fold needs it.
-struct LogEvent {
-    position: i64,
-    claim_id: Uuid,
-    event: ClaimEvent,
-    actor: String,
-    recorded_at: DateTime<Utc>,
-}
 
 /// Which projections' tables the pass fills, by shadow schema.
 pub(super) struct Targets {

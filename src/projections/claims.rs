@@ -8,9 +8,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::copy::CopyRows;
-use super::{ProjectionError, claim_id_of, decode_state, encode, fold_claims};
+use super::{LogEvent, ProjectionError, decode_state, encode, fold_claims};
 use crate::domain::claim::Claim;
-use crate::store::RecordedEvent;
 
 /// The table's columns, in the order [`ClaimRow::copy`] writes them.
 pub(super) const COLUMNS: &str =
@@ -67,9 +66,9 @@ impl<'a> ClaimRow<'a> {
 
 pub(super) async fn apply(
     conn: &mut PgConnection,
-    events: &[RecordedEvent],
+    events: &[LogEvent],
 ) -> Result<(), ProjectionError> {
-    let mut ids: Vec<Uuid> = events.iter().filter_map(claim_id_of).collect();
+    let mut ids: Vec<Uuid> = events.iter().map(|e| e.claim_id).collect();
     ids.sort();
     ids.dedup();
     if ids.is_empty() {

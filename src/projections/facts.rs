@@ -15,11 +15,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::copy::{CopyRows, Hole};
-use super::{ProjectionError, claim_id_of, decode_state, encode, evolve_logged};
+use super::{LogEvent, ProjectionError, decode_state, encode, evolve_logged};
 use crate::domain::claim::Claim;
 use crate::domain::fact;
 use crate::domain::text::normalize_key;
-use crate::store::RecordedEvent;
 
 /// One system-time version per claim per transaction: a claim's events that
 /// share a record time are one version, which begins at the position of the
@@ -176,9 +175,9 @@ pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text FROM claim_ve
 
 pub(super) async fn apply(
     conn: &mut PgConnection,
-    events: &[RecordedEvent],
+    events: &[LogEvent],
 ) -> Result<(), ProjectionError> {
-    let mut ids: Vec<Uuid> = events.iter().filter_map(claim_id_of).collect();
+    let mut ids: Vec<Uuid> = events.iter().map(|e| e.claim_id).collect();
     ids.sort();
     ids.dedup();
     if ids.is_empty() {
@@ -204,7 +203,7 @@ pub(super) async fn apply(
     let mut touched_facts: Vec<(Uuid, i64)> = Vec::new();
     let mut fact_index: HashMap<Uuid, usize> = HashMap::new();
     for e in events {
-        let Some(id) = claim_id_of(e) else { continue };
+        let id = e.claim_id;
         let next = evolve_logged(states.remove(&id), e)?;
         let fact_id = next.asserted.fact_id;
         let list = changed.entry(fact_id).or_default();

@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use thiserror::Error;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
-use crate::store::{RecordedEvent, StoreError};
+use crate::store::{StoreError, read_rows_in};
 
 pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
 pub use rebuild::{
@@ -61,7 +63,7 @@ impl Projection {
     pub(crate) async fn apply(
         self,
         conn: &mut sqlx::PgConnection,
-        events: &[RecordedEvent],
+        events: &[LogEvent],
     ) -> Result<(), ProjectionError> {
         match self {
             Projection::Claims => claims::apply(conn, events).await,
@@ -99,9 +101,63 @@ impl From<sqlx::Error> for ProjectionError {
     }
 }
 
-/// The claim a log event belongs to, if it is a claim event.
-pub(crate) fn claim_id_of(e: &RecordedEvent) -> Option<Uuid> {
-    claim_id_of_stream(&e.stream)
+/// A claim event as the projections fold it: decoded once, when read.
+pub(crate) struct LogEvent {
+    pub position: i64,
+    pub claim_id: Uuid,
+    pub event: ClaimEvent,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A live batch: the claim events among the next `limit` events of the log,
+/// and the position of the last event read (a claim's or not), which is where
+/// the batch's checkpoint moves to.
+pub(crate) struct Batch {
+    pub events: Vec<LogEvent>,
+    pub last: Option<i64>,
+    /// Events read, claim events or not.
+    pub read: usize,
+}
+
+/// Reads the events after `after`, decoding each claim event's data straight
+/// from its JSON text. An event that cannot be read ends the batch just before
+/// it, so that what precedes it is applied; a batch that would start with it
+/// is an error at its position, where the projection then stops.
+pub(crate) async fn read_batch(
+    conn: &mut sqlx::PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Batch, ProjectionError> {
+    let rows = read_rows_in(conn, after, limit).await?;
+    let mut batch = Batch {
+        events: Vec::with_capacity(rows.len()),
+        last: None,
+        read: 0,
+    };
+    for r in rows {
+        if let Some(claim_id) = claim_id_of_stream(&r.stream) {
+            match ClaimEvent::from_log_text(&r.event_type, &r.data) {
+                Ok(event) => batch.events.push(LogEvent {
+                    position: r.position,
+                    claim_id,
+                    event,
+                    actor: r.actor,
+                    recorded_at: r.recorded_at,
+                }),
+                Err(reason) if batch.last.is_none() => {
+                    return Err(ProjectionError::Unappliable {
+                        position: r.position,
+                        reason,
+                    });
+                }
+                Err(_) => break,
+            }
+        }
+        batch.last = Some(r.position);
+        batch.read += 1;
+    }
+    Ok(batch)
 }
 
 /// The claim a stream holds the events of, if it is a claim stream.
@@ -112,14 +168,14 @@ pub(crate) fn claim_id_of_stream(stream: &str) -> Option<Uuid> {
 /// Folds a batch's claim events into `states` (loaded beforehand); returns
 /// the ids touched, in first-touched order.
 pub(crate) fn fold_claims(
-    events: &[RecordedEvent],
+    events: &[LogEvent],
     states: &mut HashMap<Uuid, Claim>,
-    mut each: impl FnMut(&RecordedEvent, Uuid, &Claim),
+    mut each: impl FnMut(&LogEvent, Uuid, &Claim),
 ) -> Result<Vec<Uuid>, ProjectionError> {
     let mut touched = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for e in events {
-        let Some(id) = claim_id_of(e) else { continue };
+        let id = e.claim_id;
         let next = evolve_logged(states.remove(&id), e)?;
         each(e, id, &next);
         states.insert(id, next);
@@ -131,18 +187,9 @@ pub(crate) fn fold_claims(
 }
 
 /// Folds one claim event, as read from the log, into the claim's state; an
-/// event that cannot be read or applied stops the projection at its position.
-pub(crate) fn evolve_logged(
-    prior: Option<Claim>,
-    e: &RecordedEvent,
-) -> Result<Claim, ProjectionError> {
-    let event = ClaimEvent::from_log(&e.event_type, &e.data).map_err(|reason| {
-        ProjectionError::Unappliable {
-            position: e.position,
-            reason,
-        }
-    })?;
-    evolve_at(prior, &event, e.position, &e.actor, e.recorded_at)
+/// event that cannot be applied stops the projection at its position.
+pub(crate) fn evolve_logged(prior: Option<Claim>, e: &LogEvent) -> Result<Claim, ProjectionError> {
+    evolve_at(prior, &e.event, e.position, &e.actor, e.recorded_at)
 }
 
 /// [`evolve_logged`] for an event already read back from the log.

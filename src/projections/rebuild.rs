@@ -20,8 +20,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::bulk::{self, Targets};
 use super::runner::lock_key;
-use super::{Projection, ProjectionError};
-use crate::store::{StoreError, read_all_in, read_head};
+use super::{Projection, ProjectionError, read_batch};
+use crate::store::{StoreError, read_head};
 
 pub use super::bulk::BulkTimings;
 
@@ -76,14 +76,14 @@ async fn catch_up(
     loop {
         let mut tx = conn.begin().await.map_err(StoreError::from)?;
         exec(&mut tx, format!("SET LOCAL search_path = {schema}, public")).await?;
-        let events = read_all_in(&mut tx, from, BATCH).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
+        let batch = read_batch(&mut tx, from, BATCH).await?;
+        let Some(last) = batch.last else {
             tx.commit().await.map_err(StoreError::from)?;
             return Ok((from, done));
         };
-        p.apply(&mut tx, &events).await?;
+        p.apply(&mut tx, &batch.events).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        done += events.len() as u64;
+        done += batch.read as u64;
         from = last;
     }
 }

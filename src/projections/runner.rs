@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::checkpoint;
-use super::{Projection, ProjectionError};
-use crate::store::{EventStore, StoreError, read_all_in};
+use super::{Projection, ProjectionError, read_batch};
+use crate::store::{EventStore, StoreError};
 
 /// How long an idle or non-owning worker waits before looking again, when
 /// no notification wakes it first.
@@ -134,18 +134,18 @@ impl Runner {
             return Ok(Step::NotOwner);
         }
         let from = checkpoint::read(&mut tx, name).await?;
-        let events = read_all_in(&mut tx, from, self.projection.batch_size()).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
+        let batch = read_batch(&mut tx, from, self.projection.batch_size()).await?;
+        let Some(last) = batch.last else {
             return Ok(Step::Idle);
         };
-        self.projection.apply(&mut tx, &events).await?;
+        self.projection.apply(&mut tx, &batch.events).await?;
         if !checkpoint::advance(&mut tx, name, from, last).await? {
             // Someone else moved the checkpoint: drop this batch entirely.
             return Ok(Step::NotOwner);
         }
         tx.commit().await.map_err(StoreError::from)?;
         metrics::counter!("factlog_projection_events_applied_total", "projection" => name)
-            .increment(events.len() as u64);
+            .increment(batch.read as u64);
         Ok(Step::Applied)
     }
 

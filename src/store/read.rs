@@ -71,6 +71,48 @@ pub async fn read_stream(
     Ok(rows.into_iter().map(to_event).collect())
 }
 
+/// A log row as the projections read it: the data as JSON text, for the
+/// reader to decode straight into its event type, and neither metadata nor
+/// hash, which no projection uses.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub position: i64,
+    pub stream: String,
+    pub event_type: String,
+    pub data: String,
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// [`read_all_in`] as [`LogRow`]s.
+pub async fn read_rows_in(
+    conn: &mut sqlx::PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LogRow>, StoreError> {
+    let rows: Vec<(i64, String, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT position, stream, type, data::text, actor, recorded_at FROM events \
+         WHERE position > $1 ORDER BY position LIMIT $2",
+    )
+    .bind(after)
+    .bind(clamp(limit))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(position, stream, event_type, data, actor, recorded_at)| LogRow {
+                position,
+                stream,
+                event_type,
+                data,
+                actor,
+                recorded_at,
+            },
+        )
+        .collect())
+}
+
 /// Events with `position > after`, in position order. Positions are gapless
 /// and become visible in order, so paging by the last position seen never
 /// skips an event.

@@ -645,3 +645,118 @@ async fn fact_document_updates_are_hot() {
         "{hot} of {updates} updates of fact documents were HOT"
     );
 }
+
+/// An event the projections cannot read stops each of them exactly there:
+/// everything before it is applied, it is recorded as the failure, and
+/// nothing after it is applied (no event is ever skipped).
+#[tokio::test]
+async fn an_unreadable_event_stops_the_projections_at_its_position() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let story = Uuid::now_v7();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let append = |streams: Vec<StreamAppend>| AppendRequest {
+        streams,
+        metadata: Metadata::by("ann"),
+        idempotency: None,
+    };
+    for id in [a, b] {
+        store
+            .append_request(append(vec![claim_append(
+                id,
+                ExpectedVersion::NoStream,
+                &[assert_event(id, story, 5_200, None)],
+            )]))
+            .await
+            .expect("assert");
+    }
+    // A confirmation whose data has none of a confirmation's fields.
+    store
+        .append_request(append(vec![StreamAppend {
+            stream: claim::stream_name(b),
+            expected: ExpectedVersion::Exact(1),
+            events: vec![NewEvent::new(
+                "ClaimConfirmed",
+                serde_json::json!({"unexpected": true}),
+            )],
+        }]))
+        .await
+        .expect("append the unreadable event");
+    store
+        .append_request(append(vec![claim_append(
+            c,
+            ExpectedVersion::NoStream,
+            &[assert_event(c, story, 5_200, None)],
+        )]))
+        .await
+        .expect("assert after it");
+    let bad: i64 = sqlx::query_scalar("SELECT position FROM events WHERE type = 'ClaimConfirmed'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("the bad event's position");
+
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let workers = projections::spawn_all(&db.pool, &store, &rx);
+    let started = Instant::now();
+    let stuck = loop {
+        let all = projections::checkpoints(&db.pool)
+            .await
+            .expect("checkpoints");
+        if all.iter().all(|c| c.failed_position.is_some()) {
+            break all;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the projections did not stop at the unreadable event: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.expect("worker");
+    }
+
+    for cp in &stuck {
+        assert_eq!(
+            cp.position,
+            bad - 1,
+            "{}: applied up to the event before",
+            cp.name
+        );
+        assert_eq!(
+            cp.failed_position,
+            Some(bad),
+            "{}: stopped at the event",
+            cp.name
+        );
+        assert!(
+            cp.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("unreadable ClaimConfirmed")),
+            "{}: {:?}",
+            cp.name,
+            cp.last_error
+        );
+    }
+    let claims: Vec<Uuid> =
+        sqlx::query_scalar("SELECT claim_id FROM claims_view ORDER BY claim_id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("claims");
+    let mut before = vec![a, b];
+    before.sort();
+    assert_eq!(
+        claims, before,
+        "the claims before the event, and not the one after"
+    );
+    let versions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM claim_versions WHERE claim_id = $1")
+            .bind(c)
+            .fetch_one(&db.pool)
+            .await
+            .expect("versions");
+    assert_eq!(
+        versions, 0,
+        "the facts projection did not pass the event either"
+    );
+}
