@@ -16,7 +16,8 @@
 -- same transaction as its checkpoint, so the facts named by `fact_events`
 -- rows above a checkpoint are exactly the documents changed since. The table
 -- is insert-only, and an index on an ever-growing position only ever appends
--- at its right edge.
+-- at its right edge. (Building it blocks writes to `fact_events`, i.e. the
+-- facts projection, for as long as it takes; appends and reads go on.)
 DROP INDEX facts_view_position;
 CREATE INDEX fact_events_position ON fact_events (position);
 ALTER TABLE facts_view SET (fillfactor = 50);
