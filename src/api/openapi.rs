@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{
     KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -734,6 +734,66 @@ pub struct PreconditionProblem {
     pub current_version: u64,
 }
 
+// Response sets many operations share, so each is described once.
+
+/// Every operation that takes a token.
+#[derive(IntoResponses)]
+pub enum TokenProblems {
+    #[response(
+        status = 401,
+        description = "No token, or an unknown or revoked one",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 429,
+        description = "This token has spent its request budget; retry after `Retry-After` seconds",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = String, description = "Seconds to wait before retrying"))
+    )]
+    TooManyRequests(Problem),
+}
+
+/// Every operation with query parameters.
+#[derive(IntoResponses)]
+pub enum QueryProblems {
+    #[response(
+        status = 400,
+        description = "The query string is malformed",
+        content_type = "application/problem+json"
+    )]
+    Malformed(Problem),
+    #[response(
+        status = 422,
+        description = "A query parameter is invalid",
+        content_type = "application/problem+json"
+    )]
+    Invalid(ValidationProblem),
+}
+
+/// Every operation that reads a JSON body. (Its 422 differs per operation.)
+#[derive(IntoResponses)]
+pub enum BodyProblems {
+    #[response(
+        status = 400,
+        description = "The body is not valid JSON",
+        content_type = "application/problem+json"
+    )]
+    Malformed(Problem),
+    #[response(
+        status = 413,
+        description = "The body exceeds the limit (default 1 MiB)",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 415,
+        description = "The body is not sent as JSON",
+        content_type = "application/problem+json"
+    )]
+    NotJson(Problem),
+}
+
 struct Security;
 
 impl Modify for Security {
@@ -894,16 +954,11 @@ mod operations {
             ), links(
                 ("GetStory" = (operation_id = "get_story", parameters(("id" = "$response.body#/id")), description = "Read the story just registered")),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "A story with this url is already registered: `existing_story_id` names it", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 413, description = "The body exceeds the limit (default 1 MiB)", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -924,13 +979,9 @@ mod operations {
             (status = 200, description = "The story with a summary of its claims", body = Story, content_type = "application/json", headers(
                 ("ETag" = String, description = "The story's version, quoted"),
             )),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 404, description = "No story has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -963,16 +1014,11 @@ mod operations {
                 ("AmendClaim" = (operation_id = "amend_claim", parameters(("id" = "$response.body#/id")), description = "Amend it while pending")),
                 ("AttachEvidence" = (operation_id = "attach_evidence", parameters(("id" = "$response.body#/id")), description = "Attach evidence to it")),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The corrected claim's state forbids a correction", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid (including an unknown `story_id` or `corrects`, or a quote not in the story's body), or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -994,12 +1040,8 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
+            QueryProblems,
+            TokenProblems,
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1021,13 +1063,9 @@ mod operations {
             (status = 200, description = "The claim", body = Claim, content_type = "application/json", headers(
                 ("ETag" = String, description = "The claim's version, quoted: send it as `If-Match` to make a write conditional"),
             )),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1055,20 +1093,15 @@ mod operations {
                 ("ETag" = String, description = "The claim's new version, quoted"),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write, or the asserter is confirming", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The claim is retracted or superseded, or this editor already confirmed it in this round", body = ConflictProblem, content_type = "application/problem+json"),
             (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
                 ("ETag" = String, description = "The current version, quoted"),
             )),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1093,20 +1126,15 @@ mod operations {
                 ("ETag" = String, description = "The claim's new version, quoted"),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
             (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
                 ("ETag" = String, description = "The current version, quoted"),
             )),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1130,20 +1158,15 @@ mod operations {
                 ("ETag" = String, description = "The claim's new version, quoted"),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write, or this editor is neither the asserter nor an admin", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The claim is already retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
             (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
                 ("ETag" = String, description = "The current version, quoted"),
             )),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1168,20 +1191,15 @@ mod operations {
                 ("ETag" = String, description = "The claim's new version, quoted"),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write, or this editor did not assert the claim", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The claim is no longer pending", body = ConflictProblem, content_type = "application/problem+json"),
             (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
                 ("ETag" = String, description = "The current version, quoted"),
             )),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1205,20 +1223,15 @@ mod operations {
                 ("ETag" = String, description = "The claim's new version, quoted"),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"),
             )),
-            (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            BodyProblems,
+            TokenProblems,
             (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
             (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
             (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
             (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
                 ("ETag" = String, description = "The current version, quoted"),
             )),
-            (status = 413, description = "The body exceeds the limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
             (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1241,12 +1254,8 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
+            QueryProblems,
+            TokenProblems,
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1270,13 +1279,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1298,13 +1303,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of the fact's events", body = HistoryPage, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1328,13 +1329,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of events", body = AuditPage, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1355,13 +1352,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A page of events in position order", body = EventPage, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
                 ("Retry-After" = String, description = "Seconds to wait before retrying"),
             )),
@@ -1383,13 +1376,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "A stream of events, live", body = String, content_type = "text/event-stream"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]
@@ -1407,13 +1396,9 @@ mod operations {
         ),
         responses(
             (status = 200, description = "The result of the check", body = Integrity, content_type = "application/json"),
-            (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
-            (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+            QueryProblems,
+            TokenProblems,
             (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A query parameter is invalid", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 429, description = "This token has spent its request budget; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(
-                ("Retry-After" = String, description = "Seconds to wait before retrying"),
-            )),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]
