@@ -29,9 +29,9 @@ use uuid::Uuid;
 use super::claims::{self, ClaimRow};
 use super::copy::CopyWriter;
 use super::facts::{self, FactRow, PendingEnd, StateText, VersionRow, same_version};
-use super::{LogEvent, ProjectionError, claim_id_of_stream, evolve_at};
-use crate::domain::claim::{Claim, ClaimEvent};
-use crate::store::StoreError;
+use super::{LogEvent, ProjectionError, evolve_logged};
+use crate::domain::claim::Claim;
+use crate::store::{LogRow, StoreError, log_row_columns};
 
 /// Events per message from the reader to the fold.
 const READ_CHUNK: usize = 1_024;
@@ -141,29 +141,21 @@ async fn read_log(
     {
         // Only claim streams feed the projections; the data comes as JSON
         // text and is decoded straight into the event.
-        let mut rows = sqlx::query_as::<_, (i64, String, String, String, String, DateTime<Utc>)>(
-            "SELECT position, stream, type, data::text, actor, recorded_at FROM events \
-             WHERE position > $1 AND position <= $2 AND stream LIKE 'claim-%' ORDER BY position",
-        )
+        let mut rows = sqlx::query_as::<_, LogRow>(concat!(
+            "SELECT ",
+            log_row_columns!(),
+            " FROM events WHERE position > $1 AND position <= $2 AND stream LIKE 'claim-%' \
+             ORDER BY position"
+        ))
         .bind(from)
         .bind(upto)
         .fetch(&mut conn);
         let mut chunk = Vec::with_capacity(READ_CHUNK);
-        while let Some((position, stream, event_type, data, actor, recorded_at)) =
-            rows.try_next().await?
-        {
-            let Some(claim_id) = claim_id_of_stream(&stream) else {
+        while let Some(row) = rows.try_next().await? {
+            let Some(event) = LogEvent::of(row) else {
                 continue;
             };
-            let event = ClaimEvent::from_log_text(&event_type, &data)
-                .map_err(|reason| ProjectionError::Unappliable { position, reason })?;
-            chunk.push(LogEvent {
-                position,
-                claim_id,
-                event,
-                actor,
-                recorded_at,
-            });
+            chunk.push(event?);
             if chunk.len() == READ_CHUNK {
                 let next = spare
                     .try_recv()
@@ -248,7 +240,7 @@ pub(super) async fn load(
             }
             let i = match index.get(&e.claim_id) {
                 None => {
-                    let state = evolve_at(None, &e.event, e.position, &e.actor, e.recorded_at)?;
+                    let state = evolve_logged(None, &e)?;
                     let i = claims.len();
                     let fact_id = state.asserted.fact_id;
                     if facts {
@@ -290,13 +282,7 @@ pub(super) async fn load(
                     }
                     f.open_position = e.position;
                     f.last_position = e.position;
-                    f.state = Some(evolve_at(
-                        prior,
-                        &e.event,
-                        e.position,
-                        &e.actor,
-                        e.recorded_at,
-                    )?);
+                    f.state = Some(evolve_logged(prior, &e)?);
                     i
                 }
             };

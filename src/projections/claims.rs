@@ -84,8 +84,8 @@ pub(super) async fn apply(
         states.insert(id, decode_state(id, &state)?);
     }
     let mut last_position: HashMap<Uuid, i64> = HashMap::new();
-    let touched = fold_claims(events, &mut states, |e, id, _| {
-        last_position.insert(id, e.position);
+    let touched = fold_claims(events, &mut states, |e, _| {
+        last_position.insert(e.claim_id, e.position);
     })?;
 
     let mut rows = Vec::with_capacity(touched.len());

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
-use crate::store::{StoreError, read_rows_in};
+use crate::store::{LogRow, StoreError, read_rows_in};
 
 pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
 pub use rebuild::{
@@ -110,6 +110,28 @@ pub(crate) struct LogEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl LogEvent {
+    /// The claim event a log row holds, its data decoded straight from the
+    /// JSON text; `None` for an event of another stream.
+    pub(crate) fn of(r: LogRow) -> Option<Result<LogEvent, ProjectionError>> {
+        let claim_id = claim_id_of_stream(&r.stream)?;
+        Some(
+            ClaimEvent::from_log_text(&r.event_type, &r.data)
+                .map(|event| LogEvent {
+                    position: r.position,
+                    claim_id,
+                    event,
+                    actor: r.actor,
+                    recorded_at: r.recorded_at,
+                })
+                .map_err(|reason| ProjectionError::Unappliable {
+                    position: r.position,
+                    reason,
+                }),
+        )
+    }
+}
+
 /// A live batch: the claim events among the next `limit` events of the log,
 /// and the position of the last event read (a claim's or not), which is where
 /// the batch's checkpoint moves to.
@@ -136,25 +158,14 @@ pub(crate) async fn read_batch(
         read: 0,
     };
     for r in rows {
-        if let Some(claim_id) = claim_id_of_stream(&r.stream) {
-            match ClaimEvent::from_log_text(&r.event_type, &r.data) {
-                Ok(event) => batch.events.push(LogEvent {
-                    position: r.position,
-                    claim_id,
-                    event,
-                    actor: r.actor,
-                    recorded_at: r.recorded_at,
-                }),
-                Err(reason) if batch.last.is_none() => {
-                    return Err(ProjectionError::Unappliable {
-                        position: r.position,
-                        reason,
-                    });
-                }
-                Err(_) => break,
-            }
+        let position = r.position;
+        match LogEvent::of(r) {
+            None => {}
+            Some(Ok(e)) => batch.events.push(e),
+            Some(Err(e)) if batch.last.is_none() => return Err(e),
+            Some(Err(_)) => break,
         }
-        batch.last = Some(r.position);
+        batch.last = Some(position);
         batch.read += 1;
     }
     Ok(batch)
@@ -170,14 +181,14 @@ pub(crate) fn claim_id_of_stream(stream: &str) -> Option<Uuid> {
 pub(crate) fn fold_claims(
     events: &[LogEvent],
     states: &mut HashMap<Uuid, Claim>,
-    mut each: impl FnMut(&LogEvent, Uuid, &Claim),
+    mut each: impl FnMut(&LogEvent, &Claim),
 ) -> Result<Vec<Uuid>, ProjectionError> {
     let mut touched = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for e in events {
         let id = e.claim_id;
         let next = evolve_logged(states.remove(&id), e)?;
-        each(e, id, &next);
+        each(e, &next);
         states.insert(id, next);
         if seen.insert(id) {
             touched.push(id);
@@ -189,24 +200,13 @@ pub(crate) fn fold_claims(
 /// Folds one claim event, as read from the log, into the claim's state; an
 /// event that cannot be applied stops the projection at its position.
 pub(crate) fn evolve_logged(prior: Option<Claim>, e: &LogEvent) -> Result<Claim, ProjectionError> {
-    evolve_at(prior, &e.event, e.position, &e.actor, e.recorded_at)
-}
-
-/// [`evolve_logged`] for an event already read back from the log.
-pub(crate) fn evolve_at(
-    prior: Option<Claim>,
-    event: &ClaimEvent,
-    position: i64,
-    actor: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<Claim, ProjectionError> {
     let rec = Recorded {
-        actor: actor.to_owned(),
-        at,
+        actor: e.actor.clone(),
+        at: e.recorded_at,
     };
-    claim::evolve(prior, event, &rec).ok_or_else(|| ProjectionError::Unappliable {
-        position,
-        reason: format!("{} before the claim was asserted", event.type_name()),
+    claim::evolve(prior, &e.event, &rec).ok_or_else(|| ProjectionError::Unappliable {
+        position: e.position,
+        reason: format!("{} before the claim was asserted", e.event.type_name()),
     })
 }
 

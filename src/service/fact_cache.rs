@@ -6,12 +6,13 @@
 //! documents of exactly those rows' facts (moving the checkpoint in the same
 //! transaction). So one statement, `SELECT fact_id FROM fact_events WHERE
 //! position > <last checkpoint seen>` together with the checkpoint itself,
-//! names exactly the documents that changed since the cache last looked. A background task asks that whenever any process reports
-//! a checkpoint moving (NOTIFY `factlog_checkpoints`, through the store's
-//! checkpoint watch), and at least every [`SAFETY_NET`]; it evicts what
-//! changed and then advances the cache's **watermark** to the checkpoint it
-//! saw. This works with any number of API processes and projection workers:
-//! each process's cache follows the database, not its own writes.
+//! names exactly the documents that changed since the cache last looked. A
+//! background task asks that whenever any process reports a checkpoint moving
+//! (NOTIFY `factlog_checkpoints`, through the store's checkpoint watch), and
+//! at least every [`SAFETY_NET`]; it evicts what changed and then advances the
+//! cache's **watermark** to the checkpoint it saw. This works with any number
+//! of API processes and projection workers: each process's cache follows the
+//! database, not its own writes.
 //!
 //! Invariants:
 //!

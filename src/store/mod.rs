@@ -23,9 +23,8 @@ pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEven
 pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
-pub use read::{
-    AuditFilter, Head, LogRow, MAX_PAGE, audit, head as read_head, read_all_in, read_rows_in,
-};
+pub(crate) use read::log_row_columns;
+pub use read::{AuditFilter, Head, LogRow, MAX_PAGE, audit, head as read_head, read_rows_in};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
 pub use verify::{VerifyReport, verify as verify_chain};
 

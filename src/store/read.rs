@@ -74,43 +74,41 @@ pub async fn read_stream(
 /// A log row as the projections read it: the data as JSON text, for the
 /// reader to decode straight into its event type, and neither metadata nor
 /// hash, which no projection uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LogRow {
     pub position: i64,
     pub stream: String,
+    #[sqlx(rename = "type")]
     pub event_type: String,
     pub data: String,
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
 }
 
-/// [`read_all_in`] as [`LogRow`]s.
+/// The columns of a [`LogRow`], for queries that read the log that way.
+macro_rules! log_row_columns {
+    () => {
+        "position, stream, type, data::text AS data, actor, recorded_at"
+    };
+}
+pub(crate) use log_row_columns;
+
+/// [`read_all`] as [`LogRow`]s, inside the caller's transaction (a projection
+/// batch reads and applies under one snapshot-consistent owner lock).
 pub async fn read_rows_in(
     conn: &mut sqlx::PgConnection,
     after: i64,
     limit: i64,
 ) -> Result<Vec<LogRow>, StoreError> {
-    let rows: Vec<(i64, String, String, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT position, stream, type, data::text, actor, recorded_at FROM events \
-         WHERE position > $1 ORDER BY position LIMIT $2",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        log_row_columns!(),
+        " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    ))
     .bind(after)
     .bind(clamp(limit))
     .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(position, stream, event_type, data, actor, recorded_at)| LogRow {
-                position,
-                stream,
-                event_type,
-                data,
-                actor,
-                recorded_at,
-            },
-        )
-        .collect())
+    .await?)
 }
 
 /// Events with `position > after`, in position order. Positions are gapless
@@ -121,17 +119,6 @@ pub async fn read_all(
     after: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    read_all_in(&mut conn, after, limit).await
-}
-
-/// [`read_all`] inside the caller's transaction (projection batches read
-/// and apply under one snapshot-consistent owner lock).
-pub async fn read_all_in(
-    conn: &mut sqlx::PgConnection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT ",
         event_columns!(),
@@ -139,7 +126,7 @@ pub async fn read_all_in(
     ))
     .bind(after)
     .bind(clamp(limit))
-    .fetch_all(conn)
+    .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(to_event).collect())
 }
