@@ -17,15 +17,16 @@ fn claim(story: &str, subject: &str, amount: &str) -> Value {
         "quote": QUOTE, "valid_at": "2020-01"})
 }
 
-struct Desk {
-    ed: Vec<String>,
-    reader: String,
-    story: String,
+pub(crate) struct Desk {
+    /// Editors' tokens: ann, bob, cy, dee.
+    pub ed: Vec<String>,
+    pub reader: String,
+    pub story: String,
 }
 
 /// Tokens and a story, created through `app` (tokens live in the database,
 /// so every app on it accepts them).
-async fn desk(app: &TestApp) -> Desk {
+pub(crate) async fn desk(app: &TestApp) -> Desk {
     let mut ed = Vec::new();
     for name in ["ann", "bob", "cy", "dee"] {
         ed.push(app.token(name, "editor").await);

@@ -367,19 +367,9 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
     let cluster = EphemeralCluster::start(false).expect("own cluster");
     let db = TestDb::create_on(&cluster.url("crash_projection")).await;
     let app = Arc::new(TestApp::start_on(db, AppOptions::default()).await);
-    let editors = [
-        app.token("ann", "editor").await,
-        app.token("bob", "editor").await,
-    ];
-    let (s, _, story) = app
-        .post_json(
-            "/v1/stories",
-            &editors[0],
-            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let story = story["id"].as_str().expect("story id").to_owned();
+    let desk = crate::fact_cache::desk(&app).await;
+    let editors = [desk.ed[0].clone(), desk.ed[1].clone()];
+    let story = desk.story;
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|_| {
@@ -428,7 +418,7 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
 
     // The API's fact cache saw the checkpoint go back and serves what the
     // table holds.
-    let reader = app.token("rita", "reader").await;
+    let reader = desk.reader;
     let head = factlog::store::read_head(&app.db.pool)
         .await
         .expect("head")

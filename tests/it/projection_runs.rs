@@ -388,6 +388,15 @@ async fn table_definitions(db: &TestDb) -> Vec<String> {
     .expect("table definitions")
 }
 
+/// One append of `streams` by `who`, without an idempotency key.
+fn write(streams: Vec<StreamAppend>, who: &str) -> AppendRequest {
+    AppendRequest {
+        streams,
+        metadata: Metadata::by(who),
+        idempotency: None,
+    }
+}
+
 fn claim_append(claim: Uuid, expected: ExpectedVersion, events: &[ClaimEvent]) -> StreamAppend {
     StreamAppend {
         stream: claim::stream_name(claim),
@@ -426,11 +435,6 @@ fn assert_event(claim_id: Uuid, story_id: Uuid, amount: u32, corrects: Option<Uu
 async fn long_transactions(store: &factlog::store::EventStore) {
     let story = Uuid::now_v7();
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let write = |streams: Vec<StreamAppend>, who: &str| AppendRequest {
-        streams,
-        metadata: Metadata::by(who),
-        idempotency: None,
-    };
     store
         .append_request(write(
             vec![
@@ -604,15 +608,14 @@ async fn fact_document_updates_are_hot() {
     for _ in 0..CLAIMS {
         let id = Uuid::now_v7();
         store
-            .append_request(AppendRequest {
-                streams: vec![claim_append(
+            .append_request(write(
+                vec![claim_append(
                     id,
                     ExpectedVersion::NoStream,
                     &[assert_event(id, story, 5_200, None)],
                 )],
-                metadata: Metadata::by("ann"),
-                idempotency: None,
-            })
+                "ann",
+            ))
             .await
             .expect("append");
         // One batch per claim: each claim after the first updates the row.
@@ -655,11 +658,7 @@ async fn an_unreadable_event_stops_the_projections_at_its_position() {
     let store = db.store().await;
     let story = Uuid::now_v7();
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let append = |streams: Vec<StreamAppend>| AppendRequest {
-        streams,
-        metadata: Metadata::by("ann"),
-        idempotency: None,
-    };
+    let append = |streams: Vec<StreamAppend>| write(streams, "ann");
     for id in [a, b] {
         store
             .append_request(append(vec![claim_append(
