@@ -1,6 +1,6 @@
 //! A fact: everything claimed about one (subject, property), laid out along
-//! valid time. Pure: computed from the fact's claims, by the facts projection
-//! and (for `valid_at` queries) at read time.
+//! valid time. Pure: a fact's document is computed from its claims' states
+//! when it is read; the facts projection keeps only its [`Summary`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,8 @@ impl FactStatus {
 pub struct FactClaim {
     pub id: Uuid,
     /// When the claim was recorded: with `id`, the order of a fact's claims
-    /// (and what lets the facts projection update a document in place).
+    /// (and what lets the facts projection keep a [`Summary`] up to date
+    /// from the changed claims alone).
     pub asserted_at: DateTime<Utc>,
     pub value: ClaimValue,
     /// Where the claim holds: its own valid_at, else its story's publication time.
@@ -119,41 +120,69 @@ pub fn compute<'a>(fact_id: Uuid, claims: impl IntoIterator<Item = &'a Claim>) -
     Some(lay_out(fact_id, subject, property, shown))
 }
 
-impl Fact {
-    /// This document with `changed` claims (new ones, or new states of
-    /// claims already shown) laid out again: equal to [`compute`] over all
-    /// of the fact's claims, without needing the unchanged ones' states.
-    pub fn with_changes<'a>(self, changed: impl IntoIterator<Item = &'a Claim>) -> Fact {
-        let Fact {
-            id,
-            mut subject,
-            mut property,
-            mut claims,
-            ..
-        } = self;
-        let mut earliest: Option<&Claim> = None;
+/// What the facts projection keeps of a fact between changes: the claim its
+/// subject and property are shown from, and its verified claims.
+///
+/// Only verified claims give a valid time a value, so they alone decide the
+/// fact's status, value and valid time; the rest of the document is laid out
+/// from the claims' current states when it is read. Keeping the unverified
+/// claims out is what makes recording a claim cost the same whatever the
+/// number of claims its fact already has: a new pending claim, or a dispute of
+/// an unverified one, leaves the summary as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub subject: String,
+    pub property: String,
+    /// The earliest asserted claim (record time, then id): the one the
+    /// subject and property are taken from, as in [`compute`].
+    pub first: (DateTime<Utc>, Uuid),
+    /// In claim order.
+    pub verified: Vec<FactClaim>,
+}
+
+impl Summary {
+    /// The summary of a fact with these claims (in any order).
+    pub fn of<'a>(claims: impl IntoIterator<Item = &'a Claim>) -> Option<Summary> {
+        let mut claims = claims.into_iter();
+        let c = claims.next()?;
+        let summary = Summary {
+            subject: c.asserted.subject.clone(),
+            property: c.asserted.property.clone(),
+            first: (c.asserted_at, c.asserted.claim_id),
+            verified: Vec::new(),
+        };
+        Some(summary.with_changes(std::iter::once(c).chain(claims)))
+    }
+
+    /// This summary with `changed` claims (new ones, or new states of claims
+    /// it already counts): equal to [`Summary::of`] all of the fact's claims,
+    /// without needing the unchanged ones.
+    pub fn with_changes<'a>(mut self, changed: impl IntoIterator<Item = &'a Claim>) -> Summary {
         for c in changed {
-            let shown = FactClaim::of(c);
-            match claims.iter_mut().find(|x| x.id == shown.id) {
-                Some(slot) => *slot = shown,
-                None => claims.push(shown),
+            let order = (c.asserted_at, c.asserted.claim_id);
+            if order < self.first {
+                self.first = order;
+                self.subject = c.asserted.subject.clone();
+                self.property = c.asserted.property.clone();
             }
-            if earliest.is_none_or(|e| {
-                (c.asserted_at, c.asserted.claim_id) < (e.asserted_at, e.asserted.claim_id)
-            }) {
-                earliest = Some(c);
+            self.verified.retain(|v| v.id != c.asserted.claim_id);
+            if c.status == Status::Verified {
+                self.verified.push(FactClaim::of(c));
             }
         }
-        // Subject and property are those of the earliest claim: a claim in
-        // `changed` when it sorts first, else the document's own.
-        claims.sort_by_key(FactClaim::order);
-        if let (Some(c), Some(first)) = (earliest, claims.first())
-            && first.id == c.asserted.claim_id
-        {
-            subject = c.asserted.subject.clone();
-            property = c.asserted.property.clone();
-        }
-        lay_out(id, subject, property, claims)
+        self.verified.sort_by_key(FactClaim::order);
+        self
+    }
+
+    /// The fact's headline (status, value, valid time) as its full document
+    /// has it: laid out from the verified claims alone.
+    pub fn headline(&self, fact_id: Uuid) -> Fact {
+        lay_out(
+            fact_id,
+            self.subject.clone(),
+            self.property.clone(),
+            self.verified.clone(),
+        )
     }
 }
 

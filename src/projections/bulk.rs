@@ -31,6 +31,7 @@ use super::copy::CopyWriter;
 use super::facts::{self, FactRow, PendingEnd, StateText, VersionRow, same_version};
 use super::{LogEvent, ProjectionError, evolve_logged};
 use crate::domain::claim::Claim;
+use crate::domain::fact::Summary;
 use crate::store::{LogRow, StoreError, log_row_columns};
 
 /// Events per message from the reader to the fold.
@@ -352,14 +353,9 @@ pub(super) async fn load(
     if let Some(fv) = &mut w.facts_view {
         for fact_id in &fact_order {
             let list = members.get(fact_id).map(Vec::as_slice).unwrap_or_default();
-            let position = list
-                .iter()
-                .map(|i| claims[*i].last_position)
-                .max()
-                .unwrap_or(0);
             let states = list.iter().filter_map(|i| claims[*i].state.as_ref());
-            if let Some(row) = FactRow::compute(*fact_id, states, position) {
-                row.copy(fv.rows())?;
+            if let Some(summary) = Summary::of(states) {
+                FactRow::of(*fact_id, summary).copy(fv.rows())?;
                 flush(fv, &mut w.waiting).await?;
             }
         }

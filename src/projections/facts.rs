@@ -1,11 +1,13 @@
-//! The facts projection: each fact's current document (its claims laid out
-//! along valid time), a system-time version of each claim's state per
-//! transaction that changed it (for `as_of`), and the index of which events
-//! belong to which fact (history).
+//! The facts projection: each fact's row (keys, status and [`Summary`]), a
+//! system-time version of each claim's state per transaction that changed it,
+//! and the index of which events belong to which fact (history).
 //!
-//! Versions are kept per claim, not per fact: a fact with many claims would
-//! otherwise store its whole document again for every change to any of them.
-//! A fact as of a record time is computed from its claims' versions then.
+//! Nothing here stores a fact's whole document. Versions are kept per claim,
+//! not per fact: a fact with many claims would otherwise be stored again for
+//! every change to any of them. A fact now is laid out from its claims' open
+//! versions when it is read, and as of a record time from their versions
+//! then; so the work of applying an event does not grow with the number of
+//! claims its fact has.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,8 +18,8 @@ use uuid::Uuid;
 
 use super::copy::{CopyRows, Hole};
 use super::{LogEvent, ProjectionError, decode_state, encode, evolve_logged};
-use crate::domain::claim::Claim;
-use crate::domain::fact;
+use crate::domain::claim::{Claim, Status};
+use crate::domain::fact::{self, FactClaim};
 use crate::domain::text::normalize_key;
 
 /// One system-time version per claim per transaction: a claim's events that
@@ -104,48 +106,35 @@ impl VersionRow<'_> {
 }
 
 /// Columns of `facts_view`, in the order [`FactRow::copy`] writes them.
-pub(super) const FACTS_COLUMNS: &str = "fact_id, subject_key, property_key, status, doc, position";
+pub(super) const FACTS_COLUMNS: &str = "fact_id, subject_key, property_key, status, summary";
 
-/// A `facts_view` row: a fact's current document, laid out from all of its
-/// claims.
+/// A `facts_view` row: a fact's keys, status and summary.
 pub(super) struct FactRow {
     fact_id: Uuid,
     subject_key: String,
     property_key: String,
     status: &'static str,
-    doc: fact::Fact,
-    /// The position of the last event of any of the fact's claims.
-    position: i64,
+    summary: fact::Summary,
 }
 
 impl FactRow {
-    pub(super) fn compute<'a>(
-        fact_id: Uuid,
-        claims: impl IntoIterator<Item = &'a Claim>,
-        position: i64,
-    ) -> Option<FactRow> {
-        Some(FactRow::of(fact::compute(fact_id, claims)?, position))
-    }
-
-    fn of(doc: fact::Fact, position: i64) -> FactRow {
+    pub(super) fn of(fact_id: Uuid, summary: fact::Summary) -> FactRow {
         FactRow {
-            fact_id: doc.id,
-            subject_key: normalize_key(&doc.subject),
-            property_key: normalize_key(&doc.property),
-            status: doc.status.as_str(),
-            doc,
-            position,
+            fact_id,
+            subject_key: normalize_key(&summary.subject),
+            property_key: normalize_key(&summary.property),
+            status: summary.headline(fact_id).status.as_str(),
+            summary,
         }
     }
 
     pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
-        out.row(6)
+        out.row(5)
             .uuid(self.fact_id)
             .text(&self.subject_key)
             .text(&self.property_key)
             .text(self.status);
-        out.json_of(&self.doc)?;
-        out.int8(self.position);
+        out.json_of(&self.summary)?;
         Ok(())
     }
 }
@@ -195,16 +184,22 @@ pub(super) async fn apply(
     for (claim_id, state) in rows {
         states.insert(claim_id, decode_state(claim_id, &state)?);
     }
+    let existed: std::collections::HashSet<Uuid> = states.keys().copied().collect();
+    // The claims that may change their fact's summary: new ones, and those
+    // whose verified part (what a summary keeps of a claim) the batch changes.
+    let mut verified_before: HashMap<Uuid, Option<FactClaim>> = HashMap::new();
     let mut changed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
 
     let mut versions: Vec<Version> = Vec::new();
     let mut last_version: HashMap<Uuid, usize> = HashMap::new();
     let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
-    let mut touched_facts: Vec<(Uuid, i64)> = Vec::new();
-    let mut fact_index: HashMap<Uuid, usize> = HashMap::new();
     for e in events {
         let id = e.claim_id;
-        let next = evolve_logged(states.remove(&id), e)?;
+        let prior = states.remove(&id);
+        verified_before
+            .entry(id)
+            .or_insert_with(|| prior.as_ref().and_then(verified_part));
+        let next = evolve_logged(prior, e)?;
         let fact_id = next.asserted.fact_id;
         let list = changed.entry(fact_id).or_default();
         if !list.contains(&id) {
@@ -227,18 +222,29 @@ pub(super) async fn apply(
             }
         }
         states.insert(id, next);
-        match fact_index.get(&fact_id) {
-            Some(i) => touched_facts[*i].1 = e.position,
-            None => {
-                fact_index.insert(fact_id, touched_facts.len());
-                touched_facts.push((fact_id, e.position));
-            }
-        }
         history.push((fact_id, e.position, id));
     }
 
+    // A claim new to the projection may be its fact's first, so its fact's
+    // row is looked at even when the claim is not verified.
+    let mut summary_changes: Vec<(Uuid, Vec<&Claim>)> = Vec::new();
+    for (fact_id, ids) in &changed {
+        let claims: Vec<&Claim> = ids
+            .iter()
+            .filter(|id| {
+                !existed.contains(*id)
+                    || verified_before.get(*id).and_then(Option::as_ref)
+                        != states.get(*id).and_then(verified_part).as_ref()
+            })
+            .filter_map(|id| states.get(id))
+            .collect();
+        if !claims.is_empty() {
+            summary_changes.push((*fact_id, claims));
+        }
+    }
+
     write_versions(conn, &versions).await?;
-    write_facts(conn, &touched_facts, &changed, &states).await?;
+    write_facts(conn, &summary_changes).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -325,53 +331,68 @@ async fn write_versions(
     Ok(())
 }
 
-/// The new document of every fact the batch touched: its current one with
-/// the batch's changed claims laid out again (a new fact: from those alone).
+/// What a summary keeps of a claim: its shown form while it is verified.
+fn verified_part(c: &Claim) -> Option<FactClaim> {
+    (c.status == Status::Verified).then(|| FactClaim::of(c))
+}
+
+/// The new summary of every fact whose summary the batch may change: its
+/// current one with `claims` (their new states) taken into account, or, for
+/// a fact new to the projection, the summary of those claims alone. Rows
+/// whose summary comes out the same are not written.
 async fn write_facts(
     conn: &mut PgConnection,
-    touched: &[(Uuid, i64)],
-    changed: &HashMap<Uuid, Vec<Uuid>>,
-    states: &HashMap<Uuid, Claim>,
+    changes: &[(Uuid, Vec<&Claim>)],
 ) -> Result<(), ProjectionError> {
-    let fact_ids: Vec<Uuid> = touched.iter().map(|t| t.0).collect();
-    let mut current: HashMap<Uuid, fact::Fact> = HashMap::with_capacity(touched.len());
-    for (fact_id, doc) in sqlx::query_as::<_, (Uuid, String)>(
-        "SELECT fact_id, doc::text FROM facts_view WHERE fact_id = ANY($1)",
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let fact_ids: Vec<Uuid> = changes.iter().map(|c| c.0).collect();
+    let mut current: HashMap<Uuid, fact::Summary> = HashMap::with_capacity(changes.len());
+    for (fact_id, summary) in sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT fact_id, summary::text FROM facts_view WHERE fact_id = ANY($1)",
     )
     .bind(&fact_ids)
     .fetch_all(&mut *conn)
     .await?
     {
-        let doc = serde_json::from_str(&doc).map_err(|e| ProjectionError::Unappliable {
+        let summary = serde_json::from_str(&summary).map_err(|e| ProjectionError::Unappliable {
             position: 0,
-            reason: format!("stored document of fact {fact_id} is unreadable: {e}"),
+            reason: format!("stored summary of fact {fact_id} is unreadable: {e}"),
         })?;
-        current.insert(fact_id, doc);
+        current.insert(fact_id, summary);
     }
-    let mut rows = Vec::with_capacity(touched.len());
-    for (fact_id, position) in touched {
-        let claims = changed
-            .get(fact_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| states.get(c));
-        let row = match current.remove(fact_id) {
-            Some(doc) => Some(FactRow::of(doc.with_changes(claims), *position)),
-            None => FactRow::compute(*fact_id, claims, *position),
+    let mut rows = Vec::with_capacity(changes.len());
+    for (fact_id, claims) in changes {
+        let summary = match current.remove(fact_id) {
+            Some(before) => {
+                let after = before.clone().with_changes(claims.iter().copied());
+                if after == before {
+                    continue;
+                }
+                after
+            }
+            None => match fact::Summary::of(claims.iter().copied()) {
+                Some(s) => s,
+                None => continue,
+            },
         };
-        rows.extend(row);
+        rows.push(FactRow::of(*fact_id, summary));
     }
-    let mut docs = Vec::with_capacity(rows.len());
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut summaries = Vec::with_capacity(rows.len());
     for r in &rows {
-        docs.push(encode(&r.doc)?);
+        summaries.push(encode(&r.summary)?);
     }
     sqlx::query(
-        "INSERT INTO facts_view (fact_id, subject_key, property_key, status, doc, position) \
-         SELECT f, sk, pk, st, d::json, p \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
-              AS u(f, sk, pk, st, d, p) \
-         ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, \
-             position = EXCLUDED.position",
+        "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
+         SELECT f, sk, pk, st, s::json \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+              AS u(f, sk, pk, st, s) \
+         ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, \
+             summary = EXCLUDED.summary",
     )
     .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
     .bind(
@@ -385,8 +406,7 @@ async fn write_facts(
             .collect::<Vec<_>>(),
     )
     .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind(&docs)
-    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+    .bind(&summaries)
     .execute(&mut *conn)
     .await?;
     Ok(())

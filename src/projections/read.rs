@@ -167,19 +167,31 @@ pub struct FactFilter {
     pub status: Option<String>,
 }
 
+/// The current states (JSON text) of a fact's claims: their open versions.
+/// A subquery of a `facts_view` row, so the row and its claims come from one
+/// snapshot.
+macro_rules! open_claims {
+    () => {
+        "ARRAY(SELECT v.state::text FROM claim_versions v \
+         WHERE v.fact_id = f.fact_id AND v.to_position IS NULL ORDER BY v.claim_id)"
+    };
+}
+
+/// A page of facts in id order after `cursor`, each with its claims' current
+/// states (the document is laid out from them).
 pub async fn facts(
     pool: &PgPool,
     f: &FactFilter,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<(Uuid, Value)>, StoreError> {
+) -> Result<Vec<(Uuid, Vec<String>)>, StoreError> {
     let filters = [
         ("subject_key", f.subject_key.as_deref().into()),
         ("property_key", f.property_key.as_deref().into()),
         ("status", f.status.as_deref().into()),
     ];
     let mut q = listing(
-        "SELECT fact_id, doc FROM facts_view",
+        concat!("SELECT f.fact_id, ", open_claims!(), " FROM facts_view f"),
         "fact_id",
         &filters,
         // facts_view_keys, facts_view_property, facts_view_status.
@@ -194,15 +206,17 @@ pub async fn facts(
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
-/// The fact's current document as PostgreSQL prints it (no parsing here:
-/// the plain read serves these bytes, compacted once).
-pub async fn fact_text(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT doc::text FROM facts_view WHERE fact_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
+/// The current states (JSON text) of a fact's claims; `None` when the
+/// projection has no such fact.
+pub async fn fact_claims(pool: &PgPool, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT ",
+        open_claims!(),
+        " FROM facts_view f WHERE f.fact_id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Which fact documents changed since a checkpoint, read in one snapshot.
@@ -222,9 +236,10 @@ pub struct FactChanges {
 /// current) the facts written after checkpoint `after`, in one statement and
 /// hence one snapshot. A batch writes one `fact_events` row per event it
 /// applies, at the event's position, in the same transaction as it moves the
-/// checkpoint, and it rewrites the document of every fact it writes such a row
-/// for; so the facts of `fact_events` rows above `after` are exactly the
-/// documents changed since. (The upper bound changes nothing, as no row is past
+/// checkpoint, together with the new version of the event's claim; a
+/// fact's document is laid out from its claims' open versions, so the facts
+/// of `fact_events` rows above `after` are exactly the documents changed
+/// since. (The upper bound changes nothing, as no row is past
 /// the checkpoint; it makes the condition a range, which the planner estimates
 /// as narrow and serves from the index even without statistics or under a
 /// generic plan.) `limit` bounds the events read, not the facts: a pass that

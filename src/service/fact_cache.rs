@@ -1,10 +1,12 @@
 //! A process-local cache of current fact documents, as `GET /v1/facts/{id}`
 //! serves them, kept exact with the facts projection's own bookkeeping.
 //!
-//! A projection batch writes a `fact_events` row for every event it applies,
-//! at positions above the checkpoint it started from, and rewrites the
-//! documents of exactly those rows' facts (moving the checkpoint in the same
-//! transaction). So one statement, `SELECT fact_id FROM fact_events WHERE
+//! A fact's document is laid out from its claims' open versions in
+//! `claim_versions`. A projection batch writes a `fact_events` row for every
+//! event it applies, at positions above the checkpoint it started from,
+//! together with the new version of that event's claim (moving the checkpoint
+//! in the same transaction): so the documents that change are exactly those
+//! of those rows' facts. So one statement, `SELECT fact_id FROM fact_events WHERE
 //! position > <last checkpoint seen>` together with the checkpoint itself,
 //! names exactly the documents that changed since the cache last looked. A
 //! background task asks that whenever any process reports a checkpoint moving
@@ -17,7 +19,7 @@
 //! Invariants:
 //!
 //! - Every cached document is at least as new as the watermark: it equals the
-//!   `facts_view` document of some snapshot whose facts checkpoint is at least
+//!   document laid out in some snapshot whose facts checkpoint is at least
 //!   the watermark, and the fact has not changed between that checkpoint and
 //!   the watermark. A read with `wait_for=P` waits until the watermark is at
 //!   least `P`, so read-your-writes holds through the cache.
@@ -453,33 +455,6 @@ async fn keep_current(
     }
 }
 
-/// PostgreSQL prints jsonb with a space after each `,` and `:`; the API
-/// answers compact JSON. Removes white space outside strings (jsonb's output
-/// is valid JSON, so string boundaries are plain `"` not preceded by an
-/// unescaped `\`).
-pub fn compact_json(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push(b);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,21 +503,6 @@ mod tests {
             generation: 0,
             changed: Some(ids),
         }
-    }
-
-    #[test]
-    fn compact_json_keeps_strings_exactly() {
-        let text = r#"{"a": [1, 2], "b": "x y \" , : \\", "c": {"d": "é \\\" z"}}"#;
-        let out = compact_json(text);
-        assert_eq!(
-            std::str::from_utf8(&out).expect("utf-8"),
-            r#"{"a":[1,2],"b":"x y \" , : \\","c":{"d":"é \\\" z"}}"#
-        );
-        let parsed: serde_json::Value = serde_json::from_slice(&out).expect("json");
-        assert_eq!(
-            parsed,
-            serde_json::from_str::<serde_json::Value>(text).expect("json")
-        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::fact_cache::{Lookup, compact_json};
+use super::fact_cache::Lookup;
 use super::{ServiceError, Services, view};
 use crate::domain::claim::Claim;
 use crate::domain::fact::{self, Fact};
@@ -131,8 +131,14 @@ impl Services {
     ) -> Result<Page<Value>, ServiceError> {
         let rows = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
         let p = page(rows, limit, |(id, _)| id.to_string());
+        let mut items = Vec::with_capacity(p.items.len());
+        for (id, states) in &p.items {
+            if let Some(fact) = lay_out(*id, states)? {
+                items.push(serde_json::to_value(&fact).map_err(corrupt)?);
+            }
+        }
         Ok(Page {
-            items: p.items.into_iter().map(|(_, v)| v).collect(),
+            items,
             next: p.next,
         })
     }
@@ -145,11 +151,18 @@ impl Services {
             Some(Lookup::Miss(ticket)) => Some(ticket),
             Some(Lookup::Bypass) | None => None,
         };
-        let Some(text) = pread::fact_text(self.store.pool(), id).await? else {
+        let Some(states) = pread::fact_claims(self.store.pool(), id).await? else {
             return Ok(None);
         };
-        // Compacting leaves spare capacity; a boxed slice gives it back.
-        let body = Bytes::from(compact_json(&text).into_boxed_slice());
+        let Some(fact) = lay_out(id, &states)? else {
+            return Ok(None);
+        };
+        // A boxed slice gives back the spare capacity serializing leaves.
+        let body = Bytes::from(
+            serde_json::to_vec(&fact)
+                .map_err(corrupt)?
+                .into_boxed_slice(),
+        );
         if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
             cache.fill(ticket, id, body.clone());
         }
@@ -165,7 +178,6 @@ impl Services {
         as_of: Option<DateTime<Utc>>,
         valid_at: Option<ValidTime>,
     ) -> Result<Option<Value>, ServiceError> {
-        let corrupt = |e: serde_json::Error| ServiceError::Corrupt(e.to_string());
         let mut fact: Fact = match as_of {
             None => match self.fact_document(id).await? {
                 None => return Ok(None),
@@ -283,4 +295,18 @@ pub fn event_json(e: &RecordedEvent) -> Value {
         "event_id": e.event_id,
         "hash": e.hash,
     })
+}
+
+fn corrupt(e: serde_json::Error) -> ServiceError {
+    ServiceError::Corrupt(e.to_string())
+}
+
+/// A fact's document laid out from its claims' stored states (JSON text).
+fn lay_out(id: Uuid, states: &[String]) -> Result<Option<Fact>, ServiceError> {
+    let claims = states
+        .iter()
+        .map(|s| serde_json::from_str::<Claim>(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(corrupt)?;
+    Ok(fact::compute(id, &claims))
 }

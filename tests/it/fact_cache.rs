@@ -83,6 +83,33 @@ async fn fact_text(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Str
     res.text().await.expect("body")
 }
 
+/// A fact's current document laid out straight from the tables (its claims'
+/// open versions), past every cache; `None` when the projection has no row.
+pub(crate) async fn fact_in_tables(pool: &sqlx::PgPool, fact_id: uuid::Uuid) -> Option<Value> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM facts_view WHERE fact_id = $1)")
+            .bind(fact_id)
+            .fetch_one(pool)
+            .await
+            .expect("fact row");
+    if !exists {
+        return None;
+    }
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state::text FROM claim_versions WHERE fact_id = $1 AND to_position IS NULL",
+    )
+    .bind(fact_id)
+    .fetch_all(pool)
+    .await
+    .expect("open versions");
+    let claims: Vec<factlog::domain::claim::Claim> = states
+        .iter()
+        .map(|s| serde_json::from_str(s).expect("a claim state"))
+        .collect();
+    let doc = factlog::domain::fact::compute(fact_id, &claims).expect("a fact with claims");
+    Some(serde_json::to_value(doc).expect("document"))
+}
+
 pub(crate) async fn fact(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Value {
     serde_json::from_str(&fact_text(app, token, fact, wait_for).await).expect("json")
 }
@@ -223,16 +250,23 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A document no rebuild would produce, written behind the projection's
-    // back (its position stays, so no pass evicts it): only a flush can.
-    sqlx::query("UPDATE facts_view SET doc = (doc::jsonb || '{\"stale\": true}')::json WHERE fact_id = $1::uuid")
-        .bind(&f_id)
-        .execute(&app.db.pool)
-        .await
-        .expect("tamper");
+    // A claim state no rebuild would produce, written behind the
+    // projection's back (no `fact_events` row, so no pass evicts the fact):
+    // only a flush can.
+    sqlx::query(
+        "UPDATE claim_versions SET state = (state::jsonb || '{\"asserted_by\": \"tampered\"}')::json \
+         WHERE fact_id = $1::uuid AND to_position IS NULL",
+    )
+    .bind(&f_id)
+    .execute(&app.db.pool)
+    .await
+    .expect("tamper");
     for _ in 0..3 {
         let f = fact(&app, &d.reader, &f_id, p).await;
-        assert_eq!(f["stale"], true, "filled from the table, then cached");
+        assert_eq!(
+            f["claims"][0]["asserted_by"], "tampered",
+            "filled from the table, then cached"
+        );
     }
     assert!(hits(&app) >= 1);
 
@@ -246,8 +280,9 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let f = fact(&app, &d.reader, &f_id, p).await;
-        if f.get("stale").is_none() {
+        if f["claims"][0]["asserted_by"] != "tampered" {
             assert_eq!(f["status"], "unverified");
+            assert_eq!(f["claims"][0]["asserted_by"], "ann");
             break;
         }
         assert!(
@@ -392,12 +427,8 @@ async fn racing_writes_and_reads_never_hide_an_acknowledged_write() {
         .expect("head")
         .position;
     for f in &facts {
-        let table: Value =
-            sqlx::query_scalar("SELECT doc FROM facts_view WHERE fact_id = $1::uuid")
-                .bind(f)
-                .fetch_one(&app.db.pool)
-                .await
-                .expect("doc");
+        let id = f.parse().expect("a fact id");
+        let table = fact_in_tables(&app.db.pool, id).await.expect("the fact");
         for a in [&app, &other] {
             assert_eq!(fact(a, &d.reader, f, head).await, table);
         }
