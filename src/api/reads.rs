@@ -83,7 +83,8 @@ pub async fn list_facts(
         status,
     };
     let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
-    wait(&state, &p, FACTS).await?;
+    // The documents come through the fact cache, as single reads do.
+    wait(&state, &p, FACT_DOCUMENTS).await?;
     Ok(listing(
         state.services.list_facts(&filter, cursor, limit).await?,
     ))

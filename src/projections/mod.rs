@@ -71,15 +71,12 @@ impl Projection {
         }
     }
 
-    /// Events per live batch. A facts batch holds the whole document of
-    /// every fact it touches (every claim of a busy fact), so it takes fewer
-    /// events: this bounds the worker's memory when it is far behind, at the
-    /// cost of a few more commits while it catches up.
+    /// Events per live batch: bounds a batch's memory (the states of the
+    /// claims it changes, and for facts their facts' summaries) and the size
+    /// of its transaction when a worker is far behind. Facts batches were
+    /// smaller while they carried every touched fact's whole document.
     pub(crate) fn batch_size(self) -> i64 {
-        match self {
-            Projection::Claims => 500,
-            Projection::Facts => 100,
-        }
+        500
     }
 }
 

@@ -167,31 +167,20 @@ pub struct FactFilter {
     pub status: Option<String>,
 }
 
-/// The current states (JSON text) of a fact's claims: their open versions.
-/// A subquery of a `facts_view` row, so the row and its claims come from one
-/// snapshot.
-macro_rules! open_claims {
-    () => {
-        "ARRAY(SELECT v.state::text FROM claim_versions v \
-         WHERE v.fact_id = f.fact_id AND v.to_position IS NULL ORDER BY v.claim_id)"
-    };
-}
-
-/// A page of facts in id order after `cursor`, each with its claims' current
-/// states (the document is laid out from them).
+/// A page of fact ids in id order after `cursor`.
 pub async fn facts(
     pool: &PgPool,
     f: &FactFilter,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<(Uuid, Vec<String>)>, StoreError> {
+) -> Result<Vec<Uuid>, StoreError> {
     let filters = [
         ("subject_key", f.subject_key.as_deref().into()),
         ("property_key", f.property_key.as_deref().into()),
         ("status", f.status.as_deref().into()),
     ];
     let mut q = listing(
-        concat!("SELECT f.fact_id, ", open_claims!(), " FROM facts_view f"),
+        "SELECT fact_id FROM facts_view",
         "fact_id",
         &filters,
         // facts_view_keys, facts_view_property, facts_view_status.
@@ -203,19 +192,23 @@ pub async fn facts(
         after,
         limit,
     );
-    Ok(q.build_query_as().fetch_all(pool).await?)
+    Ok(q.build_query_scalar().fetch_all(pool).await?)
 }
 
-/// The current states (JSON text) of a fact's claims; `None` when the
-/// projection has no such fact.
-pub async fn fact_claims(pool: &PgPool, id: Uuid) -> Result<Option<Vec<String>>, StoreError> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT ",
-        open_claims!(),
-        " FROM facts_view f WHERE f.fact_id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(pool)
+/// The current states (JSON text) of the claims of each of `ids` that the
+/// projection has: their open versions, read with the fact's row in one
+/// statement and hence one snapshot.
+pub async fn fact_claims(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Vec<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT f.fact_id, ARRAY(SELECT v.state::text FROM claim_versions v \
+             WHERE v.fact_id = f.fact_id AND v.to_position IS NULL ORDER BY v.claim_id) \
+         FROM facts_view f WHERE f.fact_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
     .await?)
 }
 

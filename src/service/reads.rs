@@ -1,6 +1,7 @@
 //! The read side: what clients and auditors query, and the `wait_for`
 //! read-your-writes rule.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -123,19 +124,19 @@ impl Services {
         })
     }
 
+    /// A page of facts, each document as [`Services::fact_document`] serves
+    /// it (so at least as new as a `wait_for` on [`FACT_DOCUMENTS`]).
     pub async fn list_facts(
         &self,
         filter: &FactFilter,
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<Page<Value>, ServiceError> {
-        let rows = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
-        let p = page(rows, limit, |(id, _)| id.to_string());
+        let ids = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
+        let p = page(ids, limit, Uuid::to_string);
         let mut items = Vec::with_capacity(p.items.len());
-        for (id, states) in &p.items {
-            if let Some(fact) = lay_out(*id, states)? {
-                items.push(serde_json::to_value(&fact).map_err(corrupt)?);
-            }
+        for body in self.fact_documents(&p.items).await?.into_iter().flatten() {
+            items.push(serde_json::from_slice(&body).map_err(corrupt)?);
         }
         Ok(Page {
             items,
@@ -146,27 +147,56 @@ impl Services {
     /// A fact's current document as served: compact JSON, from the fact
     /// cache when it has it (reads after `wait_for` on [`FACT_DOCUMENTS`]).
     pub async fn fact_document(&self, id: Uuid) -> Result<Option<Bytes>, ServiceError> {
-        let ticket = match self.facts.as_ref().map(|c| c.lookup(id)) {
-            Some(Lookup::Hit(body)) => return Ok(Some(body)),
-            Some(Lookup::Miss(ticket)) => Some(ticket),
-            Some(Lookup::Bypass) | None => None,
-        };
-        let Some(states) = pread::fact_claims(self.store.pool(), id).await? else {
-            return Ok(None);
-        };
-        let Some(fact) = lay_out(id, &states)? else {
-            return Ok(None);
-        };
-        // A boxed slice gives back the spare capacity serializing leaves.
-        let body = Bytes::from(
-            serde_json::to_vec(&fact)
-                .map_err(corrupt)?
-                .into_boxed_slice(),
-        );
-        if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
-            cache.fill(ticket, id, body.clone());
+        Ok(self.fact_documents(&[id]).await?.pop().flatten())
+    }
+
+    /// The current documents of `ids`, in order (`None` for a fact the
+    /// projection does not have): hits from the fact cache, the misses laid
+    /// out from their claims' open versions, read in one statement.
+    async fn fact_documents(&self, ids: &[Uuid]) -> Result<Vec<Option<Bytes>>, ServiceError> {
+        let mut docs = Vec::with_capacity(ids.len());
+        let mut misses = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.facts.as_ref().map(|c| c.lookup(*id)) {
+                Some(Lookup::Hit(body)) => docs.push(Some(body)),
+                // The ticket is taken before the read, as a fill requires.
+                Some(Lookup::Miss(ticket)) => {
+                    docs.push(None);
+                    misses.push((i, *id, Some(ticket)));
+                }
+                Some(Lookup::Bypass) | None => {
+                    docs.push(None);
+                    misses.push((i, *id, None));
+                }
+            }
         }
-        Ok(Some(body))
+        if misses.is_empty() {
+            return Ok(docs);
+        }
+        let wanted: Vec<Uuid> = misses.iter().map(|m| m.1).collect();
+        let mut found: HashMap<Uuid, Vec<String>> = pread::fact_claims(self.store.pool(), &wanted)
+            .await?
+            .into_iter()
+            .collect();
+        for (i, id, ticket) in misses {
+            let Some(states) = found.remove(&id) else {
+                continue;
+            };
+            let Some(fact) = lay_out(id, &states)? else {
+                continue;
+            };
+            // A boxed slice gives back the spare capacity serializing leaves.
+            let body = Bytes::from(
+                serde_json::to_vec(&fact)
+                    .map_err(corrupt)?
+                    .into_boxed_slice(),
+            );
+            if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
+                cache.fill(ticket, id, body.clone());
+            }
+            docs[i] = Some(body);
+        }
+        Ok(docs)
     }
 
     /// A fact now or `as_of` a record time, its headline taken at or before

@@ -83,6 +83,23 @@ async fn fact_text(app: &TestApp, token: &str, fact: &str, wait_for: i64) -> Str
     res.text().await.expect("body")
 }
 
+/// Who asserted the first claim of fact `f_id` as `GET /v1/facts` lists it.
+async fn listed_first_claim_by(app: &TestApp, token: &str, f_id: &str, wait_for: i64) -> String {
+    let (s, _, b) = app
+        .get_json(&format!("/v1/facts?limit=100&wait_for={wait_for}"), token)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let items = b["items"].as_array().expect("items");
+    let f = items
+        .iter()
+        .find(|f| f["id"] == f_id)
+        .expect("the fact is listed");
+    f["claims"][0]["asserted_by"]
+        .as_str()
+        .expect("asserted_by")
+        .to_owned()
+}
+
 /// A fact's current document laid out straight from the tables (its claims'
 /// open versions), past every cache; `None` when the projection has no row.
 pub(crate) async fn fact_in_tables(pool: &sqlx::PgPool, fact_id: uuid::Uuid) -> Option<Value> {
@@ -269,6 +286,12 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
         );
     }
     assert!(hits(&app) >= 1);
+    // A listing serves the same cached document as the single read.
+    let listed = listed_first_claim_by(&app, &d.reader, &f_id, p).await;
+    assert_eq!(
+        listed, "tampered",
+        "the listing goes through the fact cache"
+    );
 
     factlog::projections::rebuild(
         &app.db.pool,
@@ -283,6 +306,10 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
         if f["claims"][0]["asserted_by"] != "tampered" {
             assert_eq!(f["status"], "unverified");
             assert_eq!(f["claims"][0]["asserted_by"], "ann");
+            assert_eq!(
+                listed_first_claim_by(&app, &d.reader, &f_id, p).await,
+                "ann"
+            );
             break;
         }
         assert!(

@@ -408,6 +408,17 @@ fn claim_append(claim: Uuid, expected: ExpectedVersion, events: &[ClaimEvent]) -
     }
 }
 
+/// The confirmation that verifies a claim needing one.
+fn verifying_confirmation() -> ClaimEvent {
+    ClaimEvent::ClaimConfirmed {
+        schema: claim::SCHEMA,
+        note: None,
+        verified: true,
+        confirmations: 1,
+        required: 1,
+    }
+}
+
 fn assert_event(claim_id: Uuid, story_id: Uuid, amount: u32, corrects: Option<Uuid>) -> ClaimEvent {
     ClaimEvent::ClaimAsserted(Box::new(Asserted {
         schema: claim::SCHEMA,
@@ -458,13 +469,7 @@ async fn long_transactions(store: &factlog::store::EventStore) {
         url: format!("https://example.org/{i}"),
         note: None,
     };
-    let confirm = ClaimEvent::ClaimConfirmed {
-        schema: claim::SCHEMA,
-        note: None,
-        verified: true,
-        confirmations: 1,
-        required: 1,
-    };
+    let confirm = verifying_confirmation();
     let mut many_a: Vec<ClaimEvent> = (0..700).map(evidence).collect();
     many_a.push(confirm.clone());
     let many_b: Vec<ClaimEvent> = (0..500).map(evidence).collect();
@@ -623,13 +628,7 @@ async fn a_pending_claim_leaves_its_facts_row_alone() {
         // One batch per claim: each claim after the first finds the row there.
         caught_up(&db, Duration::from_secs(30)).await;
     }
-    let confirm = ClaimEvent::ClaimConfirmed {
-        schema: claim::SCHEMA,
-        note: None,
-        verified: true,
-        confirmations: 1,
-        required: 1,
-    };
+    let confirm = verifying_confirmation();
     store
         .append_request(write(
             vec![claim_append(ids[3], ExpectedVersion::Exact(1), &[confirm])],
