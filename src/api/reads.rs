@@ -103,7 +103,7 @@ pub async fn get_fact(
         .map(|s| ValidTime::parse_field("valid_at", &s))
         .transpose()?;
     if as_of.is_none() && valid_at.is_none() {
-        // The plain read: the stored document's bytes, through the fact cache.
+        // The plain read: the current document's bytes, through the fact cache.
         wait(&state, &p, FACT_DOCUMENTS).await?;
         let body = state
             .services

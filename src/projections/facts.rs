@@ -174,8 +174,8 @@ pub(super) async fn apply(
     }
 
     // Only the claims the batch changes are read in full, from their open
-    // versions (a claim's current state): the rest of each touched fact is
-    // in its current document, which is updated in place.
+    // versions (a claim's current state): what the rest of a touched fact
+    // contributes to its row is in its summary, which is updated in place.
     let rows = sqlx::query_as::<_, (Uuid, String)>(OPEN_STATES)
         .bind(&ids)
         .fetch_all(&mut *conn)
