@@ -5,6 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::auth::{Auditor, Caller};
@@ -28,15 +30,25 @@ pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), Ap
     Ok(())
 }
 
-fn listing(page: Page<Value>) -> Json<Value> {
-    Json(json!({"items": page.items, "next_cursor": page.next}))
+/// A page as listings answer it.
+#[derive(Serialize)]
+pub struct Listing<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
+    Json(Listing {
+        items: page.items,
+        next_cursor: page.next,
+    })
 }
 
 pub async fn list_claims(
     State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Listing<Value>>, ApiError> {
     let status = p
         .text("status")?
         .map(|s| {
@@ -66,7 +78,7 @@ pub async fn list_facts(
     State(state): State<SharedState>,
     Caller(_): Caller,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Listing<Box<RawValue>>>, ApiError> {
     let status = p
         .text("status")?
         .map(|s| {
@@ -147,7 +159,7 @@ pub async fn fact_history(
     Caller(_): Caller,
     Path(id): Path<String>,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Listing<Value>>, ApiError> {
     let id = path_id(&id, "fact")?;
     let (cursor, limit) = (p.position_cursor()?, p.limit()?);
     wait(&state, &p, FACTS).await?;
@@ -163,7 +175,7 @@ pub async fn audit(
     State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Listing<Value>>, ApiError> {
     let filter = AuditFilter {
         actor: p.text("actor")?,
         since: p.time("since")?,

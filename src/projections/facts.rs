@@ -184,10 +184,9 @@ pub(super) async fn apply(
     for (claim_id, state) in rows {
         states.insert(claim_id, decode_state(claim_id, &state)?);
     }
-    let existed: std::collections::HashSet<Uuid> = states.keys().copied().collect();
-    // The claims that may change their fact's summary: new ones, and those
-    // whose verified part (what a summary keeps of a claim) the batch changes.
-    let mut verified_before: HashMap<Uuid, Option<FactClaim>> = HashMap::new();
+    // Each claim's verified part (what a summary keeps of a claim) before the
+    // batch; `None` for a claim new to the projection.
+    let mut verified_before: HashMap<Uuid, Option<Option<FactClaim>>> = HashMap::new();
     let mut changed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
 
     let mut versions: Vec<Version> = Vec::new();
@@ -198,7 +197,7 @@ pub(super) async fn apply(
         let prior = states.remove(&id);
         verified_before
             .entry(id)
-            .or_insert_with(|| prior.as_ref().and_then(verified_part));
+            .or_insert_with(|| prior.as_ref().map(verified_part));
         let next = evolve_logged(prior, e)?;
         let fact_id = next.asserted.fact_id;
         let list = changed.entry(fact_id).or_default();
@@ -225,16 +224,16 @@ pub(super) async fn apply(
         history.push((fact_id, e.position, id));
     }
 
-    // A claim new to the projection may be its fact's first, so its fact's
-    // row is looked at even when the claim is not verified.
+    // The claims that may change their fact's summary: those whose verified
+    // part the batch changes, and new ones (a new claim may be its fact's
+    // first, so its fact's row is looked at even when it is not verified).
     let mut summary_changes: Vec<(Uuid, Vec<&Claim>)> = Vec::new();
     for (fact_id, ids) in &changed {
         let claims: Vec<&Claim> = ids
             .iter()
-            .filter(|id| {
-                !existed.contains(*id)
-                    || verified_before.get(*id).and_then(Option::as_ref)
-                        != states.get(*id).and_then(verified_part).as_ref()
+            .filter(|id| match verified_before.get(*id) {
+                Some(Some(before)) => *before != states.get(*id).and_then(verified_part),
+                _ => true,
             })
             .filter_map(|id| states.get(id))
             .collect();

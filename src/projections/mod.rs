@@ -13,10 +13,9 @@ mod runner;
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
-
-use chrono::{DateTime, Utc};
 
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
 use crate::store::{LogRow, StoreError, read_rows_in};

@@ -270,14 +270,15 @@ pub async fn fact_changes(
     })
 }
 
-/// The states of a fact's claims as the system knew them at `as_of`.
+/// The states (JSON text) of a fact's claims as the system knew them at
+/// `as_of`.
 pub async fn claim_states_at(
     pool: &PgPool,
     fact_id: Uuid,
     as_of: DateTime<Utc>,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT state FROM claim_versions WHERE fact_id = $1 AND recorded_from <= $2 \
+        "SELECT state::text FROM claim_versions WHERE fact_id = $1 AND recorded_from <= $2 \
          AND (recorded_to IS NULL OR recorded_to > $2) ORDER BY claim_id",
     )
     .bind(fact_id)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -131,12 +132,16 @@ impl Services {
         filter: &FactFilter,
         cursor: Option<Uuid>,
         limit: i64,
-    ) -> Result<Page<Value>, ServiceError> {
+    ) -> Result<Page<Box<RawValue>>, ServiceError> {
         let ids = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
         let p = page(ids, limit, Uuid::to_string);
         let mut items = Vec::with_capacity(p.items.len());
+        // The served bytes go into the page as they are, not through a
+        // `Value` tree and back.
         for body in self.fact_documents(&p.items).await?.into_iter().flatten() {
-            items.push(serde_json::from_slice(&body).map_err(corrupt)?);
+            let text = String::from_utf8(body.to_vec())
+                .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+            items.push(RawValue::from_string(text).map_err(corrupt)?);
         }
         Ok(Page {
             items,
@@ -218,13 +223,8 @@ impl Services {
             },
             // As known then: computed from the claims' states at that time.
             Some(t) => {
-                let claims = pread::claim_states_at(self.store.pool(), id, t)
-                    .await?
-                    .into_iter()
-                    .map(serde_json::from_value::<Claim>)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(corrupt)?;
-                match fact::compute(id, &claims) {
+                let states = pread::claim_states_at(self.store.pool(), id, t).await?;
+                match lay_out(id, &states)? {
                     None => return Ok(None),
                     Some(f) => f,
                 }
@@ -331,7 +331,9 @@ fn corrupt(e: serde_json::Error) -> ServiceError {
     ServiceError::Corrupt(e.to_string())
 }
 
-/// A fact's document laid out from its claims' stored states (JSON text).
+/// A fact's document laid out from its claims' stored states (JSON text):
+/// now from their open versions, as of a record time from their versions
+/// then.
 fn lay_out(id: Uuid, states: &[String]) -> Result<Option<Fact>, ServiceError> {
     let claims = states
         .iter()
