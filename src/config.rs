@@ -114,6 +114,17 @@ pub struct Settings {
     )]
     pub fact_cache_entries: usize,
 
+    /// Least milliseconds between the starts of two batches of a projection
+    /// while it keeps up: more events per batch, for at most this much more
+    /// delay before a write is visible in the read models.
+    #[arg(
+        long,
+        env = "FACTLOG_PROJECTION_LINGER_MS",
+        default_value_t = crate::projections::DEFAULT_LINGER.as_millis() as u64,
+        global = true
+    )]
+    pub projection_linger_ms: u64,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -131,6 +142,10 @@ impl Settings {
             max_entries: self.fact_cache_entries,
             max_bytes: self.fact_cache_mb.saturating_mul(1024 * 1024),
         }
+    }
+
+    pub fn projection_linger(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.projection_linger_ms)
     }
 
     pub fn idempotency_retention(&self) -> std::time::Duration {

@@ -9,7 +9,12 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = projections::spawn_all(&database.pool, &store, &stop_rx);
+    let workers = projections::spawn_all(
+        &database.pool,
+        &store,
+        &stop_rx,
+        settings.projection_linger(),
+    );
     super::serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
     for w in workers {

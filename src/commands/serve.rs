@@ -28,7 +28,12 @@ pub async fn serve(
         tracing::info!("--no-workers: serving the API only; projections run elsewhere");
         Vec::new()
     } else {
-        projections::spawn_all(&database.pool, &store, &stop_rx)
+        projections::spawn_all(
+            &database.pool,
+            &store,
+            &stop_rx,
+            settings.projection_linger(),
+        )
     };
 
     let retention = settings.idempotency_retention();

@@ -24,7 +24,7 @@ pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
 pub use rebuild::{
     BulkTimings, RebuildOptions, RebuildReport, rebuild, rebuild_many, rebuild_with,
 };
-pub use runner::{Runner, batch_options, explain_open_states, spawn_all};
+pub use runner::{DEFAULT_LINGER, Runner, batch_options, explain_open_states, spawn_all};
 
 /// The projections there are, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -186,7 +186,7 @@ pub(crate) async fn caught_up(db: &TestDb, within: Duration) {
 /// Runs the live projection workers until they reach the head, then stops them.
 async fn project_live(db: &TestDb, store: &EventStore) {
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let workers = projections::spawn_all(&db.pool, store, &rx);
+    let workers = projections::spawn_all(&db.pool, store, &rx, projections::DEFAULT_LINGER);
     caught_up(db, Duration::from_secs(60)).await;
     let _ = stop.send(true);
     for w in workers {
@@ -227,7 +227,7 @@ async fn rebuilt_tables_equal_the_ones_built_live() {
         let db = TestDb::new().await;
         let store = db.store().await;
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let workers = projections::spawn_all(&db.pool, &store, &rx);
+        let workers = projections::spawn_all(&db.pool, &store, &rx, projections::DEFAULT_LINGER);
         random_work(&services(&db, store.clone()), seed, 250).await;
         caught_up(&db, Duration::from_secs(30)).await;
         let _ = stop.send(true);
@@ -607,7 +607,7 @@ async fn a_pending_claim_leaves_its_facts_row_alone() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let workers = projections::spawn_all(&db.pool, &store, &rx);
+    let workers = projections::spawn_all(&db.pool, &store, &rx, projections::DEFAULT_LINGER);
     let story = Uuid::now_v7();
     const CLAIMS: usize = 20;
     let mut ids = Vec::new();
@@ -719,7 +719,7 @@ async fn an_unreadable_event_stops_the_projections_at_its_position() {
         .expect("the bad event's position");
 
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let workers = projections::spawn_all(&db.pool, &store, &rx);
+    let workers = projections::spawn_all(&db.pool, &store, &rx, projections::DEFAULT_LINGER);
     let started = Instant::now();
     let stuck = loop {
         let all = projections::checkpoints(&db.pool)
@@ -782,4 +782,72 @@ async fn an_unreadable_event_stops_the_projections_at_its_position() {
         versions, 0,
         "the facts projection did not pass the event either"
     );
+}
+
+/// While the projections keep up, a trickle of writes is gathered into one
+/// batch per linger period rather than a batch per commit or two: what
+/// arrives while a worker lingers after a batch lands in its next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_writes_is_projected_in_lingered_batches() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let linger = Duration::from_millis(500);
+    let workers = projections::spawn_all(&db.pool, &store, &rx, linger);
+    let story = Uuid::now_v7();
+    let assert_one = |id: Uuid| {
+        store.append_request(write(
+            vec![claim_append(
+                id,
+                ExpectedVersion::NoStream,
+                &[assert_event(id, story, 5_200, None)],
+            )],
+            "ann",
+        ))
+    };
+    // A first write starts a batch of each projection...
+    assert_one(Uuid::now_v7()).await.expect("append");
+    let target = head(&db).await;
+    let started = Instant::now();
+    while lowest(&db).await < target {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never projected"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // ...and the next five commit, 20 ms apart, while both linger.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let id = Uuid::now_v7();
+        assert_one(id).await.expect("append");
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    caught_up(&db, Duration::from_secs(30)).await;
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    // Rows written by one batch share its transaction id.
+    for (table, sql) in [
+        (
+            "claims_view",
+            "SELECT count(DISTINCT xmin::text) FROM claims_view WHERE claim_id = ANY($1)",
+        ),
+        (
+            "fact_events",
+            "SELECT count(DISTINCT xmin::text) FROM fact_events WHERE claim_id = ANY($1)",
+        ),
+    ] {
+        let batches: i64 = sqlx::query_scalar(sql)
+            .bind(&ids)
+            .fetch_one(&db.pool)
+            .await
+            .expect("batches");
+        assert_eq!(
+            batches, 1,
+            "{table}: the five claims took {batches} batches"
+        );
+    }
 }

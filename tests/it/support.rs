@@ -229,7 +229,12 @@ impl TestApp {
         let store = db.store().await;
         if opts.workers {
             let (stop, rx) = tokio::sync::watch::channel(false);
-            factlog::projections::spawn_all(&db.pool, &store, &rx);
+            factlog::projections::spawn_all(
+                &db.pool,
+                &store,
+                &rx,
+                factlog::projections::DEFAULT_LINGER,
+            );
             // The workers end with the test's runtime.
             std::mem::forget(stop);
         }
