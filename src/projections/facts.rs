@@ -242,15 +242,18 @@ pub(super) async fn apply(
         }
     }
 
-    write_versions(conn, &versions).await?;
+    write_versions(conn, &versions, &verified_before).await?;
     write_facts(conn, &summary_changes).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
 
+/// `before` holds `Some` for each claim the projection already had (an
+/// open version), `None` for claims new to it.
 async fn write_versions(
     conn: &mut PgConnection,
     versions: &[Version],
+    before: &HashMap<Uuid, Option<Option<FactClaim>>>,
 ) -> Result<(), ProjectionError> {
     if versions.is_empty() {
         return Ok(());
@@ -258,14 +261,31 @@ async fn write_versions(
     // Close each claim's open version at its first new one. An open version
     // with the same record time is the same transaction seen through an
     // earlier batch: the new one replaces it rather than follow it, and the
-    // version that replaced one now ends where the new one begins.
+    // version that replaced one now ends where the new one begins. A claim
+    // new to the projection has no versions at all (every claim that has one
+    // has an open one), so there is nothing to close: a batch of new claims
+    // alone skips both statements.
     let mut first: HashMap<Uuid, &Version> = HashMap::new();
     for v in versions {
-        first.entry(v.claim_id).or_insert(v);
+        if matches!(before.get(&v.claim_id), Some(Some(_))) {
+            first.entry(v.claim_id).or_insert(v);
+        }
     }
     let c: Vec<Uuid> = first.keys().copied().collect();
     let p: Vec<i64> = c.iter().map(|id| first[id].position).collect();
     let r: Vec<DateTime<Utc>> = c.iter().map(|id| first[id].recorded_at).collect();
+    if !c.is_empty() {
+        close_open_versions(conn, &c, &p, &r).await?;
+    }
+    insert_versions(conn, versions).await
+}
+
+async fn close_open_versions(
+    conn: &mut PgConnection,
+    c: &[Uuid],
+    p: &[i64],
+    r: &[DateTime<Utc>],
+) -> Result<(), ProjectionError> {
     // `claim_id = ANY` gives the planner an index condition even before the
     // table has statistics (a fresh or rebuilt table has none).
     sqlx::query(
@@ -273,8 +293,8 @@ async fn write_versions(
          WHERE v.claim_id = ANY($1) AND v.claim_id = u.c AND v.to_position IS NULL \
            AND v.recorded_from = u.r",
     )
-    .bind(&c)
-    .bind(&r)
+    .bind(c)
+    .bind(r)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -283,12 +303,18 @@ async fn write_versions(
          WHERE v.claim_id = ANY($1) AND v.claim_id = u.c \
            AND (v.to_position IS NULL OR v.recorded_to = u.r)",
     )
-    .bind(&c)
-    .bind(&p)
-    .bind(&r)
+    .bind(c)
+    .bind(p)
+    .bind(r)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
 
+async fn insert_versions(
+    conn: &mut PgConnection,
+    versions: &[Version],
+) -> Result<(), ProjectionError> {
     // Each version ends where the claim's next one in the batch begins.
     let mut next_of: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
     let mut ends = vec![None; versions.len()];
