@@ -227,8 +227,33 @@ pub(super) async fn apply(
     // The claims that may change their fact's summary: those whose verified
     // part the batch changes, and new ones (a new claim may be its fact's
     // first, so its fact's row is looked at even when it is not verified).
+    //
+    // Except: a new claim that is not verified and was asserted after the
+    // batch's first record time cannot change a summary that already exists.
+    // Every claim projected before this batch was recorded at or before that
+    // time (record times never go back along the log), so it is not the
+    // fact's first, and a summary keeps only verified claims besides. Facts
+    // whose changed claims are all such are written only if absent, without
+    // reading their summaries: so recording a claim costs the same however
+    // many verified claims its fact already has. (A claim recorded exactly at
+    // that time may share a transaction with claims of earlier batches and
+    // precede them in claim order; it takes the reading path.)
+    let batch_start = events.first().map(|e| e.recorded_at);
+    let cannot_change_existing = |id: &Uuid| {
+        matches!(verified_before.get(id), Some(None))
+            && states
+                .get(id)
+                .is_some_and(|c| verified_part(c).is_none() && Some(c.asserted_at) > batch_start)
+    };
     let mut summary_changes: Vec<(Uuid, Vec<&Claim>)> = Vec::new();
+    let mut if_absent: Vec<FactRow> = Vec::new();
     for (fact_id, ids) in &changed {
+        if ids.iter().all(cannot_change_existing) {
+            if let Some(summary) = fact::Summary::of(ids.iter().filter_map(|id| states.get(id))) {
+                if_absent.push(FactRow::of(*fact_id, summary));
+            }
+            continue;
+        }
         let claims: Vec<&Claim> = ids
             .iter()
             .filter(|id| match verified_before.get(*id) {
@@ -244,6 +269,7 @@ pub(super) async fn apply(
 
     write_versions(conn, &versions, &verified_before).await?;
     write_facts(conn, &summary_changes).await?;
+    insert_absent_facts(conn, &if_absent).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -404,36 +430,59 @@ async fn write_facts(
         };
         rows.push(FactRow::of(*fact_id, summary));
     }
+    upsert_facts(conn, &rows, UPSERT_FACTS).await
+}
+
+/// Fact rows, replacing the summaries of those that exist.
+const UPSERT_FACTS: &str = "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
+     SELECT f, sk, pk, st, s::json \
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+          AS u(f, sk, pk, st, s) \
+     ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, \
+         summary = EXCLUDED.summary";
+
+/// Fact rows, leaving those that exist as they are.
+const INSERT_ABSENT_FACTS: &str = "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
+     SELECT f, sk, pk, st, s::json \
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+          AS u(f, sk, pk, st, s) \
+     ON CONFLICT (fact_id) DO NOTHING";
+
+async fn insert_absent_facts(
+    conn: &mut PgConnection,
+    rows: &[FactRow],
+) -> Result<(), ProjectionError> {
+    upsert_facts(conn, rows, INSERT_ABSENT_FACTS).await
+}
+
+async fn upsert_facts(
+    conn: &mut PgConnection,
+    rows: &[FactRow],
+    statement: &'static str,
+) -> Result<(), ProjectionError> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut summaries = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         summaries.push(encode(&r.summary)?);
     }
-    sqlx::query(
-        "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
-         SELECT f, sk, pk, st, s::json \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-              AS u(f, sk, pk, st, s) \
-         ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, \
-             summary = EXCLUDED.summary",
-    )
-    .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.subject_key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.property_key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind(&summaries)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(statement)
+        .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.subject_key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.property_key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(&summaries)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -851,3 +851,64 @@ async fn a_trickle_of_writes_is_projected_in_lingered_batches() {
         );
     }
 }
+
+/// A transaction cut in two by a facts batch: its claims share one record
+/// time, so a claim after the cut can precede one before it in claim order
+/// (record time, then id) and be its fact's first claim, the one the fact
+/// shows its subject and property from. The live batch must see that,
+/// exactly as a rebuild does.
+#[tokio::test]
+async fn a_fact_first_claim_can_come_after_a_batch_cut() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    // 99 events of another stream: the first facts batch (100 events) then
+    // ends right after the transaction's first claim.
+    let notes = (0..99)
+        .map(|n| NewEvent::new("NoteTaken", serde_json::json!({ "n": n })))
+        .collect();
+    store
+        .append_request(write(
+            vec![StreamAppend {
+                stream: format!("note-{}", Uuid::now_v7()),
+                expected: ExpectedVersion::NoStream,
+                events: notes,
+            }],
+            "ann",
+        ))
+        .await
+        .expect("notes");
+    let story = Uuid::now_v7();
+    let (low, high) = (Uuid::now_v7(), Uuid::now_v7());
+    assert!(low < high);
+    let mut shouted = assert_event(low, story, 1, None);
+    if let ClaimEvent::ClaimAsserted(a) = &mut shouted {
+        a.subject = "THE CROWD".into();
+    }
+    // `high` lands at position 100, `low` at 101, in one transaction.
+    store
+        .append_request(write(
+            vec![
+                claim_append(
+                    high,
+                    ExpectedVersion::NoStream,
+                    &[assert_event(high, story, 2, None)],
+                ),
+                claim_append(low, ExpectedVersion::NoStream, &[shouted]),
+            ],
+            "ann",
+        ))
+        .await
+        .expect("claims");
+    project_live(&db, &store).await;
+    let live = dump(&db).await;
+    let subject: String = sqlx::query_scalar("SELECT summary->>'subject' FROM facts_view")
+        .fetch_one(&db.pool)
+        .await
+        .expect("summary");
+    assert_eq!(
+        subject, "THE CROWD",
+        "the first claim in claim order names the fact"
+    );
+    rebuild_all(&db).await;
+    assert_same(&live, &dump(&db).await);
+}
