@@ -159,7 +159,7 @@ struct Version {
 }
 
 /// The current states of the claims `$1`: their open versions.
-pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text FROM claim_versions \
+pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text, recorded_from FROM claim_versions \
      WHERE claim_id = ANY($1) AND to_position IS NULL";
 
 pub(super) async fn apply(
@@ -176,13 +176,17 @@ pub(super) async fn apply(
     // Only the claims the batch changes are read in full, from their open
     // versions (a claim's current state): what the rest of a touched fact
     // contributes to its row is in its summary, which is updated in place.
-    let rows = sqlx::query_as::<_, (Uuid, String)>(OPEN_STATES)
+    let rows = sqlx::query_as::<_, (Uuid, String, DateTime<Utc>)>(OPEN_STATES)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
     let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
-    for (claim_id, state) in rows {
+    // When each claim's open version began; claims new to the projection
+    // have none.
+    let mut open_from: HashMap<Uuid, DateTime<Utc>> = HashMap::with_capacity(ids.len());
+    for (claim_id, state, recorded_from) in rows {
         states.insert(claim_id, decode_state(claim_id, &state)?);
+        open_from.insert(claim_id, recorded_from);
     }
     // Each claim's verified part (what a summary keeps of a claim) before the
     // batch; `None` for a claim new to the projection.
@@ -267,19 +271,18 @@ pub(super) async fn apply(
         }
     }
 
-    write_versions(conn, &versions, &verified_before).await?;
+    write_versions(conn, &versions, &open_from).await?;
     write_facts(conn, &summary_changes).await?;
     insert_absent_facts(conn, &if_absent).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
 
-/// `before` holds `Some` for each claim the projection already had (an
-/// open version), `None` for claims new to it.
+/// `open_from`: when the open version of each claim that has one began.
 async fn write_versions(
     conn: &mut PgConnection,
     versions: &[Version],
-    before: &HashMap<Uuid, Option<Option<FactClaim>>>,
+    open_from: &HashMap<Uuid, DateTime<Utc>>,
 ) -> Result<(), ProjectionError> {
     if versions.is_empty() {
         return Ok(());
@@ -290,26 +293,40 @@ async fn write_versions(
     // version that replaced one now ends where the new one begins. A claim
     // new to the projection has no versions at all (every claim that has one
     // has an open one), so there is nothing to close: a batch of new claims
-    // alone skips both statements.
+    // alone skips both statements. Which open versions are replaced is known
+    // from when they began, so the delete runs only when there are some
+    // (a transaction that an earlier batch cut in two).
     let mut first: HashMap<Uuid, &Version> = HashMap::new();
     for v in versions {
-        if matches!(before.get(&v.claim_id), Some(Some(_))) {
+        if open_from.contains_key(&v.claim_id) {
             first.entry(v.claim_id).or_insert(v);
         }
     }
     let c: Vec<Uuid> = first.keys().copied().collect();
     let p: Vec<i64> = c.iter().map(|id| first[id].position).collect();
     let r: Vec<DateTime<Utc>> = c.iter().map(|id| first[id].recorded_at).collect();
+    let (replaced, replaced_at): (Vec<Uuid>, Vec<DateTime<Utc>>) = c
+        .iter()
+        .zip(&r)
+        .filter(|(id, at)| {
+            open_from
+                .get(*id)
+                .is_some_and(|from| same_version(*from, **at))
+        })
+        .map(|(id, at)| (*id, *at))
+        .unzip();
+    if !replaced.is_empty() {
+        delete_replaced_versions(conn, &replaced, &replaced_at).await?;
+    }
     if !c.is_empty() {
         close_open_versions(conn, &c, &p, &r).await?;
     }
     insert_versions(conn, versions).await
 }
 
-async fn close_open_versions(
+async fn delete_replaced_versions(
     conn: &mut PgConnection,
     c: &[Uuid],
-    p: &[i64],
     r: &[DateTime<Utc>],
 ) -> Result<(), ProjectionError> {
     // `claim_id = ANY` gives the planner an index condition even before the
@@ -323,6 +340,16 @@ async fn close_open_versions(
     .bind(r)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+async fn close_open_versions(
+    conn: &mut PgConnection,
+    c: &[Uuid],
+    p: &[i64],
+    r: &[DateTime<Utc>],
+) -> Result<(), ProjectionError> {
+    // `claim_id = ANY`: an index condition, as in the delete.
     sqlx::query(
         "UPDATE claim_versions v SET to_position = u.p, recorded_to = u.r \
          FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(c, p, r) \
