@@ -181,16 +181,17 @@ pub(super) async fn apply(
         .fetch_all(&mut *conn)
         .await?;
     let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
-    // When each claim's open version began; claims new to the projection
-    // have none.
+    // For each claim the projection already has (claims new to it are in
+    // neither map): when its open version began, and its verified part (what
+    // a summary keeps of a claim) before the batch.
     let mut open_from: HashMap<Uuid, DateTime<Utc>> = HashMap::with_capacity(ids.len());
+    let mut verified_before: HashMap<Uuid, Option<FactClaim>> = HashMap::with_capacity(ids.len());
     for (claim_id, state, recorded_from) in rows {
-        states.insert(claim_id, decode_state(claim_id, &state)?);
+        let claim = decode_state(claim_id, &state)?;
+        verified_before.insert(claim_id, verified_part(&claim));
+        states.insert(claim_id, claim);
         open_from.insert(claim_id, recorded_from);
     }
-    // Each claim's verified part (what a summary keeps of a claim) before the
-    // batch; `None` for a claim new to the projection.
-    let mut verified_before: HashMap<Uuid, Option<Option<FactClaim>>> = HashMap::new();
     let mut changed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
 
     let mut versions: Vec<Version> = Vec::new();
@@ -199,9 +200,6 @@ pub(super) async fn apply(
     for e in events {
         let id = e.claim_id;
         let prior = states.remove(&id);
-        verified_before
-            .entry(id)
-            .or_insert_with(|| prior.as_ref().map(verified_part));
         let next = evolve_logged(prior, e)?;
         let fact_id = next.asserted.fact_id;
         let list = changed.entry(fact_id).or_default();
@@ -244,7 +242,7 @@ pub(super) async fn apply(
     // precede them in claim order; it takes the reading path.)
     let batch_start = events.first().map(|e| e.recorded_at);
     let cannot_change_existing = |id: &Uuid| {
-        matches!(verified_before.get(id), Some(None))
+        !open_from.contains_key(id)
             && states
                 .get(id)
                 .is_some_and(|c| verified_part(c).is_none() && Some(c.asserted_at) > batch_start)
@@ -261,8 +259,8 @@ pub(super) async fn apply(
         let claims: Vec<&Claim> = ids
             .iter()
             .filter(|id| match verified_before.get(*id) {
-                Some(Some(before)) => *before != states.get(*id).and_then(verified_part),
-                _ => true,
+                Some(before) => *before != states.get(*id).and_then(verified_part),
+                None => true,
             })
             .filter_map(|id| states.get(id))
             .collect();
@@ -273,7 +271,7 @@ pub(super) async fn apply(
 
     write_versions(conn, &versions, &open_from).await?;
     write_facts(conn, &summary_changes).await?;
-    insert_absent_facts(conn, &if_absent).await?;
+    write_fact_rows(conn, &if_absent, INSERT_ABSENT_FACTS).await?;
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -457,32 +455,31 @@ async fn write_facts(
         };
         rows.push(FactRow::of(*fact_id, summary));
     }
-    upsert_facts(conn, &rows, UPSERT_FACTS).await
+    write_fact_rows(conn, &rows, UPSERT_FACTS).await
+}
+
+/// The insert of fact rows, given what to do with a row that exists.
+macro_rules! insert_facts {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
+             SELECT f, sk, pk, st, s::json \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                  AS u(f, sk, pk, st, s) \
+             ON CONFLICT (fact_id) ",
+            $on_conflict
+        )
+    };
 }
 
 /// Fact rows, replacing the summaries of those that exist.
-const UPSERT_FACTS: &str = "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
-     SELECT f, sk, pk, st, s::json \
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-          AS u(f, sk, pk, st, s) \
-     ON CONFLICT (fact_id) DO UPDATE SET status = EXCLUDED.status, \
-         summary = EXCLUDED.summary";
+const UPSERT_FACTS: &str =
+    insert_facts!("DO UPDATE SET status = EXCLUDED.status, summary = EXCLUDED.summary");
 
 /// Fact rows, leaving those that exist as they are.
-const INSERT_ABSENT_FACTS: &str = "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
-     SELECT f, sk, pk, st, s::json \
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-          AS u(f, sk, pk, st, s) \
-     ON CONFLICT (fact_id) DO NOTHING";
+const INSERT_ABSENT_FACTS: &str = insert_facts!("DO NOTHING");
 
-async fn insert_absent_facts(
-    conn: &mut PgConnection,
-    rows: &[FactRow],
-) -> Result<(), ProjectionError> {
-    upsert_facts(conn, rows, INSERT_ABSENT_FACTS).await
-}
-
-async fn upsert_facts(
+async fn write_fact_rows(
     conn: &mut PgConnection,
     rows: &[FactRow],
     statement: &'static str,

@@ -807,15 +807,7 @@ async fn a_trickle_of_writes_is_projected_in_lingered_batches() {
     };
     // A first write starts a batch of each projection...
     assert_one(Uuid::now_v7()).await.expect("append");
-    let target = head(&db).await;
-    let started = Instant::now();
-    while lowest(&db).await < target {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never projected"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    caught_up(&db, Duration::from_secs(30)).await;
     // ...and the next five commit, 20 ms apart, while both linger.
     let mut ids = Vec::new();
     for _ in 0..5 {
