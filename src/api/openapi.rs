@@ -683,7 +683,7 @@ pub struct Ready {
     pub status: Readiness,
     /// The latest log position this process knows of.
     pub head: i64,
-    /// Each projection by name (`claims`, `facts`, ...).
+    /// Each projection by name (`facts`).
     pub projections: std::collections::BTreeMap<String, ProjectionProgress>,
 }
 

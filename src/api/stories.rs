@@ -32,7 +32,7 @@ pub async fn create(
 }
 
 /// The story's own fields from its stream (always current); its claims from
-/// the claims projection (`wait_for` applies to them).
+/// the facts projection's open claim versions (`wait_for` applies to them).
 pub async fn get(
     State(state): State<SharedState>,
     Caller(_): Caller,

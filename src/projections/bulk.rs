@@ -26,9 +26,8 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::claims::{self, ClaimRow};
 use super::copy::CopyWriter;
-use super::facts::{self, FactRow, PendingEnd, StateText, VersionRow, same_version};
+use super::facts::{self, FactRow, PendingEnd, VersionRow, same_version};
 use super::{LogEvent, ProjectionError, evolve_logged};
 use crate::domain::claim::Claim;
 use crate::domain::fact::Summary;
@@ -41,7 +40,6 @@ const READ_AHEAD: usize = 8;
 
 /// Which projections' tables the pass fills, by shadow schema.
 pub(super) struct Targets {
-    pub claims: Option<String>,
     pub facts: Option<String>,
 }
 
@@ -75,7 +73,6 @@ pub(super) struct Bulk {
 }
 
 struct Writers {
-    claims_view: Option<CopyWriter>,
     facts_view: Option<CopyWriter>,
     versions: Option<CopyWriter>,
     history: Option<CopyWriter>,
@@ -97,7 +94,6 @@ impl Writers {
             }
         };
         Ok(Writers {
-            claims_view: start(&t.claims, "claims_view", claims::COLUMNS).await?,
             facts_view: start(&t.facts, "facts_view", facts::FACTS_COLUMNS).await?,
             versions: start(&t.facts, "claim_versions", facts::VERSIONS_COLUMNS).await?,
             history: start(&t.facts, "fact_events", facts::HISTORY_COLUMNS).await?,
@@ -276,7 +272,7 @@ pub(super) async fn load(
                             from_position: f.open_position,
                             recorded_from: f.open_at,
                             end: None,
-                            state: StateText::Of(p),
+                            state: p,
                         };
                         closing.push((i, row.copy_ending_later(v.rows())?));
                         f.open_at = e.recorded_at;
@@ -324,30 +320,17 @@ pub(super) async fn load(
     let waited = w.waiting;
     for f in &claims {
         let Some(state) = &f.state else { continue };
-        let row = ClaimRow::new(f.id, state, f.last_position);
-        let mut open = VersionRow {
-            claim_id: f.id,
-            fact_id: f.fact_id,
-            from_position: f.open_position,
-            recorded_from: f.open_at,
-            end: None,
-            state: StateText::Of(state),
-        };
-        // The state's text is serialized once: the open version takes the
-        // claims table's bytes when both projections are rebuilt.
-        let json = match &mut w.claims_view {
-            Some(cw) => Some(row.copy(cw.rows())?),
-            None => None,
-        };
         if let Some(v) = &mut w.versions {
-            if let (Some(cw), Some(range)) = (&w.claims_view, json) {
-                open.state = StateText::Encoded(cw.slice(range));
-            }
+            let open = VersionRow {
+                claim_id: f.id,
+                fact_id: f.fact_id,
+                from_position: f.open_position,
+                recorded_from: f.open_at,
+                end: None,
+                state,
+            };
             open.copy(v.rows())?;
             flush(v, &mut w.waiting).await?;
-        }
-        if let Some(cw) = &mut w.claims_view {
-            flush(cw, &mut w.waiting).await?;
         }
     }
     if let Some(fv) = &mut w.facts_view {
@@ -368,7 +351,6 @@ pub(super) async fn load(
     // Finish every load and index every table, the tables side by side.
     let t = Instant::now();
     for (writer, schema, table) in [
-        (w.claims_view, &targets.claims, "claims_view"),
         (w.facts_view, &targets.facts, "facts_view"),
         (w.versions, &targets.facts, "claim_versions"),
     ] {

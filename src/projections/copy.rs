@@ -8,8 +8,6 @@
 //! and forth between the producer and the connection rather than being
 //! allocated per chunk.
 
-use std::ops::Range;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
@@ -88,21 +86,8 @@ impl CopyRows {
         self.field(v.as_bytes())
     }
 
-    /// A json field from JSON text already encoded; returns where the text
-    /// lies, as [`CopyRows::json_of`] does. (json's binary form is its text.)
-    pub(crate) fn json(&mut self, json: &[u8]) -> Range<usize> {
-        self.length(json.len());
-        let start = self.buf.len();
-        self.buf.extend_from_slice(json);
-        start..self.buf.len()
-    }
-
-    /// A json field serialized in place; returns where its JSON text lies
-    /// (to be copied elsewhere with [`CopyRows::slice`] before the next flush).
-    pub(crate) fn json_of(
-        &mut self,
-        value: &impl Serialize,
-    ) -> Result<Range<usize>, ProjectionError> {
+    /// A json field serialized in place (json's binary form is its text).
+    pub(crate) fn json_of(&mut self, value: &impl Serialize) -> Result<&mut Self, ProjectionError> {
         let at = self.buf.len();
         self.length(0);
         let start = self.buf.len();
@@ -113,11 +98,7 @@ impl CopyRows {
         let end = self.buf.len();
         let len = ((end - start) as i32).to_be_bytes();
         self.buf[at..at + 4].copy_from_slice(&len);
-        Ok(start..end)
-    }
-
-    pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
-        &self.buf[range]
+        Ok(self)
     }
 
     pub(crate) fn timestamptz(&mut self, v: DateTime<Utc>) -> &mut Self {
@@ -232,11 +213,6 @@ impl CopyWriter {
     /// Where the next row goes; call [`CopyWriter::flush_if_full`] after it.
     pub(crate) fn rows(&mut self) -> &mut CopyRows {
         &mut self.rows
-    }
-
-    /// Bytes of the rows not yet flushed (see [`CopyRows::json_of`]).
-    pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
-        self.rows.slice(range)
     }
 
     /// Hands the gathered rows to the connection once a chunk is full.

@@ -10,7 +10,6 @@
 //! claims its fact has.
 
 use std::collections::HashMap;
-use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -33,34 +32,19 @@ pub(super) fn same_version(open: DateTime<Utc>, recorded_at: DateTime<Utc>) -> b
 }
 
 /// Columns of `claim_versions`, in the order [`VersionRow`] writes them.
-pub(super) const VERSIONS_COLUMNS: &str =
-    "claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state";
-
-/// A version's state: JSON text already encoded, or a claim to encode.
-#[derive(Clone, Copy)]
-pub(super) enum StateText<'a> {
-    Encoded(&'a [u8]),
-    Of(&'a Claim),
-}
-
-impl StateText<'_> {
-    fn copy(self, out: &mut CopyRows) -> Result<Range<usize>, ProjectionError> {
-        match self {
-            StateText::Encoded(json) => Ok(out.json(json)),
-            StateText::Of(c) => out.json_of(c),
-        }
-    }
-}
+pub(super) const VERSIONS_COLUMNS: &str = "claim_id, fact_id, from_position, to_position, \
+     recorded_from, recorded_to, state, story_id, status, asserted_by";
 
 /// A `claim_versions` row: a claim's state from one version to the next
-/// (`end`: where the next one begins, and its record time; none while open).
+/// (`end`: where the next one begins, and its record time; none while open),
+/// with the parts of it the claims listings filter on.
 pub(super) struct VersionRow<'a> {
     pub claim_id: Uuid,
     pub fact_id: Uuid,
     pub from_position: i64,
     pub recorded_from: DateTime<Utc>,
     pub end: Option<(i64, DateTime<Utc>)>,
-    pub state: StateText<'a>,
+    pub state: &'a Claim,
 }
 
 /// Where a version's end goes once it is known (see [`VersionRow::copy_ending_later`]).
@@ -75,10 +59,18 @@ impl PendingEnd {
 
 impl VersionRow<'_> {
     fn start(&self, out: &mut CopyRows) {
-        out.row(7)
+        out.row(10)
             .uuid(self.claim_id)
             .uuid(self.fact_id)
             .int8(self.from_position);
+    }
+
+    fn finish(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
+        out.json_of(self.state)?
+            .uuid(self.state.asserted.story_id)
+            .text(self.state.status.as_str())
+            .text(&self.state.asserted_by);
+        Ok(())
     }
 
     pub(super) fn copy(&self, out: &mut CopyRows) -> Result<(), ProjectionError> {
@@ -86,8 +78,7 @@ impl VersionRow<'_> {
         out.opt_int8(self.end.map(|e| e.0))
             .timestamptz(self.recorded_from)
             .opt_timestamptz(self.end.map(|e| e.1));
-        self.state.copy(out)?;
-        Ok(())
+        self.finish(out)
     }
 
     /// A closed version whose successor may still grow: its end is filled in
@@ -100,7 +91,7 @@ impl VersionRow<'_> {
         let to = out.hole8();
         out.timestamptz(self.recorded_from);
         let recorded_to = out.hole8();
-        self.state.copy(out)?;
+        self.finish(out)?;
         Ok(PendingEnd(to, recorded_to))
     }
 }
@@ -376,32 +367,39 @@ async fn insert_versions(
     for v in versions {
         states.push(encode(&v.state)?);
     }
-    let rows: Vec<VersionRow> = versions
-        .iter()
-        .zip(&ends)
-        .zip(&states)
-        .map(|((v, end), state)| VersionRow {
-            claim_id: v.claim_id,
-            fact_id: v.fact_id,
-            from_position: v.position,
-            recorded_from: v.recorded_at,
-            end: *end,
-            state: StateText::Encoded(state.as_bytes()),
-        })
-        .collect();
     sqlx::query(
-        "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, recorded_from, recorded_to, state) \
-         SELECT c, f, fp, tp, rf, rt, s::json \
-         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) \
-              AS u(c, f, fp, tp, rf, rt, s)",
+        "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, recorded_from, \
+             recorded_to, state, story_id, status, asserted_by) \
+         SELECT c, f, fp, tp, rf, rt, s::json, si, st, a \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], \
+             $6::timestamptz[], $7::text[], $8::uuid[], $9::text[], $10::text[]) \
+              AS u(c, f, fp, tp, rf, rt, s, si, st, a)",
     )
-    .bind(rows.iter().map(|r| r.claim_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.fact_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.from_position).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.end.map(|e| e.0)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.recorded_from).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.end.map(|e| e.1)).collect::<Vec<_>>())
+    .bind(versions.iter().map(|v| v.claim_id).collect::<Vec<_>>())
+    .bind(versions.iter().map(|v| v.fact_id).collect::<Vec<_>>())
+    .bind(versions.iter().map(|v| v.position).collect::<Vec<_>>())
+    .bind(ends.iter().map(|e| e.map(|e| e.0)).collect::<Vec<_>>())
+    .bind(versions.iter().map(|v| v.recorded_at).collect::<Vec<_>>())
+    .bind(ends.iter().map(|e| e.map(|e| e.1)).collect::<Vec<_>>())
     .bind(&states)
+    .bind(
+        versions
+            .iter()
+            .map(|v| v.state.asserted.story_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        versions
+            .iter()
+            .map(|v| v.state.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        versions
+            .iter()
+            .map(|v| v.state.asserted_by.as_str())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *conn)
     .await?;
     Ok(())

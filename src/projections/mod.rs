@@ -4,14 +4,11 @@
 
 mod bulk;
 mod checkpoint;
-mod claims;
 mod copy;
 mod facts;
 pub mod read;
 mod rebuild;
 mod runner;
-
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -29,18 +26,17 @@ pub use runner::{DEFAULT_LINGER, Runner, batch_options, explain_open_states, spa
 /// The projections there are, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Projection {
-    /// Current state of every claim (lists, a story's claims).
-    Claims,
-    /// Facts along valid time, their system-time versions and their history.
+    /// Claims and facts: each claim's state per transaction that changed it
+    /// (its open version is its current state, which the claims listings
+    /// read), each fact's row and summary, and the facts' histories.
     Facts,
 }
 
-pub const ALL: [Projection; 2] = [Projection::Claims, Projection::Facts];
+pub const ALL: [Projection; 1] = [Projection::Facts];
 
 impl Projection {
     pub fn name(self) -> &'static str {
         match self {
-            Projection::Claims => "claims",
             Projection::Facts => "facts",
         }
     }
@@ -52,7 +48,6 @@ impl Projection {
     /// The tables the projection owns (rebuilt and swapped together).
     pub fn tables(self) -> &'static [&'static str] {
         match self {
-            Projection::Claims => &["claims_view"],
             Projection::Facts => &["facts_view", "claim_versions", "fact_events"],
         }
     }
@@ -65,7 +60,6 @@ impl Projection {
         events: &[LogEvent],
     ) -> Result<(), ProjectionError> {
         match self {
-            Projection::Claims => claims::apply(conn, events).await,
             Projection::Facts => facts::apply(conn, events).await,
         }
     }
@@ -78,7 +72,6 @@ impl Projection {
     /// stays at 100.
     pub(crate) fn batch_size(self) -> i64 {
         match self {
-            Projection::Claims => 500,
             Projection::Facts => 100,
         }
     }
@@ -175,27 +168,6 @@ pub(crate) async fn read_batch(
 /// The claim a stream holds the events of, if it is a claim stream.
 pub(crate) fn claim_id_of_stream(stream: &str) -> Option<Uuid> {
     stream.strip_prefix("claim-")?.parse().ok()
-}
-
-/// Folds a batch's claim events into `states` (loaded beforehand); returns
-/// the ids touched, in first-touched order.
-pub(crate) fn fold_claims(
-    events: &[LogEvent],
-    states: &mut HashMap<Uuid, Claim>,
-    mut each: impl FnMut(&LogEvent, &Claim),
-) -> Result<Vec<Uuid>, ProjectionError> {
-    let mut touched = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for e in events {
-        let id = e.claim_id;
-        let next = evolve_logged(states.remove(&id), e)?;
-        each(e, &next);
-        states.insert(id, next);
-        if seen.insert(id) {
-            touched.push(id);
-        }
-    }
-    Ok(touched)
 }
 
 /// Folds one claim event, as read from the log, into the claim's state; an

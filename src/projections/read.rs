@@ -45,6 +45,7 @@ impl<'a> From<Option<&'a str>> for Filter<'a> {
 /// is back to choosing the primary key.
 fn listing<'a>(
     select: &str,
+    always: Option<&'static str>,
     key: &str,
     filters: &'a [(&'static str, Filter<'a>)],
     indexed: &[&[&'static str]],
@@ -63,6 +64,10 @@ fn listing<'a>(
         .unwrap_or_default();
     let mut q = QueryBuilder::new(select);
     let mut glue = " WHERE ";
+    if let Some(condition) = always {
+        q.push(glue).push(condition);
+        glue = " AND ";
+    }
     for (column, value) in filters {
         let bind = |q: &mut QueryBuilder<Postgres>| match value {
             Filter::None => {}
@@ -99,7 +104,11 @@ fn listing<'a>(
     q
 }
 
-const CLAIMS_SELECT: &str = "SELECT claim_id, state::text FROM claims_view";
+/// A claim's current state is its open version.
+const CLAIMS_SELECT: &str = "SELECT claim_id, state::text FROM claim_versions";
+/// Written out in every claims query: it is what lets PostgreSQL use the
+/// partial indexes over the open versions.
+const OPEN: &str = "to_position IS NULL";
 
 /// The claims listing; `explain` asks for its plan instead of its rows.
 fn claims_listing<'a>(
@@ -115,9 +124,10 @@ fn claims_listing<'a>(
     };
     listing(
         &select,
+        Some(OPEN),
         "claim_id",
         filters,
-        // claims_view_story, claims_view_asserted_by, claims_view_status.
+        // claim_versions_open_story, _open_asserted_by, _open_status.
         &[&["story_id"], &["asserted_by"], &["status"]],
         after,
         limit,
@@ -181,6 +191,7 @@ pub async fn facts(
     ];
     let mut q = listing(
         "SELECT fact_id FROM facts_view",
+        None,
         "fact_id",
         &filters,
         // facts_view_keys, facts_view_property, facts_view_status.
@@ -320,7 +331,8 @@ pub async fn fact_history(
 /// The stored states (JSON text) of a story's claims, in assertion order.
 pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT state::text FROM claims_view WHERE story_id = $1 ORDER BY claim_id",
+        "SELECT state::text FROM claim_versions WHERE story_id = $1 AND to_position IS NULL \
+         ORDER BY claim_id",
     )
     .bind(story_id)
     .fetch_all(pool)

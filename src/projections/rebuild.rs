@@ -125,10 +125,7 @@ pub async fn rebuild_with(
         }
     }
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let mut targets = Targets {
-        claims: None,
-        facts: None,
-    };
+    let mut targets = Targets { facts: None };
     for &p in &list {
         let schema = shadow_schema(p);
         // A rebuild that died half-way left its shadow behind: start clean.
@@ -167,7 +164,6 @@ pub async fn rebuild_with(
             .await?;
         }
         match p {
-            Projection::Claims => targets.claims = Some(schema),
             Projection::Facts => targets.facts = Some(schema),
         }
     }

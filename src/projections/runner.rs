@@ -37,7 +37,7 @@ const COALESCE: Duration = Duration::from_millis(3);
 ///
 /// Without it, a worker under a steady trickle of writes starts a batch for
 /// every commit or two: at one client writing, about one batch transaction
-/// per request between the two projections (measured at one connection: 2.0
+/// per request between the two projections there were then (measured at one connection: 2.0
 /// PostgreSQL write transactions per assert, the append's own commit
 /// included, and 389-430 µs of server CPU per request), each paying its own
 /// lock, checkpoint, log read and statement overheads. Waiting out the rest
@@ -53,7 +53,6 @@ pub(crate) fn lock_key(p: Projection) -> i64 {
     // A fixed, readable namespace in the high bits; the projection in the low.
     let ns: i64 = 0x0FAC_7106 << 16;
     ns | match p {
-        Projection::Claims => 1,
         Projection::Facts => 2,
     }
 }

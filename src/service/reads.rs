@@ -34,7 +34,7 @@ pub enum Source {
     FactDocuments,
 }
 
-pub const CLAIMS: Source = Source::Projections(&[Projection::Claims]);
+pub const CLAIMS: Source = Source::Projections(&[Projection::Facts]);
 pub const FACTS: Source = Source::Projections(&[Projection::Facts]);
 pub const FACT_DOCUMENTS: Source = Source::FactDocuments;
 
@@ -293,7 +293,7 @@ impl Services {
         Ok(store::verify_chain(self.store.pool(), 0, |_| {}).await?)
     }
 
-    /// The views of a story's claims (from the claims projection).
+    /// The views of a story's claims (their open versions in the facts projection).
     pub async fn story_claims(&self, story_id: Uuid) -> Result<Vec<Value>, ServiceError> {
         let states = pread::claims_of_story(self.store.pool(), story_id).await?;
         states
@@ -303,7 +303,7 @@ impl Services {
     }
 }
 
-/// A claim as the API shows it, from the claims projection's stored state.
+/// A claim as the API shows it, from its stored state (an open version).
 /// `id` only names the claim (or story) in the error.
 fn render_claim(id: Uuid, state: &str) -> Result<Value, ServiceError> {
     let claim: Claim = serde_json::from_str(state)

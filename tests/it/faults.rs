@@ -290,7 +290,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_write() {
         .expect("head")
         .position;
     let started = Instant::now();
-    while factlog::projections::lowest_checkpoint(&db.pool, &["claims", "facts"])
+    while factlog::projections::lowest_checkpoint(&db.pool, &["facts"])
         .await
         .expect("cp")
         < head
@@ -383,7 +383,7 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
         .collect();
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM claims_view")
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_versions")
         .fetch_one(&app.db.pool)
         .await
         .expect("projected before the crash");

@@ -16,16 +16,17 @@ async fn pending_claims_are_listed_from_the_status_index() {
     // key order: common enough that the planner expects to meet one every
     // few rows along the primary key.
     sqlx::query(
-        "INSERT INTO claims_view (claim_id, story_id, fact_id, status, asserted_by, state, position) \
+        "INSERT INTO claim_versions (claim_id, fact_id, from_position, recorded_from, state, \
+             story_id, status, asserted_by) \
          SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, \
-                gen_random_uuid(), gen_random_uuid(), \
-                CASE WHEN i > 3000 THEN 'pending' ELSE 'verified' END, 'ann', '{}', i \
+                gen_random_uuid(), i, now(), '{}', gen_random_uuid(), \
+                CASE WHEN i > 3000 THEN 'pending' ELSE 'verified' END, 'ann' \
          FROM generate_series(1, 5000) AS i",
     )
     .execute(&db.pool)
     .await
     .expect("claims");
-    sqlx::query("ANALYZE claims_view")
+    sqlx::query("ANALYZE claim_versions")
         .execute(&db.pool)
         .await
         .expect("analyze");
@@ -48,8 +49,8 @@ async fn pending_claims_are_listed_from_the_status_index() {
             .expect("explain")
             .join("\n");
         assert!(
-            plan.contains("claims_view_status") && !plan.contains("claims_view_pkey"),
-            "the listing should read claims_view_status, not walk the primary key:\n{plan}"
+            plan.contains("claim_versions_open_status") && !plan.contains("claim_versions_pkey"),
+            "the listing should read claim_versions_open_status, not walk the primary key:\n{plan}"
         );
     }
 }

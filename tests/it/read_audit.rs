@@ -266,7 +266,7 @@ async fn metrics_and_readiness_report_the_projections() {
     );
     let text = res.text().await.expect("text");
     for needle in [
-        "factlog_projection_checkpoint{projection=\"claims\"}",
+        "factlog_projection_checkpoint{projection=\"facts\"}",
         "factlog_projection_lag_events{projection=\"facts\"}",
         "factlog_projection_lag_seconds",
         "factlog_http_requests_total",
@@ -278,6 +278,6 @@ async fn metrics_and_readiness_report_the_projections() {
     let (s, _, ready) = crate::support::send(app.client.get(app.url("/readyz"))).await;
     assert_eq!(s, 200);
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["projections"]["claims"]["position"], json!(p));
-    assert_eq!(ready["projections"]["claims"]["lag_events"], 0);
+    assert_eq!(ready["projections"]["facts"]["position"], json!(p));
+    assert_eq!(ready["projections"]["facts"]["lag_events"], 0);
 }
