@@ -107,8 +107,9 @@ fn listing<'a>(
 /// A claim's current state is its open version.
 const CLAIMS_SELECT: &str = "SELECT claim_id, state::text FROM claim_versions";
 /// Written out in every claims query: it is what lets PostgreSQL use the
-/// partial indexes over the open versions.
-const OPEN: &str = "to_position IS NULL";
+/// partial indexes over the open versions, which name them by `recorded_to`
+/// (migrations/0015 says why not by `to_position`).
+const OPEN: &str = "recorded_to IS NULL";
 
 /// The claims listing; `explain` asks for its plan instead of its rows.
 fn claims_listing<'a>(
@@ -331,7 +332,7 @@ pub async fn fact_history(
 /// The stored states (JSON text) of a story's claims, in assertion order.
 pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT state::text FROM claim_versions WHERE story_id = $1 AND to_position IS NULL \
+        "SELECT state::text FROM claim_versions WHERE story_id = $1 AND recorded_to IS NULL \
          ORDER BY claim_id",
     )
     .bind(story_id)
