@@ -61,9 +61,11 @@ pub async fn lowest(pool: &PgPool, names: &[&str]) -> Result<i64, StoreError> {
     Ok(p.unwrap_or(0))
 }
 
-pub(crate) async fn read(conn: &mut PgConnection, name: &str) -> Result<i64, StoreError> {
+/// The checkpoint's position and its generation (bumped by every rebuild
+/// swap).
+pub(crate) async fn read(conn: &mut PgConnection, name: &str) -> Result<(i64, i64), StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+        sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE name = $1")
             .bind(name)
             .fetch_one(conn)
             .await?,

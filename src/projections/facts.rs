@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::copy::{CopyRows, Hole};
-use super::{LogEvent, ProjectionError, decode_state, encode, evolve_logged};
+use super::{KnownFacts, LogEvent, ProjectionError, decode_state, encode, evolve_logged};
 use crate::domain::claim::{Claim, Status};
 use crate::domain::fact::{self, FactClaim};
 use crate::domain::text::normalize_key;
@@ -156,6 +156,8 @@ pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text, recorded_fro
 pub(super) async fn apply(
     conn: &mut PgConnection,
     events: &[LogEvent],
+    known: &KnownFacts,
+    learned: &mut Vec<Uuid>,
 ) -> Result<(), ProjectionError> {
     let mut ids: Vec<Uuid> = events.iter().map(|e| e.claim_id).collect();
     ids.sort();
@@ -230,7 +232,8 @@ pub(super) async fn apply(
     // reading their summaries: so recording a claim costs the same however
     // many verified claims its fact already has. (A claim recorded exactly at
     // that time may share a transaction with claims of earlier batches and
-    // precede them in claim order; it takes the reading path.)
+    // precede them in claim order; it takes the reading path.) Facts the
+    // worker knows to have a row need not even be written.
     let batch_start = events.first().map(|e| e.recorded_at);
     let cannot_change_existing = |id: &Uuid| {
         !open_from.contains_key(id)
@@ -242,6 +245,9 @@ pub(super) async fn apply(
     let mut if_absent: Vec<FactRow> = Vec::new();
     for (fact_id, ids) in &changed {
         if ids.iter().all(cannot_change_existing) {
+            if known.contains(fact_id) {
+                continue;
+            }
             if let Some(summary) = fact::Summary::of(ids.iter().filter_map(|id| states.get(id))) {
                 if_absent.push(FactRow::of(*fact_id, summary));
             }
@@ -261,8 +267,9 @@ pub(super) async fn apply(
     }
 
     write_versions(conn, &versions, &open_from).await?;
-    write_facts(conn, &summary_changes).await?;
+    write_facts(conn, &summary_changes, learned).await?;
     write_fact_rows(conn, &if_absent, INSERT_ABSENT_FACTS).await?;
+    learned.extend(if_absent.iter().map(|r| r.fact_id));
     write_history(conn, &history).await?;
     Ok(())
 }
@@ -413,10 +420,12 @@ fn verified_part(c: &Claim) -> Option<FactClaim> {
 /// The new summary of every fact whose summary the batch may change: its
 /// current one with `claims` (their new states) taken into account, or, for
 /// a fact new to the projection, the summary of those claims alone. Rows
-/// whose summary comes out the same are not written.
+/// whose summary comes out the same are not written. Adds to `learned` the
+/// facts that have a row once this commits.
 async fn write_facts(
     conn: &mut PgConnection,
     changes: &[(Uuid, Vec<&Claim>)],
+    learned: &mut Vec<Uuid>,
 ) -> Result<(), ProjectionError> {
     if changes.is_empty() {
         return Ok(());
@@ -435,6 +444,7 @@ async fn write_facts(
             reason: format!("stored summary of fact {fact_id} is unreadable: {e}"),
         })?;
         current.insert(fact_id, summary);
+        learned.push(fact_id);
     }
     let mut rows = Vec::with_capacity(changes.len());
     for (fact_id, claims) in changes {
@@ -447,7 +457,10 @@ async fn write_facts(
                 after
             }
             None => match fact::Summary::of(claims.iter().copied()) {
-                Some(s) => s,
+                Some(s) => {
+                    learned.push(*fact_id);
+                    s
+                }
                 None => continue,
             },
         };

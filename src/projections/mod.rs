@@ -53,14 +53,18 @@ impl Projection {
     }
 
     /// Applies a batch; tables are named unqualified so a rebuild can point
-    /// `search_path` at its shadow copies.
+    /// `search_path` at its shadow copies. `known` is what the caller knows
+    /// to be in those tables already; the batch adds to `learned` what will
+    /// be there once it commits (for the caller to add to `known` then).
     pub(crate) async fn apply(
         self,
         conn: &mut sqlx::PgConnection,
         events: &[LogEvent],
+        known: &KnownFacts,
+        learned: &mut Vec<Uuid>,
     ) -> Result<(), ProjectionError> {
         match self {
-            Projection::Facts => facts::apply(conn, events).await,
+            Projection::Facts => facts::apply(conn, events, known, learned).await,
         }
     }
 
@@ -92,6 +96,46 @@ pub enum ProjectionError {
 impl From<sqlx::Error> for ProjectionError {
     fn from(e: sqlx::Error) -> Self {
         ProjectionError::Store(e.into())
+    }
+}
+
+/// Facts a worker knows to have their row in `facts_view`, so that a batch
+/// need not ask. A fact's row, once committed, is never removed: a rebuild's
+/// swap brings a table with every fact of the log up to a position at least
+/// the old checkpoint. Only a change of the projection's generation (a swap,
+/// or a migration that starts the projection over) makes the worker forget,
+/// as it cannot tell which of the two it was. Bounded: when full it starts
+/// over empty, which costs only the look-ups it saved.
+#[derive(Debug, Default)]
+pub(crate) struct KnownFacts {
+    generation: Option<i64>,
+    ids: std::collections::HashSet<Uuid>,
+}
+
+impl KnownFacts {
+    /// About 3 MB of ids at most.
+    const CAPACITY: usize = 100_000;
+
+    pub(crate) fn contains(&self, id: &Uuid) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Forgets everything when `generation` is not the one known so far.
+    pub(crate) fn at_generation(&mut self, generation: i64) {
+        if self.generation != Some(generation) {
+            self.ids.clear();
+            self.generation = Some(generation);
+        }
+    }
+
+    /// Adds facts whose rows a committed batch left in place.
+    pub(crate) fn learn(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            if self.ids.len() >= Self::CAPACITY {
+                self.ids.clear();
+            }
+            self.ids.insert(id);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::bulk::{self, Targets};
 use super::runner::lock_key;
-use super::{Projection, ProjectionError, read_batch};
+use super::{KnownFacts, Projection, ProjectionError, read_batch};
 use crate::store::{StoreError, read_head};
 
 pub use super::bulk::BulkTimings;
@@ -81,7 +81,14 @@ async fn catch_up(
             tx.commit().await.map_err(StoreError::from)?;
             return Ok((from, done));
         };
-        p.apply(&mut tx, &batch.events).await?;
+        // Shadow tables are new to every worker: nothing is known there.
+        p.apply(
+            &mut tx,
+            &batch.events,
+            &KnownFacts::default(),
+            &mut Vec::new(),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         done += batch.read as u64;
         from = last;

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::checkpoint;
-use super::{Projection, ProjectionError, read_batch};
+use super::{KnownFacts, Projection, ProjectionError, read_batch};
 use crate::store::{EventStore, StoreError};
 
 /// How long an idle or non-owning worker waits before looking again, when
@@ -141,7 +141,11 @@ impl Runner {
         self
     }
 
-    async fn step(&self, slot: &mut Option<PgConnection>) -> Result<Step, ProjectionError> {
+    async fn step(
+        &self,
+        slot: &mut Option<PgConnection>,
+        known: &mut KnownFacts,
+    ) -> Result<Step, ProjectionError> {
         let name = self.projection.name();
         let conn = match slot {
             Some(c) => c,
@@ -159,17 +163,23 @@ impl Runner {
         if !owner {
             return Ok(Step::NotOwner);
         }
-        let from = checkpoint::read(&mut tx, name).await?;
+        let (from, generation) = checkpoint::read(&mut tx, name).await?;
+        known.at_generation(generation);
         let batch = read_batch(&mut tx, from, self.projection.batch_size()).await?;
         let Some(last) = batch.last else {
             return Ok(Step::Idle);
         };
-        self.projection.apply(&mut tx, &batch.events).await?;
+        let mut learned = Vec::new();
+        self.projection
+            .apply(&mut tx, &batch.events, known, &mut learned)
+            .await?;
         if !checkpoint::advance(&mut tx, name, from, last).await? {
             // Someone else moved the checkpoint: drop this batch entirely.
             return Ok(Step::NotOwner);
         }
         tx.commit().await.map_err(StoreError::from)?;
+        // Only what committed is known.
+        known.learn(learned);
         metrics::counter!("factlog_projection_events_applied_total", "projection" => name)
             .increment(batch.read as u64);
         Ok(Step::Applied {
@@ -183,6 +193,7 @@ impl Runner {
         let mut head = self.store.head_watch();
         let mut attempt = 0u32;
         let mut conn: Option<PgConnection> = None;
+        let mut known = KnownFacts::default();
         tracing::info!(projection = name, "projection worker started");
         loop {
             if *stop.borrow() {
@@ -192,7 +203,7 @@ impl Runner {
                 .set(chrono::Utc::now().timestamp() as f64);
             head.borrow_and_update();
             let started = tokio::time::Instant::now();
-            let outcome = self.step(&mut conn).await;
+            let outcome = self.step(&mut conn, &mut known).await;
             if outcome.is_err() {
                 // Whatever went wrong, the next attempt starts on a fresh connection.
                 conn = None;

@@ -904,3 +904,56 @@ async fn a_fact_first_claim_can_come_after_a_batch_cut() {
     rebuild_all(&db).await;
     assert_same(&live, &dump(&db).await);
 }
+
+/// A worker remembers which facts have a row, to skip writing them again;
+/// it must forget when the projection starts over under it (a migration
+/// that empties the tables and bumps the generation, as 0014 did). The log
+/// is one claim of fact G, then, in a later transaction, one of fact F:
+/// starting over, F's claim is new, pending and later than the batch's
+/// first event, so only the worker's memory could keep F's row unwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_forgets_known_facts_when_the_projection_starts_over() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let workers = projections::spawn_all(&db.pool, &store, &rx, Duration::from_millis(1));
+    let story = Uuid::now_v7();
+    let (g, f) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut other = assert_event(g, story, 1, None);
+    if let ClaimEvent::ClaimAsserted(a) = &mut other {
+        a.subject = "the march".into();
+        a.fact_id = factlog::domain::text::fact_id("the march", "size");
+    }
+    for (id, event) in [(g, other), (f, assert_event(f, story, 2, None))] {
+        store
+            .append_request(write(
+                vec![claim_append(id, ExpectedVersion::NoStream, &[event])],
+                "ann",
+            ))
+            .await
+            .expect("append");
+        caught_up(&db, Duration::from_secs(30)).await;
+    }
+    let facts = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM facts_view")
+            .fetch_one(&db.pool)
+            .await
+            .expect("facts")
+    };
+    assert_eq!(facts().await, 2, "both facts projected");
+
+    sqlx::raw_sql(
+        "TRUNCATE facts_view, claim_versions, fact_events; \
+         UPDATE projection_checkpoints SET position = 0, generation = generation + 1 \
+         WHERE name = 'facts'",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("start over");
+    caught_up(&db, Duration::from_secs(30)).await;
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    assert_eq!(facts().await, 2, "both facts projected again");
+}
