@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_parsers;
 mod hostile;
 mod listing_plans;
+mod migrations;
 mod projection_runs;
 mod read_audit;
 mod read_facts;

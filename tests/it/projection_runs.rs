@@ -408,7 +408,7 @@ fn claim_append(claim: Uuid, expected: ExpectedVersion, events: &[ClaimEvent]) -
 }
 
 /// The confirmation that verifies a claim needing one.
-fn verifying_confirmation() -> ClaimEvent {
+pub(crate) fn verifying_confirmation() -> ClaimEvent {
     ClaimEvent::ClaimConfirmed {
         schema: claim::SCHEMA,
         note: None,
@@ -418,7 +418,12 @@ fn verifying_confirmation() -> ClaimEvent {
     }
 }
 
-fn assert_event(claim_id: Uuid, story_id: Uuid, amount: u32, corrects: Option<Uuid>) -> ClaimEvent {
+pub(crate) fn assert_event(
+    claim_id: Uuid,
+    story_id: Uuid,
+    amount: u32,
+    corrects: Option<Uuid>,
+) -> ClaimEvent {
     ClaimEvent::ClaimAsserted(Box::new(Asserted {
         schema: claim::SCHEMA,
         claim_id,

@@ -106,6 +106,17 @@ impl TestDb {
         }
     }
 
+    /// A new database without any migration applied (for upgrade tests).
+    pub async fn unmigrated() -> TestDb {
+        let name = format!("factlog_test_{}", uuid::Uuid::new_v4().simple());
+        let url = url_for(&name);
+        db::create_database_if_missing(&url)
+            .await
+            .expect("create database");
+        let pool = db::pool(&url, 5).await.expect("connect");
+        TestDb { name, url, pool }
+    }
+
     /// A new, migrated, empty database.
     pub async fn new() -> TestDb {
         let template = template();
