@@ -116,8 +116,6 @@ struct Folded {
     fact_id: Uuid,
     /// Always present between events (taken while the claim evolves).
     state: Option<Claim>,
-    /// The position of the claim's last event.
-    last_position: i64,
     /// Where the claim's current (open) version begins, and its record time.
     open_position: i64,
     open_at: DateTime<Utc>,
@@ -252,7 +250,6 @@ pub(super) async fn load(
                         id: e.claim_id,
                         fact_id,
                         state: Some(state),
-                        last_position: e.position,
                         open_position: e.position,
                         open_at: e.recorded_at,
                     });
@@ -278,7 +275,6 @@ pub(super) async fn load(
                         f.open_at = e.recorded_at;
                     }
                     f.open_position = e.position;
-                    f.last_position = e.position;
                     f.state = Some(evolve_logged(prior, &e)?);
                     i
                 }

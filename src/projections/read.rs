@@ -108,8 +108,13 @@ fn listing<'a>(
 const CLAIMS_SELECT: &str = "SELECT claim_id, state::text FROM claim_versions";
 /// Written out in every claims query: it is what lets PostgreSQL use the
 /// partial indexes over the open versions, which name them by `recorded_to`
-/// (migrations/0015 says why not by `to_position`).
-const OPEN: &str = "recorded_to IS NULL";
+/// (migrations/0015 says why not by `to_position`). A macro so that static
+/// statements can `concat!` it.
+macro_rules! open_versions {
+    () => {
+        "recorded_to IS NULL"
+    };
+}
 
 /// The claims listing; `explain` asks for its plan instead of its rows.
 fn claims_listing<'a>(
@@ -125,7 +130,7 @@ fn claims_listing<'a>(
     };
     listing(
         &select,
-        Some(OPEN),
+        Some(open_versions!()),
         "claim_id",
         filters,
         // claim_versions_open_story, _open_asserted_by, _open_status.
@@ -331,10 +336,11 @@ pub async fn fact_history(
 
 /// The stored states (JSON text) of a story's claims, in assertion order.
 pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT state::text FROM claim_versions WHERE story_id = $1 AND recorded_to IS NULL \
-         ORDER BY claim_id",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT state::text FROM claim_versions WHERE story_id = $1 AND ",
+        open_versions!(),
+        " ORDER BY claim_id"
+    ))
     .bind(story_id)
     .fetch_all(pool)
     .await?)

@@ -34,8 +34,9 @@ pub enum Source {
     FactDocuments,
 }
 
-pub const CLAIMS: Source = Source::Projections(&[Projection::Facts]);
 pub const FACTS: Source = Source::Projections(&[Projection::Facts]);
+/// Claims are their open versions, which the facts projection keeps.
+pub const CLAIMS: Source = FACTS;
 pub const FACT_DOCUMENTS: Source = Source::FactDocuments;
 
 /// A page of results and the cursor of the next one.
