@@ -33,22 +33,13 @@ async fn a_batch_look_up_never_starts_parallel_workers() {
     // The premise: with PostgreSQL's default settings this look-up goes
     // parallel.
     let mut pooled = db.pool.acquire().await.expect("pooled connection");
-    let default_plan = explain_open_states(&mut pooled, &ids)
-        .await
-        .expect("explain with defaults")
-        .join("\n");
+    let default_plan = plan_of(&mut pooled, &ids).await;
     assert!(
         default_plan.contains("Gather"),
         "this test needs statistics that make the default plan parallel:\n{default_plan}"
     );
 
-    let mut worker = PgConnection::connect_with(&batch_options(&db.pool))
-        .await
-        .expect("a worker's connection");
-    let plan = explain_open_states(&mut worker, &ids)
-        .await
-        .expect("explain on a worker's connection")
-        .join("\n");
+    let plan = plan_of(&mut worker_connection(&db).await, &ids).await;
     assert!(
         !plan.contains("Gather") && plan.contains("claim_versions_pkey"),
         "a worker's batch should read the primary key without parallel workers:\n{plan}"
@@ -63,20 +54,30 @@ async fn a_batch_look_up_never_starts_parallel_workers() {
 #[tokio::test]
 async fn a_batch_look_up_planned_on_an_empty_table_reads_the_key() {
     let db = TestDb::new().await;
-    let mut worker = PgConnection::connect_with(&batch_options(&db.pool))
-        .await
-        .expect("a worker's connection");
+    let mut worker = worker_connection(&db).await;
     sqlx::query("SET plan_cache_mode = force_generic_plan")
         .execute(&mut worker)
         .await
         .expect("generic plans");
     let ids: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
-    let plan = explain_open_states(&mut worker, &ids)
-        .await
-        .expect("explain")
-        .join("\n");
+    let plan = plan_of(&mut worker, &ids).await;
     assert!(
         plan.contains("claim_versions_pkey"),
         "the look-up should read the primary key:\n{plan}"
     );
+}
+
+/// A connection as a projection worker opens it.
+async fn worker_connection(db: &TestDb) -> PgConnection {
+    PgConnection::connect_with(&batch_options(&db.pool))
+        .await
+        .expect("a worker's connection")
+}
+
+/// The plan `conn` makes for the batch look-up of `ids`' current states.
+async fn plan_of(conn: &mut PgConnection, ids: &[Uuid]) -> String {
+    explain_open_states(conn, ids)
+        .await
+        .expect("explain")
+        .join("\n")
 }
