@@ -9,15 +9,15 @@
 //! of CPU per request here; this client does only what a keep-alive
 //! connection needs.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::net::TcpStream;
 
 pub type Body = Full<Bytes>;
@@ -28,7 +28,7 @@ pub fn request(
     method: Method,
     path: &str,
     token: &str,
-    json: Option<&Value>,
+    json: Option<Bytes>,
 ) -> Request<Body> {
     let builder = Request::builder()
         .method(method)
@@ -38,7 +38,7 @@ pub fn request(
     let built = match json {
         Some(v) => builder
             .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(v.to_string()))),
+            .body(Full::new(v)),
         None => builder.body(Full::new(Bytes::new())),
     };
     built.expect("a well-formed request")
@@ -49,7 +49,18 @@ pub fn request(
 pub struct Conn {
     authority: String,
     timeout: Duration,
-    sender: Option<SendRequest<Body>>,
+    link: Option<Link>,
+}
+
+/// The request half of a connection and the future that does its I/O.
+///
+/// The connection future is polled by the task that sends, alongside each
+/// exchange, rather than spawned: a spawned connection task costs two
+/// cross-task wake-ups per request (request in, response out), which was a
+/// third of this client's CPU.
+struct Link {
+    sender: SendRequest<Body>,
+    io: Pin<Box<Connection<TokioIo<TcpStream>, Body>>>,
 }
 
 impl Conn {
@@ -57,7 +68,7 @@ impl Conn {
         Conn {
             authority: authority.to_owned(),
             timeout,
-            sender: None,
+            link: None,
         }
     }
 
@@ -67,32 +78,38 @@ impl Conn {
             Ok(Some(answer)) => answer,
             // The connection's state is unknown: the next request opens another.
             Ok(None) | Err(_) => {
-                self.sender = None;
+                self.link = None;
                 (0, Bytes::new())
             }
         }
     }
 
     async fn exchange(&mut self, req: Request<Body>) -> Option<(u16, Bytes)> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            self.sender = Some(connect(&self.authority).await?);
+        if self.link.as_ref().is_none_or(|l| l.sender.is_closed()) {
+            self.link = Some(connect(&self.authority).await?);
         }
-        let sender = self.sender.as_mut()?;
-        sender.ready().await.ok()?;
-        let res = sender.send_request(req).await.ok()?;
-        let status = res.status().as_u16();
-        let body = res.into_body().collect().await.ok()?.to_bytes();
-        Some((status, body))
+        let Link { sender, io } = self.link.as_mut()?;
+        let exchange = async {
+            sender.ready().await.ok()?;
+            let res = sender.send_request(req).await.ok()?;
+            let status = res.status().as_u16();
+            let body = res.into_body().collect().await.ok()?.to_bytes();
+            Some((status, body))
+        };
+        tokio::select! {
+            answer = exchange => answer,
+            // The connection ended (closed or failed) before the answer did.
+            _ = io.as_mut() => None,
+        }
     }
 }
 
-async fn connect(authority: &str) -> Option<SendRequest<Body>> {
+async fn connect(authority: &str) -> Option<Link> {
     let stream = TcpStream::connect(authority).await.ok()?;
     stream.set_nodelay(true).ok()?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
-    tokio::spawn(async move {
-        // Ends when the server closes the connection or the sender is dropped.
-        let _ = conn.await;
-    });
-    Some(sender)
+    let (sender, io) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    Some(Link {
+        sender,
+        io: Box::pin(io),
+    })
 }
