@@ -4,8 +4,8 @@
 //!
 //! Three stages overlap: a reader task streams the claim events and decodes
 //! them; the fold (the caller's task) evolves the claims and writes the rows
-//! that are final as soon as they are (history rows, and each version once
-//! the claim's next one begins); a writer task per table loads its rows over a
+//! that are final as soon as they are (each version once the claim's next
+//! one begins); a writer task per table loads its rows over a
 //! connection of its own. The rows that depend on the end state (claims,
 //! their state copies, their open versions, the fact documents) are written
 //! once, after the last event. Then every table gets its indexes, each built
@@ -75,7 +75,6 @@ pub(super) struct Bulk {
 struct Writers {
     facts_view: Option<CopyWriter>,
     versions: Option<CopyWriter>,
-    history: Option<CopyWriter>,
     /// Time spent handing full chunks to the connections (backpressure).
     waiting: f64,
 }
@@ -96,7 +95,6 @@ impl Writers {
         Ok(Writers {
             facts_view: start(&t.facts, "facts_view", facts::FACTS_COLUMNS).await?,
             versions: start(&t.facts, "claim_versions", facts::VERSIONS_COLUMNS).await?,
-            history: start(&t.facts, "fact_events", facts::HISTORY_COLUMNS).await?,
             waiting: 0.0,
         })
     }
@@ -233,7 +231,7 @@ pub(super) async fn load(
                 }
                 run_at = Some(e.recorded_at);
             }
-            let i = match index.get(&e.claim_id) {
+            match index.get(&e.claim_id) {
                 None => {
                     let state = evolve_logged(None, &e)?;
                     let i = claims.len();
@@ -253,7 +251,6 @@ pub(super) async fn load(
                         open_position: e.position,
                         open_at: e.recorded_at,
                     });
-                    i
                 }
                 Some(&i) => {
                     let f = &mut claims[i];
@@ -276,12 +273,7 @@ pub(super) async fn load(
                     }
                     f.open_position = e.position;
                     f.state = Some(evolve_logged(prior, &e)?);
-                    i
                 }
-            };
-            if let Some(h) = &mut w.history {
-                facts::copy_history(h.rows(), claims[i].fact_id, e.position, e.claim_id);
-                flush(h, &mut w.waiting).await?;
             }
             position = e.position;
         }
@@ -300,17 +292,6 @@ pub(super) async fn load(
             end.fill(v.rows(), claims[i].open_position, claims[i].open_at);
         }
     }
-    let t = Instant::now();
-    let mut jobs = Vec::new();
-    // The history is complete: its load ends and its index is built while
-    // the end states are laid out.
-    if let (Some(h), Some(schema)) = (w.history.take(), &targets.facts) {
-        let (options, schema) = (options.clone(), schema.clone());
-        jobs.push(tokio::spawn(async move {
-            finish_table(&options, h, &schema, "fact_events", t).await
-        }));
-    }
-
     // The end states: every claim once, and every fact laid out once.
     let t = Instant::now();
     let waited = w.waiting;
@@ -346,6 +327,7 @@ pub(super) async fn load(
 
     // Finish every load and index every table, the tables side by side.
     let t = Instant::now();
+    let mut jobs = Vec::new();
     for (writer, schema, table) in [
         (w.facts_view, &targets.facts, "facts_view"),
         (w.versions, &targets.facts, "claim_versions"),

@@ -1,6 +1,7 @@
-//! The facts projection: each fact's row (keys, status and [`Summary`]), a
-//! system-time version of each claim's state per transaction that changed it,
-//! and the index of which events belong to which fact (history).
+//! The facts projection: each fact's row (keys, status and [`Summary`]) and
+//! a system-time version of each claim's state per transaction that changed
+//! it. (A fact's history needs nothing more: a claim's fact never changes,
+//! so the fact's events are its claims' streams in the log.)
 //!
 //! Nothing here stores a fact's whole document. Versions are kept per claim,
 //! not per fact: a fact with many claims would otherwise be stored again for
@@ -130,15 +131,6 @@ impl FactRow {
     }
 }
 
-/// Columns of `fact_events`, in the order [`copy_history`] writes them.
-pub(super) const HISTORY_COLUMNS: &str = "fact_id, position, claim_id";
-
-/// A `fact_events` row: the event at `position`, of claim `claim_id`,
-/// belongs to the history of fact `fact_id`.
-pub(super) fn copy_history(out: &mut CopyRows, fact_id: Uuid, position: i64, claim_id: Uuid) {
-    out.row(3).uuid(fact_id).int8(position).uuid(claim_id);
-}
-
 /// A claim's state as one transaction left it.
 struct Version {
     claim_id: Uuid,
@@ -189,7 +181,6 @@ pub(super) async fn apply(
 
     let mut versions: Vec<Version> = Vec::new();
     let mut last_version: HashMap<Uuid, usize> = HashMap::new();
-    let mut history: Vec<(Uuid, i64, Uuid)> = Vec::new();
     for e in events {
         let id = e.claim_id;
         let prior = states.remove(&id);
@@ -216,7 +207,6 @@ pub(super) async fn apply(
             }
         }
         states.insert(id, next);
-        history.push((fact_id, e.position, id));
     }
 
     // The claims that may change their fact's summary: those whose verified
@@ -270,7 +260,6 @@ pub(super) async fn apply(
     write_facts(conn, &summary_changes, learned).await?;
     write_fact_rows(conn, &if_absent, INSERT_ABSENT_FACTS).await?;
     learned.extend(if_absent.iter().map(|r| r.fact_id));
-    write_history(conn, &history).await?;
     Ok(())
 }
 
@@ -518,24 +507,5 @@ async fn write_fact_rows(
         .bind(&summaries)
         .execute(&mut *conn)
         .await?;
-    Ok(())
-}
-
-async fn write_history(
-    conn: &mut PgConnection,
-    history: &[(Uuid, i64, Uuid)],
-) -> Result<(), ProjectionError> {
-    let f: Vec<Uuid> = history.iter().map(|h| h.0).collect();
-    let p: Vec<i64> = history.iter().map(|h| h.1).collect();
-    let c: Vec<Uuid> = history.iter().map(|h| h.2).collect();
-    sqlx::query(
-        "INSERT INTO fact_events (fact_id, position, claim_id) \
-         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[])",
-    )
-    .bind(&f)
-    .bind(&p)
-    .bind(&c)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }

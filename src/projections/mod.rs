@@ -48,7 +48,7 @@ impl Projection {
     /// The tables the projection owns (rebuilt and swapped together).
     pub fn tables(self) -> &'static [&'static str] {
         match self {
-            Projection::Facts => &["facts_view", "claim_versions", "fact_events"],
+            Projection::Facts => &["facts_view", "claim_versions"],
         }
     }
 

@@ -244,16 +244,15 @@ pub struct FactChanges {
 
 /// The facts checkpoint and generation, and (when `generation` is still
 /// current) the facts written after checkpoint `after`, in one statement and
-/// hence one snapshot. A batch writes one `fact_events` row per event it
-/// applies, at the event's position, in the same transaction as it moves the
-/// checkpoint, together with the new version of the event's claim; a
-/// fact's document is laid out from its claims' open versions, so the facts
-/// of `fact_events` rows above `after` are exactly the documents changed
-/// since. (The upper bound changes nothing, as no row is past
-/// the checkpoint; it makes the condition a range, which the planner estimates
-/// as narrow and serves from the index even without statistics or under a
-/// generic plan.) `limit` bounds the events read, not the facts: a pass that
-/// far behind drops everything rather than reading an unbounded range.
+/// hence one snapshot. A batch writes the new version of every claim whose
+/// events it applies, in the same transaction as it moves the checkpoint
+/// past them; a fact's document is laid out from its claims' open versions,
+/// and a claim's fact never changes: so the facts of the claims of the
+/// events in `(after, checkpoint]` are exactly the documents changed since.
+/// (The range is read from the log's primary key, and each event's claim is
+/// one look-up of its open version by the key of `claim_versions`.) `limit`
+/// bounds the claim events read, not the facts: a pass that far behind drops
+/// everything rather than reading an unbounded range.
 pub async fn fact_changes(
     pool: &PgPool,
     after: i64,
@@ -263,8 +262,11 @@ pub async fn fact_changes(
     let (position, current, changed): (i64, i64, Option<Vec<Uuid>>) = sqlx::query_as(
         "SELECT c.position, c.generation, \
                 CASE WHEN c.generation = $2 THEN \
-                    ARRAY(SELECT h.fact_id FROM fact_events h \
-                          WHERE h.position > $1 AND h.position <= c.position LIMIT $3) \
+                    ARRAY(SELECT v.fact_id FROM events e \
+                          JOIN claim_versions v \
+                            ON v.claim_id = substr(e.stream, 7)::uuid AND v.to_position IS NULL \
+                          WHERE e.position > $1 AND e.position <= c.position \
+                            AND e.stream LIKE 'claim-%' LIMIT $3) \
                 END \
          FROM projection_checkpoints c WHERE c.name = 'facts'",
     )
@@ -316,6 +318,9 @@ pub async fn fact_exists(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
 /// One event of a fact's history.
 pub type HistoryRow = (i64, DateTime<Utc>, String, String, Uuid, Value);
 
+/// The events of fact `id` after position `after`, oldest first: the events
+/// of its claims' streams (a claim never changes fact), as far as the facts
+/// projection has applied the log, so that history and documents agree.
 pub async fn fact_history(
     pool: &PgPool,
     id: Uuid,
@@ -323,9 +328,11 @@ pub async fn fact_history(
     limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT e.position, e.recorded_at, e.actor, e.type, h.claim_id, e.data \
-         FROM fact_events h JOIN events e ON e.position = h.position \
-         WHERE h.fact_id = $1 AND h.position > $2 ORDER BY h.position LIMIT $3",
+        "SELECT e.position, e.recorded_at, e.actor, e.type, v.claim_id, e.data \
+         FROM claim_versions v JOIN events e ON e.stream = 'claim-' || v.claim_id::text \
+         WHERE v.fact_id = $1 AND v.to_position IS NULL AND e.position > $2 \
+           AND e.position <= (SELECT position FROM projection_checkpoints WHERE name = 'facts') \
+         ORDER BY e.position LIMIT $3",
     )
     .bind(id)
     .bind(after)

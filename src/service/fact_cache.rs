@@ -2,13 +2,14 @@
 //! serves them, kept exact with the facts projection's own bookkeeping.
 //!
 //! A fact's document is laid out from its claims' open versions in
-//! `claim_versions`. A projection batch writes a `fact_events` row for every
-//! event it applies, at positions above the checkpoint it started from,
-//! together with the new version of that event's claim (moving the checkpoint
-//! in the same transaction): so the documents that change are exactly those
-//! of those rows' facts. So one statement, `SELECT fact_id FROM fact_events WHERE
-//! position > <last checkpoint seen>` together with the checkpoint itself,
-//! names exactly the documents that changed since the cache last looked. A
+//! `claim_versions`. A projection batch writes the new version of the claim
+//! of every event it applies (moving the checkpoint past those events in the
+//! same transaction), and a claim's fact never changes: so the documents that
+//! change are exactly those of the facts of the claims of the events after
+//! the checkpoint the batch started from. So one statement (the facts of the
+//! claim events with `position > <last checkpoint seen>`, together with the
+//! checkpoint itself) names exactly the documents that changed since the
+//! cache last looked. A
 //! background task asks that whenever any process reports a checkpoint moving
 //! (NOTIFY `factlog_checkpoints`, through the store's checkpoint watch), and
 //! at least every [`SAFETY_NET`]; it evicts what changed and then advances the

@@ -268,7 +268,7 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // A claim state no rebuild would produce, written behind the
-    // projection's back (no `fact_events` row, so no pass evicts the fact):
+    // projection's back (no event, so no pass evicts the fact):
     // only a flush can.
     sqlx::query(
         "UPDATE claim_versions SET state = (state::jsonb || '{\"asserted_by\": \"tampered\"}')::json \

@@ -130,10 +130,9 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
     }
 }
 
-const TABLES: [(&str, &str); 3] = [
+const TABLES: [(&str, &str); 2] = [
     ("facts_view", "fact_id"),
     ("claim_versions", "claim_id, from_position"),
-    ("fact_events", "fact_id, position"),
 ];
 
 pub async fn dump(db: &TestDb) -> Vec<(String, Vec<Value>)> {
@@ -937,7 +936,7 @@ async fn a_worker_forgets_known_facts_when_the_projection_starts_over() {
     assert_eq!(facts().await, 2, "both facts projected");
 
     sqlx::raw_sql(
-        "TRUNCATE facts_view, claim_versions, fact_events; \
+        "TRUNCATE facts_view, claim_versions; \
          UPDATE projection_checkpoints SET position = 0, generation = generation + 1 \
          WHERE name = 'facts'",
     )
@@ -950,4 +949,119 @@ async fn a_worker_forgets_known_facts_when_the_projection_starts_over() {
         w.await.expect("worker");
     }
     assert_eq!(facts().await, 2, "both facts projected again");
+}
+
+/// A fact's history is the events of its claims' streams, in log order, up to
+/// the facts checkpoint (so it agrees with the documents served); the change
+/// feed of the fact cache names the facts of the claim events after a
+/// position, from the same two sources.
+#[tokio::test]
+async fn a_facts_history_is_its_claims_events_as_far_as_projected() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let story = Uuid::now_v7();
+    let fact = factlog::domain::text::fact_id("the crowd", "size");
+    let other_fact = factlog::domain::text::fact_id("the march", "size");
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut elsewhere = assert_event(c, story, 7, None);
+    if let ClaimEvent::ClaimAsserted(asserted) = &mut elsewhere {
+        asserted.subject = "the march".into();
+        asserted.fact_id = other_fact;
+    }
+    let mut at = Vec::new();
+    for (claim, expected, event, who) in [
+        (
+            a,
+            ExpectedVersion::NoStream,
+            assert_event(a, story, 5_200, None),
+            "ann",
+        ),
+        (c, ExpectedVersion::NoStream, elsewhere, "ann"),
+        (
+            b,
+            ExpectedVersion::NoStream,
+            assert_event(b, story, 5_000, None),
+            "cy",
+        ),
+        (
+            a,
+            ExpectedVersion::Exact(1),
+            verifying_confirmation(),
+            "bob",
+        ),
+    ] {
+        store
+            .append_request(write(vec![claim_append(claim, expected, &[event])], who))
+            .await
+            .expect("append");
+        at.push(head(&db).await);
+    }
+    project_live(&db, &store).await;
+    // Past the checkpoint: not in the history until projected.
+    store
+        .append_request(write(
+            vec![claim_append(
+                b,
+                ExpectedVersion::Exact(1),
+                &[verifying_confirmation()],
+            )],
+            "bob",
+        ))
+        .await
+        .expect("append");
+    let beyond = head(&db).await;
+
+    let history = |after: i64| {
+        let pool = db.pool.clone();
+        async move {
+            projections::read::fact_history(&pool, fact, after, 100)
+                .await
+                .expect("history")
+                .into_iter()
+                .map(|(position, _, actor, kind, claim, _)| (position, actor, kind, claim))
+                .collect::<Vec<_>>()
+        }
+    };
+    let event = |i: usize, actor: &str, kind: &str, claim: Uuid| {
+        (at[i], actor.to_owned(), kind.to_owned(), claim)
+    };
+    assert_eq!(
+        history(0).await,
+        [
+            event(0, "ann", "ClaimAsserted", a),
+            event(2, "cy", "ClaimAsserted", b),
+            event(3, "bob", "ClaimConfirmed", a),
+        ],
+        "both claims' events in log order, the other fact's claim left out"
+    );
+    assert_eq!(
+        history(at[2]).await,
+        [event(3, "bob", "ClaimConfirmed", a)],
+        "a page after a position"
+    );
+
+    let changes = |after: i64| {
+        let pool = db.pool.clone();
+        async move {
+            let generation = projections::read::fact_changes(&pool, 0, None, 100)
+                .await
+                .expect("generation")
+                .generation;
+            projections::read::fact_changes(&pool, after, Some(generation), 100)
+                .await
+                .expect("changes")
+        }
+    };
+    let mut both = vec![fact, other_fact];
+    both.sort();
+    let all = changes(0).await;
+    assert_eq!((all.position, all.changed), (at[3], Some(both)));
+    assert_eq!(changes(at[1]).await.changed, Some(vec![fact]));
+    assert_eq!(changes(at[3]).await.changed, Some(vec![]));
+
+    project_live(&db, &store).await;
+    let all = history(0).await;
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3], (beyond, "bob".into(), "ClaimConfirmed".into(), b));
+    assert_eq!(changes(at[3]).await.changed, Some(vec![fact]));
 }
