@@ -9,6 +9,19 @@ use uuid::Uuid;
 
 use crate::support::TestDb;
 
+/// A connection that plans every statement as a pooled connection does once
+/// it has cached it: generically, without the arguments.
+async fn generic_plans(db: &TestDb) -> sqlx::PgConnection {
+    let mut conn = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("connection");
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut conn)
+        .await
+        .expect("generic plans");
+    conn
+}
+
 #[tokio::test]
 async fn pending_claims_are_listed_from_the_status_index() {
     let db = TestDb::new().await;
@@ -31,14 +44,7 @@ async fn pending_claims_are_listed_from_the_status_index() {
         .await
         .expect("analyze");
 
-    let mut conn = sqlx::PgConnection::connect(&db.url)
-        .await
-        .expect("connection");
-    // What a pooled connection ends up with once it caches the statement.
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut conn)
-        .await
-        .expect("generic plans");
+    let mut conn = generic_plans(&db).await;
     let filter = ClaimFilter {
         status: Some("pending".into()),
         ..ClaimFilter::default()
@@ -82,13 +88,7 @@ async fn the_fact_cache_pass_looks_claims_up_by_key() {
     .await
     .expect("claims and their events");
 
-    let mut conn = sqlx::PgConnection::connect(&db.url)
-        .await
-        .expect("connection");
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut conn)
-        .await
-        .expect("generic plans");
+    let mut conn = generic_plans(&db).await;
     // Run it as the pass does (a prepared statement) with the generic plan.
     let plan = factlog::projections::read::explain_fact_changes(&mut conn, 0, 1, 10_001)
         .await
