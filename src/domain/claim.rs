@@ -15,8 +15,17 @@ use super::value::ClaimValue;
 /// Schema version written into every event's data; upcasters key on it.
 pub const SCHEMA: u32 = 1;
 
+/// What every claim's stream name begins with (then the claim's id): a
+/// macro, so that SQL statements can `concat!` it.
+macro_rules! stream_prefix {
+    () => {
+        "claim-"
+    };
+}
+pub(crate) use stream_prefix;
+
 pub fn stream_name(id: Uuid) -> String {
-    format!("claim-{id}")
+    format!(concat!(stream_prefix!(), "{}"), id)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use super::copy::CopyWriter;
 use super::facts::{self, FactRow, PendingEnd, VersionRow, same_version};
 use super::{LogEvent, ProjectionError, evolve_logged};
-use crate::domain::claim::Claim;
+use crate::domain::claim::{Claim, stream_prefix};
 use crate::domain::fact::Summary;
 use crate::store::{LogRow, StoreError, log_row_columns};
 
@@ -137,8 +137,9 @@ async fn read_log(
         let mut rows = sqlx::query_as::<_, LogRow>(concat!(
             "SELECT ",
             log_row_columns!(),
-            " FROM events WHERE position > $1 AND position <= $2 AND stream LIKE 'claim-%' \
-             ORDER BY position"
+            " FROM events WHERE position > $1 AND position <= $2 AND stream LIKE '",
+            stream_prefix!(),
+            "%' ORDER BY position"
         ))
         .bind(from)
         .bind(upto)

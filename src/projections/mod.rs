@@ -211,7 +211,10 @@ pub(crate) async fn read_batch(
 
 /// The claim a stream holds the events of, if it is a claim stream.
 pub(crate) fn claim_id_of_stream(stream: &str) -> Option<Uuid> {
-    stream.strip_prefix("claim-")?.parse().ok()
+    stream
+        .strip_prefix(crate::domain::claim::stream_prefix!())?
+        .parse()
+        .ok()
 }
 
 /// Folds one claim event, as read from the log, into the claim's state; an

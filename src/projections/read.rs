@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use crate::domain::claim::stream_prefix;
 use crate::store::StoreError;
 
 /// Filters of `GET /v1/claims`.
@@ -244,18 +245,26 @@ pub struct FactChanges {
 
 /// [`fact_changes`]' statement: `$1` the checkpoint last seen, `$2` the
 /// generation last seen, `$3` how many claim events to read at most.
-const FACT_CHANGES: &str = "SELECT c.position, c.generation, \
+const FACT_CHANGES: &str = concat!(
+    "SELECT c.position, c.generation, \
         CASE WHEN c.generation = $2 THEN \
             ARRAY(SELECT f FROM ( \
                 SELECT (SELECT v.fact_id FROM claim_versions v \
-                        WHERE v.claim_id = substr(e.stream, 7)::uuid \
+                        WHERE v.claim_id = substr(e.stream, length('",
+    stream_prefix!(),
+    "') + 1)::uuid \
                           AND v.to_position IS NULL LIMIT 1) AS f \
                 FROM events e \
                 WHERE e.position > $1 AND e.position <= c.position \
-                  AND left(e.stream, 6) = 'claim-' LIMIT $3) AS changed \
+                  AND left(e.stream, length('",
+    stream_prefix!(),
+    "')) = '",
+    stream_prefix!(),
+    "' LIMIT $3) AS changed \
             WHERE f IS NOT NULL) \
         END \
-    FROM projection_checkpoints c WHERE c.name = 'facts'";
+    FROM projection_checkpoints c WHERE c.name = 'facts'"
+);
 
 /// The plan PostgreSQL chooses on `conn` for [`fact_changes`]' statement
 /// as a prepared statement, given the arguments (for the test that keeps it
@@ -366,13 +375,15 @@ pub async fn fact_history(
     after: i64,
     limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT e.position, e.recorded_at, e.actor, e.type, v.claim_id, e.data \
-         FROM claim_versions v JOIN events e ON e.stream = 'claim-' || v.claim_id::text \
+         FROM claim_versions v JOIN events e ON e.stream = '",
+        stream_prefix!(),
+        "' || v.claim_id::text \
          WHERE v.fact_id = $1 AND v.to_position IS NULL AND e.position > $2 \
            AND e.position <= (SELECT position FROM projection_checkpoints WHERE name = 'facts') \
-         ORDER BY e.position LIMIT $3",
-    )
+         ORDER BY e.position LIMIT $3"
+    ))
     .bind(id)
     .bind(after)
     .bind(limit)
