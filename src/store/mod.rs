@@ -281,6 +281,9 @@ async fn run_appender(
         };
         // A connection that stops answering (a network partition sends no
         // reset) must not stall the log: give up on it and reconnect.
+        // The log's one serial path: under load, the time of this transaction
+        // sets the write rate (BENCHMARKS.md), so operators see it.
+        let started = std::time::Instant::now();
         let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &tail)).await
         {
             Ok(results) => results,
@@ -292,6 +295,7 @@ async fn run_appender(
                 prepared.iter().map(|_| Err(clone_error(&e))).collect()
             }
         };
+        metrics::histogram!("factlog_group_commit_seconds").record(started.elapsed().as_secs_f64());
         if results
             .iter()
             .any(|r| matches!(r, Err(e) if e.is_unavailable()))

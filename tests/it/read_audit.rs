@@ -272,6 +272,8 @@ async fn metrics_and_readiness_report_the_projections() {
         "factlog_http_requests_total",
         "factlog_http_request_duration_seconds",
         "factlog_events_appended_total",
+        "factlog_group_commit_seconds",
+        "factlog_group_commit_batch_commands",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
