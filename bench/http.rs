@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 mod client;
+mod common;
 
 use bytes::Bytes;
 use factlog::db::{self, EphemeralCluster};
@@ -28,6 +29,11 @@ use futures::future::BoxFuture;
 use hyper::{Method, Request};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+
+use common::{
+    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, postmaster_pid,
+    process_ticks, read_pgbench_latencies, thousands,
+};
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
 
@@ -60,36 +66,6 @@ const RING_CAP: usize = 20_000;
 const SETTLE_LIMIT: Duration = Duration::from_secs(300);
 /// The goal's "MB" is decimal.
 const MB: f64 = 1e6;
-
-/// The same ~300-byte row bench/append.rs inserts (copied: benches do not
-/// share code), written canonically; no colon is followed by a letter, so
-/// pgbench sees no `:variable` in it.
-const PAYLOAD: &str = concat!(
-    r#"{"checked_by":"desk-7","claim":"The city council approved a four percent increase "#,
-    r#"in the transit budget for the next fiscal year, citing ridership growth on the "#,
-    r#"east side lines.","rating":"mostly-true","source":"https://example.org/news/"#,
-    r#"transit-budget-vote","speaker":"Council member J. Rivera","topic":"transit"}"#
-);
-
-/// bench/append.rs's `bench_events`: the `events` table's shape and indexes.
-const PGBENCH_WRITE_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bench_events (
-    position    bigint      PRIMARY KEY CHECK (position > 0),
-    event_id    uuid        NOT NULL UNIQUE,
-    stream      text        NOT NULL CHECK (stream <> ''),
-    version     bigint      NOT NULL CHECK (version > 0),
-    type        text        NOT NULL CHECK (type <> ''),
-    data        jsonb       NOT NULL,
-    metadata    jsonb       NOT NULL,
-    actor       text        NOT NULL,
-    recorded_at timestamptz NOT NULL,
-    hash        bytea       NOT NULL CHECK (octet_length(hash) = 32),
-    CONSTRAINT bench_events_stream_version UNIQUE (stream, version)
-);
-CREATE INDEX IF NOT EXISTS bench_events_actor_recorded_at ON bench_events (actor, recorded_at, position);
-CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at, position);
-CREATE SEQUENCE IF NOT EXISTS bench_events_position;
-";
 
 struct Settings {
     secs: u64,
@@ -1093,15 +1069,6 @@ async fn drain_projections(pool: &PgPool) -> Duration {
     start.elapsed()
 }
 
-/// Each measurement starts from a clean checkpoint, so that one side does
-/// not pay for the dirty pages the other left behind.
-async fn checkpoint(pool: &PgPool) {
-    sqlx::query("CHECKPOINT")
-        .execute(pool)
-        .await
-        .expect("CHECKPOINT");
-}
-
 async fn settle(pool: &PgPool) {
     drain_projections(pool).await;
     checkpoint(pool).await;
@@ -1200,25 +1167,6 @@ async fn run_pgbench(
         p50,
         p99,
     }
-}
-
-/// Lines are `client_id transaction_no time_us script_no epoch epoch_us`,
-/// one file per pgbench thread.
-fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read the pgbench log directory") {
-        let path = entry.expect("pgbench log entry").path();
-        let text = std::fs::read_to_string(&path).expect("read a pgbench log");
-        for line in text.lines() {
-            let us: u64 = line
-                .split_whitespace()
-                .nth(2)
-                .and_then(|f| f.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected pgbench log line {line:?}"));
-            out.push(Duration::from_micros(us));
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1342,7 +1290,7 @@ async fn writes(bench: &Bench) -> String {
     let started = Instant::now();
     let s = &bench.settings;
     let live = Live::start(bench, "writes").await;
-    sqlx::raw_sql(PGBENCH_WRITE_SCHEMA)
+    sqlx::raw_sql(PGBENCH_SCHEMA)
         .execute(&live.db.pool)
         .await
         .expect("create the pgbench table");
@@ -2887,31 +2835,6 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 // Machine, CPU accounting, reports
 // ---------------------------------------------------------------------------
 
-async fn machine_description(pool: &PgPool) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    let pg: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(pool)
-        .await
-        .expect("server version");
-    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, PostgreSQL {pg} (fsync on)")
-}
-
 fn date_u() -> String {
     std::process::Command::new("date")
         .arg("-u")
@@ -3073,38 +2996,6 @@ fn clock_ticks_per_sec() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
-struct ProcessTicks {
-    parent: u32,
-    own: u64,
-    reaped: u64,
-}
-
-/// utime+stime and cutime+cstime from `/proc/<pid>/stat`.
-fn process_ticks(pid: &str) -> Option<ProcessTicks> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses; fields follow the last ')'.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    Some(ProcessTicks {
-        parent: fields.get(1)?.parse().ok()?,
-        own: num(11)? + num(12)?,
-        reaped: num(13)? + num(14)?,
-    })
-}
-
-fn postmaster_pid(cluster_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(cluster_dir.join("pgdata/postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 fn status_name(status: u16) -> String {
     if status == 0 {
         "no answer".into()
@@ -3128,48 +3019,11 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
-fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
-    if latencies.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    latencies.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1]
-    };
-    (at(0.50), at(0.99))
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
 fn rate(per_sec: f64) -> String {
     if !per_sec.is_finite() {
         return "—".into();
     }
     thousands(per_sec.round() as u64)
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn ms_fmt(d: Duration) -> String {

@@ -1,0 +1,162 @@
+//! What both benchmarks share: pgbench's side of the comparison (the
+//! payload, the table, reading its latencies), the machine's description,
+//! CPU accounting from `/proc`, and number formatting. Each bench declares
+//! `mod common;`; every item here is used by both.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// A fact-check claim of about 300 bytes, written canonically (keys sorted,
+/// no spaces) so that factlog and pgbench store byte-identical jsonb. No
+/// colon is followed by a letter, so pgbench sees no `:variable` in it.
+pub const PAYLOAD: &str = concat!(
+    r#"{"checked_by":"desk-7","claim":"The city council approved a four percent increase "#,
+    r#"in the transit budget for the next fiscal year, citing ridership growth on the "#,
+    r#"east side lines.","rating":"mostly-true","source":"https://example.org/news/"#,
+    r#"transit-budget-vote","speaker":"Council member J. Rivera","topic":"transit"}"#
+);
+
+/// The `events` table's shape and indexes, minus factlog's triggers (which
+/// only fire on UPDATE, DELETE and TRUNCATE, so inserts never pay for them).
+pub const PGBENCH_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bench_events (
+    position    bigint      PRIMARY KEY CHECK (position > 0),
+    event_id    uuid        NOT NULL UNIQUE,
+    stream      text        NOT NULL CHECK (stream <> ''),
+    version     bigint      NOT NULL CHECK (version > 0),
+    type        text        NOT NULL CHECK (type <> ''),
+    data        jsonb       NOT NULL,
+    metadata    jsonb       NOT NULL,
+    actor       text        NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    hash        bytea       NOT NULL CHECK (octet_length(hash) = 32),
+    CONSTRAINT bench_events_stream_version UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS bench_events_actor_recorded_at ON bench_events (actor, recorded_at, position);
+CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at, position);
+CREATE SEQUENCE IF NOT EXISTS bench_events_position;
+";
+
+/// Each measurement starts from a clean checkpoint so that one side does not
+/// pay for the dirty pages the other left behind.
+pub async fn checkpoint(pool: &PgPool) {
+    sqlx::query("CHECKPOINT")
+        .execute(pool)
+        .await
+        .expect("CHECKPOINT");
+}
+
+/// Lines are `client_id transaction_no time_us script_no epoch epoch_us`,
+/// one file per pgbench thread.
+pub fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the pgbench log directory") {
+        let path = entry.expect("pgbench log entry").path();
+        let text = std::fs::read_to_string(&path).expect("read a pgbench log");
+        for line in text.lines() {
+            let us: u64 = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected pgbench log line {line:?}"));
+            out.push(Duration::from_micros(us));
+        }
+    }
+    out
+}
+
+pub fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
+    if latencies.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1]
+    };
+    (at(0.50), at(0.99))
+}
+
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn postmaster_pid(cluster_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(cluster_dir.join("pgdata/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// utime+stime and cutime+cstime from `/proc/<pid>/stat`.
+pub fn process_ticks(pid: &str) -> Option<ProcessTicks> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields follow the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(ProcessTicks {
+        parent: fields.get(1)?.parse().ok()?,
+        own: num(11)? + num(12)?,
+        reaped: num(13)? + num(14)?,
+    })
+}
+
+pub struct ProcessTicks {
+    pub parent: u32,
+    pub own: u64,
+    pub reaped: u64,
+}
+
+pub async fn machine_description(pool: &PgPool) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let pg: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await
+        .expect("server version");
+    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, PostgreSQL {pg} (fsync on)")
+}
