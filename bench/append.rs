@@ -9,7 +9,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, postmaster_pid,
-    process_ticks, read_pgbench_latencies, thousands,
+    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
+    postmaster_pid, process_ticks, single_insert_script, thousands,
 };
 
 mod common;
@@ -362,13 +361,7 @@ fn write_pgbench_scripts(dir: &Path) {
     let data = PAYLOAD.replace('\'', "''");
     let columns =
         "position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash";
-    // Same work per row as factlog's INSERT: a fresh uuid, a fresh stream,
-    // ~300 bytes of jsonb, a 32-byte hash and all five indexes.
-    let single = format!(
-        "INSERT INTO bench_events ({columns}) VALUES (nextval('bench_events_position'), \
-         gen_random_uuid(), 'claim-' || gen_random_uuid(), 1, '{EVENT_TYPE}', '{data}'::jsonb, \
-         '{{}}'::jsonb, '{ACTOR}', now(), sha256(random()::text::bytea));\n"
-    );
+    let single = single_insert_script();
     // The CASE on g keeps the planner from folding the jsonb literal into one
     // constant: factlog parses every event's jsonb, so pgbench must too.
     let bulk = format!(
@@ -383,8 +376,7 @@ fn write_pgbench_scripts(dir: &Path) {
     std::fs::write(dir.join("bulk.sql"), bulk).expect("write bulk.sql");
 }
 
-/// pgbench with one transaction per script run; latencies come from its
-/// per-transaction log (`-l`), so both sides get p50/p99 the same way.
+/// pgbench's side of a pair, in events: `rows_per_txn` rows per transaction.
 async fn run_pgbench(
     bench: &Bench,
     script: &str,
@@ -392,60 +384,20 @@ async fn run_pgbench(
     rows_per_txn: usize,
     d: Duration,
 ) -> Sample {
-    let logs = tempfile::Builder::new()
-        .prefix("pgbench-log")
-        .tempdir_in(bench.scripts.path())
-        .expect("pgbench log directory");
-    let prefix = logs.path().join("txn");
-    let threads = clients.min(2);
-    let output = tokio::process::Command::new("pgbench")
-        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
-        .arg("-p")
-        .arg(bench.cluster.port().to_string())
-        .arg("-f")
-        .arg(bench.scripts.path().join(script))
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-j")
-        .arg(threads.to_string())
-        .arg("-T")
-        .arg(d.as_secs().max(1).to_string())
-        .arg("-l")
-        .arg(format!("--log-prefix={}", prefix.display()))
-        .arg("bench")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run pgbench (is it on PATH?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tps: f64 = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
-    if let Some(failed) = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
-    {
-        assert!(
-            failed.starts_with('0'),
-            "pgbench transactions failed: {failed}"
-        );
-    }
-    let mut latencies = read_pgbench_latencies(logs.path());
-    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
-    let (p50, p99) = percentiles(&mut latencies);
+    let run = pgbench(
+        bench.scripts.path(),
+        bench.cluster.port(),
+        "bench",
+        script,
+        clients,
+        d,
+        &[],
+    )
+    .await;
     Sample {
-        events_per_sec: tps * rows_per_txn as f64,
-        p50,
-        p99,
+        events_per_sec: run.tps * rows_per_txn as f64,
+        p50: run.p50,
+        p99: run.p99,
         events_per_commit: rows_per_txn as f64,
     }
 }

@@ -1,9 +1,10 @@
 //! What both benchmarks share: pgbench's side of the comparison (the
-//! payload, the table, reading its latencies), the machine's description,
+//! payload, the table, the single-row script, running it), the machine's description,
 //! CPU accounting from `/proc`, and number formatting. Each bench declares
 //! `mod common;`; every item here is used by both.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -50,7 +51,7 @@ pub async fn checkpoint(pool: &PgPool) {
 
 /// Lines are `client_id transaction_no time_us script_no epoch epoch_us`,
 /// one file per pgbench thread.
-pub fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
+fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read the pgbench log directory") {
         let path = entry.expect("pgbench log entry").path();
@@ -159,4 +160,91 @@ pub async fn machine_description(pool: &PgPool) -> String {
         .await
         .expect("server version");
     format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, PostgreSQL {pg} (fsync on)")
+}
+
+/// One row per transaction into `bench_events`, with the same work per row
+/// as factlog's append: a fresh uuid, a fresh stream, the payload's jsonb, a
+/// 32-byte hash and every index.
+pub fn single_insert_script() -> String {
+    let data = PAYLOAD.replace('\'', "''");
+    format!(
+        "INSERT INTO bench_events (position, event_id, stream, version, type, data, metadata, \
+         actor, recorded_at, hash) VALUES (nextval('bench_events_position'), \
+         gen_random_uuid(), 'claim-' || gen_random_uuid(), 1, 'ClaimAsserted', '{data}'::jsonb, \
+         '{{}}'::jsonb, 'bench', now(), sha256(random()::text::bytea));\n"
+    )
+}
+
+/// What a pgbench run measured: transactions per second and the p50/p99 of
+/// its per-transaction log.
+pub struct PgbenchRun {
+    pub tps: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// `scripts/<script>` with one transaction per script run, `clients` clients
+/// (`-j` up to 2) for `d`, against database `db` of the cluster on `port`;
+/// latencies come from its per-transaction log (`-l`), so both sides get
+/// p50/p99 the same way. Any failed transaction fails the bench.
+pub async fn pgbench(
+    scripts: &Path,
+    port: u16,
+    db: &str,
+    script: &str,
+    clients: usize,
+    d: Duration,
+    extra: &[&str],
+) -> PgbenchRun {
+    let logs = tempfile::Builder::new()
+        .prefix("pgbench-log")
+        .tempdir_in(scripts)
+        .expect("pgbench log directory");
+    let prefix = logs.path().join("txn");
+    let output = tokio::process::Command::new("pgbench")
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-p")
+        .arg(port.to_string())
+        .args(extra)
+        .arg("-f")
+        .arg(scripts.join(script))
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-j")
+        .arg(clients.min(2).to_string())
+        .arg("-T")
+        .arg(d.as_secs().max(1).to_string())
+        .arg("-l")
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg(db)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run pgbench (is it on PATH?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tps: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
+    if let Some(failed) = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
+    {
+        assert!(
+            failed.starts_with('0'),
+            "pgbench transactions failed: {failed}"
+        );
+    }
+    let mut latencies = read_pgbench_latencies(logs.path());
+    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
+    let (p50, p99) = percentiles(&mut latencies);
+    PgbenchRun { tps, p50, p99 }
 }

@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, postmaster_pid,
-    process_ticks, read_pgbench_latencies, thousands,
+    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
+    postmaster_pid, process_ticks, single_insert_script, thousands,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
@@ -1078,20 +1078,8 @@ fn write_script(bench: &Bench, name: &str, text: &str) {
     std::fs::write(bench.scripts.path().join(name), text).expect("write a pgbench script");
 }
 
-/// bench/append.rs's single-row script, verbatim.
 fn write_single_insert_script(bench: &Bench) {
-    let data = PAYLOAD.replace('\'', "''");
-    let columns =
-        "position, event_id, stream, version, type, data, metadata, actor, recorded_at, hash";
-    write_script(
-        bench,
-        "single.sql",
-        &format!(
-            "INSERT INTO bench_events ({columns}) VALUES (nextval('bench_events_position'), \
-             gen_random_uuid(), 'claim-' || gen_random_uuid(), 1, 'ClaimAsserted', '{data}'::jsonb, \
-             '{{}}'::jsonb, 'bench', now(), sha256(random()::text::bytea));\n"
-        ),
-    );
+    write_script(bench, "single.sql", &single_insert_script());
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -1102,8 +1090,6 @@ struct Sample {
     p99: Duration,
 }
 
-/// pgbench with one transaction per script run; latencies come from its
-/// per-transaction log (`-l`), so both sides get p50/p99 the same way.
 async fn run_pgbench(
     bench: &Bench,
     db: &str,
@@ -1112,60 +1098,20 @@ async fn run_pgbench(
     d: Duration,
     extra: &[&str],
 ) -> Sample {
-    let logs = tempfile::Builder::new()
-        .prefix("pgbench-log")
-        .tempdir_in(bench.scripts.path())
-        .expect("pgbench log directory");
-    let prefix = logs.path().join("txn");
-    let output = tokio::process::Command::new("pgbench")
-        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
-        .arg("-p")
-        .arg(bench.cluster.port().to_string())
-        .args(extra)
-        .arg("-f")
-        .arg(bench.scripts.path().join(script))
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-j")
-        .arg(clients.min(2).to_string())
-        .arg("-T")
-        .arg(d.as_secs().max(1).to_string())
-        .arg("-l")
-        .arg(format!("--log-prefix={}", prefix.display()))
-        .arg(db)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run pgbench (is it on PATH?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tps: f64 = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
-    if let Some(failed) = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
-    {
-        assert!(
-            failed.starts_with('0'),
-            "pgbench transactions failed: {failed}"
-        );
-    }
-    let mut latencies = read_pgbench_latencies(logs.path());
-    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
-    let (p50, p99) = percentiles(&mut latencies);
+    let run = pgbench(
+        bench.scripts.path(),
+        bench.cluster.port(),
+        db,
+        script,
+        clients,
+        d,
+        extra,
+    )
+    .await;
     Sample {
-        rate: tps,
-        p50,
-        p99,
+        rate: run.tps,
+        p50: run.p50,
+        p99: run.p99,
     }
 }
 
