@@ -279,11 +279,11 @@ async fn run_appender(
         let Some(c) = conn.as_mut() else {
             continue;
         };
-        // A connection that stops answering (a network partition sends no
-        // reset) must not stall the log: give up on it and reconnect.
         // The log's one serial path: under load, the time of this transaction
         // sets the write rate (BENCHMARKS.md), so operators see it.
         let started = std::time::Instant::now();
+        // A connection that stops answering (a network partition sends no
+        // reset) must not stall the log: give up on it and reconnect.
         let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &tail)).await
         {
             Ok(results) => results,
