@@ -84,7 +84,7 @@ impl EventStore {
         let head_tx = Arc::new(head_tx);
         let (cp_tx, cp_rx) = watch::channel(0u64);
         let (tx, rx) = mpsc::channel(4096);
-        let queue = Arc::new(tokio::sync::Mutex::new((rx, None)));
+        let queue: Arc<Queue> = Arc::new(tokio::sync::Mutex::new((rx, None)));
         let tail = Arc::new(std::sync::Mutex::new(None));
         for _ in 0..config.lanes.max(1) {
             tokio::spawn(run_appender(
@@ -223,41 +223,32 @@ impl EventStore {
 async fn run_appender(
     pool: PgPool,
     config: StoreConfig,
-    rx: Arc<tokio::sync::Mutex<(mpsc::Receiver<Pending>, Option<Pending>)>>,
+    queue: Arc<Queue>,
     tail: Arc<Tail>,
     head: Arc<watch::Sender<i64>>,
 ) {
     let mut conn: Option<PgConnection> = None;
     let mut attempt = 0u32;
+    // The outcome of the batch before, not yet told to its callers: they are
+    // answered once the next batch has left, so the log's one serial path
+    // (this connection's backend) does not idle while they are woken.
+    let mut answered_later: Option<Finished> = None;
     loop {
-        let (prepared, replies) = {
-            let mut queue = rx.lock().await;
-            let (rx, carry) = &mut *queue;
-            let first = match carry.take() {
-                Some(p) => p,
-                None => match rx.recv().await {
-                    Some(p) => p,
+        let next = match queue.try_lock() {
+            Ok(mut q) => take_batch(&mut q, &config, false).await,
+            Err(_) => None,
+        };
+        let (prepared, replies) = match next {
+            Some(batch) => batch,
+            None => {
+                if let Some(done) = answered_later.take() {
+                    done.answer(&head);
+                }
+                match take_batch(&mut *queue.lock().await, &config, true).await {
+                    Some(batch) => batch,
                     None => return,
-                },
-            };
-            let mut events = first.prepared.event_count;
-            let mut prepared = vec![first.prepared];
-            let mut replies = vec![first.reply];
-            while prepared.len() < config.max_batch_commands {
-                match rx.try_recv() {
-                    Ok(p) if events + p.prepared.event_count > config.max_batch_events => {
-                        *carry = Some(p);
-                        break;
-                    }
-                    Ok(p) => {
-                        events += p.prepared.event_count;
-                        prepared.push(p.prepared);
-                        replies.push(p.reply);
-                    }
-                    Err(_) => break,
                 }
             }
-            (prepared, replies)
         };
         metrics::histogram!("factlog_group_commit_batch_commands").record(prepared.len() as f64);
         if conn.is_none() {
@@ -267,6 +258,9 @@ async fn run_appender(
                     attempt = 0;
                 }
                 Err(e) => {
+                    if let Some(done) = answered_later.take() {
+                        done.answer(&head);
+                    }
                     for reply in replies {
                         let _ = reply.send(Err(clone_error(&e)));
                     }
@@ -284,8 +278,21 @@ async fn run_appender(
         let started = std::time::Instant::now();
         // A connection that stops answering (a network partition sends no
         // reset) must not stall the log: give up on it and reconnect.
-        let results = match tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &tail)).await
-        {
+        let outcome = {
+            let in_flight = tokio::time::timeout(COMMIT_DEADLINE, commit(c, &prepared, &tail));
+            tokio::pin!(in_flight);
+            // The first poll lays the batch out and sends it; only then are
+            // the previous batch's callers answered.
+            let first = futures::poll!(in_flight.as_mut());
+            if let Some(done) = answered_later.take() {
+                done.answer(&head);
+            }
+            match first {
+                std::task::Poll::Ready(outcome) => outcome,
+                std::task::Poll::Pending => in_flight.await,
+            }
+        };
+        let results = match outcome {
             Ok(results) => results,
             Err(_) => {
                 forget(&tail);
@@ -303,6 +310,68 @@ async fn run_appender(
             // The connection may be broken; the next batch gets a fresh one.
             conn = None;
         }
+        answered_later = Some(Finished {
+            prepared,
+            replies,
+            results,
+        });
+    }
+}
+
+/// The appenders' shared queue, and a command taken from it that did not fit
+/// the batch it was taken for (it starts the next one).
+type Queue = tokio::sync::Mutex<(mpsc::Receiver<Pending>, Option<Pending>)>;
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+/// Takes whatever is queued, up to the batch limits. Waits for the first
+/// command when `wait`; otherwise `None` when nothing is queued, as when the
+/// queue is closed.
+async fn take_batch(
+    queue: &mut (mpsc::Receiver<Pending>, Option<Pending>),
+    config: &StoreConfig,
+    wait: bool,
+) -> Option<(Vec<PreparedAppend>, Vec<Reply>)> {
+    let (rx, carry) = queue;
+    let first = match carry.take() {
+        Some(p) => p,
+        None if wait => rx.recv().await?,
+        None => rx.try_recv().ok()?,
+    };
+    let mut events = first.prepared.event_count;
+    let mut prepared = vec![first.prepared];
+    let mut replies = vec![first.reply];
+    while prepared.len() < config.max_batch_commands {
+        match rx.try_recv() {
+            Ok(p) if events + p.prepared.event_count > config.max_batch_events => {
+                *carry = Some(p);
+                break;
+            }
+            Ok(p) => {
+                events += p.prepared.event_count;
+                prepared.push(p.prepared);
+                replies.push(p.reply);
+            }
+            Err(_) => break,
+        }
+    }
+    Some((prepared, replies))
+}
+
+/// A batch whose outcome is known but not yet told.
+struct Finished {
+    prepared: Vec<PreparedAppend>,
+    replies: Vec<Reply>,
+    results: Vec<Result<AppendOutcome, StoreError>>,
+}
+
+impl Finished {
+    fn answer(self, head: &watch::Sender<i64>) {
+        let Finished {
+            prepared,
+            replies,
+            results,
+        } = self;
         let mut newest = None;
         let mut appended = 0u64;
         for (reply, result) in replies.into_iter().zip(results) {
