@@ -216,10 +216,11 @@ impl EventStore {
 
 /// The group-commit loop of one lane: take whatever is queued (up to the
 /// batch limits), write it in one transaction on the lane's own connection,
-/// answer everyone, repeat. While a transaction is in flight new requests
-/// queue up, so batches grow with load by themselves. With two lanes, one
-/// lane's next batch is already on its way while the other commits: it is
-/// laid out after the head the first will leave (see [`Tail`]).
+/// send the next batch, answer everyone in the first, repeat. While a
+/// transaction is in flight new requests queue up, so batches grow with load
+/// by themselves. With two lanes, one lane's next batch is already on its
+/// way while the other commits: it is laid out after the head the first will
+/// leave (see [`Tail`]).
 async fn run_appender(
     pool: PgPool,
     config: StoreConfig,
