@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use factlog::commands;
+use factlog::config::Settings;
 
 // glibc's malloc showed as about a sixth of the server's CPU under write load
 // (BENCHMARKS.md); mimalloc's per-thread free lists are cheaper for the
 // many small, short-lived allocations of request handling.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use factlog::commands;
-use factlog::config::Settings;
 
 #[derive(Parser)]
 #[command(
