@@ -43,6 +43,7 @@ count() { metrics | awk '$1 == "factlog_group_commit_seconds_count" {print $2}';
 # Wait for factlog's side of the pair: batches flowing at more than 400/s.
 prev=$(count)
 while sleep 0.5; do
+    kill -0 "$bench" 2>/dev/null || { echo "the bench ended before factlog's side ran" >&2; cat "$log"; exit 1; }
     now=$(count)
     [ "${now%.*}" -gt $(( ${prev%.*} + 200 )) ] && break
     prev=$now
