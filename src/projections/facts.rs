@@ -151,20 +151,23 @@ pub(super) async fn apply(
     known: &KnownFacts,
     learned: &mut Vec<Uuid>,
 ) -> Result<(), ProjectionError> {
-    let mut ids: Vec<Uuid> = events.iter().map(|e| e.claim_id).collect();
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() {
+    if events.is_empty() {
         return Ok(());
     }
-
     // Only the claims the batch changes are read in full, from their open
     // versions (a claim's current state): what the rest of a touched fact
     // contributes to its row is in its summary, which is updated in place.
-    let rows = sqlx::query_as::<_, (Uuid, String, DateTime<Utc>)>(OPEN_STATES)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    // A claim whose stream begins in this batch has no version yet, so it is
+    // not looked up: a batch of new claims alone reads nothing.
+    let ids = projected_before(events);
+    let rows = if ids.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, String, DateTime<Utc>)>(OPEN_STATES)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+    };
     let mut states: HashMap<Uuid, Claim> = HashMap::with_capacity(ids.len());
     // For each claim the projection already has (claims new to it are in
     // neither map): when its open version began, and its verified part (what
@@ -261,6 +264,24 @@ pub(super) async fn apply(
     write_fact_rows(conn, &if_absent, INSERT_ABSENT_FACTS).await?;
     learned.extend(if_absent.iter().map(|r| r.fact_id));
     Ok(())
+}
+
+/// The claims of `events` that earlier batches may have projected: those
+/// whose first event here is not their stream's first. (Each stream's events
+/// come in version order, so a claim's first event in a batch is the one
+/// that says whether the claim began before it.)
+fn projected_before(events: &[LogEvent]) -> Vec<Uuid> {
+    let mut firsts: HashMap<Uuid, i64> = HashMap::with_capacity(events.len());
+    for e in events {
+        firsts.entry(e.claim_id).or_insert(e.version);
+    }
+    let mut ids: Vec<Uuid> = firsts
+        .into_iter()
+        .filter(|(_, version)| *version > 1)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// `open_from`: when the open version of each claim that has one began.

@@ -143,6 +143,8 @@ impl KnownFacts {
 pub(crate) struct LogEvent {
     pub position: i64,
     pub claim_id: Uuid,
+    /// The event's version in its claim's stream (1: the claim's first).
+    pub version: i64,
     pub event: ClaimEvent,
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
@@ -158,6 +160,7 @@ impl LogEvent {
                 .map(|event| LogEvent {
                     position: r.position,
                     claim_id,
+                    version: r.version,
                     event,
                     actor: r.actor,
                     recorded_at: r.recorded_at,

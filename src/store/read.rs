@@ -78,6 +78,7 @@ pub async fn read_stream(
 pub struct LogRow {
     pub position: i64,
     pub stream: String,
+    pub version: i64,
     #[sqlx(rename = "type")]
     pub event_type: String,
     pub data: String,
@@ -88,7 +89,7 @@ pub struct LogRow {
 /// The columns of a [`LogRow`], for queries that read the log that way.
 macro_rules! log_row_columns {
     () => {
-        "position, stream, type, data::text AS data, actor, recorded_at"
+        "position, stream, version, type, data::text AS data, actor, recorded_at"
     };
 }
 pub(crate) use log_row_columns;
