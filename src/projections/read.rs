@@ -337,6 +337,22 @@ pub async fn fact_changes(
     })
 }
 
+/// The facts checkpoint and generation alone, as a [`FactChanges`] that
+/// does not say what changed (so whoever applies it assumes everything may
+/// have): for a cache that holds nothing, which no change can make stale.
+pub async fn facts_checkpoint(pool: &PgPool) -> Result<FactChanges, StoreError> {
+    let (position, generation): (i64, i64) = sqlx::query_as(
+        "SELECT position, generation FROM projection_checkpoints WHERE name = 'facts'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(FactChanges {
+        position,
+        generation,
+        changed: None,
+    })
+}
+
 /// The states (JSON text) of a fact's claims as the system knew them at
 /// `as_of`.
 pub async fn claim_states_at(

@@ -319,13 +319,20 @@ impl FactCache {
             .fold((0, 0), |(n, b), (sn, sb)| (n + sn, b + sb))
     }
 
+    /// Drops every entry and every fill in flight. Counted as a flush only
+    /// when it dropped an entry: a pass over an empty cache flushes it every
+    /// time (see [`keep_current`]).
     fn flush(&self) {
-        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut held = false;
         for i in 0..SHARDS {
             if let Some(mut shard) = self.shard(i) {
+                held |= !shard.map.is_empty();
                 shard.epoch += 1;
                 shard.clear();
             }
+        }
+        if held {
+            self.inner.flushes.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -419,8 +426,18 @@ async fn keep_current(
         // Marked seen before the query: a checkpoint moving during it wakes
         // the next pass.
         checkpoints.borrow_and_update();
+        // A cache that holds nothing has nothing a change could make stale:
+        // the pass reads only the checkpoint, and the answer (which does not
+        // say what changed) drops any fill that may have raced it, as every
+        // such answer does. So a process that only writes, or whose readers
+        // are elsewhere, does not read the facts of every batch's events.
         let after = seen.map_or(0, |s| s.0);
-        let wait = match pread::fact_changes(&pool, after, seen.map(|s| s.1), MAX_CHANGES).await {
+        let answer = if cache.size().0 == 0 {
+            pread::facts_checkpoint(&pool).await
+        } else {
+            pread::fact_changes(&pool, after, seen.map(|s| s.1), MAX_CHANGES).await
+        };
+        let wait = match answer {
             Ok(changes) => {
                 if failures > 0 {
                     tracing::info!("fact cache checks the projection again");
@@ -551,6 +568,45 @@ mod tests {
         // The pass did not touch `other`'s shard: its fill still lands.
         c.fill(t_other, other, Bytes::from_static(b"doc"));
         assert!(hit(&c, other).is_some());
+    }
+
+    #[test]
+    fn a_pass_over_an_empty_cache_drops_a_racing_fill_and_is_no_flush() {
+        let c = cache(100, 1 << 20);
+        let x = id(1);
+        // A reader misses and takes its ticket while the cache is empty...
+        let t = miss(&c, x);
+        // ...and the pass, seeing nothing cached, reads only the checkpoint.
+        c.apply(
+            Some((0, 0)),
+            FactChanges {
+                position: 5,
+                generation: 0,
+                changed: None,
+            },
+        );
+        assert_eq!(c.watermark(), 5);
+        // The reader's row may predate the changes up to 5: it must not land.
+        c.fill(t, x, Bytes::from_static(b"old"));
+        assert!(hit(&c, x).is_none());
+        assert_eq!(
+            c.inner.flushes.load(Ordering::Relaxed),
+            0,
+            "nothing was held"
+        );
+        // Once something is held, the same answer is a flush.
+        let t = miss(&c, x);
+        c.fill(t, x, Bytes::from_static(b"new"));
+        c.apply(
+            Some((5, 0)),
+            FactChanges {
+                position: 6,
+                generation: 0,
+                changed: None,
+            },
+        );
+        assert!(hit(&c, x).is_none());
+        assert_eq!(c.inner.flushes.load(Ordering::Relaxed), 1);
     }
 
     #[test]

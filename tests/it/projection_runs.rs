@@ -1055,6 +1055,15 @@ async fn a_facts_history_is_its_claims_events_as_far_as_projected() {
     let mut both = vec![fact, other_fact];
     both.sort();
     let all = changes(0).await;
+    // What a pass over an empty cache reads: the same checkpoint, nothing
+    // said about what changed.
+    let bare = projections::read::facts_checkpoint(&db.pool)
+        .await
+        .expect("checkpoint");
+    assert_eq!(
+        (bare.position, bare.generation, bare.changed),
+        (all.position, all.generation, None)
+    );
     assert_eq!((all.position, all.changed), (at[3], Some(both)));
     assert_eq!(changes(at[1]).await.changed, Some(vec![fact]));
     assert_eq!(changes(at[3]).await.changed, Some(vec![]));
