@@ -530,3 +530,39 @@ async fn write_fact_rows(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::claim::ClaimEvent;
+
+    fn event(claim: u128, version: i64) -> LogEvent {
+        LogEvent {
+            position: 0,
+            claim_id: Uuid::from_u128(claim),
+            version,
+            // Only the claim and the version matter here.
+            event: ClaimEvent::ClaimDisputed {
+                schema: 1,
+                reason: "r".into(),
+            },
+            actor: "a".into(),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_claims_begun_before_the_batch_are_looked_up() {
+        // Claim 1 begins here and goes on; claim 2 began in an earlier
+        // batch; claim 3 begins here.
+        let events = [
+            event(1, 1),
+            event(2, 3),
+            event(1, 2),
+            event(3, 1),
+            event(2, 4),
+        ];
+        assert_eq!(projected_before(&events), vec![Uuid::from_u128(2)]);
+        assert!(projected_before(&[event(4, 1)]).is_empty());
+    }
+}
