@@ -63,11 +63,14 @@ pub async fn lowest(pool: &PgPool, names: &[&str]) -> Result<i64, StoreError> {
 
 /// The checkpoint's position and its generation (bumped by every rebuild
 /// swap).
-pub(crate) async fn read(conn: &mut PgConnection, name: &str) -> Result<(i64, i64), StoreError> {
+pub(crate) async fn read(
+    db: impl sqlx::PgExecutor<'_>,
+    name: &str,
+) -> Result<(i64, i64), StoreError> {
     Ok(
         sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE name = $1")
             .bind(name)
-            .fetch_one(conn)
+            .fetch_one(db)
             .await?,
     )
 }

@@ -341,11 +341,7 @@ pub async fn fact_changes(
 /// does not say what changed (so whoever applies it assumes everything may
 /// have): for a cache that holds nothing, which no change can make stale.
 pub async fn facts_checkpoint(pool: &PgPool) -> Result<FactChanges, StoreError> {
-    let (position, generation): (i64, i64) = sqlx::query_as(
-        "SELECT position, generation FROM projection_checkpoints WHERE name = 'facts'",
-    )
-    .fetch_one(pool)
-    .await?;
+    let (position, generation) = super::checkpoint::read(pool, "facts").await?;
     Ok(FactChanges {
         position,
         generation,

@@ -163,7 +163,7 @@ impl Runner {
         if !owner {
             return Ok(Step::NotOwner);
         }
-        let (from, generation) = checkpoint::read(&mut tx, name).await?;
+        let (from, generation) = checkpoint::read(&mut *tx, name).await?;
         known.at_generation(generation);
         let batch = read_batch(&mut tx, from, self.projection.batch_size()).await?;
         let Some(last) = batch.last else {
