@@ -321,7 +321,8 @@ async fn run_appender(
 
 /// The appenders' shared queue, and a command taken from it that did not fit
 /// the batch it was taken for (it starts the next one).
-type Queue = tokio::sync::Mutex<(mpsc::Receiver<Pending>, Option<Pending>)>;
+type Queued = (mpsc::Receiver<Pending>, Option<Pending>);
+type Queue = tokio::sync::Mutex<Queued>;
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 
@@ -329,7 +330,7 @@ type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 /// command when `wait`; otherwise `None` when nothing is queued, as when the
 /// queue is closed.
 async fn take_batch(
-    queue: &mut (mpsc::Receiver<Pending>, Option<Pending>),
+    queue: &mut Queued,
     config: &StoreConfig,
     wait: bool,
 ) -> Option<(Vec<PreparedAppend>, Vec<Reply>)> {
