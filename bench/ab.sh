@@ -8,7 +8,7 @@
 # Each run is one round of the 32-connection assert pair against pgbench
 # (`cargo bench --bench http -- writes`, FACTLOG_BENCH_ROUNDS=1). Its per-round
 # row is appended to LOG (default bench/results/ab.log) with the time and
-# the binary's name; the full reports go to bench/results/ as usual.
+# the binary's path as given; the full reports go to bench/results/ as usual.
 #
 # Usage: bench/ab.sh N BIN_A BIN_B [BIN...]    (N passes over the binaries)
 # e.g.   cp target/release/factlog /tmp/base   (then change the code, rebuild)
@@ -29,15 +29,18 @@ done
 mkdir -p bench/results
 LOG=${LOG:-bench/results/ab.log}
 
-# The bench binary, built once (cargo would otherwise rebuild the server too).
+# Built once and then run directly, so each run skips cargo's freshness checks.
 bench=$(cargo bench --bench http --no-run --message-format=json 2>/dev/null |
     grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 [ -x "$bench" ] || { echo "could not build the http bench" >&2; exit 1; }
 
+# A run's progress goes to $LOG.err (kept from the last run only), so that
+# a failed run can say why.
 for _ in $(seq "$passes"); do
     for b in "$@"; do
-        out=$(FACTLOG_BENCH_BIN=$(realpath "$b") FACTLOG_BENCH_ROUNDS=1 "$bench" writes --bench 2>/dev/null)
+        out=$(FACTLOG_BENCH_BIN=$(realpath "$b") FACTLOG_BENCH_ROUNDS=1 "$bench" writes --bench 2>"$LOG.err") ||
+            { { grep -m1 -A3 panicked "$LOG.err" || tail -5 "$LOG.err"; } >&2; exit 1; }
         row=$(printf '%s\n' "$out" | grep '^| 1 | POST /v1/claims, 32 connections' || echo '(no result)')
-        printf '%s %s %s\n' "$(date -u +%H:%M)" "$(basename "$b")" "$row" | tee -a "$LOG"
+        printf '%s %s %s\n' "$(date -u +%H:%M)" "$b" "$row" | tee -a "$LOG"
     done
 done
