@@ -24,7 +24,9 @@ pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
 pub(crate) use read::log_row_columns;
-pub use read::{AuditFilter, Head, LogRow, MAX_PAGE, audit, head as read_head, read_rows_in};
+pub use read::{
+    AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_rows_in,
+};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
 pub use verify::{VerifyReport, verify as verify_chain};
 

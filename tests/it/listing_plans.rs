@@ -103,3 +103,135 @@ async fn the_fact_cache_pass_looks_claims_up_by_key() {
         "each claim event's fact should be looked up by key:\n{plan}"
     );
 }
+
+/// 100,000 events, a tenth of them the streams of 10,000 claims, and the
+/// open versions of those claims spread over 500 facts: enough rows that a
+/// plan walking the log shows, few enough to insert in a second.
+async fn a_log_to_tempt_the_planner(db: &TestDb, analyze: bool) {
+    sqlx::raw_sql(
+        "INSERT INTO events (position, event_id, stream, version, type, data, metadata, actor, \
+             recorded_at, hash) \
+         SELECT i, gen_random_uuid(), \
+                CASE WHEN i % 10 = 0 \
+                     THEN 'claim-00000000-0000-7000-8000-' || lpad(to_hex(i / 10 % 10000), 12, '0') \
+                     ELSE 'story-' || i END, \
+                CASE WHEN i % 10 = 0 THEN i / 100000 + 1 ELSE 1 END, \
+                'ClaimAsserted', '{}', '{}', (ARRAY['ann','bob','cy'])[i % 3 + 1], \
+                timestamptz '2026-01-01' + i * interval '1 second', \
+                decode(repeat('00', 32), 'hex') \
+         FROM generate_series(1, 100000) AS i; \
+         INSERT INTO claim_versions (claim_id, fact_id, from_position, recorded_from, state, \
+             story_id, status, asserted_by) \
+         SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(c), 12, '0'))::uuid, \
+                ('00000000-0000-5000-8000-' || lpad(to_hex(c % 500), 12, '0'))::uuid, \
+                c * 10, now(), '{}', gen_random_uuid(), 'pending', 'ann' \
+         FROM generate_series(0, 9999) AS c; \
+         UPDATE projection_checkpoints SET position = 100000 WHERE name = 'facts';",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("a log");
+    if analyze {
+        sqlx::raw_sql("ANALYZE events; ANALYZE claim_versions;")
+            .execute(&db.pool)
+            .await
+            .expect("analyze");
+    }
+}
+
+/// A fact's history page reads its claims' streams through the log's
+/// `(stream, version)` index, never the log by position: with or without
+/// planner statistics (a fresh log has none until autovacuum's ANALYZE).
+#[tokio::test]
+async fn a_fact_history_page_reads_its_claims_streams_not_the_log() {
+    for analyze in [false, true] {
+        let db = TestDb::new().await;
+        a_log_to_tempt_the_planner(&db, analyze).await;
+        let mut conn = generic_plans(&db).await;
+        let fact: Uuid = "00000000-0000-5000-8000-000000000007"
+            .parse()
+            .expect("uuid");
+        for after in [0, 50_000] {
+            let plan =
+                factlog::projections::read::explain_fact_history(&mut conn, fact, after, 101)
+                    .await
+                    .expect("explain")
+                    .join("\n");
+            assert!(
+                plan.contains("Index Scan using events_stream_version")
+                    && !plan.contains("events_pkey")
+                    && !plan.contains("Seq Scan on events"),
+                "analyzed: {analyze}, after {after}: the history should read each claim's \
+                 stream by its index:\n{plan}"
+            );
+        }
+    }
+}
+
+/// Every audit filter reads its page in order from its own index: by actor,
+/// by record time, or (no filter) by position; never a sort of the log.
+/// (With statistics, as autovacuum leaves a log: before its first ANALYZE
+/// the planner expects a handful of rows per actor and may sort them.)
+#[tokio::test]
+async fn every_audit_filter_reads_its_page_from_an_index() {
+    use chrono::TimeZone;
+    use factlog::store::{AuditFilter, explain_audit};
+    let since = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+        .single()
+        .expect("time");
+    let cases = [
+        (AuditFilter::default(), "events_pkey"),
+        (
+            AuditFilter {
+                actor: Some("bob".into()),
+                ..AuditFilter::default()
+            },
+            "events_actor_recorded_at",
+        ),
+        (
+            AuditFilter {
+                actor: Some("bob".into()),
+                since: Some(since),
+                until: Some(since + chrono::Duration::hours(5)),
+            },
+            "events_actor_recorded_at",
+        ),
+        (
+            AuditFilter {
+                since: Some(since),
+                ..AuditFilter::default()
+            },
+            "events_recorded_at",
+        ),
+        (
+            AuditFilter {
+                until: Some(since),
+                ..AuditFilter::default()
+            },
+            "events_recorded_at",
+        ),
+    ];
+    let analyze = true;
+    let db = TestDb::new().await;
+    a_log_to_tempt_the_planner(&db, analyze).await;
+    let mut conn = generic_plans(&db).await;
+    for (filter, index) in &cases {
+        for after in [0, 60_000] {
+            let plan = explain_audit(&mut conn, filter, after, 101)
+                .await
+                .expect("explain")
+                .join("\n");
+            let main = plan
+                .lines()
+                .find(|l| l.contains("Scan") && !l.contains("events_1"))
+                .unwrap_or_default();
+            assert!(
+                main.contains(&format!("Index Scan using {index} on events"))
+                    && !plan.contains("Sort")
+                    && !plan.contains("Seq Scan"),
+                "analyzed: {analyze}, {filter:?} after {after}: expected {index}:\n{plan}"
+            );
+        }
+    }
+}
