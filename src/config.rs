@@ -125,6 +125,25 @@ pub struct Settings {
     )]
     pub projection_linger_ms: u64,
 
+    /// Minutes between two full passes of the chain verifier over the whole
+    /// log (it also checks every new event within a second).
+    #[arg(
+        long,
+        env = "FACTLOG_VERIFY_EVERY_MINUTES",
+        default_value_t = 60,
+        global = true
+    )]
+    pub verify_every_minutes: u64,
+
+    /// Least minutes between a full pass and the next one an auditor asks for.
+    #[arg(
+        long,
+        env = "FACTLOG_VERIFY_MIN_GAP_MINUTES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub verify_min_gap_minutes: u64,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -146,6 +165,14 @@ impl Settings {
 
     pub fn projection_linger(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.projection_linger_ms)
+    }
+
+    pub fn verifier(&self) -> crate::store::integrity::VerifierConfig {
+        crate::store::integrity::VerifierConfig {
+            full_every: std::time::Duration::from_secs(self.verify_every_minutes.max(1) * 60),
+            full_min_gap: std::time::Duration::from_secs(self.verify_min_gap_minutes * 60),
+            ..Default::default()
+        }
     }
 
     pub fn idempotency_retention(&self) -> std::time::Duration {

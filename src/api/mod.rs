@@ -85,7 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/facts/{id}/history", get(reads::fact_history))
         .route("/audit", get(reads::audit))
         .route("/events", get(reads::events))
-        .route("/integrity", get(reads::integrity));
+        .route("/integrity", get(reads::integrity))
+        .route("/integrity/checks", post(reads::request_full_check));
 
     let timed = Router::new()
         .nest("/v1", v1)

@@ -643,12 +643,50 @@ pub struct ChainHead {
 
 #[derive(ToSchema)]
 pub struct Integrity {
+    /// No link checked failed and no pass of the verifier found a break.
     pub ok: bool,
-    /// How many events were checked.
+    /// Events whose links are known to hold: the verified prefix and what
+    /// this request re-hashed past it.
     pub checked: i64,
     pub first_bad_position: Option<i64>,
-    /// Keep it: a later check against it detects a rewritten or truncated log.
+    /// The log's recorded head. Keep it: a later check against it detects a
+    /// rewritten or truncated log.
     pub head: ChainHead,
+    /// Events past the last one this answer covers (the verifier is behind
+    /// by more than a request re-hashes, or the chain is broken).
+    pub unverified: i64,
+    pub verified: VerifiedPrefix,
+    pub full_check: FullCheck,
+}
+
+/// What the background verifier has re-hashed, up to where.
+#[derive(ToSchema)]
+pub struct VerifiedPrefix {
+    pub position: i64,
+    pub hash: String,
+    /// When the prefix last grew.
+    pub at: Option<String>,
+}
+
+/// The last full pass over the whole log, and the next.
+#[derive(ToSchema)]
+pub struct FullCheck {
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub checked: Option<i64>,
+    pub ok: Option<bool>,
+    /// When an auditor last asked for a pass, and who.
+    pub requested_at: Option<String>,
+    pub requested_by: Option<String>,
+    /// A pass was asked for and has not started.
+    pub pending: bool,
+    /// The earliest start of the next pass.
+    pub next_at: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct FullCheckRequested {
+    pub full_check: FullCheck,
 }
 
 // --- Service ---
@@ -908,6 +946,7 @@ reads have applied that position (up to 5 s, then 503 with `Retry-After`).";
         operations::events,
         operations::event_stream,
         operations::integrity,
+        operations::request_full_check,
         operations::healthz,
         operations::readyz,
         operations::metrics,
@@ -1386,8 +1425,11 @@ mod operations {
 
     /// Check the hash chain
     ///
-    /// Auditor or admin. Recomputes every event's hash; keep `head` to
-    /// detect a rewritten or truncated log later.
+    /// Auditor or admin. Answers from what the background verifier has
+    /// established (every event re-hashed within a second of its commit;
+    /// the whole log again on a schedule) and re-hashes at most 10,000
+    /// events past it. Keep `head` to detect a rewritten or truncated log
+    /// later.
     #[utoipa::path(
         get, path = "/v1/integrity", tag = "audit",
         security(("bearer" = [])),
@@ -1403,6 +1445,24 @@ mod operations {
         )
     )]
     fn integrity() {}
+
+    /// Ask for a full pass over the chain
+    ///
+    /// Auditor or admin. The verifier re-hashes the whole log from the
+    /// first event, no sooner than its minimum gap after the last pass
+    /// (`FACTLOG_VERIFY_MIN_GAP_MINUTES`); asking again before it starts
+    /// changes nothing. `GET /v1/integrity` reports the result.
+    #[utoipa::path(
+        post, path = "/v1/integrity/checks", tag = "audit",
+        security(("bearer" = [])),
+        responses(
+            (status = 202, description = "The pass is asked for", body = FullCheckRequested, content_type = "application/json"),
+            TokenProblems,
+            (status = 403, description = "Only auditors and admins may ask for a check", body = Problem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    fn request_full_check() {}
 
     /// Liveness
     #[utoipa::path(

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -22,6 +22,7 @@ use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{ClaimFilter, FactFilter};
 use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, Page, Source};
 use crate::store::AuditFilter;
+use crate::store::integrity::{IntegrityState, VerifierConfig};
 
 pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), ApiError> {
     if let Some(position) = p.wait_for()? {
@@ -215,5 +216,40 @@ pub async fn integrity(
         "checked": r.checked,
         "first_bad_position": r.first_bad_position,
         "head": {"position": r.head_position, "hash": r.head_hash},
+        "unverified": r.unverified,
+        "verified": {
+            "position": r.state.position,
+            "hash": hex::encode(r.state.hash),
+            "at": r.state.extended_at,
+        },
+        "full_check": full_check_json(&r.state, state.services.verifier()),
     })))
+}
+
+/// The last full pass over the chain, and the next.
+fn full_check_json(s: &IntegrityState, config: &VerifierConfig) -> Value {
+    json!({
+        "started_at": s.full_started_at,
+        "finished_at": s.full_finished_at,
+        "checked": s.full_checked,
+        "ok": s.full_ok,
+        "requested_at": s.full_requested_at,
+        "requested_by": s.full_requested_by,
+        "pending": s.full_pending(),
+        "next_at": s.next_full_at(config),
+    })
+}
+
+/// `POST /v1/integrity/checks`: asks the verifier for a full pass over the
+/// chain. Asking again before it starts changes nothing; passes are at
+/// least the verifier's minimum gap apart, whoever asks.
+pub async fn request_full_check(
+    State(state): State<SharedState>,
+    Auditor(actor): Auditor,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let s = state.services.request_full_check(&actor.name).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"full_check": full_check_json(&s, state.services.verifier())})),
+    ))
 }

@@ -44,10 +44,20 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
             }),
         );
     }
+    // A broken chain does not stop this process serving either; it is
+    // what an operator must hear about first.
+    let chain = crate::store::integrity::state(state.services.store().pool()).await?;
+    degraded |= chain.first_bad_position.is_some();
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ready" },
         "head": head,
         "projections": projections,
+        "integrity": {
+            "ok": chain.first_bad_position.is_none(),
+            "first_bad_position": chain.first_bad_position,
+            "verified_position": chain.position,
+            "unverified_events": (head - chain.position).max(0),
+        },
     })))
 }
 

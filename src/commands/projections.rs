@@ -9,12 +9,18 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = projections::spawn_all(
+    let mut workers = projections::spawn_all(
         &database.pool,
         &store,
         &stop_rx,
         settings.projection_linger(),
     );
+    workers.push(crate::store::integrity::spawn_verifier(
+        database.pool.clone(),
+        store.head_watch(),
+        settings.verifier(),
+        stop_rx.clone(),
+    ));
     super::serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
     for w in workers {

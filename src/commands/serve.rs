@@ -12,7 +12,7 @@ use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::projections;
 use crate::service::{Rules, Services};
-use crate::store::idempotency;
+use crate::store::{idempotency, integrity};
 
 /// `factlog serve`: the HTTP API (and, from the projections issue on, the
 /// projection workers) in one process, until SIGINT or SIGTERM.
@@ -25,15 +25,24 @@ pub async fn serve(
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = if no_workers {
-        tracing::info!("--no-workers: serving the API only; projections run elsewhere");
+        tracing::info!(
+            "--no-workers: serving the API only; projections and the chain verifier run elsewhere"
+        );
         Vec::new()
     } else {
-        projections::spawn_all(
+        let mut workers = projections::spawn_all(
             &database.pool,
             &store,
             &stop_rx,
             settings.projection_linger(),
-        )
+        );
+        workers.push(integrity::spawn_verifier(
+            database.pool.clone(),
+            store.head_watch(),
+            settings.verifier(),
+            stop_rx.clone(),
+        ));
+        workers
     };
 
     let retention = settings.idempotency_retention();
@@ -58,7 +67,8 @@ pub async fn serve(
             required_confirmations: settings.required_confirmations.max(1),
         },
     )
-    .with_fact_cache(settings.fact_cache_limits());
+    .with_fact_cache(settings.fact_cache_limits())
+    .with_verifier(settings.verifier());
     let app = api::router(AppState {
         services,
         tokens,

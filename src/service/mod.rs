@@ -171,6 +171,8 @@ pub struct Services {
     stories: std::sync::Arc<std::sync::Mutex<stories::StoryCache>>,
     /// Current fact documents (`fact_cache`); `None` when disabled.
     facts: Option<fact_cache::FactCache>,
+    /// How the chain verifier runs (for when a full pass comes next).
+    verifier: crate::store::integrity::VerifierConfig,
 }
 
 impl Services {
@@ -181,7 +183,19 @@ impl Services {
             rules,
             stories: Default::default(),
             facts: None,
+            verifier: Default::default(),
         }
+    }
+
+    /// The same, reporting full verification passes as `config` schedules
+    /// them.
+    pub fn with_verifier(mut self, config: crate::store::integrity::VerifierConfig) -> Self {
+        self.verifier = config;
+        self
+    }
+
+    pub fn verifier(&self) -> &crate::store::integrity::VerifierConfig {
+        &self.verifier
     }
 
     /// The same, serving current fact documents through a cache of this

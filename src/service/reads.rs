@@ -17,7 +17,8 @@ use crate::domain::fact::{self, Fact};
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{self as pread, ClaimFilter, FactFilter};
 use crate::projections::{self, Projection};
-use crate::store::{self, AuditFilter, RecordedEvent, VerifyReport};
+use crate::store::integrity::{self, IntegrityReport, IntegrityState};
+use crate::store::{self, AuditFilter, RecordedEvent};
 
 /// How long a read waits for `wait_for` before answering 503.
 pub const WAIT_FOR_LIMIT: Duration = Duration::from_secs(5);
@@ -290,8 +291,15 @@ impl Services {
             .collect())
     }
 
-    pub async fn integrity(&self) -> Result<VerifyReport, ServiceError> {
-        Ok(store::verify_chain(self.store.pool(), 0, |_| {}).await?)
+    /// The chain's integrity from the verifier's state and the events
+    /// past it (bounded: `store::integrity`).
+    pub async fn integrity(&self) -> Result<IntegrityReport, ServiceError> {
+        Ok(integrity::report(self.store.pool(), integrity::REQUEST_TAIL_LIMIT).await?)
+    }
+
+    /// Asks for a full pass over the chain on `by`'s behalf.
+    pub async fn request_full_check(&self, by: &str) -> Result<IntegrityState, ServiceError> {
+        Ok(integrity::request_full_pass(self.store.pool(), by).await?)
     }
 
     /// The views of a story's claims (their open versions in the facts projection).

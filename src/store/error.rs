@@ -28,6 +28,10 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("the appender has shut down")]
     Closed,
+    /// Something stored is not what the code wrote (a hash of the wrong
+    /// length, say): only a hand edit of the database does that.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {

@@ -6,6 +6,7 @@ pub mod chain;
 mod error;
 mod event;
 pub mod idempotency;
+pub mod integrity;
 pub mod lookup;
 mod read;
 mod subscribe;
@@ -28,7 +29,7 @@ pub use read::{
     AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_rows_in,
 };
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
-pub use verify::{VerifyReport, verify as verify_chain};
+pub use verify::{Segment, VerifyReport, rehash, verify as verify_chain};
 
 /// The channel appends notify on commit; its payload is the new head position.
 pub const NOTIFY_CHANNEL: &str = "factlog_events";

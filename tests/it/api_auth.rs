@@ -93,6 +93,12 @@ async fn endpoints(app: &TestApp, editor: &str) -> Vec<Endpoint> {
         audit("/v1/events?after=0".into()),
         audit("/v1/integrity".into()),
         audit("/v1/events/stream?after=0".into()),
+        Endpoint {
+            method: "POST",
+            path: "/v1/integrity/checks".into(),
+            body: json!({}),
+            allowed: AUDITORS,
+        },
     ]
 }
 

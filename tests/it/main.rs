@@ -8,6 +8,7 @@ mod api_auth;
 mod api_docs;
 mod api_writes;
 mod batch_plans;
+mod chain_verifier;
 mod cli;
 mod domain_claim;
 mod domain_fact;

@@ -229,18 +229,48 @@ async fn integrity_is_ok_then_names_the_tampered_position() {
     .execute(&mut conn)
     .await
     .expect("tamper");
-    let (_, _, r) = app.get_json("/v1/integrity", &auditor).await;
+    // The stored hashes are untouched: only re-hashing event 5 shows the
+    // edit, which the next full pass does; an auditor can ask for one.
+    let (s, _, asked) = app
+        .post_json("/v1/integrity/checks", &auditor, &json!({}))
+        .await;
+    assert_eq!(s, 202, "{asked}");
+    assert_eq!(asked["full_check"]["requested_by"], "audrey");
+    assert_eq!(
+        app.post_json("/v1/integrity/checks", &ann, &json!({}))
+            .await
+            .0,
+        403,
+        "editors may not"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let (_, _, r) = app.get_json("/v1/integrity", &auditor).await;
+        if r["ok"] == false || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(
         (
             r["ok"].clone(),
             r["first_bad_position"].clone(),
-            r["checked"].clone()
+            r["checked"].clone(),
+            r["full_check"]["ok"].clone(),
         ),
-        (json!(false), json!(5), json!(4))
+        (json!(false), json!(5), json!(4), json!(false)),
+        "{r}"
     );
-    assert_ne!(
-        r["head"]["hash"], head_hash,
-        "the head an auditor kept no longer matches"
+    // The head is the log's real head, beside the break.
+    assert_eq!(r["head"]["position"], 7);
+    assert_eq!(r["head"]["hash"], head_hash);
+    let (_, _, ready) = crate::support::send(app.client.get(app.url("/readyz"))).await;
+    assert_eq!(
+        (
+            ready["status"].clone(),
+            ready["integrity"]["first_bad_position"].clone()
+        ),
+        (json!("degraded"), json!(5))
     );
 }
 

@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::support::TestDb;
 
-async fn seed(store: &EventStore, n: i64) {
+pub async fn seed(store: &EventStore, n: i64) {
     for i in 1..=n {
         store
             .append(
@@ -102,7 +102,7 @@ async fn the_runtime_role_can_append_and_read_but_never_rewrite() {
     assert!(verify_chain(&db.pool, 0, |_| {}).await.expect("verify").ok);
 }
 
-async fn tamper(db: &TestDb, sql: &str) {
+pub async fn tamper(db: &TestDb, sql: &str) {
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     sqlx::query("ALTER TABLE events DISABLE TRIGGER ALL")
         .execute(&mut conn)

@@ -206,6 +206,15 @@ pub const DEFAULT_FACT_CACHE: FactCacheLimits = FactCacheLimits {
     max_bytes: 32 << 20,
 };
 
+/// The chain verifier as tests run it: a full pass on every tick it is
+/// asked for, none otherwise (after the first).
+pub const TEST_VERIFIER: factlog::store::integrity::VerifierConfig =
+    factlog::store::integrity::VerifierConfig {
+        full_every: std::time::Duration::from_secs(3600),
+        full_min_gap: std::time::Duration::ZERO,
+        tick: std::time::Duration::from_millis(100),
+    };
+
 /// No fact document cache.
 pub const NO_FACT_CACHE: FactCacheLimits = FactCacheLimits {
     max_entries: 0,
@@ -246,6 +255,12 @@ impl TestApp {
                 &rx,
                 factlog::projections::DEFAULT_LINGER,
             );
+            factlog::store::integrity::spawn_verifier(
+                db.pool.clone(),
+                store.head_watch(),
+                TEST_VERIFIER,
+                rx.clone(),
+            );
             // The workers end with the test's runtime.
             std::mem::forget(stop);
         }
@@ -259,7 +274,8 @@ impl TestApp {
                 required_confirmations: opts.required_confirmations,
             },
         )
-        .with_fact_cache(opts.fact_cache);
+        .with_fact_cache(opts.fact_cache)
+        .with_verifier(TEST_VERIFIER);
         let app = api::router(AppState {
             services: services.clone(),
             tokens,
