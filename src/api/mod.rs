@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use server::{ServerLimits, serve};
+pub use server::{PeerAddr, ServerLimits, raise_fd_limit, serve};
 
 use crate::auth::TokenCache;
 use crate::service::Services;

@@ -10,6 +10,7 @@ mod api_writes;
 mod batch_plans;
 mod chain_verifier;
 mod cli;
+mod connection_limits;
 mod domain_claim;
 mod domain_fact;
 mod fact_cache;

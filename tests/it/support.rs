@@ -198,6 +198,8 @@ pub struct AppOptions {
     pub rate: (f64, f64),
     /// The fact document cache, as `factlog serve` sizes it by default.
     pub fact_cache: FactCacheLimits,
+    /// The server loop's connection rules.
+    pub server: factlog::api::ServerLimits,
 }
 
 /// What `factlog serve` uses unless told otherwise.
@@ -229,6 +231,10 @@ impl Default for AppOptions {
             workers: true,
             rate: (0.0, 1.0),
             fact_cache: DEFAULT_FACT_CACHE,
+            server: factlog::api::ServerLimits {
+                header_read_timeout: std::time::Duration::from_secs(1),
+                ..Default::default()
+            },
         }
     }
 }
@@ -293,11 +299,8 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let limits = opts.server.clone();
         tokio::spawn(async move {
-            let limits = factlog::api::ServerLimits {
-                header_read_timeout: std::time::Duration::from_secs(1),
-                ..Default::default()
-            };
             factlog::api::serve(listener, app, limits, std::future::pending())
                 .await
                 .expect("serve");
