@@ -144,6 +144,24 @@ pub struct Settings {
     )]
     pub verify_min_gap_minutes: u64,
 
+    /// Event streams (`/v1/events/stream`) one token may hold open at once.
+    #[arg(
+        long,
+        env = "FACTLOG_STREAMS_PER_TOKEN",
+        default_value_t = crate::api::StreamCaps::default().per_token,
+        global = true
+    )]
+    pub streams_per_token: usize,
+
+    /// Event streams open at once in one API process.
+    #[arg(
+        long,
+        env = "FACTLOG_MAX_STREAMS",
+        default_value_t = crate::api::StreamCaps::default().total,
+        global = true
+    )]
+    pub max_streams: usize,
+
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -30,6 +30,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use server::{PeerAddr, ServerLimits, raise_fd_limit, serve};
+pub use stream::{StreamCaps, StreamSlots};
 
 use crate::auth::TokenCache;
 use crate::service::Services;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub limits: Limits,
     pub rate: Arc<ratelimit::RateLimiter>,
+    /// Open event streams, capped per token and in all.
+    pub streams: Arc<stream::StreamSlots>,
 }
 
 /// The state handlers see: one shared allocation, so handing it to each

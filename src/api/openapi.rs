@@ -1418,6 +1418,7 @@ mod operations {
             QueryProblems,
             TokenProblems,
             (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
+            (status = 429, description = "This token, or the server, has as many event streams open as it may (FACTLOG_STREAMS_PER_TOKEN, FACTLOG_MAX_STREAMS); see Retry-After", body = Problem, content_type = "application/problem+json"),
             (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
         )
     )]

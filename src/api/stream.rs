@@ -1,11 +1,17 @@
 //! `GET /v1/events/stream`: the log as Server-Sent Events, live, resumable
-//! with `Last-Event-ID`. Exempt from the request timeout.
+//! with `Last-Event-ID`. Exempt from the request timeout, so bounded
+//! otherwise: open streams are capped per token and server-wide (429), and
+//! every stream re-checks its token as often as the token cache reloads, so
+//! a revoked token's streams end within the window that refuses its new
+//! requests.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
@@ -13,12 +19,142 @@ use super::SharedState;
 use super::auth::Auditor;
 use super::error::ApiError;
 use super::params::Params;
+use crate::auth::TokenCache;
 use crate::domain::error::FieldError;
 use crate::service::reads::event_json;
+use crate::store::Subscription;
+
+/// How many event streams may be open at once.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamCaps {
+    pub per_token: usize,
+    pub total: usize,
+}
+
+impl Default for StreamCaps {
+    fn default() -> Self {
+        StreamCaps {
+            per_token: 8,
+            total: 256,
+        }
+    }
+}
+
+/// The event streams open in this process, by token name.
+pub struct StreamSlots {
+    caps: StreamCaps,
+    open: Mutex<(usize, HashMap<String, usize>)>,
+}
+
+/// One open stream's place; given back when the stream is dropped.
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    who: String,
+}
+
+impl StreamSlots {
+    pub fn new(caps: StreamCaps) -> Arc<Self> {
+        Arc::new(StreamSlots {
+            caps,
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    fn take(self: &Arc<Self>, who: &str) -> Result<StreamSlot, ApiError> {
+        let full = |detail: String| ApiError::TooManyStreams {
+            detail,
+            retry_after: 5,
+        };
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| ApiError::Internal("stream slots poisoned".into()))?;
+        if open.0 >= self.caps.total {
+            return Err(full(format!(
+                "the server has {} event streams open, its limit; retry later",
+                self.caps.total
+            )));
+        }
+        let mine = open.1.entry(who.to_owned()).or_default();
+        if *mine >= self.caps.per_token {
+            return Err(full(format!(
+                "this token has {} event streams open, its limit; close one first",
+                self.caps.per_token
+            )));
+        }
+        *mine += 1;
+        open.0 += 1;
+        metrics::gauge!("factlog_event_streams_open").set(open.0 as f64);
+        Ok(StreamSlot {
+            slots: self.clone(),
+            who: who.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.slots.open.lock() {
+            open.0 = open.0.saturating_sub(1);
+            if let Some(n) = open.1.get_mut(&self.who) {
+                *n -= 1;
+                if *n == 0 {
+                    open.1.remove(&self.who);
+                }
+            }
+            metrics::gauge!("factlog_event_streams_open").set(open.0 as f64);
+        }
+    }
+}
+
+/// What a stream carries from one event to the next.
+struct Live {
+    sub: Subscription,
+    tokens: Arc<TokenCache>,
+    token: String,
+    check: tokio::time::Interval,
+    _slot: StreamSlot,
+}
+
+impl Live {
+    /// The next event, or `None` when the stream must end: its token is no
+    /// longer active, or the log cannot be read (the client resumes with
+    /// `Last-Event-ID`).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                e = self.sub.next() => {
+                    return match e {
+                        Ok(e) => Some(
+                            Event::default()
+                                .id(e.position.to_string())
+                                .data(event_json(&e).to_string()),
+                        ),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "event stream ended");
+                            None
+                        }
+                    };
+                }
+                _ = self.check.tick() => {
+                    match self.tokens.authenticate(&self.token).await {
+                        Ok(Some(actor)) if actor.role.can_audit() => {}
+                        Ok(_) => {
+                            tracing::info!("event stream ended: its token is no longer active");
+                            return None;
+                        }
+                        // The database is away: the subscription will say so.
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}
 
 pub async fn events(
     State(state): State<SharedState>,
-    Auditor(_): Auditor,
+    Auditor(actor): Auditor,
     headers: HeaderMap,
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -37,21 +173,29 @@ pub async fn events(
         Some(p) => p,
         None => p.position("after")?.unwrap_or(0),
     };
-    let sub = state.services.store().subscribe(after);
-    let stream = futures::stream::unfold(sub, |mut sub| async move {
-        match sub.next().await {
-            Ok(e) => {
-                let event = Event::default()
-                    .id(e.position.to_string())
-                    .data(event_json(&e).to_string());
-                Some((Ok(event), sub))
-            }
-            Err(err) => {
-                // The client reconnects with Last-Event-ID and resumes exactly.
-                tracing::warn!(error = %err, "event stream ended");
-                None
-            }
-        }
+    // The extractor has checked it; it is kept to check again.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, t)| t.trim().to_owned())
+        .ok_or(ApiError::Unauthenticated(
+            "send Authorization: Bearer <token>",
+        ))?;
+    let slot = state.streams.take(&actor.name)?;
+    let mut check = tokio::time::interval(crate::auth::REFRESH / 2);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
+    let live = Live {
+        sub: state.services.store().subscribe(after),
+        tokens: state.tokens.clone(),
+        token,
+        check,
+        _slot: slot,
+    };
+    let stream = futures::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -7,7 +7,7 @@ use super::{open_database, open_store};
 use std::sync::Arc;
 
 use crate::api::ratelimit::RateLimiter;
-use crate::api::{self, AppState, Limits, ServerLimits};
+use crate::api::{self, AppState, Limits, ServerLimits, StreamCaps, StreamSlots};
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::projections;
@@ -78,6 +78,10 @@ pub async fn serve(
             cors_origins: settings.cors_origins.clone(),
         },
         rate: Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst)),
+        streams: StreamSlots::new(StreamCaps {
+            per_token: settings.streams_per_token,
+            total: settings.max_streams,
+        }),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -27,3 +27,4 @@ mod store_idempotency;
 mod store_integrity;
 mod store_ordering;
 mod store_subscribe;
+mod stream_limits;

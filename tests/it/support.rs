@@ -200,6 +200,8 @@ pub struct AppOptions {
     pub fact_cache: FactCacheLimits,
     /// The server loop's connection rules.
     pub server: factlog::api::ServerLimits,
+    /// Event streams per token and in all.
+    pub streams: factlog::api::StreamCaps,
 }
 
 /// What `factlog serve` uses unless told otherwise.
@@ -235,6 +237,7 @@ impl Default for AppOptions {
                 header_read_timeout: std::time::Duration::from_secs(1),
                 ..Default::default()
             },
+            streams: factlog::api::StreamCaps::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ impl TestApp {
                 opts.rate.0,
                 opts.rate.1,
             )),
+            streams: factlog::api::StreamSlots::new(opts.streams),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
