@@ -12,6 +12,11 @@
 //! PostgreSQL refuses to run as root; when we are root the server binaries run
 //! as an unprivileged system user (`postgres` unless `FACTLOG_PG_USER` says
 //! otherwise), which must own the data directory and be able to reach it.
+//! A checkout under a home directory that user cannot enter (mode 700, the
+//! usual case for root) keeps its lock files in `./.factlog/` and its data
+//! in a directory of its own under [`STATE_BASE`], named after the
+//! checkout; `./.factlog/data-location` records where, so the cluster is
+//! found again on the next start.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -170,6 +175,41 @@ impl Server {
         Ok(())
     }
 
+    /// Where a persistent cluster for the project directory `dir` keeps its
+    /// data and server log: as recorded in `dir/data-location` when a
+    /// start before chose; else `dir` itself when the server user can reach
+    /// it; else (we are root) a directory of the server user's own under
+    /// [`STATE_BASE`], recorded for the next start.
+    fn data_home(&self, dir: &Path) -> Result<PathBuf, ClusterError> {
+        let record = dir.join(DATA_LOCATION);
+        if let Ok(text) = fs::read_to_string(&record) {
+            let home = PathBuf::from(text.trim());
+            if home.is_absolute() {
+                return Ok(home);
+            }
+        }
+        let unreachable = match self.check_reachable(dir) {
+            Ok(()) => return Ok(dir.to_owned()),
+            Err(e) => e,
+        };
+        let base = Path::new(STATE_BASE);
+        if fs::create_dir_all(base).is_err() || self.check_reachable(&base.join("x")).is_err() {
+            return Err(unreachable);
+        }
+        let home = base.join(state_name(dir));
+        fs::create_dir_all(&home).map_err(io_err(&home))?;
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).map_err(io_err(&home))?;
+        self.own(&home)?;
+        fs::write(&record, format!("{}\n", home.display())).map_err(io_err(&record))?;
+        tracing::info!(
+            checkout = %dir.display(),
+            data = %home.display(),
+            "the PostgreSQL server user cannot enter the project directory: the private \
+             cluster's data lives in a directory of its own instead"
+        );
+        Ok(home)
+    }
+
     fn initdb(&self, data: &Path) -> Result<(), ClusterError> {
         fs::create_dir_all(data).map_err(io_err(data))?;
         fs::set_permissions(data, fs::Permissions::from_mode(0o700)).map_err(io_err(data))?;
@@ -199,6 +239,36 @@ impl Server {
         fs::write(&conf, text).map_err(io_err(&conf))?;
         Ok(())
     }
+}
+
+/// Where private clusters live whose project directory the server user
+/// cannot reach (only ever used when running as root).
+pub const STATE_BASE: &str = "/var/lib/factlog";
+
+/// The file under the project directory that records where its cluster's
+/// data lives when not under it.
+pub const DATA_LOCATION: &str = "data-location";
+
+/// A directory name for the cluster of project directory `dir`: readable
+/// (the checkout's name) and unique (a hash of the full path).
+fn state_name(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let project = dir
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let readable: String = project
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!(
+        "{}-{}",
+        readable.trim_start_matches('.'),
+        &hex::encode(digest)[..16]
+    )
 }
 
 fn find_bindir() -> Option<PathBuf> {
@@ -285,6 +355,8 @@ fn admin_url(port: u16) -> String {
 #[derive(Debug)]
 pub struct PrivateCluster {
     dir: PathBuf,
+    /// Where the data and the server log are (`dir` unless relocated).
+    home: PathBuf,
     server: Server,
     port: u16,
     /// Held (shared) for as long as we use the cluster.
@@ -298,24 +370,25 @@ impl PrivateCluster {
         let dir = std::path::absolute(dir).map_err(io_err(dir))?;
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let server = Server::find(&dir)?;
-        server.check_reachable(&dir)?;
         let startup = lock_file(&dir.join("cluster.lock"))?;
         startup.lock().map_err(io_err(&dir))?;
 
-        let data = dir.join("pgdata");
+        let home = server.data_home(&dir)?;
+        let data = home.join("pgdata");
         if !data.join("PG_VERSION").is_file() {
-            tracing::info!(dir = %dir.display(), "creating the private PostgreSQL cluster");
+            tracing::info!(dir = %home.display(), "creating the private PostgreSQL cluster");
             server.initdb(&data)?;
         }
         let port = match ready_port(&data) {
             Some(p) => p,
-            None => start_with_pg_ctl(&server, &dir, &data)?,
+            None => start_with_pg_ctl(&server, &home, &data)?,
         };
         let users = lock_file(&dir.join("users.lock"))?;
         users.lock_shared().map_err(io_err(&dir))?;
         drop(startup);
         Ok(PrivateCluster {
             dir,
+            home,
             server,
             port,
             users: Some(users),
@@ -331,6 +404,11 @@ impl PrivateCluster {
         &self.dir
     }
 
+    /// Where the cluster's data and server log are.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("pgdata")
+    }
+
     /// Leaves the cluster; the last process to leave stops it. Blocking.
     pub fn release(mut self) -> Result<bool, ClusterError> {
         let startup = lock_file(&self.dir.join("cluster.lock"))?;
@@ -338,7 +416,7 @@ impl PrivateCluster {
         drop(self.users.take());
         let users = lock_file(&self.dir.join("users.lock"))?;
         if users.try_lock().is_ok() {
-            stop_with_pg_ctl(&self.server, &self.dir.join("pgdata"))?;
+            stop_with_pg_ctl(&self.server, &self.home.join("pgdata"))?;
             return Ok(true);
         }
         Ok(false)
@@ -346,11 +424,16 @@ impl PrivateCluster {
 
     /// Stops the cluster under `dir` whoever started it (`factlog db stop`).
     pub fn stop(dir: &Path) -> Result<bool, ClusterError> {
-        let data = dir.join("pgdata");
+        let dir = std::path::absolute(dir).map_err(io_err(dir))?;
+        // Where a start put it; nothing is chosen (or created) here.
+        let home = fs::read_to_string(dir.join(DATA_LOCATION))
+            .map(|t| PathBuf::from(t.trim()))
+            .unwrap_or_else(|_| dir.clone());
+        let data = home.join("pgdata");
         if ready_port(&data).is_none() {
             return Ok(false);
         }
-        let server = Server::find(dir)?;
+        let server = Server::find(&dir)?;
         stop_with_pg_ctl(&server, &data)?;
         Ok(true)
     }

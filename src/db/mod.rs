@@ -58,6 +58,10 @@ impl Database {
                 let cluster = tokio::task::spawn_blocking(move || PrivateCluster::ensure(&dir))
                     .await
                     .map_err(|e| DbError::Internal(e.to_string()))??;
+                tracing::info!(
+                    data = %cluster.data_dir().display(),
+                    "the private cluster's data lives here"
+                );
                 let url = cluster.url(PRIVATE_DATABASE);
                 create_database_if_missing(&url).await?;
                 (url, Some(cluster))

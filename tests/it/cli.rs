@@ -140,3 +140,102 @@ async fn verify_exits_zero_on_an_intact_log() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 0 events checked"));
 }
+
+/// Waits for `serve` on `port` to answer /readyz 200; panics with its
+/// stderr if it exits first.
+fn wait_ready(child: &mut std::process::Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = get(port, "/readyz") {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("factlog serve exited early ({status}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("factlog serve was not ready within 90 s");
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: plain signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+}
+
+/// A checkout under a home directory of mode 700, as root's is: the
+/// PostgreSQL server user cannot enter it, and `serve` still just works,
+/// keeping its data where that user can reach and finding it again.
+#[test]
+fn serve_works_from_a_checkout_the_server_user_cannot_enter() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let checkout = home.join("src").join("factlog");
+    std::fs::create_dir_all(&checkout).expect("checkout");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let run = |args: &[&str]| {
+        let mut c = factlog();
+        c.args(args)
+            .current_dir(&checkout)
+            .env_remove("DATABASE_URL")
+            .env_remove("FACTLOG_DATA_DIR");
+        c
+    };
+    let start = || {
+        let port = free_port();
+        let mut child = run(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn factlog serve");
+        wait_ready(&mut child, port);
+        (child, port)
+    };
+
+    let (child, _) = start();
+    let token = run(&["token", "create", "--name", "ann", "--role", "editor"])
+        .output()
+        .expect("token create");
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let location = std::fs::read_to_string(checkout.join(".factlog/data-location")).ok();
+    let data = match &location {
+        Some(l) => std::path::PathBuf::from(l.trim()),
+        None => checkout.join(".factlog"),
+    };
+    if root {
+        assert!(
+            location.is_some(),
+            "as root, the data must live outside the unreachable checkout"
+        );
+    }
+    assert!(
+        data.join("pgdata/PG_VERSION").is_file(),
+        "{}",
+        data.display()
+    );
+    stop(child);
+
+    // Started again, it finds the same cluster and its data.
+    let (child, _) = start();
+    let out = run(&["verify"]).output().expect("verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok: 1 events"),
+        "{stdout}"
+    );
+    stop(child);
+    if location.is_some() {
+        std::fs::remove_dir_all(&data).expect("remove the relocated data");
+    }
+}
