@@ -136,6 +136,12 @@ impl From<ServiceError> for ApiError {
                 ApiError::Unavailable("the resource is busy with concurrent writes; retry".into())
             }
             ServiceError::Corrupt(m) => ApiError::Internal(m),
+            ServiceError::BeyondHead { position, head } => ApiError::Invalid(FieldError::new(
+                "wait_for",
+                format!(
+                    "position {position} is beyond the log's head ({head}): no write returned it"
+                ),
+            )),
             ServiceError::NotCaughtUp { position } => ApiError::Unavailable(format!(
                 "the read side has not reached position {position} yet; retry"
             )),

@@ -42,6 +42,9 @@ pub enum ServiceError {
     Contended,
     #[error("the projections have not reached position {position} yet")]
     NotCaughtUp { position: i64 },
+    /// `wait_for` named a position no write ever returned.
+    #[error("position {position} is beyond the log's head {head}")]
+    BeyondHead { position: i64, head: i64 },
     #[error("a stored event could not be read: {0}")]
     Corrupt(String),
     #[error(transparent)]

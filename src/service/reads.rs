@@ -62,8 +62,11 @@ impl Services {
         // A position past the log's head was never acknowledged to anyone:
         // no one can have a receipt for it, so there is nothing to wait for.
         // (The head this process knows of is never ahead of the real one.)
-        if position > self.store.known_head() && position > self.store.head().await?.position {
-            return Err(ServiceError::NotCaughtUp { position });
+        if position > self.store.known_head() {
+            let head = self.store.head().await?.position;
+            if position > head {
+                return Err(ServiceError::BeyondHead { position, head });
+            }
         }
         let deadline = tokio::time::Instant::now() + WAIT_FOR_LIMIT;
         let source = match (source, &self.facts) {

@@ -406,9 +406,11 @@ async fn lists_page_by_cursor_and_wait_for_times_out_with_503() {
         started.elapsed() >= std::time::Duration::from_secs(5),
         "it waited its 5 s"
     );
-    // A position past the log's head was never handed to anyone: 503 at once.
+    // A position past the log's head was never handed to anyone: 422 at
+    // once, naming wait_for.
     let started = std::time::Instant::now();
-    let (s, _, _) = send(app.get("/v1/facts?wait_for=999999", &t)).await;
-    assert_eq!(s, 503);
+    let (s, _, b) = send(app.get("/v1/facts?wait_for=999999", &t)).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("wait_for"), "{b}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
