@@ -2,10 +2,11 @@
 //! shadow tables, then swaps them in atomically.
 //!
 //! The shadow tables live in a schema of their own per projection, with the
-//! same table names. The bulk of the log goes through one pass
-//! ([`super::bulk`]): the claims are folded in memory and the rows loaded
-//! with `COPY`, for every projection being rebuilt at once; the tables then
-//! get the live tables' indexes. The projection code names its tables
+//! same table names. The bulk of the log goes through one bulk pass
+//! ([`super::bulk`]): the claims are folded one at a time from events the
+//! server sorts by claim, and the rows loaded with `COPY`, for every
+//! projection being rebuilt at once; the tables then get the live tables'
+//! indexes. The projection code names its tables
 //! unqualified, so pointing `search_path` at the shadow schema is all it takes
 //! to apply what was appended meanwhile through the live path. Reads keep
 //! using the live tables until the swap. The swap transaction takes the

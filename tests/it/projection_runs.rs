@@ -600,6 +600,103 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
     }
 }
 
+/// The rebuild's passes hold one claim, then one fact, at a time: a claim's
+/// versions go out in buffers as its transactions end, and a fact's claims
+/// are folded into its summary a bounded number of states at a time. A
+/// claim whose versions fill many buffers, and a fact with more claims than
+/// one such fold takes whose first claim (in claim order) comes last in its
+/// fact's sorted rows, come out of a rebuild as they were built live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_facts_bigger_than_the_rebuilds_buffers_rebuild_as_built_live() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let story = Uuid::now_v7();
+    // The fact's first claim has the highest id: the second pass, which
+    // reads a fact's claims in id order, meets it after all the others.
+    let first = Uuid::from_u128(u128::MAX);
+    let mut shouted = assert_event(first, story, 1, None);
+    if let ClaimEvent::ClaimAsserted(a) = &mut shouted {
+        a.subject = "THE CROWD".into();
+    }
+    store
+        .append_request(write(
+            vec![claim_append(first, ExpectedVersion::NoStream, &[shouted])],
+            "ann",
+        ))
+        .await
+        .expect("the first claim");
+    let ids: Vec<Uuid> = (0..1_100).map(|_| Uuid::now_v7()).collect();
+    store
+        .append_request(write(
+            ids.iter()
+                .zip(0u32..)
+                .map(|(id, n)| {
+                    claim_append(
+                        *id,
+                        ExpectedVersion::NoStream,
+                        &[assert_event(*id, story, 5_000 + n % 3, None)],
+                    )
+                })
+                .collect(),
+            "ann",
+        ))
+        .await
+        .expect("many claims of the fact");
+    store
+        .append_request(write(
+            ids.iter()
+                .step_by(3)
+                .map(|id| claim_append(*id, ExpectedVersion::Exact(1), &[verifying_confirmation()]))
+                .collect(),
+            "bob",
+        ))
+        .await
+        .expect("a third of them verified");
+    // One claim changed in 40 transactions of 100 evidence links each: its
+    // versions come to several MB.
+    let long = ids[1];
+    for t in 0..40u64 {
+        let links: Vec<ClaimEvent> = (0..100)
+            .map(|i| ClaimEvent::EvidenceAttached {
+                schema: claim::SCHEMA,
+                url: format!("https://example.org/evidence/{t}/{i}"),
+                note: None,
+            })
+            .collect();
+        store
+            .append_request(write(
+                vec![claim_append(
+                    long,
+                    ExpectedVersion::Exact(1 + 100 * t),
+                    &links,
+                )],
+                "cy",
+            ))
+            .await
+            .expect("evidence");
+    }
+    project_live(&db, &store).await;
+    let live = dump(&db).await;
+    let (subject, versions, bytes): (String, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT summary->>'subject' FROM facts_view), \
+                (SELECT count(*) FROM claim_versions WHERE claim_id = $1), \
+                (SELECT sum(octet_length(state::text))::int8 FROM claim_versions \
+                 WHERE claim_id = $1)",
+    )
+    .bind(long)
+    .fetch_one(&db.pool)
+    .await
+    .expect("the fact and the long claim");
+    assert_eq!(subject, "THE CROWD", "the first claim names the fact");
+    assert_eq!(versions, 41, "a version per transaction");
+    assert!(
+        bytes > 4 << 20,
+        "its versions fill several buffers: {bytes}"
+    );
+    rebuild_all(&db).await;
+    assert_same(&live, &dump(&db).await);
+}
+
 /// Recording a claim costs the same however many claims its fact already
 /// has: a pending claim added to an existing fact leaves the fact's row as it
 /// was (the document is laid out from the claims when read), while a change
