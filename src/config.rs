@@ -1,12 +1,15 @@
-//! Settings shared by every subcommand: flags with environment fallbacks.
-//! `.env.example` documents each one.
+//! Settings: flags with environment fallbacks, in groups, so that each
+//! subcommand takes (and its `--help` shows) only the groups it uses; the
+//! rest come from the environment or their defaults. `.env.example`
+//! documents each one.
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
+/// Where the database is (global: `factlog token create --database-url …` works).
 #[derive(Debug, Clone, Args)]
-pub struct Settings {
+pub struct DatabaseArgs {
     /// PostgreSQL URL. When unset, factlog runs its own private cluster under --data-dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
@@ -28,143 +31,172 @@ pub struct Settings {
         global = true
     )]
     pub db_pool_size: u32,
+}
 
+/// How the log takes appends.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
     /// Largest event accepted by the log, in bytes.
-    #[arg(long, env = "FACTLOG_MAX_EVENT_BYTES", default_value_t = 1024 * 1024, global = true)]
+    #[arg(long, env = "FACTLOG_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
     pub max_event_bytes: usize,
 
     /// Appender lanes: connections that take turns at the log-head lock, the
     /// next lane's batch laid out while the previous one commits.
-    #[arg(long, env = "FACTLOG_APPEND_LANES", default_value_t = crate::store::StoreConfig::default().lanes, global = true)]
+    #[arg(long, env = "FACTLOG_APPEND_LANES", default_value_t = crate::store::StoreConfig::default().lanes)]
     pub append_lanes: usize,
+}
 
+/// What the HTTP API allows (`serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
     /// How long idempotency keys are kept, in hours (at least 24).
-    #[arg(
-        long,
-        env = "FACTLOG_IDEMPOTENCY_HOURS",
-        default_value_t = 48,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_IDEMPOTENCY_HOURS", default_value_t = 48)]
     pub idempotency_hours: u64,
 
     /// Distinct editors (other than the asserter) whose confirmations verify a claim.
-    #[arg(
-        long,
-        env = "FACTLOG_REQUIRED_CONFIRMATIONS",
-        default_value_t = 1,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_REQUIRED_CONFIRMATIONS", default_value_t = 1)]
     pub required_confirmations: u32,
 
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "FACTLOG_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    #[arg(long, env = "FACTLOG_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Seconds a request may take before it is answered 503 (not the event stream).
-    #[arg(
-        long,
-        env = "FACTLOG_REQUEST_TIMEOUT_SECS",
-        default_value_t = 10,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
 
     /// Origins allowed to call the API from a browser, comma-separated; none when empty.
-    #[arg(
-        long,
-        env = "FACTLOG_CORS_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Requests per second each token may make (a token bucket; 0 turns it off).
-    #[arg(
-        long,
-        env = "FACTLOG_RATE_LIMIT",
-        default_value_t = 100.0,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_RATE_LIMIT", default_value_t = 100.0)]
     pub rate_limit: f64,
 
     /// Requests a token may make in a burst above its rate.
-    #[arg(
-        long,
-        env = "FACTLOG_RATE_BURST",
-        default_value_t = 200.0,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_RATE_BURST", default_value_t = 200.0)]
     pub rate_burst: f64,
 
     /// Memory for cached fact documents per API process, in MiB (0 disables the cache).
-    #[arg(
-        long,
-        env = "FACTLOG_FACT_CACHE_MB",
-        default_value_t = 32,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_FACT_CACHE_MB", default_value_t = 32)]
     pub fact_cache_mb: usize,
 
     /// Most fact documents cached per API process (0 disables the cache).
-    #[arg(
-        long,
-        env = "FACTLOG_FACT_CACHE_ENTRIES",
-        default_value_t = 100_000,
-        global = true
-    )]
+    #[arg(long, env = "FACTLOG_FACT_CACHE_ENTRIES", default_value_t = 100_000)]
     pub fact_cache_entries: usize,
-
-    /// Least milliseconds between the starts of two batches of a projection
-    /// while it keeps up: more events per batch, for at most this much more
-    /// delay before a write is visible in the read models.
-    #[arg(
-        long,
-        env = "FACTLOG_PROJECTION_LINGER_MS",
-        default_value_t = crate::projections::DEFAULT_LINGER.as_millis() as u64,
-        global = true
-    )]
-    pub projection_linger_ms: u64,
-
-    /// Minutes between two full passes of the chain verifier over the whole
-    /// log (it also checks every new event within a second).
-    #[arg(
-        long,
-        env = "FACTLOG_VERIFY_EVERY_MINUTES",
-        default_value_t = 60,
-        global = true
-    )]
-    pub verify_every_minutes: u64,
-
-    /// Least minutes between a full pass and the next one an auditor asks for.
-    #[arg(
-        long,
-        env = "FACTLOG_VERIFY_MIN_GAP_MINUTES",
-        default_value_t = 5,
-        global = true
-    )]
-    pub verify_min_gap_minutes: u64,
 
     /// Event streams (`/v1/events/stream`) one token may hold open at once.
     #[arg(
         long,
         env = "FACTLOG_STREAMS_PER_TOKEN",
-        default_value_t = crate::api::StreamCaps::default().per_token,
-        global = true
-    )]
+        default_value_t = crate::api::StreamCaps::default().per_token)]
     pub streams_per_token: usize,
 
     /// Event streams open at once in one API process.
     #[arg(
         long,
         env = "FACTLOG_MAX_STREAMS",
-        default_value_t = crate::api::StreamCaps::default().total,
-        global = true
-    )]
+        default_value_t = crate::api::StreamCaps::default().total)]
     pub max_streams: usize,
+}
 
+/// How projection workers and the chain verifier run (`serve`, `worker`).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Least milliseconds between the starts of two batches of a projection
+    /// while it keeps up: more events per batch, for at most this much more
+    /// delay before a write is visible in the read models.
+    #[arg(
+        long,
+        env = "FACTLOG_PROJECTION_LINGER_MS",
+        default_value_t = crate::projections::DEFAULT_LINGER.as_millis() as u64)]
+    pub projection_linger_ms: u64,
+
+    /// Minutes between two full passes of the chain verifier over the whole
+    /// log (it also checks every new event within a second).
+    #[arg(long, env = "FACTLOG_VERIFY_EVERY_MINUTES", default_value_t = 60)]
+    pub verify_every_minutes: u64,
+
+    /// Least minutes between a full pass and the next one an auditor asks for.
+    #[arg(long, env = "FACTLOG_VERIFY_MIN_GAP_MINUTES", default_value_t = 5)]
+    pub verify_min_gap_minutes: u64,
+}
+
+/// How the process logs (every subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
     /// Log line format.
     #[arg(long, env = "FACTLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+/// The settings of a group that a subcommand does not take: from the
+/// environment, else the defaults.
+pub fn unset<T: Args>() -> T {
+    #[derive(Parser)]
+    struct Only<T: Args> {
+        #[command(flatten)]
+        inner: T,
+    }
+    Only::<T>::parse_from(["factlog"]).inner
+}
+
+/// Every setting, as the commands read them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub db_pool_size: u32,
+    pub max_event_bytes: usize,
+    pub append_lanes: usize,
+    pub idempotency_hours: u64,
+    pub required_confirmations: u32,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub cors_origins: Vec<String>,
+    pub rate_limit: f64,
+    pub rate_burst: f64,
+    pub fact_cache_mb: usize,
+    pub fact_cache_entries: usize,
+    pub streams_per_token: usize,
+    pub max_streams: usize,
+    pub projection_linger_ms: u64,
+    pub verify_every_minutes: u64,
+    pub verify_min_gap_minutes: u64,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn from_parts(
+        db: DatabaseArgs,
+        store: StoreArgs,
+        api: ApiArgs,
+        workers: WorkerArgs,
+        log: LogArgs,
+    ) -> Settings {
+        Settings {
+            database_url: db.database_url,
+            data_dir: db.data_dir,
+            db_pool_size: db.db_pool_size,
+            max_event_bytes: store.max_event_bytes,
+            append_lanes: store.append_lanes,
+            idempotency_hours: api.idempotency_hours,
+            required_confirmations: api.required_confirmations,
+            max_body_bytes: api.max_body_bytes,
+            request_timeout_secs: api.request_timeout_secs,
+            cors_origins: api.cors_origins,
+            rate_limit: api.rate_limit,
+            rate_burst: api.rate_burst,
+            fact_cache_mb: api.fact_cache_mb,
+            fact_cache_entries: api.fact_cache_entries,
+            streams_per_token: api.streams_per_token,
+            max_streams: api.max_streams,
+            projection_linger_ms: workers.projection_linger_ms,
+            verify_every_minutes: workers.verify_every_minutes,
+            verify_min_gap_minutes: workers.verify_min_gap_minutes,
+            log_format: log.log_format,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

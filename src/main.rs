@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use factlog::commands;
-use factlog::config::Settings;
+use factlog::config::{ApiArgs, DatabaseArgs, LogArgs, Settings, StoreArgs, WorkerArgs, unset};
 
 // glibc's malloc showed as about a sixth of the server's CPU under write load
 // (BENCHMARKS.md); mimalloc's per-thread free lists are cheaper for the
@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     #[command(flatten)]
-    settings: Settings,
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,25 +36,47 @@ enum Command {
         /// Serve the API only (a replica); projections run elsewhere.
         #[arg(long)]
         no_workers: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        workers: WorkerArgs,
     },
-    /// Run projection workers only.
-    Worker,
+    /// Run projection workers (and the chain verifier) only.
+    Worker {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        workers: WorkerArgs,
+    },
     /// Apply database migrations.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Manage bearer tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
     /// Rebuild projections from the event log.
     Rebuild {
         /// One projection; all when omitted.
         projection: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
     /// Recompute the hash chain; exit 0 when intact, 1 naming the first bad position.
-    Verify,
+    Verify {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Fill the log with generated newsroom work (benchmarks, load tests).
-    #[command(hide = true)]
     Generate {
         /// How many events (at least).
         #[arg(long, default_value_t = 100_000)]
@@ -62,12 +84,48 @@ enum Command {
         /// Seed for the generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// The private cluster used when DATABASE_URL is unset.
     Db {
         #[command(subcommand)]
         command: DbCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
+}
+
+impl Command {
+    /// The settings this subcommand was given, the rest from the
+    /// environment or their defaults.
+    fn settings(&self, log: LogArgs) -> Settings {
+        let (db, store, api, workers) = match self {
+            Command::Serve {
+                db,
+                store,
+                api,
+                workers,
+                ..
+            } => (db.clone(), Some(store), Some(api), Some(workers)),
+            Command::Worker { db, workers } => (db.clone(), None, None, Some(workers)),
+            Command::Generate { db, store, .. } => (db.clone(), Some(store), None, None),
+            Command::Migrate { db }
+            | Command::Token { db, .. }
+            | Command::Rebuild { db, .. }
+            | Command::Verify { db }
+            | Command::Db { db, .. } => (db.clone(), None, None, None),
+        };
+        Settings::from_parts(
+            db,
+            store.cloned().unwrap_or_else(unset),
+            api.cloned().unwrap_or_else(unset),
+            workers.cloned().unwrap_or_else(unset),
+            log,
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -96,7 +154,7 @@ enum DbCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    factlog::telemetry::init(cli.settings.log_format);
+    factlog::telemetry::init(cli.log.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -104,18 +162,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = cli.settings;
+    let settings = cli.command.settings(cli.log);
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         match cli.command {
-            Command::Serve { listen, no_workers } => {
+            Command::Serve {
+                listen, no_workers, ..
+            } => {
                 commands::serve(&settings, listen, no_workers).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Migrate => {
+            Command::Migrate { .. } => {
                 commands::migrate(&settings).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Verify => {
+            Command::Verify { .. } => {
                 let r = commands::verify(&settings).await?;
                 if r.ok {
                     println!(
@@ -132,35 +192,43 @@ fn main() -> ExitCode {
                     Ok(ExitCode::from(1))
                 }
             }
-            Command::Db { command: DbCommand::Url } => {
+            Command::Db {
+                command: DbCommand::Url,
+                ..
+            } => {
                 commands::db_url(&settings).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Db { command: DbCommand::Stop } => {
+            Command::Db {
+                command: DbCommand::Stop,
+                ..
+            } => {
                 commands::db_stop(&settings)?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Token {
                 command: TokenCommand::Create { name, role },
+                ..
             } => {
                 commands::token_create(&settings, &name, &role).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Token {
                 command: TokenCommand::Revoke { name },
+                ..
             } => {
                 commands::token_revoke(&settings, &name).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Generate { events, seed } => {
+            Command::Generate { events, seed, .. } => {
                 commands::generate(&settings, events, seed).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Worker => {
+            Command::Worker { .. } => {
                 commands::worker(&settings).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Rebuild { projection } => {
+            Command::Rebuild { projection, .. } => {
                 commands::rebuild(&settings, projection.as_deref()).await?;
                 Ok(ExitCode::SUCCESS)
             }

@@ -239,3 +239,45 @@ fn serve_works_from_a_checkout_the_server_user_cannot_enter() {
         std::fs::remove_dir_all(&data).expect("remove the relocated data");
     }
 }
+
+/// Each subcommand's `--help` shows only the settings it uses, each with
+/// its environment variable.
+#[test]
+fn each_subcommand_shows_only_the_settings_it_uses() {
+    let help = |args: &[&str]| {
+        let out = factlog().args(args).arg("--help").output().expect("help");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serving = [
+        "FACTLOG_CORS_ORIGINS",
+        "FACTLOG_RATE_LIMIT",
+        "FACTLOG_MAX_BODY_BYTES",
+        "FACTLOG_STREAMS_PER_TOKEN",
+    ];
+    let serve = help(&["serve"]);
+    for var in serving
+        .iter()
+        .chain(&["DATABASE_URL", "FACTLOG_LISTEN", "FACTLOG_VERIFY_EVERY_MINUTES"])
+    {
+        assert!(serve.contains(var), "serve --help lacks {var}:\n{serve}");
+    }
+    for args in [
+        &["token", "create"][..],
+        &["token", "revoke"],
+        &["generate"],
+        &["verify"],
+        &["migrate"],
+        &["rebuild"],
+        &["worker"],
+        &["db", "url"],
+    ] {
+        let text = help(args);
+        assert!(text.contains("[env: DATABASE_URL"), "{args:?}:\n{text}");
+        for var in serving {
+            assert!(!text.contains(var), "{args:?} --help lists {var}:\n{text}");
+        }
+    }
+    assert!(help(&["worker"]).contains("FACTLOG_PROJECTION_LINGER_MS"));
+    assert!(!help(&["verify"]).contains("FACTLOG_PROJECTION_LINGER_MS"));
+}
