@@ -9,3 +9,6 @@ pub mod story;
 pub mod text;
 pub mod valid_time;
 pub mod value;
+
+#[cfg(test)]
+mod lifecycle;
