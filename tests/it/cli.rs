@@ -256,10 +256,11 @@ fn each_subcommand_shows_only_the_settings_it_uses() {
         "FACTLOG_STREAMS_PER_TOKEN",
     ];
     let serve = help(&["serve"]);
-    for var in serving
-        .iter()
-        .chain(&["DATABASE_URL", "FACTLOG_LISTEN", "FACTLOG_VERIFY_EVERY_MINUTES"])
-    {
+    for var in serving.iter().chain(&[
+        "DATABASE_URL",
+        "FACTLOG_LISTEN",
+        "FACTLOG_VERIFY_EVERY_MINUTES",
+    ]) {
         assert!(serve.contains(var), "serve --help lacks {var}:\n{serve}");
     }
     for args in [
