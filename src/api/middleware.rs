@@ -1,10 +1,12 @@
 //! Request-wide concerns: one log line per request, and the time limit.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
@@ -16,6 +18,7 @@ use super::error::ApiError;
 /// (the actor is filled in by the authentication extractor). Never the body
 /// or the Authorization header.
 pub async fn log_request(req: Request, next: Next) -> Response {
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -33,17 +36,51 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         let elapsed = started.elapsed().as_secs_f64();
         let status = res.status().as_u16();
         tracing::info!(status, latency_ms = elapsed * 1000.0, "request");
-        http_metrics().record(status, elapsed);
+        let route = res
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        http_metrics(method, route).record(status, elapsed);
         res
     }
     .instrument(span)
     .await
 }
 
-/// Handles on the per-request metrics, registered once (a look-up in the
-/// registry per request costs a hash of the name and labels, and a label
-/// string allocated each time).
+/// Carries the route template a request matched into its response, where
+/// [`log_request`] (a layer outside the routing) can read it.
+pub async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
+    res
+}
+
+/// A method as a label: the standard ones by name, anything else as
+/// `other` (a client must not be able to mint label values).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Handles on the metrics of one (method, route template), registered once
+/// (a look-up in the registry per request costs a hash of the name and
+/// labels, and label strings allocated each time).
 struct HttpMetrics {
+    method: &'static str,
+    route: &'static str,
     /// Indexed by status code (100-599).
     by_status: [OnceLock<Counter>; 500],
     duration: Histogram,
@@ -55,25 +92,53 @@ impl HttpMetrics {
             .checked_sub(100)
             .and_then(|i| self.by_status.get(i))
         {
-            slot.get_or_init(
-                || metrics::counter!("factlog_http_requests_total", "status" => status.to_string()),
-            )
+            slot.get_or_init(|| {
+                metrics::counter!(
+                    "factlog_http_requests_total",
+                    "method" => self.method,
+                    "route" => self.route,
+                    "status" => status.to_string()
+                )
+            })
             .increment(1);
         }
         self.duration.record(seconds);
     }
 }
 
-fn http_metrics() -> &'static HttpMetrics {
-    static METRICS: OnceLock<HttpMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
+type RouteMetrics = HashMap<(&'static str, &'static str), &'static HttpMetrics>;
+
+/// The metrics of a (method, route): the routes are the router's templates,
+/// a fixed set, so each is made once and kept for the process's life.
+fn http_metrics(method: &'static str, route: &str) -> &'static HttpMetrics {
+    static ALL: OnceLock<RwLock<RouteMetrics>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
         // The recorder first, or these handles would record nowhere.
         super::metrics::handle();
-        HttpMetrics {
-            by_status: [const { OnceLock::new() }; 500],
-            duration: metrics::histogram!("factlog_http_request_duration_seconds"),
-        }
-    })
+        RwLock::new(HashMap::new())
+    });
+    if let Some(m) = all
+        .read()
+        .ok()
+        .and_then(|map| map.get(&(method, route)).copied())
+    {
+        return m;
+    }
+    let route: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    let made: &'static HttpMetrics = Box::leak(Box::new(HttpMetrics {
+        method,
+        route,
+        by_status: [const { OnceLock::new() }; 500],
+        duration: metrics::histogram!(
+            "factlog_http_request_duration_seconds",
+            "method" => method,
+            "route" => route
+        ),
+    }));
+    match all.write() {
+        Ok(mut map) => *map.entry((method, route)).or_insert(made),
+        Err(_) => made,
+    }
 }
 
 /// Request ids for requests that come without one: UUIDs (version 4, as

@@ -102,9 +102,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
             middleware::timeout,
-        ));
+        ))
+        .route_layer(axum::middleware::from_fn(middleware::tag_route));
     // A live stream has no deadline.
-    let untimed = Router::new().route("/v1/events/stream", get(stream::events));
+    let untimed = Router::new()
+        .route("/v1/events/stream", get(stream::events))
+        .route_layer(axum::middleware::from_fn(middleware::tag_route));
 
     let mut app = timed
         .merge(untimed)

@@ -313,3 +313,87 @@ async fn metrics_and_readiness_report_the_projections() {
     assert_eq!(ready["projections"]["facts"]["position"], json!(p));
     assert_eq!(ready["projections"]["facts"]["lag_events"], 0);
 }
+
+/// What a scraper needs: HELP and TYPE for every metric (as `promtool
+/// check metrics` demands, and it runs too when installed), and HTTP
+/// metrics labelled by method and route template, never the raw path.
+#[tokio::test]
+async fn metrics_have_help_and_http_metrics_name_the_route_not_the_path() {
+    let (app, ann, _, auditor) = setup().await;
+    story(&app, &ann, 0).await;
+    let fact = uuid::Uuid::new_v4();
+    let _ = app
+        .get_json(&format!("/v1/facts/{fact}/history"), &ann)
+        .await;
+    let _ = app.get_json("/v1/integrity", &auditor).await;
+    let _ = crate::support::send(app.client.get(app.url("/no/such/page/12345"))).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+
+    let mut helped = std::collections::HashSet::new();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("#"), Some("HELP"), Some(name)) => {
+                helped.insert(name.to_owned());
+            }
+            (Some("#"), Some("TYPE"), Some(name)) => {
+                typed.insert(name.to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert!(!typed.is_empty());
+    for name in &typed {
+        assert!(helped.contains(name), "{name} has no HELP:\n{text}");
+    }
+    for needle in [
+        "factlog_http_requests_total{method=\"POST\",route=\"/v1/stories\",status=\"201\"}",
+        "route=\"/v1/facts/{id}/history\"",
+        "route=\"unmatched\"",
+        "factlog_chain_verified_position",
+        "factlog_chain_broken 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains(&fact.to_string()),
+        "a raw path leaked into a label"
+    );
+    assert!(!text.contains("12345"), "a raw path leaked into a label");
+
+    // The real linter, where the machine has it (Debian: prometheus).
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("promtool");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
+    }
+}
