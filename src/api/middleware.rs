@@ -136,7 +136,7 @@ fn http_metrics(method: &'static str, route: &str) -> &'static HttpMetrics {
         ),
     }));
     match all.write() {
-        Ok(mut map) => *map.entry((method, route)).or_insert(made),
+        Ok(mut map) => map.entry((method, route)).or_insert(made),
         Err(_) => made,
     }
 }
