@@ -1,8 +1,10 @@
 //! factlog: an event-sourced fact-tracking backend for newsrooms.
 //!
-//! The path of a write reads top to bottom: `api` (HTTP only) → `store`
-//! (the append-only, hash-chained log) → projections → back out through `api`.
-//! See ARCHITECTURE.md for the map and the invariants.
+//! A claim's path reads top to bottom: `api` (HTTP only) → `service` (load,
+//! decide, append) → `domain` (the rules, pure) → `store` (the append-only,
+//! hash-chained log) → `projections` (read models) → back out through `api`'s
+//! reads. `tests/it/tidy.rs` keeps the layers apart. See ARCHITECTURE.md for
+//! the map and the invariants.
 
 pub mod api;
 pub mod auth;

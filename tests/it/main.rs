@@ -28,3 +28,4 @@ mod store_integrity;
 mod store_ordering;
 mod store_subscribe;
 mod stream_limits;
+mod tidy;
