@@ -1,0 +1,2156 @@
+//! Scale benchmark: does every read stay fast as the log grows? One
+//! database on a throw-away, fsync-on cluster is filled with generated
+//! newsroom work to the first size (`factlog generate`), measured, grown to
+//! the next size, measured again, and so on. At each size: `factlog
+//! rebuild` and `factlog verify` (rate, peak RSS), then `factlog serve` as a
+//! subprocess and, once its chain verifier has caught up, every read the
+//! API offers at a fixed concurrency, and HTTP asserts at 32 connections
+//! against pgbench's single-row insert in the same run. The report compares
+//! each figure at the largest size with the smallest. See bench/README.md.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+mod client;
+mod common;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use factlog::db::{self, EphemeralCluster};
+use hyper::{Method, Request};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use common::{
+    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
+    postmaster_pid, process_ticks, single_insert_script, thousands,
+};
+
+const DB_NAME: &str = "scale";
+/// The asserts are measured where the write goal is set (bench/http.rs).
+const WRITE_CONNECTIONS: usize = 32;
+/// Editors' tokens for the asserts, taking turns.
+const EDITORS: usize = 4;
+/// The generator's editors (src/commands/generate.rs): the audit's actors
+/// and the claims' `asserted_by`.
+const GENERATED_ACTORS: [&str; 6] = ["ann", "bob", "cy", "dee", "eli", "fay"];
+/// Facts with the most claims whose history is read.
+const BUSY_FACTS: i64 = 50;
+/// Stories whose claims are listed by `story_id`.
+const STORY_SAMPLE: i64 = 5_000;
+/// Rows of the fixed-size table pgbench reads as a control of the machine's
+/// speed between sizes.
+const CONTROL_ROWS: u64 = 100_000;
+const PAGE: u32 = 100;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const SETTLE_LIMIT: Duration = Duration::from_secs(600);
+/// Per-request figures at the largest size within this factor of the smallest.
+const REQUEST_GOAL: f64 = 1.3;
+/// Verify and rebuild rates at the largest size at least this share of the smallest.
+const RATE_GOAL: f64 = 0.8;
+const MB: f64 = 1e6;
+/// The server's interval between full passes of its chain verifier.
+const VERIFY_EVERY_MINUTES: &str = "1440";
+
+struct Settings {
+    sizes: Vec<u64>,
+    secs: u64,
+    conns: usize,
+    write_secs: u64,
+    rounds: usize,
+    hold_secs: u64,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let sizes: Vec<u64> = std::env::var("FACTLOG_BENCH_SCALE_SIZES")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map_or_else(
+                || vec![1_000_000, 10_000_000],
+                |v| {
+                    v.split(',')
+                        .map(|s| {
+                            s.trim().replace('_', "").parse::<u64>().unwrap_or_else(|_| {
+                                panic!("FACTLOG_BENCH_SCALE_SIZES must list event counts, got {v:?}")
+                            })
+                        })
+                        .collect()
+                },
+            );
+        assert!(
+            !sizes.is_empty() && sizes.windows(2).all(|w| w[0] < w[1]) && sizes[0] > 0,
+            "FACTLOG_BENCH_SCALE_SIZES must be increasing positive event counts, got {sizes:?}"
+        );
+        Settings {
+            sizes,
+            secs: env_number("FACTLOG_BENCH_SCALE_SECS", 10),
+            conns: env_number("FACTLOG_BENCH_SCALE_CONNS", 8) as usize,
+            write_secs: env_number("FACTLOG_BENCH_SCALE_WRITE_SECS", 10),
+            rounds: env_number("FACTLOG_BENCH_SCALE_ROUNDS", 2) as usize,
+            hold_secs: std::env::var("FACTLOG_BENCH_SCALE_HOLD_SECS")
+                .ok()
+                .map_or(0, |_| env_number("FACTLOG_BENCH_SCALE_HOLD_SECS", 600)),
+        }
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
+        _ => default,
+    }
+}
+
+/// The command that reproduces this run: every `FACTLOG_BENCH*` and
+/// `FACTLOG_EPHEMERAL*` variable set, then cargo's.
+fn command_line() -> String {
+    let mut vars: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FACTLOG_BENCH") || k.starts_with("FACTLOG_EPHEMERAL"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    vars.sort();
+    vars.push("cargo bench --bench scale".into());
+    vars.join(" ")
+}
+
+/// The `factlog` binary run (a copy) and what it was built from.
+struct Binary {
+    path: PathBuf,
+    description: String,
+}
+
+struct Bench {
+    settings: Settings,
+    cluster: EphemeralCluster,
+    bin: PathBuf,
+    bin_description: String,
+    url: String,
+    pool: PgPool,
+    postmaster: Option<u32>,
+    /// pgbench scripts and logs, child logs; gone with the run.
+    scratch: tempfile::TempDir,
+    tokens: Tokens,
+}
+
+struct Tokens {
+    reader: Arc<str>,
+    auditor: Arc<str>,
+    editors: Arc<Vec<String>>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::from_env();
+    let built = find_server_binary();
+    // A private copy: the target directory is shared, and a build made
+    // while the bench runs must not change the binary between sizes.
+    let bin_dir = tempfile::tempdir().expect("directory for the binary");
+    let bin = bin_dir.path().join("factlog");
+    std::fs::copy(&built, &bin).expect("copy the factlog binary");
+    let bin = Binary {
+        description: binary_description(&built),
+        path: bin,
+    };
+    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
+    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // Everything below runs in this future on the main thread: the children
+    // it spawns (server, generator, rebuild, verify) get PR_SET_PDEATHSIG
+    // from it, which is tied to the spawning thread.
+    let report = runtime.block_on(run(settings, cluster, bin));
+    println!("{report}");
+    let path = write_report(&report);
+    eprintln!("written to {}", path.display());
+}
+
+async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) -> String {
+    let bin = binary.path;
+    let started = Instant::now();
+    let url = cluster.url(DB_NAME);
+    db::create_database_if_missing(&url)
+        .await
+        .expect("create the bench database");
+    let pool = db::pool(&url, 8)
+        .await
+        .expect("connect to the bench database");
+    db::migrate(&pool)
+        .await
+        .expect("migrate the bench database");
+    sqlx::raw_sql(PGBENCH_SCHEMA)
+        .execute(&pool)
+        .await
+        .expect("create the pgbench table");
+    let control = format!(
+        "CREATE TABLE bench_control (n integer PRIMARY KEY, doc jsonb NOT NULL); \
+         INSERT INTO bench_control SELECT n, '{}'::jsonb FROM generate_series(1, {CONTROL_ROWS}) n; \
+         ANALYZE bench_control;",
+        PAYLOAD.replace('\'', "''")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(control))
+        .execute(&pool)
+        .await
+        .expect("create the control table");
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    std::fs::write(scratch.path().join("single.sql"), single_insert_script())
+        .expect("write a pgbench script");
+    std::fs::write(
+        scratch.path().join("control.sql"),
+        format!("\\set n random(1, {CONTROL_ROWS})\nSELECT doc FROM bench_control WHERE n = :n;\n"),
+    )
+    .expect("write a pgbench script");
+    let mut editors = Vec::new();
+    for i in 0..EDITORS {
+        editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
+    }
+    let tokens = Tokens {
+        reader: create_token(&bin, &url, "reader", "reader").await.into(),
+        auditor: create_token(&bin, &url, "auditor", "auditor").await.into(),
+        editors: Arc::new(editors),
+    };
+    let machine = machine_description(&pool).await;
+    eprintln!("{machine}");
+    let bench = Bench {
+        postmaster: postmaster_pid(cluster.dir()),
+        settings,
+        cluster,
+        bin,
+        bin_description: binary.description,
+        url,
+        pool,
+        scratch,
+        tokens,
+    };
+    let mut results: Vec<SizeResult> = Vec::new();
+    for (i, &size) in bench.settings.sizes.iter().enumerate() {
+        let claims = results.first().map(|r| r.matched_claims);
+        results.push(measure_size(&bench, size, i as u64 + 1, claims).await);
+    }
+    let report = render(&bench, &machine, &results, started);
+    if bench.settings.hold_secs > 0 {
+        eprintln!(
+            "holding the cluster for {} s (FACTLOG_BENCH_SCALE_HOLD_SECS): psql '{}'",
+            bench.settings.hold_secs, bench.url
+        );
+        println!("{report}");
+        write_report(&report);
+        tokio::time::sleep(Duration::from_secs(bench.settings.hold_secs)).await;
+    }
+    bench.pool.close().await;
+    report
+}
+
+// ---------------------------------------------------------------------------
+// One size: fill, maintenance commands, serve, reads, writes
+// ---------------------------------------------------------------------------
+
+struct ChildRun {
+    secs: f64,
+    peak_rss_kib: u64,
+    cpu_secs: f64,
+    /// Cores: this process with the command / PostgreSQL / anything else.
+    cpu: CpuSplit,
+    stdout: String,
+}
+
+impl ChildRun {
+    /// Events per CPU second of the command and PostgreSQL together.
+    fn per_cpu_sec(&self, events: i64) -> f64 {
+        events as f64 / (self.cpu_secs + self.cpu.postgres_secs)
+    }
+}
+
+struct ReadResult {
+    name: String,
+    goal: bool,
+    load: Load,
+    cpu: CpuSplit,
+}
+
+impl ReadResult {
+    fn p50_p99(&self) -> (Duration, Duration) {
+        let mut l = self.load.latencies.clone();
+        percentiles(&mut l)
+    }
+
+    fn rate(&self) -> f64 {
+        self.load.ok as f64 / self.load.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU time of the server and PostgreSQL per successful request:
+    /// what a request costs, less sensitive to a busy machine than its
+    /// latency.
+    fn cpu_per_request(&self) -> f64 {
+        (self.cpu.server_secs + self.cpu.postgres_secs) / self.load.ok.max(1) as f64
+    }
+}
+
+struct AssertRound {
+    http: Sample,
+    http_errors: BTreeMap<u16, u64>,
+    pgbench: Sample,
+    others_share: f64,
+}
+
+struct SizeResult {
+    target: u64,
+    events: i64,
+    fill_events: i64,
+    fill: ChildRun,
+    vacuum_secs: f64,
+    rebuild: ChildRun,
+    verify: ChildRun,
+    verify_line: String,
+    /// Seconds from the server's start until its verifier and projections
+    /// had caught up.
+    ready_secs: f64,
+    facts: usize,
+    /// Least and most claims of the facts whose history is compared.
+    matched_claims: (i64, i64),
+    /// Least and most claims of the busiest facts at this size.
+    busiest_claims: (i64, i64),
+    db_bytes: i64,
+    events_bytes: i64,
+    reads: Vec<ReadResult>,
+    control: Sample,
+    asserts: Vec<AssertRound>,
+    server_peak_kib: u64,
+    server_log: (usize, Vec<String>),
+    /// A full pass of the chain verifier started during the measurements.
+    full_pass_during: bool,
+}
+
+impl SizeResult {
+    fn assert_ratio(&self) -> f64 {
+        median(
+            self.asserts
+                .iter()
+                .map(|r| r.http.rate / r.pgbench.rate)
+                .collect(),
+        )
+    }
+
+    fn assert_p99(&self) -> f64 {
+        median(
+            self.asserts
+                .iter()
+                .map(|r| r.http.p99.as_secs_f64())
+                .collect(),
+        )
+    }
+}
+
+async fn head(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT position FROM event_head")
+        .fetch_one(pool)
+        .await
+        .expect("log head")
+}
+
+async fn measure_size(
+    bench: &Bench,
+    size: u64,
+    seed: u64,
+    history_claims: Option<(i64, i64)>,
+) -> SizeResult {
+    let pool = &bench.pool;
+    let before = head(pool).await;
+    let want = (size as i64 - before).max(1) as u64;
+    eprintln!(
+        "== {} events: appending {} with `factlog generate` (synchronous_commit off for the fill) ==",
+        thousands(size),
+        thousands(want)
+    );
+    set_synchronous_commit(pool, false).await;
+    let fill = run_child(
+        bench,
+        &[
+            "generate",
+            "--events",
+            &want.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ],
+        "info",
+    )
+    .await;
+    set_synchronous_commit(pool, true).await;
+    let events = head(pool).await;
+    let fill_events = events - before;
+    eprintln!(
+        "  {} events in {:.0} s ({}/s); log now {}",
+        thousands(fill_events as u64),
+        fill.secs,
+        rate(fill_events as f64 / fill.secs),
+        thousands(events as u64)
+    );
+
+    // Statistics and hint bits now, so that neither rebuild nor the reads
+    // pay for the first visit to freshly written pages, and autovacuum has
+    // nothing large left to do during the measurements.
+    eprintln!("  VACUUM ANALYZE...");
+    let t = Instant::now();
+    sqlx::raw_sql("VACUUM ANALYZE")
+        .execute(pool)
+        .await
+        .expect("VACUUM ANALYZE");
+    let vacuum_secs = t.elapsed().as_secs_f64();
+    checkpoint(pool).await;
+
+    eprintln!("  factlog rebuild...");
+    let rebuild = run_child(bench, &["rebuild"], "info").await;
+    eprintln!(
+        "  rebuild: {:.1} s ({}/s), peak RSS {:.0} MB",
+        rebuild.secs,
+        rate(events as f64 / rebuild.secs),
+        kib_mb(rebuild.peak_rss_kib)
+    );
+    checkpoint(pool).await;
+    eprintln!("  factlog verify...");
+    let verify = run_child(bench, &["verify"], "warn").await;
+    let verify_line = verify.stdout.trim().to_owned();
+    assert!(
+        verify_line.starts_with("ok:"),
+        "factlog verify did not find the chain intact: {verify_line}"
+    );
+    eprintln!(
+        "  verify: {:.1} s ({}/s), peak RSS {:.0} MB",
+        verify.secs,
+        rate(events as f64 / verify.secs),
+        kib_mb(verify.peak_rss_kib)
+    );
+    let (db_bytes, events_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT pg_database_size(current_database()), pg_total_relation_size('events')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("database size");
+
+    let server = Server::start(&bench.bin, &bench.url).await;
+    let t = Instant::now();
+    wait_until_verified(bench, &server).await;
+    drain_projections(pool).await;
+    let ready_secs = t.elapsed().as_secs_f64();
+    eprintln!("  server ready, verifier caught up after {ready_secs:.1} s");
+    let targets = Targets::load(pool, history_claims).await;
+    let live = Live {
+        bench,
+        server: &server,
+        authority: server.authority.clone().into(),
+        targets: Arc::new(targets),
+    };
+
+    let passes_before = full_passes_started(pool).await;
+    let mut reads = Vec::new();
+    for spec in read_specs() {
+        reads.push(measure_read(&live, &spec).await);
+    }
+    eprintln!("  control: pgbench primary-key SELECT on a fixed {CONTROL_ROWS}-row table");
+    settle(pool).await;
+    let control = run_pgbench(
+        bench,
+        "control.sql",
+        bench.settings.conns,
+        Duration::from_secs(bench.settings.secs),
+        &["-M", "prepared"],
+    )
+    .await;
+    eprintln!(
+        "  control: {} tps, p99 {}",
+        rate(control.rate),
+        ms_fmt(control.p99)
+    );
+    let asserts = measure_asserts(&live).await;
+    let full_pass_during = full_passes_started(pool).await != passes_before;
+    let server_peak_kib = memory_of(server.pid()).1;
+    let server_log = server.log_summary();
+    let facts = live.targets.facts.len();
+    let matched_claims = claim_range(&live.targets.matched);
+    let busiest_claims = claim_range(&live.targets.busiest);
+    drop(live);
+    drop(server);
+    SizeResult {
+        target: size,
+        events,
+        fill_events,
+        fill,
+        vacuum_secs,
+        rebuild,
+        verify,
+        verify_line,
+        ready_secs,
+        facts,
+        matched_claims,
+        busiest_claims,
+        db_bytes,
+        events_bytes,
+        reads,
+        control,
+        asserts,
+        server_peak_kib,
+        server_log,
+        full_pass_during,
+    }
+}
+
+/// When the chain verifier's latest full pass started.
+async fn full_passes_started(pool: &PgPool) -> Option<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT full_started_at FROM chain_verification")
+        .fetch_one(pool)
+        .await
+        .expect("the verifier's state")
+}
+
+/// `synchronous_commit` for new connections to the bench database: off for
+/// the generator only (it connects after this), back to the default for
+/// everything measured.
+async fn set_synchronous_commit(pool: &PgPool, on: bool) {
+    let sql = if on {
+        format!("ALTER DATABASE {DB_NAME} RESET synchronous_commit")
+    } else {
+        format!("ALTER DATABASE {DB_NAME} SET synchronous_commit = off")
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .expect("set synchronous_commit");
+}
+
+/// Runs `factlog <args>` against the bench database and waits for it with
+/// `wait4`, which gives its peak RSS and CPU time. Its log goes to stderr.
+async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
+    let out_path = bench.scratch.path().join("child.out");
+    let out = std::fs::File::create(&out_path).expect("child output file");
+    let mut cmd = std::process::Command::new(&bench.bin);
+    cmd.args(args)
+        .env("DATABASE_URL", &bench.url)
+        .env("RUST_LOG", log_level)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::inherit());
+    die_with_parent(&mut cmd);
+    let cpu_before = CpuSnapshot::take(bench.postmaster, None);
+    let start = Instant::now();
+    let child = cmd.spawn().expect("start a factlog command");
+    let pid = child.id() as libc::pid_t;
+    let (status, usage) = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid out-parameter; wait4 fills it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet waited for (the `Child`
+        // handle is never waited on: it is dropped below).
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+        (status, usage)
+    })
+    .await
+    .expect("wait for the child");
+    drop(child);
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = CpuSnapshot::take(bench.postmaster, None).since(&cpu_before);
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "factlog {} failed (wait status {status}):\n{stdout}",
+        args.join(" ")
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ChildRun {
+        secs,
+        // Linux reports ru_maxrss in KiB.
+        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
+        cpu,
+        stdout,
+    }
+}
+
+fn die_with_parent(cmd: &mut std::process::Command) {
+    // SAFETY: prctl is async-signal-safe. Children must not outlive a bench
+    // that panics or is interrupted; they are spawned from the main thread,
+    // which lives as long as the bench.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until `GET /v1/integrity` says nothing is unverified and the full
+/// pass a fresh server starts with has finished.
+async fn wait_until_verified(bench: &Bench, server: &Server) {
+    let mut conn = client::Conn::new(&server.authority, REQUEST_TIMEOUT);
+    let start = Instant::now();
+    loop {
+        let (status, body) = conn
+            .send(client::request(
+                &server.authority,
+                Method::GET,
+                "/v1/integrity",
+                &bench.tokens.auditor,
+                None,
+            ))
+            .await;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert!(
+            status == 200 || status == 0,
+            "GET /v1/integrity answered {status}: {v}"
+        );
+        assert!(v["ok"] != false, "the chain is broken: {v}");
+        if v["unverified"] == 0 && !v["full_check"]["finished_at"].is_null() {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE_LIMIT,
+            "the server's verifier did not catch up within {SETTLE_LIMIT:?}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn projection_lag(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT position FROM event_head) - \
+                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("projection lag")
+}
+
+async fn drain_projections(pool: &PgPool) {
+    let start = Instant::now();
+    while projection_lag(pool).await > 0 {
+        if start.elapsed() > SETTLE_LIMIT {
+            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Projections at the head and a clean checkpoint before each measurement.
+async fn settle(pool: &PgPool) {
+    drain_projections(pool).await;
+    checkpoint(pool).await;
+}
+
+// ---------------------------------------------------------------------------
+// What the reads address, taken from the database
+// ---------------------------------------------------------------------------
+
+struct BusyFact {
+    id: Uuid,
+    claims: i64,
+    /// The position half-way through its history: a cursor for a later page.
+    middle: i64,
+}
+
+/// A range of positions and the record times at its ends.
+#[derive(Clone, Copy)]
+struct Window {
+    from: i64,
+    to: i64,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+struct Targets {
+    head: i64,
+    facts: Vec<Uuid>,
+    /// Facts with as many claims as the first size's busiest (the same
+    /// range of claim counts at every size), whose history pages are
+    /// compared between sizes.
+    matched: Vec<BusyFact>,
+    /// The facts with the most claims at this size.
+    busiest: Vec<BusyFact>,
+    stories: Vec<Uuid>,
+    /// From a recent time to the head.
+    recent: Window,
+    /// From near the log's start to the head.
+    old: Window,
+    /// The middle half of the log.
+    middle: Window,
+}
+
+impl Targets {
+    /// `claims`: the range of claim counts whose facts' history is compared
+    /// (`None` at the first size: its busiest facts set it).
+    async fn load(pool: &PgPool, claims: Option<(i64, i64)>) -> Targets {
+        let head = head(pool).await;
+        let facts: Vec<Uuid> = sqlx::query_scalar("SELECT fact_id FROM facts_view")
+            .fetch_all(pool)
+            .await
+            .expect("fact ids");
+        assert!(!facts.is_empty(), "no facts to read");
+        let busiest = busy_facts(pool, (1, i64::MAX)).await;
+        let matched = match claims {
+            None => busy_facts(pool, (1, i64::MAX)).await,
+            Some(range) => busy_facts(pool, range).await,
+        };
+        assert!(
+            !matched.is_empty(),
+            "no facts with {claims:?} claims to read the history of"
+        );
+        let stories: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT story_id FROM (SELECT DISTINCT story_id FROM claim_versions \
+             WHERE recorded_to IS NULL) s ORDER BY random() LIMIT $1",
+        )
+        .bind(STORY_SAMPLE)
+        .fetch_all(pool)
+        .await
+        .expect("story ids");
+        let recent_from = (head - 20_000).max(head / 2).max(1);
+        let recent = Window::between(pool, recent_from, head).await;
+        let old = Window::between(pool, 1_000.min(head / 100).max(1), head).await;
+        let middle = Window::between(pool, head / 4, head * 3 / 4).await;
+        Targets {
+            head,
+            facts,
+            matched,
+            busiest,
+            stories,
+            recent,
+            old,
+            middle,
+        }
+    }
+}
+
+/// The [`BUSY_FACTS`] facts with the most claims within `claims` (a range
+/// of counts), each with a cursor half-way through its history.
+async fn busy_facts(pool: &PgPool, claims: (i64, i64)) -> Vec<BusyFact> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT fact_id, count(*) FROM claim_versions WHERE to_position IS NULL \
+         GROUP BY fact_id HAVING count(*) BETWEEN $1 AND $2 \
+         ORDER BY count(*) DESC, fact_id LIMIT $3",
+    )
+    .bind(claims.0)
+    .bind(claims.1)
+    .bind(BUSY_FACTS)
+    .fetch_all(pool)
+    .await
+    .expect("facts with the most claims");
+    let mut out = Vec::new();
+    for (id, claims) in rows {
+        let positions: Vec<i64> = sqlx::query_scalar(
+            "SELECT e.position FROM claim_versions v \
+             JOIN events e ON e.stream = 'claim-' || v.claim_id::text \
+             WHERE v.fact_id = $1 AND v.to_position IS NULL ORDER BY e.position",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("a fact's history");
+        out.push(BusyFact {
+            id,
+            claims,
+            middle: positions.get(positions.len() / 2).copied().unwrap_or(0),
+        });
+    }
+    out
+}
+
+fn claim_range(facts: &[BusyFact]) -> (i64, i64) {
+    (
+        facts.iter().map(|f| f.claims).min().unwrap_or(0),
+        facts.iter().map(|f| f.claims).max().unwrap_or(0),
+    )
+}
+
+impl Window {
+    async fn between(pool: &PgPool, from: i64, to: i64) -> Window {
+        let at = |p: i64| async move {
+            sqlx::query_scalar::<_, DateTime<Utc>>(
+                "SELECT recorded_at FROM events WHERE position = $1",
+            )
+            .bind(p)
+            .fetch_one(pool)
+            .await
+            .expect("an event's record time")
+        };
+        Window {
+            from,
+            to,
+            since: at(from).await,
+            until: at(to).await,
+        }
+    }
+
+    /// A position in the later half of the window, at least a page before
+    /// its end: a deep cursor.
+    fn deep(&self, r: u64) -> i64 {
+        let lo = self.from + (self.to - self.from) / 2;
+        let hi = (self.to - 2 * PAGE as i64).max(lo + 1);
+        lo + (r % (hi - lo) as u64) as i64
+    }
+}
+
+fn time_param(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn pick<T>(list: &[T], r: u64) -> &T {
+    &list[(r % list.len() as u64) as usize]
+}
+
+// ---------------------------------------------------------------------------
+// The reads
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Role {
+    Reader,
+    Auditor,
+}
+
+type PathFn = fn(&Targets, u64) -> String;
+
+struct ReadSpec {
+    name: &'static str,
+    role: Role,
+    path: PathFn,
+    /// Whether the goal applies (the busiest facts' history does not: at
+    /// a larger size they have more claims, which is not the log's size).
+    goal: bool,
+}
+
+fn audit_path(filter: &str, cursor: Option<i64>) -> String {
+    let mut p = format!("/v1/audit?limit={PAGE}");
+    if !filter.is_empty() {
+        p.push('&');
+        p.push_str(filter);
+    }
+    if let Some(c) = cursor {
+        let _ = write!(p, "&cursor={c}");
+    }
+    p
+}
+
+fn actor(r: u64) -> &'static str {
+    GENERATED_ACTORS[((r >> 7) % GENERATED_ACTORS.len() as u64) as usize]
+}
+
+/// Every read measured, in order. Each request draws its own ids, actors
+/// and cursors at random from [`Targets`].
+fn read_specs() -> Vec<ReadSpec> {
+    use Role::{Auditor, Reader};
+    vec![
+        ReadSpec {
+            name: "GET /v1/facts/{id}",
+            role: Reader,
+            path: |t, r| format!("/v1/facts/{}", pick(&t.facts, r)),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}/history, first page",
+            role: Reader,
+            path: |t, r| format!("/v1/facts/{}/history?limit={PAGE}", pick(&t.matched, r).id),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}/history, cursor half-way",
+            role: Reader,
+            path: |t, r| {
+                let f = pick(&t.matched, r);
+                format!(
+                    "/v1/facts/{}/history?limit={PAGE}&cursor={}",
+                    f.id, f.middle
+                )
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}/history, busiest facts at this size, first page",
+            role: Reader,
+            path: |t, r| format!("/v1/facts/{}/history?limit={PAGE}", pick(&t.busiest, r).id),
+            goal: false,
+        },
+        ReadSpec {
+            name: "GET /v1/claims (no filter)",
+            role: Reader,
+            path: |_, _| format!("/v1/claims?limit={PAGE}"),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/claims?status=pending",
+            role: Reader,
+            path: |_, _| format!("/v1/claims?status=pending&limit={PAGE}"),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/claims?status=verified",
+            role: Reader,
+            path: |_, _| format!("/v1/claims?status=verified&limit={PAGE}"),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/claims?story_id=",
+            role: Reader,
+            path: |t, r| format!("/v1/claims?story_id={}&limit={PAGE}", pick(&t.stories, r)),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/claims?asserted_by=",
+            role: Reader,
+            path: |_, r| format!("/v1/claims?asserted_by={}&limit={PAGE}", actor(r)),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit (no filter)",
+            role: Auditor,
+            path: |_, _| audit_path("", None),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit (no filter), deep cursor",
+            role: Auditor,
+            path: |t, r| audit_path("", Some(t.old.deep(r))),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?actor=",
+            role: Auditor,
+            path: |_, r| audit_path(&format!("actor={}", actor(r)), None),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?actor=, deep cursor",
+            role: Auditor,
+            path: |t, r| audit_path(&format!("actor={}", actor(r)), Some(t.old.deep(r))),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?since= (recent)",
+            role: Auditor,
+            path: |t, _| audit_path(&format!("since={}", time_param(t.recent.since)), None),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?since= (recent), deep cursor",
+            role: Auditor,
+            path: |t, r| {
+                audit_path(
+                    &format!("since={}", time_param(t.recent.since)),
+                    Some(t.recent.deep(r)),
+                )
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?since= (old)",
+            role: Auditor,
+            path: |t, _| audit_path(&format!("since={}", time_param(t.old.since)), None),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?since= (old), deep cursor",
+            role: Auditor,
+            path: |t, r| {
+                audit_path(
+                    &format!("since={}", time_param(t.old.since)),
+                    Some(t.old.deep(r)),
+                )
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?actor=&since=&until=",
+            role: Auditor,
+            path: |t, r| {
+                audit_path(
+                    &format!(
+                        "actor={}&since={}&until={}",
+                        actor(r),
+                        time_param(t.middle.since),
+                        time_param(t.middle.until)
+                    ),
+                    None,
+                )
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/audit?actor=&since=&until=, deep cursor",
+            role: Auditor,
+            path: |t, r| {
+                audit_path(
+                    &format!(
+                        "actor={}&since={}&until={}",
+                        actor(r),
+                        time_param(t.middle.since),
+                        time_param(t.middle.until)
+                    ),
+                    Some(t.middle.deep(r)),
+                )
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/events?after=<random>",
+            role: Auditor,
+            path: |t, r| {
+                let after = r % (t.head - PAGE as i64).max(1) as u64;
+                format!("/v1/events?after={after}&limit={PAGE}")
+            },
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/facts?status=contested",
+            role: Reader,
+            path: |_, _| format!("/v1/facts?status=contested&limit={PAGE}"),
+            goal: true,
+        },
+        ReadSpec {
+            name: "GET /v1/integrity",
+            role: Auditor,
+            path: |_, _| "/v1/integrity".into(),
+            goal: true,
+        },
+    ]
+}
+
+struct Live<'a> {
+    bench: &'a Bench,
+    server: &'a Server,
+    authority: Arc<str>,
+    targets: Arc<Targets>,
+}
+
+impl Live<'_> {
+    fn cpu(&self) -> CpuSnapshot {
+        CpuSnapshot::take(self.bench.postmaster, Some(self.server.pid()))
+    }
+}
+
+async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
+    let token: Arc<str> = match spec.role {
+        Role::Reader => live.bench.tokens.reader.clone(),
+        Role::Auditor => live.bench.tokens.auditor.clone(),
+    };
+    let targets = live.targets.clone();
+    let authority = live.authority.clone();
+    let path = spec.path;
+    let op = Op {
+        authority: live.authority.clone(),
+        next: Arc::new(move |i| {
+            let p = path(&targets, mix(i ^ 0x5ca1e));
+            Some(client::request(&authority, Method::GET, &p, &token, None))
+        }),
+    };
+    let s = &live.bench.settings;
+    settle(&live.bench.pool).await;
+    // Warm-up: connections, the server's statement cache, the pages read.
+    closed_loop(s.conns, Duration::from_secs(1), op.clone()).await;
+    let before = live.cpu();
+    let mut load = closed_loop(s.conns, Duration::from_secs(s.secs), op).await;
+    let cpu = live.cpu().since(&before);
+    let sample = load.sample();
+    eprintln!(
+        "  {:<52} {:>7} req/s  p50 {}  p99 {}{}  others' CPU {:.0}%",
+        spec.name,
+        rate(sample.rate),
+        ms_fmt(sample.p50),
+        ms_fmt(sample.p99),
+        if load.errors.is_empty() {
+            String::new()
+        } else {
+            format!("  non-2xx {}", status_counts(&load.errors))
+        },
+        cpu.others_share * 100.0
+    );
+    ReadResult {
+        name: spec.name.to_owned(),
+        goal: spec.goal,
+        load,
+        cpu,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Asserts against pgbench
+// ---------------------------------------------------------------------------
+
+static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A claim about one of the generator's facts (`subject N`, `count`), at
+/// one of twelve valid times, with one of three values.
+fn claim_body_text(story: &str, facts: u64) -> String {
+    let h = mix(CLAIM_SEQ.fetch_add(1, Ordering::Relaxed) ^ 0xc1a1);
+    format!(
+        concat!(
+            r#"{{"story_id":"{}","subject":"subject {}","property":"count","#,
+            r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
+            r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
+        ),
+        story,
+        h % facts,
+        1000 + 100 * (h >> 20) % 3,
+        1 + (h >> 40) % 12
+    )
+}
+
+fn assert_op(live: &Live<'_>) -> Op {
+    let authority = live.authority.clone();
+    let editors = live.bench.tokens.editors.clone();
+    let story: Arc<str> = live.targets.stories[0].to_string().into();
+    let facts = live.targets.facts.len() as u64;
+    Op {
+        authority: live.authority.clone(),
+        next: Arc::new(move |i| {
+            let e = (i % editors.len() as u64) as usize;
+            Some(client::request(
+                &authority,
+                Method::POST,
+                "/v1/claims",
+                &editors[e],
+                Some(Bytes::from(claim_body_text(&story, facts))),
+            ))
+        }),
+    }
+}
+
+async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
+    let s = &live.bench.settings;
+    let d = Duration::from_secs(s.write_secs);
+    let pool = &live.bench.pool;
+    eprintln!("  warming up the asserts...");
+    closed_loop(8, Duration::from_secs(1), assert_op(live)).await;
+    run_pgbench(live.bench, "single.sql", 8, Duration::from_secs(1), &[]).await;
+    let mut rounds = Vec::new();
+    for round in 0..s.rounds {
+        let before = live.cpu();
+        let mut http = None;
+        let mut pg = None;
+        for side in 0..2 {
+            settle(pool).await;
+            if (side == 0) == round.is_multiple_of(2) {
+                http = Some(closed_loop(WRITE_CONNECTIONS, d, assert_op(live)).await);
+            } else {
+                pg = Some(run_pgbench(live.bench, "single.sql", WRITE_CONNECTIONS, d, &[]).await);
+            }
+        }
+        let mut http = http.expect("the HTTP side ran");
+        let r = AssertRound {
+            http: http.sample(),
+            http_errors: std::mem::take(&mut http.errors),
+            pgbench: pg.expect("the pgbench side ran"),
+            others_share: live.cpu().since(&before).others_share,
+        };
+        eprintln!(
+            "  round {} | POST /v1/claims, {WRITE_CONNECTIONS} connections | factlog {} req/s p99 {} | pgbench {} tps | ratio {:.2} | others' CPU {:.0}%",
+            round + 1,
+            rate(r.http.rate),
+            ms_fmt(r.http.p99),
+            rate(r.pgbench.rate),
+            r.http.rate / r.pgbench.rate,
+            r.others_share * 100.0
+        );
+        rounds.push(r);
+    }
+    drain_projections(pool).await;
+    rounds
+}
+
+async fn run_pgbench(
+    bench: &Bench,
+    script: &str,
+    clients: usize,
+    d: Duration,
+    extra: &[&str],
+) -> Sample {
+    let run = pgbench(
+        bench.scratch.path(),
+        bench.cluster.port(),
+        DB_NAME,
+        script,
+        clients,
+        d,
+        extra,
+    )
+    .await;
+    Sample {
+        rate: run.tps,
+        p50: run.p50,
+        p99: run.p99,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Closed-loop load (as in bench/http.rs)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Op {
+    authority: Arc<str>,
+    next: Arc<dyn Fn(u64) -> Option<Request<client::Body>> + Send + Sync>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+#[derive(Default)]
+struct Load {
+    ok: u64,
+    latencies: Vec<Duration>,
+    errors: BTreeMap<u16, u64>,
+    elapsed: Duration,
+}
+
+impl Load {
+    fn sample(&mut self) -> Sample {
+        let (p50, p99) = percentiles(&mut self.latencies);
+        Sample {
+            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            p50,
+            p99,
+        }
+    }
+}
+
+/// `conns` connections, each sending its next request as soon as the last
+/// answered, until the deadline; on a single-threaded runtime of its own
+/// (see bench/http.rs's `closed_loop`).
+async fn closed_loop(conns: usize, d: Duration, op: Op) -> Load {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("load generator runtime");
+        let _ = tx.send(runtime.block_on(clients(conns, d, op)));
+    });
+    rx.await.expect("load generator thread")
+}
+
+async fn clients(conns: usize, d: Duration, op: Op) -> Load {
+    let start = Instant::now();
+    let deadline = start + d;
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let op = op.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut conn = client::Conn::new(&op.authority, REQUEST_TIMEOUT);
+                let mut load = Load::default();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    let Some(req) = (op.next)(i) else { break };
+                    let (status, _) = conn.send(req).await;
+                    let took = t.elapsed();
+                    if (200..300).contains(&status) {
+                        load.ok += 1;
+                        load.latencies.push(took);
+                    } else {
+                        *load.errors.entry(status).or_default() += 1;
+                    }
+                }
+                load
+            })
+        })
+        .collect();
+    let mut total = Load::default();
+    for t in tasks {
+        let l = t.await.expect("load task");
+        total.ok += l.ok;
+        total.latencies.extend(l.latencies);
+        for (s, n) in l.errors {
+            *total.errors.entry(s).or_default() += n;
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+// ---------------------------------------------------------------------------
+// The server under test
+// ---------------------------------------------------------------------------
+
+/// The `factlog` binary cargo built for this bench, unless
+/// `FACTLOG_BENCH_BIN` names another.
+fn find_server_binary() -> PathBuf {
+    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
+        PathBuf::from,
+    );
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the bench through `cargo bench --bench scale`, which builds it \
+         (or point FACTLOG_BENCH_BIN at a factlog binary)",
+        bin.display()
+    );
+    if let Some(newer) = newest_source_after(&bin) {
+        eprintln!(
+            "WARNING: {} is older than {}; the figures will describe the old code. \
+             `cargo bench --bench scale` rebuilds it.",
+            bin.display(),
+            newer.display()
+        );
+    }
+    bin
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn newest_source_after(bin: &Path) -> Option<PathBuf> {
+    let built = mtime(bin)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src"), root.join("migrations")];
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .filter(|f| mtime(f).is_some_and(|t| t > built))
+        .max_by_key(|f| mtime(f))
+}
+
+fn binary_description(bin: &Path) -> String {
+    let built = mtime(bin)
+        .map(|t| {
+            DateTime::<Utc>::from(t)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let stale = match newest_source_after(bin) {
+        Some(f) => format!(
+            " (**older than {}: stale build**)",
+            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(&f)
+                .display()
+        ),
+        None => String::new(),
+    };
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    // Others may be editing the same checkout: say when the build may hold
+    // changes no commit has.
+    let dirty = std::process::Command::new("git")
+        .args([
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "migrations",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count());
+    let dirty = if dirty > 0 {
+        format!(" with uncommitted changes to {dirty} source file(s)")
+    } else {
+        String::new()
+    };
+    let path = bin
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(bin)
+        .display();
+    format!("`{path}` built {built}{stale}, working tree at commit {commit}{dirty}")
+}
+
+async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
+    let out = tokio::process::Command::new(bin)
+        .args(["token", "create", "--name", name, "--role", role])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run factlog token create");
+    assert!(
+        out.status.success(),
+        "factlog token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the token is text")
+        .trim()
+        .to_owned()
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `factlog serve` as a child process (`FACTLOG_RATE_LIMIT=0`), logging to
+/// a file of its own.
+struct Server {
+    child: std::process::Child,
+    authority: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(bin: &Path, url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = tempfile::tempdir().expect("directory for the server log");
+        let log = dir.path().join("serve.log");
+        let out = std::fs::File::create(&log).expect("create the server log");
+        let err = out.try_clone().expect("server log handle");
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", url)
+            .env("FACTLOG_RATE_LIMIT", "0")
+            // The verifier's hourly full pass over the whole log must not
+            // land in a measurement; the pass at the first start is waited for.
+            .env("FACTLOG_VERIFY_EVERY_MINUTES", VERIFY_EVERY_MINUTES)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("start factlog serve");
+        let mut server = Server {
+            child,
+            authority: format!("127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        let mut conn = client::Conn::new(&server.authority, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let req = client::request(&server.authority, Method::GET, "/readyz", "", None);
+            if conn.send(req).await.0 == 200 {
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "factlog serve was not ready within 120 s:\n{}",
+                server.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Warnings and errors the server logged, with the first few.
+    fn log_summary(&self) -> (usize, Vec<String>) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let first = lines.iter().take(5).cloned().collect();
+        (lines.len(), first)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CPU accounting (as in bench/http.rs, from common.rs's process ticks)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuSplit {
+    /// Cores used on average: this process and its reaped children (the
+    /// load generator, pgbench, factlog commands), the server, PostgreSQL,
+    /// anything else.
+    client: f64,
+    server: f64,
+    postgres: f64,
+    others: f64,
+    /// Share of the whole machine used by anything but the benchmark.
+    others_share: f64,
+    /// CPU seconds of the server and of PostgreSQL.
+    server_secs: f64,
+    postgres_secs: f64,
+}
+
+struct CpuSnapshot {
+    busy: u64,
+    total: u64,
+    client: u64,
+    server: u64,
+    postgres: u64,
+}
+
+impl CpuSnapshot {
+    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal.
+        let busy = at(0) + at(1) + at(2) + at(7);
+        let total = busy + at(3) + at(4);
+        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
+        let server = server
+            .and_then(|pid| process_ticks(&pid.to_string()))
+            .map_or(0, |p| p.own + p.reaped);
+        let mut postgres = 0;
+        if let Some(pm) = postmaster {
+            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                else {
+                    continue;
+                };
+                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
+                    postgres += p.own;
+                }
+            }
+        }
+        CpuSnapshot {
+            busy,
+            total,
+            client,
+            server,
+            postgres,
+        }
+    }
+
+    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
+        let total = self.total.saturating_sub(before.total);
+        if total == 0 {
+            return CpuSplit::default();
+        }
+        let busy = self.busy.saturating_sub(before.busy);
+        let client = self.client.saturating_sub(before.client);
+        let server = self.server.saturating_sub(before.server);
+        let postgres = self.postgres.saturating_sub(before.postgres);
+        let others = busy.saturating_sub(client + server + postgres);
+        let per_core = total as f64 / cpu_count() as f64;
+        CpuSplit {
+            client: client as f64 / per_core,
+            server: server as f64 / per_core,
+            postgres: postgres as f64 / per_core,
+            others: others as f64 / per_core,
+            others_share: others as f64 / total as f64,
+            server_secs: server as f64 / clock_ticks_per_sec(),
+            postgres_secs: postgres as f64 / clock_ticks_per_sec(),
+        }
+    }
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+fn cpu_count() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count()
+        .max(1)
+}
+
+// ---------------------------------------------------------------------------
+// The report
+// ---------------------------------------------------------------------------
+
+fn size_label(n: u64) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        thousands(n)
+    }
+}
+
+/// How a row's figure is judged against the smallest size.
+enum Goal {
+    /// At most this many times the first size's figure.
+    AtMost(f64),
+    /// At least this many times the first size's figure.
+    AtLeast(f64),
+    None,
+}
+
+struct Row {
+    name: String,
+    values: Vec<f64>,
+    show: fn(f64) -> String,
+    goal: Goal,
+    /// Reads only: p50 and server + PostgreSQL CPU per request at each size.
+    context: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+fn ms_value(secs: f64) -> String {
+    format!("{:.2} ms", secs * 1e3)
+}
+
+fn rate_value(v: f64) -> String {
+    format!("{}/s", rate(v))
+}
+
+fn mb_value(v: f64) -> String {
+    format!("{v:.0} MB")
+}
+
+fn ratio_value(v: f64) -> String {
+    format!("{v:.2}x")
+}
+
+fn secs_value(v: f64) -> String {
+    format!("{v:.0} s")
+}
+
+/// `a → b (b/a)` for a context column.
+fn trend(values: &[f64]) -> String {
+    let shown: Vec<String> = values.iter().map(|v| format!("{:.2}", v * 1e3)).collect();
+    let ratio = values.last().copied().unwrap_or(f64::NAN) / values[0];
+    format!("{} ms ({ratio:.2})", shown.join(" → "))
+}
+
+fn summary_rows(results: &[SizeResult], conns: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let first = &results[0];
+    let rebuild = |s: &SizeResult| s.events as f64 / s.rebuild.secs;
+    let verify = |s: &SizeResult| s.events as f64 / s.verify.secs;
+    for (i, r) in first.reads.iter().enumerate() {
+        fn at(s: &SizeResult, i: usize) -> &ReadResult {
+            &s.reads[i]
+        }
+        rows.push(Row {
+            name: format!("{}, p99", r.name),
+            values: results
+                .iter()
+                .map(|s| at(s, i).p50_p99().1.as_secs_f64())
+                .collect(),
+            show: ms_value,
+            goal: if r.goal {
+                Goal::AtMost(REQUEST_GOAL)
+            } else {
+                Goal::None
+            },
+            context: Some((
+                results
+                    .iter()
+                    .map(|s| at(s, i).p50_p99().0.as_secs_f64())
+                    .collect(),
+                results.iter().map(|s| at(s, i).cpu_per_request()).collect(),
+            )),
+        });
+    }
+    let plain = |name: String, values: Vec<f64>, show: fn(f64) -> String, goal: Goal| Row {
+        name,
+        values,
+        show,
+        goal,
+        context: None,
+    };
+    rows.push(plain(
+        format!(
+            "POST /v1/claims, {WRITE_CONNECTIONS} connections: factlog / pgbench single-row INSERT"
+        ),
+        results.iter().map(SizeResult::assert_ratio).collect(),
+        ratio_value,
+        Goal::AtLeast(1.0 / REQUEST_GOAL),
+    ));
+    rows.push(plain(
+        format!("POST /v1/claims, {WRITE_CONNECTIONS} connections, p99"),
+        results.iter().map(SizeResult::assert_p99).collect(),
+        ms_value,
+        Goal::AtMost(REQUEST_GOAL),
+    ));
+    rows.push(plain(
+        "`factlog rebuild` (all projections), events/s".into(),
+        results.iter().map(rebuild).collect(),
+        rate_value,
+        Goal::AtLeast(RATE_GOAL),
+    ));
+    rows.push(plain(
+        "`factlog verify`, events/s".into(),
+        results.iter().map(verify).collect(),
+        rate_value,
+        Goal::AtLeast(RATE_GOAL),
+    ));
+    rows.push(plain(
+        "`factlog rebuild`, events per CPU second (rebuild + PostgreSQL)".into(),
+        results
+            .iter()
+            .map(|s| s.rebuild.per_cpu_sec(s.events))
+            .collect(),
+        rate_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "`factlog verify`, events per CPU second (verify + PostgreSQL)".into(),
+        results
+            .iter()
+            .map(|s| s.verify.per_cpu_sec(s.events))
+            .collect(),
+        rate_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "`factlog rebuild`, peak RSS".into(),
+        results
+            .iter()
+            .map(|s| kib_mb(s.rebuild.peak_rss_kib))
+            .collect(),
+        mb_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "`factlog verify`, peak RSS".into(),
+        results
+            .iter()
+            .map(|s| kib_mb(s.verify.peak_rss_kib))
+            .collect(),
+        mb_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "`factlog serve`, peak RSS over the size's measurements".into(),
+        results.iter().map(|s| kib_mb(s.server_peak_kib)).collect(),
+        mb_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        format!("control: pgbench primary-key SELECT on a fixed table, {conns} clients, tps"),
+        results.iter().map(|s| s.control.rate).collect(),
+        rate_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        format!(
+            "control: pgbench single-row INSERT, {WRITE_CONNECTIONS} clients, tps (median of rounds)"
+        ),
+        results
+            .iter()
+            .map(|s| median(s.asserts.iter().map(|r| r.pgbench.rate).collect()))
+            .collect(),
+        rate_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "fill (`factlog generate`, synchronous_commit off), events/s".into(),
+        results
+            .iter()
+            .map(|s| s.fill_events as f64 / s.fill.secs)
+            .collect(),
+        rate_value,
+        Goal::None,
+    ));
+    rows.push(plain(
+        "`factlog serve` start until its chain verifier had caught up".into(),
+        results.iter().map(|s| s.ready_secs).collect(),
+        secs_value,
+        Goal::None,
+    ));
+    rows
+}
+
+fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant) -> String {
+    let s = &bench.settings;
+    let labels: Vec<String> = results.iter().map(|r| size_label(r.target)).collect();
+    let first = labels.first().cloned().unwrap_or_default();
+    let last = labels.last().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## factlog scale benchmark ({}), {}\n",
+        labels.join(" and "),
+        date_u()
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {machine}. Whole run {:.0} min.\n",
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    let _ = writeln!(out, "Command: `{}`\n", command_line());
+    let _ = writeln!(
+        out,
+        "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
+         `FACTLOG_VERIFY_EVERY_MINUTES={VERIFY_EVERY_MINUTES}` (so that the verifier's hourly \
+         full pass over the log cannot land in a measurement) and defaults otherwise; the load generator (hyper, one keep-alive connection per \
+         simulated client) runs in the bench process on the same machine.\n",
+        bench.bin_description
+    );
+    let _ = writeln!(
+        out,
+        "Method: one database, grown from size to size by `factlog generate` (seeds 1, 2, …; \
+         `synchronous_commit = off` for the fill only, through `ALTER DATABASE`; everything \
+         measured runs with the defaults). After each fill: `VACUUM ANALYZE`, `factlog \
+         rebuild` (all projections from the whole log) and `factlog verify` as child processes \
+         (wall time; peak RSS and CPU time from `wait4`), then `factlog serve` until `GET \
+         /v1/integrity` reports `unverified` 0 and its start-up full pass has finished. Each \
+         read: {} connections, closed loop, 1 s warm-up then {} s, from a checkpoint; ids, \
+         actors, stories and cursors drawn at random per request from the database (fact ids \
+         from `facts_view`; {STORY_SAMPLE} random stories; the six generated editors as \
+         actors; deep cursors in the later half of the filter's range of positions). History: \
+         the {BUSY_FACTS} facts with the most claims at {first}, and at every other size the \
+         {BUSY_FACTS} with the most claims within the same range of claim counts, so that the \
+         pages compared belong to facts of the same size; the busiest facts at each size are \
+         shown too, without a goal (the generator gives old facts more claims as the log \
+         grows). Asserts: `POST /v1/claims` at {WRITE_CONNECTIONS} connections about the \
+         generated facts, and pgbench's single-row INSERT (bench/common.rs) at \
+         {WRITE_CONNECTIONS} clients, {} s each, {} round(s), alternating which goes first; \
+         medians. Pages are {PAGE} items.\n",
+        s.conns, s.secs, s.write_secs, s.rounds
+    );
+    let _ = writeln!(
+        out,
+        "Goals: every per-request figure at {last} within {REQUEST_GOAL}x of its {first} figure \
+         (p99 at most {REQUEST_GOAL}x; the asserts' ratio to pgbench at least 1/{REQUEST_GOAL}); \
+         `verify` and `rebuild` rates at {last} at least {RATE_GOAL}x of {first}. The last two \
+         columns give context for the reads: p50, and the CPU time the server and PostgreSQL \
+         spent per request (less sensitive than latency to a busy machine). Rows without a goal \
+         are there to read the others by; the two pgbench controls show whether the machine \
+         itself changed speed between the sizes.\n"
+    );
+    let _ = write!(out, "| measurement |");
+    for l in &labels {
+        let _ = write!(out, " {l} |");
+    }
+    let _ = writeln!(
+        out,
+        " {last}/{first} | goal | met? | p50 ({last}/{first}) | server + PG CPU per request ({last}/{first}) |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|{}---:|---|---|---:|---:|",
+        "---:|".repeat(labels.len())
+    );
+    let mut missed = Vec::new();
+    for row in summary_rows(results, s.conns) {
+        let a = row.values.first().copied().unwrap_or(f64::NAN);
+        let b = row.values.last().copied().unwrap_or(f64::NAN);
+        let ratio = b / a;
+        let (goal, ok) = match row.goal {
+            Goal::AtMost(x) => (format!("≤ {x}x"), Some(ratio <= x)),
+            Goal::AtLeast(x) => (format!("≥ {x:.2}x"), Some(ratio >= x)),
+            Goal::None => ("—".into(), None),
+        };
+        if ok == Some(false) {
+            missed.push(row.name.clone());
+        }
+        let _ = write!(out, "| {} |", row.name);
+        for v in &row.values {
+            let _ = write!(out, " {} |", (row.show)(*v));
+        }
+        let (p50, cpu) = match &row.context {
+            Some((p50, cpu)) => (trend(p50), trend(cpu)),
+            None => ("—".into(), "—".into()),
+        };
+        let _ = writeln!(
+            out,
+            " {ratio:.2} | {goal} | {} | {p50} | {cpu} |",
+            match ok {
+                Some(true) => "met",
+                Some(false) => "**NOT met**",
+                None => "—",
+            }
+        );
+    }
+    if missed.is_empty() {
+        let _ = writeln!(out, "\nEvery goal met.");
+    } else {
+        let _ = writeln!(out, "\nGoals not met: {}.", missed.join("; "));
+    }
+    for r in results {
+        render_size(&mut out, s, r);
+    }
+    out
+}
+
+fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
+    let _ = writeln!(
+        out,
+        "\n### {} events (log head {})\n",
+        size_label(r.target),
+        thousands(r.events as u64)
+    );
+    let _ = writeln!(
+        out,
+        "Database {:.0} MB, `events` {:.0} MB with its indexes; {} facts; history read of \
+         {BUSY_FACTS} facts with {} to {} claims (the busiest: {} to {}). `factlog verify`: {}\n",
+        r.db_bytes as f64 / MB,
+        r.events_bytes as f64 / MB,
+        thousands(r.facts as u64),
+        r.matched_claims.0,
+        r.matched_claims.1,
+        r.busiest_claims.0,
+        r.busiest_claims.1,
+        r.verify_line
+    );
+    let _ = writeln!(
+        out,
+        "| step | events | seconds | events/s | events per CPU second (command + PG) | peak RSS | CPU cores: bench with the command / PG / other | others' CPU |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|---:|");
+    for (name, events, run) in [
+        (
+            "fill: `factlog generate` (synchronous_commit off)",
+            r.fill_events,
+            &r.fill,
+        ),
+        ("`factlog rebuild`", r.events, &r.rebuild),
+        ("`factlog verify`", r.events, &r.verify),
+    ] {
+        let c = &run.cpu;
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.1} | {} | {} | {:.0} MB | {:.2} / {:.2} / {:.2} | {:.0}% |",
+            thousands(events as u64),
+            run.secs,
+            rate(events as f64 / run.secs),
+            rate(run.per_cpu_sec(events)),
+            kib_mb(run.peak_rss_kib),
+            c.client,
+            c.postgres,
+            c.others,
+            c.others_share * 100.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| `VACUUM ANALYZE` (whole database, after the fill) | — | {:.1} | — | — | — | — | — |",
+        r.vacuum_secs
+    );
+    let _ = writeln!(
+        out,
+        "\nReads, {} connections, {} s each. CPU in cores (of {}): bench process (load \
+         generator) / server / PostgreSQL / anything else; \"others' CPU\" is the share of the \
+         machine that went to anything but the benchmark.\n",
+        s.conns,
+        s.secs,
+        cpu_count()
+    );
+    let _ = writeln!(
+        out,
+        "| read | req/s | p50 | p99 | server + PG CPU per request | non-2xx | CPU bench/server/pg/other | others' CPU |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|---:|");
+    for read in &r.reads {
+        let (p50, p99) = read.p50_p99();
+        let c = &read.cpu;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} ms | {} | {:.2}/{:.2}/{:.2}/{:.2} | {:.0}% |",
+            read.name,
+            rate(read.rate()),
+            ms_fmt(p50),
+            ms_fmt(p99),
+            read.cpu_per_request() * 1e3,
+            status_counts(&read.load.errors),
+            c.client,
+            c.server,
+            c.postgres,
+            c.others,
+            c.others_share * 100.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| control: pgbench `SELECT doc FROM bench_control WHERE n = :n` (`-M prepared`, {CONTROL_ROWS} rows) | {} tps | {} | {} | — | — | — | — |",
+        rate(r.control.rate),
+        ms_fmt(r.control.p50),
+        ms_fmt(r.control.p99)
+    );
+    let _ = writeln!(
+        out,
+        "\n| round | POST /v1/claims req/s | p50 | p99 | non-2xx | pgbench tps | pgbench p99 | ratio | others' CPU |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    for (i, a) in r.asserts.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0}% |",
+            i + 1,
+            rate(a.http.rate),
+            ms_fmt(a.http.p50),
+            ms_fmt(a.http.p99),
+            status_counts(&a.http_errors),
+            rate(a.pgbench.rate),
+            ms_fmt(a.pgbench.p99),
+            a.http.rate / a.pgbench.rate,
+            a.others_share * 100.0
+        );
+    }
+    if r.full_pass_during {
+        let _ = writeln!(
+            out,
+            "\n**A full pass of the server's chain verifier started during these measurements.**"
+        );
+    }
+    let (n, first) = &r.server_log;
+    if *n == 0 {
+        let _ = writeln!(out, "\nServer log (`RUST_LOG=warn`): empty.");
+    } else {
+        let _ = writeln!(
+            out,
+            "\nServer log (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
+        );
+        for l in first {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+}
+
+fn date_u() -> String {
+    std::process::Command::new("date")
+        .arg("-u")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| Utc::now().format("%a %b %e %T UTC %Y").to_string())
+}
+
+fn write_report(report: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).expect("create bench/results");
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = dir.join(format!("scale-{stamp}.md"));
+    std::fs::write(&path, report).expect("write the results file");
+    path
+}
+
+fn kib_mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / MB
+}
+
+fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(s, n)| {
+            let s = if *s == 0 {
+                "no answer".into()
+            } else {
+                s.to_string()
+            };
+            format!("{s} ×{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() {
+        return "—".into();
+    }
+    thousands(per_sec.round() as u64)
+}
+
+fn ms_fmt(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
