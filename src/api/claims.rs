@@ -1,7 +1,7 @@
 //! Claim endpoints: assert, the life-cycle actions, and read one.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -22,11 +22,10 @@ use crate::service::view;
 pub async fn create(
     State(state): State<SharedState>,
     Writer(actor): Writer,
-    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let w = write::context(actor, &headers, uri.path(), &body)?;
+    let w = write::context(actor, &headers, "/v1/claims", &body)?;
     let outcome = state.services.assert_claim(input::claim(&body), &w).await?;
     Ok(write::respond(outcome, "/v1/claims"))
 }
@@ -35,13 +34,15 @@ async fn act(
     state: SharedState,
     actor: Actor,
     id: String,
-    path: &str,
+    action: &str,
     headers: HeaderMap,
     body: JsonBody,
     parse: fn(&JsonBody) -> Result<Command, FieldError>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "claim")?;
-    let w = write::context(actor, &headers, path, &body)?;
+    // The canonical path, whatever spelling of the id the client used.
+    let path = format!("/v1/claims/{}/{action}", id.hyphenated());
+    let w = write::context(actor, &headers, &path, &body)?;
     let outcome = state.services.act_on_claim(id, parse(&body), &w).await?;
     Ok(write::respond(outcome, "/v1/claims"))
 }
@@ -49,17 +50,16 @@ async fn act(
 /// The life-cycle actions differ only in how the body is read (all of a
 /// confirmation's fields are optional, so it may be empty) and parsed.
 macro_rules! action {
-    ($(#[$doc:meta])* $name:ident, $body:ty, $parse:path) => {
+    ($(#[$doc:meta])* $name:ident, $action:literal, $body:ty, $parse:path) => {
         $(#[$doc])*
         pub async fn $name(
             State(state): State<SharedState>,
             Writer(actor): Writer,
             Path(id): Path<String>,
-            OriginalUri(uri): OriginalUri,
             headers: HeaderMap,
             body: $body,
         ) -> Result<Response, ApiError> {
-            act(state, actor, id, uri.path(), headers, body.into(), $parse).await
+            act(state, actor, id, $action, headers, body.into(), $parse).await
         }
     };
 }
@@ -67,30 +67,35 @@ macro_rules! action {
 action!(
     /// `POST /v1/claims/{id}/confirmations`.
     confirm,
+    "confirmations",
     OptionalJsonBody,
     input::confirmation
 );
 action!(
     /// `POST /v1/claims/{id}/disputes`.
     dispute,
+    "disputes",
     JsonBody,
     input::dispute
 );
 action!(
     /// `POST /v1/claims/{id}/retraction`.
     retract,
+    "retraction",
     JsonBody,
     input::retraction
 );
 action!(
     /// `POST /v1/claims/{id}/amendments`.
     amend,
+    "amendments",
     JsonBody,
     input::amendment
 );
 action!(
     /// `POST /v1/claims/{id}/evidence`.
     evidence,
+    "evidence",
     JsonBody,
     input::evidence
 );

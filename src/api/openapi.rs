@@ -981,7 +981,7 @@ mod operations {
         post, path = "/v1/stories", tag = "stories",
         security(("bearer" = [])),
         params(
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry: a repeat with the same key, path and body returns the first response and writes nothing; the same key with another body or path is 422. Scoped to the token's name, kept at least 24 h."),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "1-255 visible ASCII characters (0x21-0x7E: no spaces or tabs). Makes the write safe to retry: a repeat with the same key, path and body returns the first response and writes nothing; the same key with another body or path is 422. Scoped to the token's name, kept at least 24 h."),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with; one is made when absent. Echoed in the response."),
         ),
         request_body(content = NewStory, content_type = "application/json"),
@@ -1036,7 +1036,7 @@ mod operations {
         post, path = "/v1/claims", tag = "claims",
         security(("bearer" = [])),
         params(
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = NewClaim, content_type = "application/json"),
@@ -1123,7 +1123,7 @@ mod operations {
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
             ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = Option<ConfirmationRequest>, content_type = "application/json"),
@@ -1156,7 +1156,7 @@ mod operations {
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
             ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = DisputeRequest, content_type = "application/json"),
@@ -1188,7 +1188,7 @@ mod operations {
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
             ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = RetractionRequest, content_type = "application/json"),
@@ -1221,7 +1221,7 @@ mod operations {
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
             ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = AmendmentRequest, content_type = "application/json"),
@@ -1253,7 +1253,7 @@ mod operations {
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
             ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
             ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
         ),
         request_body(content = EvidenceRequest, content_type = "application/json"),

@@ -1,7 +1,7 @@
 //! Story endpoints: register one, read one with its claims.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -19,11 +19,10 @@ use crate::service::view;
 pub async fn create(
     State(state): State<SharedState>,
     Writer(actor): Writer,
-    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let w = write::context(actor, &headers, uri.path(), &body)?;
+    let w = write::context(actor, &headers, "/v1/stories", &body)?;
     let outcome = state
         .services
         .register_story(input::story(&body), &w)

@@ -16,6 +16,13 @@ use crate::store::RequestFingerprint;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
 
+/// An `Idempotency-Key` is 1-255 visible ASCII characters (0x21-0x7E): no
+/// space, no tab, nothing else. (HTTP strips white space around a field's
+/// value, so none is left at either end by the time it gets here.)
+fn valid_key(key: &str) -> bool {
+    (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
 /// Reads `If-Match`: `"3"` (or `W/"3"`, or a bare 3) asks for version 3; `*`
 /// for any existing version. Anything else can never match (412, in its turn).
 fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
@@ -31,6 +38,9 @@ fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
     )
 }
 
+/// `path` is the resource's canonical path (ids lower-case and hyphenated),
+/// not the one the client spelt: a retry that writes an id in upper case is
+/// the same request.
 pub fn context(
     actor: Actor,
     headers: &HeaderMap,
@@ -40,11 +50,13 @@ pub fn context(
     let idempotency = headers.get(IDEMPOTENCY_KEY).map(|v| {
         v.to_str()
             .ok()
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+            .filter(|k| valid_key(k))
             .map(|key| RequestFingerprint::new(actor.name.clone(), key, "POST", path, &body.value))
             .ok_or_else(|| {
-                FieldError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")
+                FieldError::new(
+                    "Idempotency-Key",
+                    "must be 1-255 visible ASCII characters (0x21-0x7E; no spaces or tabs)",
+                )
             })
     });
     let correlation_id = headers
@@ -90,4 +102,28 @@ pub fn respond(outcome: WriteOutcome, collection: &str) -> Response {
 /// Ids in paths: a malformed one is as unknown as a missing one.
 pub fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_only() {
+        for good in ["a", "abc-1", "~!#$%&'*+.^_`|", &"k".repeat(255)] {
+            assert!(valid_key(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a\tb",
+            " a",
+            "a ",
+            "\u{e9}",
+            "a\u{7f}",
+            &"k".repeat(256),
+        ] {
+            assert!(!valid_key(bad), "{bad:?}");
+        }
+    }
 }

@@ -598,6 +598,76 @@ async fn a_retried_write_with_the_same_idempotency_key_appends_nothing() {
     );
 }
 
+/// The key's rule is the one its error states: 1-255 visible ASCII
+/// characters, so a key with a space or a tab inside is refused, not kept.
+#[tokio::test]
+async fn idempotency_keys_with_spaces_or_tabs_are_refused() {
+    let n = newsroom().await;
+    let story = n.story().await;
+    let body = json!({"story_id": story, "subject": "s", "property": "p",
+        "value": {"kind": "boolean", "value": true}, "quote": "Some 5,200 U.S. soldiers"});
+    let count = n.app.count_events().await;
+    for key in ["two words", "tab\there", "a  b"] {
+        let (s, h, b) = send(
+            n.app
+                .post("/v1/claims", &n.ann)
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(s, 422, "{key:?}: {b}");
+        is_problem(&h, &b, 422);
+        assert_eq!(b["field"], "Idempotency-Key");
+        assert!(
+            b["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("visible ASCII")),
+            "{b}"
+        );
+    }
+    assert_eq!(n.app.count_events().await, count, "nothing written");
+    let longest = "~".repeat(255);
+    let (s, _, b) = send(
+        n.app
+            .post("/v1/claims", &n.ann)
+            .header("Idempotency-Key", longest.as_str())
+            .json(&body),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+}
+
+/// A retry that spells the claim id differently (upper case, no hyphens) is
+/// the same request: it is replayed, not refused as another one.
+#[tokio::test]
+async fn a_retry_spelling_the_id_in_upper_case_is_replayed() {
+    let n = newsroom().await;
+    let story = n.story().await;
+    let id = n.claim_by(&n.ann, &story, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let upper = id.to_uppercase();
+    let simple = id.replace('-', "");
+    let dispute = |spelling: String| {
+        send(
+            n.app
+                .post(&format!("/v1/claims/{spelling}/disputes"), &n.bob)
+                .header("Idempotency-Key", "d-1")
+                .json(&json!({"reason": "the figure is 5,000"})),
+        )
+    };
+    let first = dispute(upper).await;
+    assert_eq!(first.0, 200, "{}", first.2);
+    let count = n.app.count_events().await;
+    for spelling in [id.clone(), simple] {
+        let again = dispute(spelling.clone()).await;
+        assert_eq!((again.0, &again.2), (200, &first.2), "{spelling}");
+        assert_eq!(again.1["idempotent-replayed"], "true", "{spelling}");
+    }
+    assert_eq!(n.app.count_events().await, count, "nothing written twice");
+}
+
 #[tokio::test]
 async fn bad_input_gets_its_problem_and_writes_nothing() {
     let n = newsroom_with(AppOptions {
