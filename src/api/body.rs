@@ -13,11 +13,36 @@ use super::error::ApiError;
 use super::{AppState, SharedState};
 use crate::domain::error::FieldError;
 
-/// A JSON request body: the parsed value (for idempotency comparison) and
-/// the raw bytes (so numbers can be read exactly).
+/// A JSON request body: the raw bytes (fields are read from them, so
+/// numbers are read exactly) and the parsed value when serde_json can hold
+/// it, which it cannot for a number beyond binary floating point's range
+/// (`1e400`): such a body is still JSON, and its fields get their own
+/// verdict (an exact decimal `amount` may be that large).
 pub struct JsonBody {
-    pub value: Value,
+    value: Option<Value>,
     pub raw: Bytes,
+}
+
+impl JsonBody {
+    /// The body as canonical JSON (keys sorted, numbers by value): what an
+    /// idempotent retry is compared by.
+    pub fn canonical(&self) -> String {
+        match &self.value {
+            Some(v) => crate::store::chain::canonical_json(v),
+            // `read` checked that the text has a canonical form.
+            None => std::str::from_utf8(&self.raw)
+                .ok()
+                .and_then(crate::store::chain::canonical_json_text)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn is_object(&self) -> bool {
+        match &self.value {
+            Some(v) => v.is_object(),
+            None => self.raw.trim_ascii_start().starts_with(b"{"),
+        }
+    }
 }
 
 /// Like [`JsonBody`], but an empty body (with or without a Content-Type)
@@ -62,16 +87,33 @@ async fn read(req: Request, state: &AppState, allow_empty: bool) -> Result<JsonB
         })?;
     if raw.is_empty() && allow_empty {
         return Ok(JsonBody {
-            value: Value::Object(Default::default()),
+            value: Some(Value::Object(Default::default())),
             raw: Bytes::from_static(b"{}"),
         });
     }
     if !content_type.as_deref().is_some_and(is_json) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let value: Value = serde_json::from_slice(&raw)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    Ok(JsonBody { value, raw })
+    let not_json =
+        |e: serde_json::Error| ApiError::BadRequest(format!("the body is not valid JSON: {e}"));
+    match serde_json::from_slice::<Value>(&raw) {
+        Ok(value) => Ok(JsonBody {
+            value: Some(value),
+            raw,
+        }),
+        Err(e) => {
+            // Valid JSON that `Value` cannot hold: a number out of its range.
+            // (Too deep a nesting has no canonical form either, and stays 400.)
+            serde_json::from_slice::<serde::de::IgnoredAny>(&raw).map_err(not_json)?;
+            let canonical = std::str::from_utf8(&raw)
+                .ok()
+                .and_then(crate::store::chain::canonical_json_text);
+            match canonical {
+                Some(_) => Ok(JsonBody { value: None, raw }),
+                None => Err(not_json(e)),
+            }
+        }
+    }
 }
 
 impl FromRequest<SharedState> for JsonBody {
@@ -97,7 +139,7 @@ impl Fields {
     /// Refuses a body that is not an object, or that has fields outside `allowed`
     /// (a misspelt field is an error, not silently ignored).
     pub fn of(body: &JsonBody, allowed: &[&str]) -> Result<Fields, FieldError> {
-        if !body.value.is_object() {
+        if !body.is_object() {
             return Err(FieldError::new("body", "must be a JSON object"));
         }
         let map: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(&body.raw)

@@ -51,7 +51,15 @@ pub fn context(
         v.to_str()
             .ok()
             .filter(|k| valid_key(k))
-            .map(|key| RequestFingerprint::new(actor.name.clone(), key, "POST", path, &body.value))
+            .map(|key| {
+                RequestFingerprint::of_canonical(
+                    actor.name.clone(),
+                    key,
+                    "POST",
+                    path,
+                    &body.canonical(),
+                )
+            })
             .ok_or_else(|| {
                 FieldError::new(
                     "Idempotency-Key",

@@ -151,6 +151,154 @@ fn push_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// [`canonical_json`] computed from a JSON text rather than a parsed value,
+/// each number taken from its digits: the same text for every value that
+/// `serde_json::Value` holds exactly, and defined where it cannot hold one
+/// (a number beyond binary floating point's range, such as `1e400`, which
+/// an exact decimal `amount` may be). `None` when the text is not JSON, or
+/// nests deeper than serde_json allows (128).
+pub fn canonical_json_text(text: &str) -> Option<String> {
+    let mut parser = TextParser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let mut out = String::with_capacity(text.len());
+    parser.value(0, &mut out)?;
+    parser.ws();
+    (parser.i == parser.s.len()).then_some(out)
+}
+
+/// The nesting serde_json allows.
+const MAX_DEPTH: usize = 128;
+
+struct TextParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl TextParser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|b| b" \t\n\r".contains(b)) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        self.ws();
+        (self.s.get(self.i) == Some(&b)).then(|| self.i += 1)
+    }
+
+    fn value(&mut self, depth: usize, out: &mut String) -> Option<()> {
+        self.ws();
+        match *self.s.get(self.i)? {
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                // Sorted by key bytes; a repeated key keeps its last value,
+                // as serde_json's map does.
+                let mut members = std::collections::BTreeMap::new();
+                if self.eat(b'}').is_none() {
+                    loop {
+                        self.ws();
+                        let key = self.string()?;
+                        self.eat(b':')?;
+                        let mut v = String::new();
+                        self.value(depth + 1, &mut v)?;
+                        members.insert(key, v);
+                        if self.eat(b',').is_none() {
+                            self.eat(b'}')?;
+                            break;
+                        }
+                    }
+                }
+                out.push('{');
+                for (n, (k, v)) in members.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(k, out);
+                    out.push(':');
+                    out.push_str(v);
+                }
+                out.push('}');
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                out.push('[');
+                if self.eat(b']').is_none() {
+                    loop {
+                        self.value(depth + 1, out)?;
+                        if self.eat(b',').is_none() {
+                            self.eat(b']')?;
+                            break;
+                        }
+                        out.push(',');
+                    }
+                }
+                out.push(']');
+            }
+            b'"' => {
+                let s = self.string()?;
+                push_json_string(&s, out);
+            }
+            b't' | b'f' | b'n' => {
+                let word = [&b"true"[..], b"false", b"null"]
+                    .into_iter()
+                    .find(|w| self.s[self.i..].starts_with(w))?;
+                self.i += word.len();
+                out.push_str(std::str::from_utf8(word).ok()?);
+            }
+            _ => {
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
+                {
+                    self.i += 1;
+                }
+                let number = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+                // The grammar is serde_json's to check; this only reads it.
+                serde_json::from_str::<serde::de::IgnoredAny>(number).ok()?;
+                let exponent_digits = number
+                    .find(['e', 'E'])
+                    .map_or(0, |e| number[e + 1..].trim_start_matches(['+', '-']).len());
+                if exponent_digits > 15 {
+                    // Beyond what `canonical_number` reads; written as sent
+                    // (no other spelling of a number comes out like this).
+                    out.push_str(&number.to_ascii_lowercase());
+                } else {
+                    out.push_str(&canonical_number(number));
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// A string token, decoded (escapes and all) by serde_json.
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        if self.s.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.i += 1;
+        loop {
+            match *self.s.get(self.i)? {
+                b'"' => break,
+                b'\\' => self.i += 2,
+                _ => self.i += 1,
+            }
+        }
+        self.i += 1;
+        serde_json::from_slice(self.s.get(start..self.i)?).ok()
+    }
+}
+
 /// Whether a JSON value holds a U+0000 anywhere (PostgreSQL text and jsonb refuse it).
 pub fn contains_nul(value: &Value) -> bool {
     match value {

@@ -34,7 +34,19 @@ impl RequestFingerprint {
         path: impl Into<String>,
         body: &Value,
     ) -> Self {
-        let request_hash: [u8; 32] = Sha256::digest(chain::canonical_json(body).as_bytes()).into();
+        Self::of_canonical(scope, key, method, path, &chain::canonical_json(body))
+    }
+
+    /// The same, from a body already in canonical JSON (`chain::canonical_json`,
+    /// or `chain::canonical_json_text` for a body `Value` cannot hold).
+    pub fn of_canonical(
+        scope: impl Into<String>,
+        key: impl Into<String>,
+        method: impl Into<String>,
+        path: impl Into<String>,
+        canonical_body: &str,
+    ) -> Self {
+        let request_hash: [u8; 32] = Sha256::digest(canonical_body.as_bytes()).into();
         RequestFingerprint {
             scope: scope.into(),
             key: key.into(),

@@ -5,7 +5,7 @@
 use factlog::domain::text::{fold_whitespace, normalize_key, quote_occurs};
 use factlog::domain::valid_time::ValidTime;
 use factlog::domain::value::{ClaimValue, Decimal};
-use factlog::store::chain::{canonical_json, canonical_number};
+use factlog::store::chain::{canonical_json, canonical_json_text, canonical_number};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -114,6 +114,28 @@ proptest! {
         let text = canonical_json(&v);
         let reparsed: Value = serde_json::from_str(&text).expect("canonical JSON is JSON");
         prop_assert_eq!(canonical_json(&reparsed), text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// Bodies that `serde_json::Value` holds canonicalize from their text to
+    /// what they did from the value (so keys stored before compare alike),
+    /// and text with numbers beyond a double's range has a form too.
+    #[test]
+    fn canonical_text_agrees_with_the_value_and_takes_any_number(
+        v in json_tree(),
+        big in "-?[1-9][0-9]{0,3}(\\.[0-9]{1,3})?[eE][+-]?[4-9][0-9]{2,4}",
+        junk in "\\PC{0,40}",
+    ) {
+        prop_assert_eq!(canonical_json_text(&v.to_string()), Some(canonical_json(&v)));
+        let pretty = serde_json::to_string_pretty(&v).expect("json");
+        prop_assert_eq!(canonical_json_text(&pretty), Some(canonical_json(&v)));
+        let text = format!(r#"{{"b": [{big}, {}], "a": {big}}}"#, v);
+        let canonical = canonical_json_text(&text).expect("JSON with a big number");
+        prop_assert_eq!(canonical_json_text(&canonical), Some(canonical.clone()));
+        let _ = canonical_json_text(&junk);
     }
 }
 

@@ -216,3 +216,99 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
         "FACTLOG_LOG_FORMAT=json gives JSON lines"
     );
 }
+
+/// A JSON number beyond a double's range is JSON: an exact decimal takes it
+/// digit for digit (as it takes the same digits in a string), an idempotent
+/// retry compares it by value, and anywhere else it is 422 naming the field.
+#[tokio::test]
+async fn numbers_beyond_double_range_are_exact_or_422_never_400() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let (_, _, story) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    let story = story["id"].as_str().expect("story").to_owned();
+    let raw = |value: &str, key: Option<&str>| {
+        let body = format!(
+            r#"{{"story_id": "{story}", "subject": "s", "property": "p", "quote": "q", "value": {value}}}"#
+        );
+        let mut req = app
+            .post("/v1/claims", &ann)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        crate::support::send(req)
+    };
+    let (s, _, first) = raw(
+        r#"{"kind": "quantity", "amount": 1e400, "unit": "m", "upper": -2.5E+999}"#,
+        Some("big-1"),
+    )
+    .await;
+    assert_eq!(s, 422, "upper below amount: {first}");
+    assert_eq!(first["field"], "value.amount");
+    let (s, _, first) = raw(
+        r#"{"kind": "quantity", "amount": 1e400, "unit": "m", "lower": -2.5E+999}"#,
+        Some("big-1"),
+    )
+    .await;
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(first["value"]["amount"], "1e400");
+    assert_eq!(first["value"]["lower"], "-2.5E+999");
+    let count = app.count_events().await;
+    // The same value spelt otherwise is the same request: replayed.
+    let (s, h, again) = raw(
+        r#"{"kind": "quantity", "amount": 10.0e399, "unit": "m", "lower": -25e998}"#,
+        Some("big-1"),
+    )
+    .await;
+    assert_eq!((s, &again), (201, &first));
+    assert_eq!(h["idempotent-replayed"], "true");
+    // Another value with the same key is another request.
+    let (s, _, b) = raw(
+        r#"{"kind": "quantity", "amount": 2e400, "unit": "m", "lower": -2.5E+999}"#,
+        Some("big-1"),
+    )
+    .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("Idempotency-Key")));
+    assert_eq!(app.count_events().await, count);
+    for (value, field) in [
+        // Beyond the decimal's own exponent range.
+        (
+            r#"{"kind": "quantity", "amount": 1e2000, "unit": "m"}"#,
+            "value.amount",
+        ),
+        (
+            r#"{"kind": "outcome", "outcome": "passed", "for": 1e400}"#,
+            "value.for",
+        ),
+        (r#"{"kind": "boolean", "value": -1e400}"#, "value.value"),
+    ] {
+        let (s, _, b) = raw(value, None).await;
+        assert_eq!((s, b["field"].as_str()), (422, Some(field)), "{value}: {b}");
+    }
+    let (s, _, b) = crate::support::send(
+        app.post("/v1/stories", &ann)
+            .header("content-type", "application/json")
+            .body(r#"{"title": 1e400, "publisher": "p", "published_at": "2020-01-01"}"#),
+    )
+    .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("title")), "{b}");
+    // Still 400: what is not JSON, and nesting past serde_json's limit.
+    let deep = format!("{}1e400{}", "[".repeat(200), "]".repeat(200));
+    for body in ["{\"title\": 1e400", deep.as_str()] {
+        let (s, _, b) = crate::support::send(
+            app.post("/v1/stories", &ann)
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await;
+        assert_eq!(s, 400, "{b}");
+    }
+    assert_eq!(app.count_events().await, count, "nothing else written");
+}
