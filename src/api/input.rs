@@ -8,11 +8,13 @@ use super::body::{Fields, JsonBody};
 use crate::domain::claim::{Amendment, Command};
 use crate::domain::error::FieldError;
 use crate::domain::error::check_text;
+use crate::domain::text::{check_key_bytes, check_url_bytes};
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::service::{NewClaim, NewStory};
 
-/// Bounds on free text, in characters.
+/// Bounds on free text, in characters. Text that is indexed has a bound in
+/// bytes as well (`domain::text::BTREE_MAX_ENTRY_BYTES` says why and which).
 const SHORT: usize = 500;
 const TITLE: usize = 1_000;
 const NOTE: usize = 5_000;
@@ -22,6 +24,13 @@ const URL: usize = 2_048;
 fn text(fields: &Fields, name: &str, max: usize) -> Result<String, FieldError> {
     let s = fields.required_str(name)?;
     check_text(name, &s, max, false)?;
+    Ok(s)
+}
+
+/// A subject or property: text whose normalized key is indexed.
+fn key_text(fields: &Fields, name: &str) -> Result<String, FieldError> {
+    let s = text(fields, name, SHORT)?;
+    check_key_bytes(name, &s)?;
     Ok(s)
 }
 
@@ -51,6 +60,7 @@ fn url(fields: &Fields, name: &str, required: bool) -> Result<Option<String>, Fi
     };
     if let Some(u) = &u {
         check_text(name, u, URL, false)?;
+        check_url_bytes(name, u)?;
         let lower = u.to_ascii_lowercase();
         let scheme_ok = lower.starts_with("http://") || lower.starts_with("https://");
         let host_ok = u.split_once("://").is_some_and(|(_, rest)| {
@@ -129,8 +139,8 @@ pub fn claim(body: &JsonBody) -> Result<NewClaim, FieldError> {
     Ok(NewClaim {
         story_id: uuid(&f, "story_id")?
             .ok_or_else(|| FieldError::new("story_id", "is required"))?,
-        subject: text(&f, "subject", SHORT)?,
-        property: text(&f, "property", SHORT)?,
+        subject: key_text(&f, "subject")?,
+        property: key_text(&f, "property")?,
         value: value(f.required_raw("value")?)?,
         quote: text(&f, "quote", QUOTE)?,
         valid_at: valid_at(&f)?,

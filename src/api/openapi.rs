@@ -282,7 +282,9 @@ pub struct NewStory {
     #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
     pub publisher: String,
     pub published_at: PublishedAt,
-    /// Unique among stories: registering it again is 409.
+    /// Unique among stories: registering it again is 409. At most 2,048
+    /// characters and 2,600 bytes of UTF-8 (it is indexed; a url in other
+    /// scripts than Latin may reach the bytes first): 422 beyond either.
     #[schema(
         pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$",
         max_length = 2048
@@ -307,8 +309,12 @@ pub struct NewStory {
 pub struct NewClaim {
     /// An existing story (422 otherwise).
     pub story_id: Uuid,
+    /// What the claim is about. At most 500 characters, and at most 1,200
+    /// bytes of UTF-8 once normalized for matching (NFKC, lower case, white
+    /// space folded), as that form is indexed: 422 beyond either.
     #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
     pub subject: String,
+    /// Which property of the subject. The same limits as `subject`.
     #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$", max_length = 500)]
     pub property: String,
     pub value: ClaimValue,
@@ -351,6 +357,7 @@ pub struct RetractionRequest {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceRequest {
+    /// At most 2,048 characters and 2,600 bytes of UTF-8, as a story's.
     #[schema(
         pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$",
         max_length = 2048

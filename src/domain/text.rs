@@ -4,11 +4,83 @@
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
+use super::error::FieldError;
+
 /// Re-exported: the general text checks live with [`FieldError`], but
 /// callers validating subjects, quotes and titles look for them here.
 ///
 /// [`FieldError`]: super::error::FieldError
 pub use super::error::check_text;
+
+/// The largest btree index entry PostgreSQL accepts on its default 8 kB
+/// pages: a third of a page less the page's bookkeeping and room for a heap
+/// pointer (`BTMaxItemSize`, btree version 4), the entry's 8-byte header
+/// included. A larger entry fails the INSERT ("index row size exceeds btree
+/// version 4 maximum 2704"). Values above about 500 bytes are compressed
+/// first when they compress, but text need not, so the limits below assume
+/// it does not.
+///
+/// Every text column in a btree index that a request can reach, and what
+/// bounds it:
+/// - a story's `url` (`events_story_url`, unique on `data ->> 'url'`):
+///   [`MAX_URL_BYTES`];
+/// - a fact's subject and property keys (`facts_view_keys` on
+///   `(subject_key, property_key, fact_id)`, `facts_view_property`): the
+///   normalized keys, which NFKC can make much longer than what was sent
+///   (U+FDFA is 18 characters, 33 bytes), [`MAX_KEY_BYTES`] each;
+/// - actors (`events_actor_recorded_at`, `claim_versions_open_asserted_by`,
+///   `tokens` primary key, the `scope` of `idempotency_keys`): token names,
+///   at most 64 ASCII characters (`principal::valid_token_name`);
+/// - idempotency keys (`idempotency_keys` primary key): at most 255 visible
+///   ASCII characters (`api::write`);
+/// - streams, event types and statuses: made by the code, never sent.
+pub const BTREE_MAX_ENTRY_BYTES: usize = 2_704;
+
+/// A story's `url`, in UTF-8 bytes. It is the only column of its index
+/// entry: 8 (header) + 4 (length) + the url, rounded up to 8 bytes, must
+/// fit in [`BTREE_MAX_ENTRY_BYTES`], so the url may have 2,692 bytes; 2,600
+/// leaves 92 bytes of margin. An ASCII url reaches the 2,048-character limit
+/// first; one in other scripts may reach this one first.
+pub const MAX_URL_BYTES: usize = 2_600;
+
+/// A subject's or property's normalized key ([`normalize_key`]), in UTF-8
+/// bytes. Both keys share one entry of `facts_view_keys`: 8 (header) + 4 +
+/// the subject key + up to 3 (alignment) + 4 + the property key + 16 (fact
+/// id), rounded up to 8 bytes, so the two keys may have 2,669 bytes
+/// together. 1,200 each leaves 229 bytes of margin. (Too long a key would
+/// not fail the write but the projection that indexes it, stopping the
+/// read side at that event.)
+pub const MAX_KEY_BYTES: usize = 1_200;
+
+/// Refuses a subject or property whose normalized key is too long to index
+/// (see [`MAX_KEY_BYTES`]).
+pub fn check_key_bytes(field: &str, s: &str) -> Result<(), FieldError> {
+    let bytes = normalize_key(s).len();
+    if bytes > MAX_KEY_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be at most {MAX_KEY_BYTES} bytes of UTF-8 once normalized for matching \
+                 (NFKC, lower case, white space folded), as it is indexed; this one is {bytes} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a url too long to index (see [`MAX_URL_BYTES`]).
+pub fn check_url_bytes(field: &str, s: &str) -> Result<(), FieldError> {
+    if s.len() > MAX_URL_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be at most {MAX_URL_BYTES} bytes of UTF-8, as it is indexed; this one is {} bytes",
+                s.len()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Namespace for [`fact_id`]. Fixed forever: changing it would give every
 /// existing fact a new id.
@@ -151,6 +223,38 @@ mod tests {
         assert!(!quote_occurs(body, "Wewill"), "white space is not removed");
         assert!(!quote_occurs(body, " \n "), "empty quote proves nothing");
         assert!(!quote_occurs("ﬁne", "fine"), "no NFKC");
+    }
+
+    #[test]
+    fn key_and_url_byte_limits() {
+        let at = "é".repeat(MAX_KEY_BYTES / 2);
+        assert!(check_key_bytes("subject", &at).is_ok());
+        let over = format!("{at}a");
+        assert_eq!(
+            check_key_bytes("subject", &over).unwrap_err().field,
+            "subject"
+        );
+        // Normalization can multiply the length: 100 characters, 3,300 bytes.
+        let expands = "\u{fdfa}".repeat(100);
+        assert!(normalize_key(&expands).len() > MAX_KEY_BYTES);
+        assert!(check_key_bytes("property", &expands).is_err());
+        // Upper case that lower-cases shorter still counts what is indexed.
+        assert!(check_key_bytes("subject", &"Ä".repeat(MAX_KEY_BYTES / 2)).is_ok());
+
+        let url = format!("https://e.org/{}", "€".repeat((MAX_URL_BYTES - 14) / 3));
+        assert_eq!(url.len(), MAX_URL_BYTES);
+        assert!(check_url_bytes("url", &url).is_ok());
+        let e = check_url_bytes("url", &format!("{url}x")).unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.contains("2600 bytes"), "{}", e.message);
+        const {
+            // 8-byte header, 4-byte length, padded to 8: the url fits.
+            assert!((8 + 4 + MAX_URL_BYTES).div_ceil(8) * 8 <= BTREE_MAX_ENTRY_BYTES);
+            assert!(
+                (8 + 4 + MAX_KEY_BYTES + 3 + 4 + MAX_KEY_BYTES + 16).div_ceil(8) * 8
+                    <= BTREE_MAX_ENTRY_BYTES
+            );
+        }
     }
 
     #[test]

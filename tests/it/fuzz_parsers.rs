@@ -2,9 +2,14 @@
 //! the count, default 2,000 each): they never panic, what they accept
 //! survives its round trips, and the hash-chain encoding is stable.
 
-use factlog::domain::text::{fold_whitespace, normalize_key, quote_occurs};
+use factlog::domain::text::{
+    MAX_KEY_BYTES, MAX_URL_BYTES, check_key_bytes, check_url_bytes, fold_whitespace, normalize_key,
+    quote_occurs,
+};
 use factlog::domain::valid_time::ValidTime;
-use factlog::domain::value::{ClaimValue, Decimal};
+use factlog::domain::value::{
+    ClaimValue, Decimal, MAX_DECIMAL_LEN, MAX_EXPONENT, MAX_SIGNIFICANT_DIGITS,
+};
 use factlog::store::chain::{canonical_json, canonical_json_text, canonical_number};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -117,8 +122,55 @@ proptest! {
     }
 }
 
+/// Text near a byte limit: characters of 1 to 4 bytes (and some that
+/// normalization changes), about as many as make `bytes`.
+fn near_bytes(bytes: usize) -> impl Strategy<Value = String> {
+    let ch = prop::sample::select(vec![
+        'a', 'Z', ' ', 'é', 'Ä', 'ж', '€', '語', '\u{fb01}', '\u{fdfa}', 'İ', '😀', '\u{1d2c}',
+    ]);
+    (bytes / 4..=bytes + 8)
+        .prop_flat_map(move |n| prop::collection::vec(ch.clone(), n..=n))
+        .prop_map(|cs| cs.into_iter().collect())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// The byte limits refuse exactly what is over them, by what is indexed:
+    /// the normalized key for subjects and properties, the text for urls.
+    #[test]
+    fn byte_limits_hold_exactly_at_their_boundary(
+        key in near_bytes(MAX_KEY_BYTES),
+        url in near_bytes(MAX_URL_BYTES),
+    ) {
+        let indexed = normalize_key(&key).len();
+        prop_assert_eq!(check_key_bytes("subject", &key).is_ok(), indexed <= MAX_KEY_BYTES);
+        if let Err(e) = check_key_bytes("property", &key) {
+            prop_assert_eq!(e.field, "property");
+        }
+        prop_assert_eq!(check_url_bytes("url", &url).is_ok(), url.len() <= MAX_URL_BYTES);
+    }
+
+    /// Decimals near each of their limits, as JSON numbers and as strings:
+    /// accepted within them, 422 naming `value.amount` beyond, the same
+    /// verdict either way.
+    #[test]
+    fn decimals_near_their_limits_get_one_verdict_as_numbers_or_strings(
+        digits in 1usize..=MAX_SIGNIFICANT_DIGITS + 2,
+        exponent in -(MAX_EXPONENT + 3)..=MAX_EXPONENT + 3,
+        pad in 0usize..=MAX_DECIMAL_LEN,
+    ) {
+        let mantissa: String = "7".repeat(digits);
+        let zeros = "0".repeat(pad.saturating_sub(digits + 8));
+        let text = format!("{mantissa}.{zeros}1e{exponent}");
+        let number = format!(r#"{{"kind":"quantity","amount":{text},"unit":"m"}}"#);
+        let string = format!(r#"{{"kind":"quantity","amount":"{text}","unit":"m"}}"#);
+        let (a, b) = (ClaimValue::parse(&number), ClaimValue::parse(&string));
+        prop_assert_eq!(a.is_ok(), b.is_ok(), "{}", text);
+        if let Err(e) = a {
+            prop_assert_eq!(e.field, "value.amount");
+        }
+    }
 
     /// Bodies that `serde_json::Value` holds canonicalize from their text to
     /// what they did from the value (so keys stored before compare alike),

@@ -217,6 +217,149 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
     );
 }
 
+/// `n` CJK ideographs (3 bytes each in UTF-8, unchanged by normalization),
+/// drawn at random so that PostgreSQL cannot compress them below the index
+/// limit: the worst case for an index entry.
+fn ideographs(n: usize, seed: u64) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_u32(0x4E00 + (x % 20_900) as u32).expect("ideograph")
+        })
+        .collect()
+}
+
+/// Indexed text has a limit in bytes as well as in characters: just under
+/// it is 201, just over it 422 naming the field, never a 500 or a write the
+/// index (or the projection that builds it) cannot take.
+#[tokio::test]
+async fn indexed_text_is_limited_in_bytes_at_the_index_boundary() {
+    use factlog::domain::text::{MAX_KEY_BYTES, MAX_URL_BYTES};
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let story = |url: String| json!({"title": "t", "publisher": "p", "published_at": "2020-01-01", "url": url});
+    let prefix = "https://example.org/";
+    // The finding: 2,030 characters, 7,119 bytes, within the character
+    // limit, overflowed the url index's entry and was a 500.
+    let far = format!("{prefix}{}", ideographs(2_030 - prefix.len(), 1));
+    let (s, _, b) = app.post_json("/v1/stories", &ann, &story(far)).await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("url")), "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("2600 bytes")),
+        "{b}"
+    );
+    // At the limit, and one byte over.
+    let at = format!(
+        "{prefix}{}",
+        ideographs((MAX_URL_BYTES - prefix.len()) / 3, 2)
+    );
+    assert_eq!(at.len(), MAX_URL_BYTES);
+    let (s, _, b) = app.post_json("/v1/stories", &ann, &story(at.clone())).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["url"].as_str(), Some(at.as_str()));
+    let over = format!("{at}x");
+    let (s, _, b) = app.post_json("/v1/stories", &ann, &story(over)).await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("url")), "{b}");
+    // The character limit still holds for ASCII, which reaches it first.
+    let ascii = |n: usize| format!("{prefix}{}", "a".repeat(n - prefix.len()));
+    assert_eq!(
+        app.post_json("/v1/stories", &ann, &story(ascii(2_048)))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        app.post_json("/v1/stories", &ann, &story(ascii(2_049)))
+            .await
+            .2["field"],
+        "url"
+    );
+    let (_, _, host) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01",
+                    "body": format!("Lede. {} Tail.", "x")}),
+        )
+        .await;
+    let host = host["id"].as_str().expect("story").to_owned();
+
+    // Subject and property: their normalized keys share one index entry.
+    let claim = |subject: String, property: String| {
+        json!({"story_id": host, "subject": subject, "property": property,
+               "value": {"kind": "boolean", "value": true}, "quote": "x"})
+    };
+    let key_at = ideographs(MAX_KEY_BYTES / 3, 3);
+    let other_at = ideographs(MAX_KEY_BYTES / 3, 4);
+    let (s, _, c) = app
+        .post_json("/v1/claims", &ann, &claim(key_at.clone(), other_at.clone()))
+        .await;
+    assert_eq!(s, 201, "{c}");
+    // The projection indexed it: the fact reads back.
+    let (s, _, fact) = app
+        .get_json(
+            &format!(
+                "/v1/facts/{}?wait_for={}",
+                c["fact_id"].as_str().expect("fact"),
+                c["position"]
+            ),
+            &ann,
+        )
+        .await;
+    assert_eq!(s, 200, "{fact}");
+    assert_eq!(fact["subject"].as_str(), Some(key_at.as_str()));
+    for (subject, property, field) in [
+        (format!("{key_at}x"), "p".to_owned(), "subject"),
+        ("s".to_owned(), format!("{other_at}x"), "property"),
+        // Before: 500 characters each, 1,500 bytes each, went in and stopped
+        // the projection at that event.
+        (ideographs(500, 5), ideographs(500, 6), "subject"),
+        // Normalization multiplies: 100 characters, 3,300 bytes of key.
+        ("\u{fdfa}".repeat(100), "p".to_owned(), "subject"),
+    ] {
+        let (s, _, b) = app
+            .post_json("/v1/claims", &ann, &claim(subject, property))
+            .await;
+        assert_eq!((s, b["field"].as_str()), (422, Some(field)), "{b}");
+        assert!(
+            b["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("1200 bytes")),
+            "{b}"
+        );
+    }
+    // Evidence urls follow the same rule as a story's.
+    let claim_id = c["id"].as_str().expect("claim");
+    let (s, _, b) = app
+        .post_json(
+            &format!("/v1/claims/{claim_id}/evidence"),
+            &ann,
+            &json!({"url": format!("{prefix}{}", ideographs(900, 7))}),
+        )
+        .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("url")), "{b}");
+    // Looking a long key up is no write: an answer, not an error.
+    let long = "\u{fdfa}".repeat(1_000);
+    let (s, _, b) = app
+        .get_json(&format!("/v1/facts?subject={long}&property={long}"), &ann)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    // And the projection is not stuck: everything applied.
+    let head: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("head");
+    let (s, _, b) = app
+        .get_json(&format!("/v1/facts?wait_for={head}"), &ann)
+        .await;
+    assert_eq!(s, 200, "{b}");
+}
+
 /// A JSON number beyond a double's range is JSON: an exact decimal takes it
 /// digit for digit (as it takes the same digits in a string), an idempotent
 /// retry compares it by value, and anywhere else it is 422 naming the field.
