@@ -20,12 +20,16 @@ pub struct Writer(pub Actor);
 pub struct Auditor(pub Actor);
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthenticated(
-            "send Authorization: Bearer <token>",
-        ))?;
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(ApiError::Unauthenticated(
+        "send Authorization: Bearer <token>",
+    ))?;
+    if values.next().is_some() {
+        // RFC 9110 allows one; which of two would be the caller's is a guess.
+        return Err(ApiError::BadRequest(
+            "the Authorization header appears more than once; send it once".into(),
+        ));
+    }
     let token = value
         .to_str()
         .ok()

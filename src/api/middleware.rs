@@ -1,4 +1,5 @@
-//! Request-wide concerns: one log line per request, and the time limit.
+//! Request-wide concerns: one log line per request, the time limit, and the
+//! headers every response carries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,7 +7,7 @@ use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
@@ -181,6 +182,28 @@ fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// `X-Content-Type-Options: nosniff` on every response, so a browser never
+/// runs a body as anything but its declared type; `Cache-Control: no-store`
+/// on every response under `/v1` (all of it is behind a token, and none of it
+/// may sit in a shared cache) and on any response to a request that carried
+/// credentials.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let private = path == "/v1"
+        || path.starts_with("/v1/")
+        || req.headers().contains_key(header::AUTHORIZATION);
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
 }
 
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {

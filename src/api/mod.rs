@@ -124,7 +124,9 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer {
         app = app.layer(cors);
     }
-    app.with_state(state)
+    // Outermost, so every response has them, CORS preflights included.
+    app.layer(axum::middleware::from_fn(middleware::security_headers))
+        .with_state(state)
 }
 
 /// Cross-origin access only for the listed origins.

@@ -785,6 +785,12 @@ pub struct PreconditionProblem {
 #[derive(IntoResponses)]
 pub enum TokenProblems {
     #[response(
+        status = 400,
+        description = "Malformed: the Authorization header appears more than once, or a body or query string does not parse",
+        content_type = "application/problem+json"
+    )]
+    Malformed(Problem),
+    #[response(
         status = 401,
         description = "No token, or an unknown or revoked one",
         content_type = "application/problem+json"

@@ -312,3 +312,156 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     // A normal client is served meanwhile and after.
     assert_eq!(send(app.client.get(app.url("/healthz"))).await.0, 200);
 }
+
+/// RFC 9110 allows one Authorization header: two are 400, whichever they
+/// hold, before anything else is looked at.
+#[tokio::test]
+async fn two_authorization_headers_are_400() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let count = app.count_events().await;
+    let story = json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"});
+    for (first, second) in [
+        (ann.clone(), ann.clone()),
+        (ann.clone(), "fl_other".to_owned()),
+        ("fl_other".to_owned(), ann.clone()),
+    ] {
+        let (s, h, b) = send(
+            app.client
+                .post(app.url("/v1/stories"))
+                .header("authorization", format!("Bearer {first}"))
+                .header("authorization", format!("Bearer {second}"))
+                .json(&story),
+        )
+        .await;
+        assert_eq!(s, 400, "{b}");
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+        assert_eq!(b["status"], 400);
+        assert!(
+            b["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Authorization"))
+        );
+    }
+    let (s, _, _) = send(
+        app.client
+            .get(app.url("/v1/facts"))
+            .header("authorization", format!("Bearer {ann}"))
+            .header("authorization", format!("Bearer {ann}")),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(app.count_events().await, count, "nothing written");
+    assert_eq!(app.post_json("/v1/stories", &ann, &story).await.0, 201);
+}
+
+/// Every response says `X-Content-Type-Options: nosniff`; every response
+/// under /v1 (success or error, authenticated or not) `Cache-Control:
+/// no-store`.
+#[tokio::test]
+async fn every_response_says_nosniff_and_v1_responses_no_store() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let rita = app.token("rita", "reader").await;
+    let (_, _, story) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "t", "publisher": "p", "published_at": "2020-01-01"}),
+        )
+        .await;
+    let story = story["id"].as_str().expect("id").to_owned();
+    let c = &app.client;
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
+        ("healthz", c.get(app.url("/healthz")), 200),
+        ("readyz", c.get(app.url("/readyz")), 200),
+        ("metrics", c.get(app.url("/metrics")), 200),
+        ("openapi", c.get(app.url("/openapi.json")), 200),
+        ("docs", c.get(app.url("/docs")), 200),
+        ("docs script", c.get(app.url("/docs/rapidoc-min.js")), 200),
+        ("unknown path", c.get(app.url("/nope")), 404),
+        ("wrong method", c.delete(app.url("/healthz")), 405),
+        ("v1 unknown path", app.get("/v1/nope", &rita), 404),
+        (
+            "story",
+            app.get(&format!("/v1/stories/{story}"), &rita),
+            200,
+        ),
+        ("facts", app.get("/v1/facts", &rita), 200),
+        (
+            "claim 404",
+            app.get("/v1/claims/00000000-0000-0000-0000-000000000000", &rita),
+            404,
+        ),
+        ("bad query", app.get("/v1/facts?limit=0", &rita), 422),
+        ("role", app.get("/v1/audit", &rita), 403),
+        ("no token", c.get(app.url("/v1/facts")), 401),
+        ("bad token", app.get("/v1/facts", "fl_nope"), 401),
+        (
+            "create",
+            app.post("/v1/stories", &ann)
+                .json(&json!({"title": "u", "publisher": "p", "published_at": "2020-01-01"})),
+            201,
+        ),
+        (
+            "not JSON",
+            app.post("/v1/stories", &ann)
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+        ),
+        (
+            "not JSON at all",
+            app.post("/v1/stories", &ann).body("x"),
+            415,
+        ),
+        (
+            "invalid field",
+            app.post("/v1/stories", &ann).json(&json!({"title": 1})),
+            422,
+        ),
+    ];
+    for (label, req, status) in cases {
+        let (s, h, b) = send(req).await;
+        assert_eq!(s, status, "{label}: {b}");
+        assert_eq!(
+            h.get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "{label}"
+        );
+        let v1 = label == "no token"
+            || label == "bad token"
+            || ![
+                "healthz",
+                "readyz",
+                "metrics",
+                "openapi",
+                "docs",
+                "docs script",
+                "unknown path",
+                "wrong method",
+            ]
+            .contains(&label);
+        if v1 {
+            assert_eq!(
+                h.get("cache-control").and_then(|v| v.to_str().ok()),
+                Some("no-store"),
+                "{label}"
+            );
+        }
+    }
+    // The live stream too (judged by its head: it never ends).
+    let audrey = app.token("audrey", "auditor").await;
+    let res = app
+        .get("/v1/events/stream?after=0", &audrey)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+}
