@@ -6,7 +6,9 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use super::server::PeerAddr;
 use super::{AppState, SharedState};
+use crate::auth::hash_token;
 use crate::domain::principal::Actor;
 
 /// Any authenticated caller (reads).
@@ -41,11 +43,27 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         .ok_or(ApiError::Unauthenticated(
             "send Authorization: Bearer <token>",
         ))?;
-    let actor = state
-        .tokens
-        .authenticate(token)
-        .await?
-        .ok_or(ApiError::Unauthenticated("the token is unknown or revoked"))?;
+    let hash = hash_token(token);
+    let actor = match state.tokens.active(&hash) {
+        Some(actor) => actor,
+        None => {
+            // Almost always a failure (else a token created in the last
+            // two seconds): limited per address before it may wait for a
+            // reload of the tokens.
+            let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+            state
+                .rate
+                .check_failure(peer)
+                .map_err(|wait| ApiError::TooManyFailures {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })?;
+            state
+                .tokens
+                .resolve(&hash)
+                .await?
+                .ok_or(ApiError::Unauthenticated("the token is unknown or revoked"))?
+        }
+    };
     tracing::Span::current().record("actor", actor.name.as_str());
     state
         .rate

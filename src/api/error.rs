@@ -41,6 +41,8 @@ pub enum ApiError {
     /// An event stream over its token's or the server's cap.
     #[error("{detail}")]
     TooManyStreams { detail: String, retry_after: u64 },
+    #[error("too many failed authentications from this address; retry in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -63,9 +65,9 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApiError::TooManyRequests { .. } | ApiError::TooManyStreams { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyRequests { .. }
+            | ApiError::TooManyStreams { .. }
+            | ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,7 +86,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid-field",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PreconditionFailed { .. } => "precondition-failed",
-            ApiError::TooManyRequests { .. } => "rate-limited",
+            ApiError::TooManyRequests { .. } | ApiError::TooManyFailures { .. } => "rate-limited",
             ApiError::TooManyStreams { .. } => "too-many-streams",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -213,7 +215,8 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::TooManyRequests { retry_after }
-            | ApiError::TooManyStreams { retry_after, .. } => {
+            | ApiError::TooManyStreams { retry_after, .. }
+            | ApiError::TooManyFailures { retry_after } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }

@@ -798,7 +798,7 @@ pub enum TokenProblems {
     Unauthorized(Problem),
     #[response(
         status = 429,
-        description = "This token has spent its request budget; retry after `Retry-After` seconds",
+        description = "This token has spent its request budget, or this address has presented too many unknown tokens; retry after `Retry-After` seconds",
         content_type = "application/problem+json",
         headers(("Retry-After" = String, description = "Seconds to wait before retrying"))
     )]
@@ -934,6 +934,15 @@ Errors are `application/problem+json` (RFC 9457). Checks run in this order and t
 fails answers: authentication (401), role (403), body media type, size and syntax (415, 413, 400), \
 the resource in the path (404; a malformed id is 404 too), fields (422), idempotency replay, \
 `If-Match` (412), then the life-cycle rules (409, else 403).
+
+Every response carries `X-Content-Type-Options: nosniff`, and every response under `/v1` \
+`Cache-Control: no-store`. The Authorization header may appear once (400 otherwise). Unknown \
+tokens are limited per client address (429 with `Retry-After` beyond about 100 at once, then 10 \
+a second); valid tokens from that address are still served. Text that is indexed has a limit in \
+UTF-8 bytes beside its limit in characters (`maxLength`): a story's `url` 2,600 bytes, a claim's \
+`subject` and `property` 1,200 bytes each once normalized for matching (422 beyond). A JSON \
+number beyond a double's range is read exactly where a decimal is expected (`amount`, \
+`lower`, `upper`) and is 422 naming the field elsewhere.
 
 Reads from projections accept `wait_for=<position>`: the answer waits until the projections it \
 reads have applied that position (up to 5 s, then 503 with `Retry-After`).";

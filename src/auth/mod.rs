@@ -4,7 +4,7 @@
 mod cache;
 mod tokens;
 
-pub use cache::{REFRESH, TokenCache};
+pub use cache::{MIN_RELOAD_GAP, REFRESH, TokenCache};
 
 /// [`REFRESH`] in whole seconds, for messages.
 pub const REFRESH_SECS: u64 = 2;

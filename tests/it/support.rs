@@ -187,6 +187,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The services behind the API (a handle on the same fact cache).
     pub services: factlog::service::Services,
+    /// The router the socket serves, to call without the server loop (as
+    /// a test that sets the peer's address itself does).
+    pub router: axum::Router,
 }
 
 pub struct AppOptions {
@@ -202,6 +205,9 @@ pub struct AppOptions {
     pub server: factlog::api::ServerLimits,
     /// Event streams per token and in all.
     pub streams: factlog::api::StreamCaps,
+    /// Failed authentications per address, per second and burst (0: off);
+    /// `None`: as `factlog serve` limits them.
+    pub auth_failures: Option<(f64, f64)>,
 }
 
 /// What `factlog serve` uses unless told otherwise.
@@ -238,6 +244,7 @@ impl Default for AppOptions {
                 ..Default::default()
             },
             streams: factlog::api::StreamCaps::default(),
+            auth_failures: None,
         }
     }
 }
@@ -293,12 +300,16 @@ impl TestApp {
                 request_timeout: std::time::Duration::from_secs(10),
                 cors_origins: vec![],
             },
-            rate: std::sync::Arc::new(factlog::api::ratelimit::RateLimiter::new(
-                opts.rate.0,
-                opts.rate.1,
-            )),
+            rate: std::sync::Arc::new({
+                let rate = factlog::api::ratelimit::RateLimiter::new(opts.rate.0, opts.rate.1);
+                match opts.auth_failures {
+                    Some((per_second, burst)) => rate.with_failure_limit(per_second, burst),
+                    None => rate,
+                }
+            }),
             streams: factlog::api::StreamSlots::new(opts.streams),
         });
+        let router = app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -314,6 +325,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             services,
+            router,
         }
     }
 
