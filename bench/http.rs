@@ -22,7 +22,7 @@ mod common;
 
 use bytes::Bytes;
 use factlog::db::{self, EphemeralCluster};
-use factlog::projections::{self, Projection};
+use factlog::projections::{self, AnyProjection};
 use factlog::store::{EventStore, StoreConfig};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -1992,11 +1992,11 @@ async fn rebuild(bench: &Bench) -> String {
         let rebuild_first = round.is_multiple_of(2);
         for side in 0..2 {
             if (side == 0) == rebuild_first {
-                for p in projections::ALL {
+                for &p in projections::ALL {
                     r.projections
                         .push(rebuild_run(&db.pool, &[p], bench.postmaster).await);
                 }
-                r.together = Some(rebuild_run(&db.pool, &projections::ALL, bench.postmaster).await);
+                r.together = Some(rebuild_run(&db.pool, projections::ALL, bench.postmaster).await);
             } else {
                 r.copy = copy_events(&db.pool).await;
                 r.insert_select = insert_select_events(&db.pool).await;
@@ -2230,7 +2230,11 @@ async fn rebuild(bench: &Bench) -> String {
     out
 }
 
-async fn rebuild_run(pool: &PgPool, list: &[Projection], postmaster: Option<u32>) -> ProjectionRun {
+async fn rebuild_run(
+    pool: &PgPool,
+    list: &[&'static dyn AnyProjection],
+    postmaster: Option<u32>,
+) -> ProjectionRun {
     checkpoint(pool).await;
     let before = CpuSnapshot::take(postmaster, None);
     let start = Instant::now();

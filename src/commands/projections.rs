@@ -1,7 +1,7 @@
 use super::{open_database, open_store};
 use crate::config::Settings;
 use crate::progress::Progress;
-use crate::projections::{self, Projection};
+use crate::projections::{self, AnyProjection};
 
 /// `factlog worker`: projection workers only, until SIGINT or SIGTERM. Any
 /// number may run, anywhere; they share the work through PostgreSQL.
@@ -32,12 +32,16 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
 
 /// `factlog rebuild [PROJECTION]`.
 pub async fn rebuild(settings: &Settings, which: Option<&str>) -> anyhow::Result<()> {
-    let list: Vec<Projection> = match which {
+    let list: Vec<&'static dyn AnyProjection> = match which {
         None => projections::ALL.to_vec(),
-        Some(name) => vec![Projection::parse(name).ok_or_else(|| {
+        Some(name) => vec![projections::parse(name).ok_or_else(|| {
             anyhow::anyhow!(
                 "unknown projection {name:?}; there are: {}",
-                projections::ALL.map(|p| p.name()).join(", ")
+                projections::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?],
     };
@@ -46,7 +50,7 @@ pub async fn rebuild(settings: &Settings, which: Option<&str>) -> anyhow::Result
         .await?
         .position
         .max(0) as u64;
-    // Every projection asked for is built in one pass over the log.
+    // Every projection asked for is built up to the same head.
     let mut progress = Progress::new("rebuild", Some(total));
     let result =
         projections::rebuild_many(&database.pool, &list, |done| progress.update(done)).await;

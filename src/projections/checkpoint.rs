@@ -26,12 +26,15 @@ type Row = (
     Option<DateTime<Utc>>,
 );
 
+/// The checkpoints of the projections there are ([`super::ALL`]), by name.
 pub async fn checkpoints(pool: &PgPool) -> Result<Vec<Checkpoint>, StoreError> {
+    let names: Vec<&str> = super::ALL.iter().map(|p| p.name()).collect();
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT c.name, c.position, c.updated_at, c.failed_position, c.last_error, \
                 (SELECT e.recorded_at FROM events e WHERE e.position = c.position + 1) \
-         FROM projection_checkpoints c ORDER BY c.name",
+         FROM projection_checkpoints c WHERE c.name = ANY($1) ORDER BY c.name",
     )
+    .bind(names)
     .fetch_all(pool)
     .await?;
     Ok(rows

@@ -10,74 +10,259 @@ pub mod read;
 mod rebuild;
 mod runner;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
-use crate::store::{LogRow, StoreError, read_rows_in};
+use crate::store::{EventStore, StoreError, read_rows_in};
 
+pub use crate::store::LogRow;
 pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
 pub use rebuild::{
     BulkTimings, RebuildOptions, RebuildReport, rebuild, rebuild_many, rebuild_with,
 };
 pub use runner::{DEFAULT_LINGER, Runner, batch_options, explain_open_states, spawn_all};
 
-/// The projections there are, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Projection {
-    /// Claims and facts: each claim's state per transaction that changed it
-    /// (its open version is its current state, which the claims listings
-    /// read), each fact's row and summary, and the facts' histories.
-    Facts,
+/// A projection: a read model the runner keeps up with the log, batch by
+/// batch, and `factlog rebuild` builds afresh and swaps in. A new projection
+/// is one file implementing this, a migration creating its tables and its
+/// checkpoint row (`projection_checkpoints`), and an entry in [`ALL`].
+///
+/// Its code names its tables unqualified: a rebuild points `search_path` at
+/// their shadow copies and catches up through the same [`Projection::apply`].
+pub trait Projection: Sync + 'static {
+    /// Its name: its checkpoint row, `factlog rebuild NAME`, metrics labels.
+    const NAME: &'static str;
+    /// The tables it owns, rebuilt and swapped together. Each holds at least
+    /// one row once the projection has applied an event (a rebuild refuses
+    /// to swap in a table its bulk pass left empty otherwise).
+    const TABLES: &'static [&'static str];
+    /// Its advisory lock, unique among projections: whoever holds it owns
+    /// the projection for one batch or one swap (see [`runner`]).
+    const LOCK_ID: i64;
+    /// Events per live batch: bounds a batch's memory and the size of its
+    /// transaction when a worker is far behind.
+    const BATCH_SIZE: i64;
+
+    /// An event of the log as this projection applies it, decoded once, when
+    /// read.
+    type Event: Send + Sync;
+    /// What a worker keeps between its batches (`()` for nothing).
+    type Memory: Memory;
+
+    /// The event a log row is to this projection: `None` for a row it does
+    /// not apply (its checkpoint moves past it all the same), an error for
+    /// one it cannot read (the projection stops there).
+    fn decode(row: LogRow) -> Option<Result<Self::Event, ProjectionError>>;
+
+    /// Applies a batch inside the transaction that moves the checkpoint
+    /// past it. `memory` is what the worker knows from its committed batches;
+    /// what is returned is added to it once this batch commits.
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[Self::Event],
+        memory: &Self::Memory,
+    ) -> impl Future<Output = Result<Learned<Self>, ProjectionError>> + Send;
+
+    /// Fills the shadow copies of [`Projection::TABLES`] (created empty, without
+    /// indexes) from the log up to `upto`, as the live path would have, and
+    /// gives them the live tables' indexes; reports the position it reached.
+    /// There is deliberately no default: a projection without a bulk pass
+    /// would swap in empty tables. `progress` is told how far it got.
+    fn rebuild_bulk(
+        &self,
+        shadow: &Shadow<'_>,
+        upto: i64,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> impl Future<Output = Result<BulkReport, ProjectionError>> + Send;
 }
 
-pub const ALL: [Projection; 1] = [Projection::Facts];
+/// What a batch of `P` adds to its worker's memory.
+pub type Learned<P> = <<P as Projection>::Memory as Memory>::Learned;
 
-impl Projection {
-    pub fn name(self) -> &'static str {
-        match self {
-            Projection::Facts => "facts",
-        }
+/// What a worker remembers between its batches to spare itself look-ups:
+/// only what committed batches left, and forgotten when the projection's
+/// generation changes (a rebuild's swap, or a migration starting it over).
+pub trait Memory: Default + Send + Sync {
+    /// What one batch adds.
+    type Learned: Default + Send;
+    /// Forgets everything when `generation` is not the one known so far;
+    /// called before every batch.
+    fn at_generation(&mut self, generation: i64);
+    /// Adds what a batch learned, once it has committed.
+    fn learn(&mut self, learned: Self::Learned);
+}
+
+impl Memory for () {
+    type Learned = ();
+    fn at_generation(&mut self, _: i64) {}
+    fn learn(&mut self, _: ()) {}
+}
+
+/// Where a bulk pass writes: a schema holding empty copies of the
+/// projection's tables, and how to open connections of its own.
+pub struct Shadow<'a> {
+    pub schema: &'a str,
+    pub connect: &'a PgConnectOptions,
+}
+
+/// What a bulk pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BulkReport {
+    /// The last position it applied: `upto`.
+    pub position: i64,
+    /// Where its time went (a projection fills in the stages it has).
+    pub timings: BulkTimings,
+}
+
+/// The facts projection.
+pub const FACTS: &dyn AnyProjection = &facts::Facts;
+
+/// Every projection, once: the runners (`spawn_all`), `factlog rebuild`,
+/// `/readyz`, `/metrics` and `wait_for` all take them from here.
+pub const ALL: &[&dyn AnyProjection] = &[FACTS];
+
+/// The one with that name.
+pub fn parse(name: &str) -> Option<&'static dyn AnyProjection> {
+    ALL.iter().copied().find(|p| p.name() == name)
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A [`Projection`] whatever its types, as [`ALL`] holds it; implemented
+/// for every projection.
+pub trait AnyProjection: Sync {
+    fn name(&self) -> &'static str;
+    fn tables(&self) -> &'static [&'static str];
+    /// The advisory lock key (shared by runner and rebuild).
+    fn lock_key(&self) -> i64;
+    /// Starts a runner for it, waiting at least `linger` between batches
+    /// while it keeps up.
+    fn spawn(
+        &'static self,
+        pool: &PgPool,
+        store: &EventStore,
+        stop: watch::Receiver<bool>,
+        linger: Duration,
+    ) -> tokio::task::JoinHandle<()>;
+    #[doc(hidden)]
+    fn rebuild_bulk<'a>(
+        &'a self,
+        shadow: &'a Shadow<'a>,
+        upto: i64,
+        progress: &'a mut (dyn FnMut(u64) + Send),
+    ) -> BoxFuture<'a, Result<BulkReport, ProjectionError>>;
+    /// Reads the batch after `after` and applies it as a worker that knows
+    /// nothing would; the position of its last event and the events read, or
+    /// `None` at the head.
+    #[doc(hidden)]
+    fn apply_next<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, usize)>, ProjectionError>>;
+    /// The position of the first event after `after`, up to `upto`, that
+    /// it applies (or cannot read).
+    #[doc(hidden)]
+    fn first_applied<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        after: i64,
+        upto: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, ProjectionError>>;
+}
+
+impl std::fmt::Debug for dyn AnyProjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<P: Projection> AnyProjection for P {
+    fn name(&self) -> &'static str {
+        P::NAME
     }
 
-    pub fn parse(name: &str) -> Option<Projection> {
-        ALL.into_iter().find(|p| p.name() == name)
+    fn tables(&self) -> &'static [&'static str] {
+        P::TABLES
     }
 
-    /// The tables the projection owns (rebuilt and swapped together).
-    pub fn tables(self) -> &'static [&'static str] {
-        match self {
-            Projection::Facts => &["facts_view", "claim_versions"],
-        }
+    fn lock_key(&self) -> i64 {
+        runner::lock_key(P::LOCK_ID)
     }
 
-    /// Applies a batch; tables are named unqualified so a rebuild can point
-    /// `search_path` at its shadow copies. `known` is what the caller knows
-    /// to be in those tables already; the batch adds to `learned` what will
-    /// be there once it commits (for the caller to add to `known` then).
-    pub(crate) async fn apply(
-        self,
-        conn: &mut sqlx::PgConnection,
-        events: &[LogEvent],
-        known: &KnownFacts,
-        learned: &mut Vec<Uuid>,
-    ) -> Result<(), ProjectionError> {
-        match self {
-            Projection::Facts => facts::apply(conn, events, known, learned).await,
-        }
+    fn spawn(
+        &'static self,
+        pool: &PgPool,
+        store: &EventStore,
+        stop: watch::Receiver<bool>,
+        linger: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let runner = Runner::new(pool.clone(), store.clone(), self).with_linger(linger);
+        tokio::spawn(runner.run(stop))
     }
 
-    /// Events per live batch: bounds a batch's memory and the size of its
-    /// transaction when a worker is far behind. A facts batch writes each
-    /// changed claim's state again (its new version) and reads and writes its
-    /// facts' summaries; at 500 events the server's peak RSS in the `writes`
-    /// benchmark rose from 22 to 49 MB with no gain in throughput, so it
-    /// stays at 100.
-    pub(crate) fn batch_size(self) -> i64 {
-        match self {
-            Projection::Facts => 100,
-        }
+    fn rebuild_bulk<'a>(
+        &'a self,
+        shadow: &'a Shadow<'a>,
+        upto: i64,
+        progress: &'a mut (dyn FnMut(u64) + Send),
+    ) -> BoxFuture<'a, Result<BulkReport, ProjectionError>> {
+        Box::pin(Projection::rebuild_bulk(self, shadow, upto, progress))
+    }
+
+    fn apply_next<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, usize)>, ProjectionError>> {
+        Box::pin(async move {
+            let batch = read_batch::<P>(conn, after, limit).await?;
+            let Some(last) = batch.last else {
+                return Ok(None);
+            };
+            self.apply(conn, &batch.events, &P::Memory::default())
+                .await?;
+            Ok(Some((last, batch.read)))
+        })
+    }
+
+    fn first_applied<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        mut after: i64,
+        upto: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, ProjectionError>> {
+        Box::pin(async move {
+            while after < upto {
+                let rows = read_rows_in(conn, after, (upto - after).min(1_000)).await?;
+                let Some(last) = rows.last().map(|r| r.position) else {
+                    return Ok(None);
+                };
+                for r in rows {
+                    let position = r.position;
+                    if position > upto {
+                        return Ok(None);
+                    }
+                    if P::decode(r).is_some() {
+                        return Ok(Some(position));
+                    }
+                }
+                after = last;
+            }
+            Ok(None)
+        })
     }
 }
 
@@ -91,6 +276,18 @@ pub enum ProjectionError {
     /// A stage of a rebuild stopped (its task failed or ended early).
     #[error("rebuild stage failed: {0}")]
     Stage(String),
+    /// A bulk pass left a table empty, or stopped short, though the log holds
+    /// events the projection applies: nothing is swapped in.
+    #[error(
+        "the bulk pass of {projection} {what}, though the log up to {upto} holds events it \
+         applies (the first at position {first}); nothing was swapped in"
+    )]
+    HollowBulk {
+        projection: &'static str,
+        what: String,
+        upto: i64,
+        first: i64,
+    },
 }
 
 impl From<sqlx::Error> for ProjectionError {
@@ -119,17 +316,20 @@ impl KnownFacts {
     pub(crate) fn contains(&self, id: &Uuid) -> bool {
         self.ids.contains(id)
     }
+}
 
-    /// Forgets everything when `generation` is not the one known so far.
-    pub(crate) fn at_generation(&mut self, generation: i64) {
+impl Memory for KnownFacts {
+    /// Facts whose rows the batch leaves in place.
+    type Learned = Vec<Uuid>;
+
+    fn at_generation(&mut self, generation: i64) {
         if self.generation != Some(generation) {
             self.ids.clear();
             self.generation = Some(generation);
         }
     }
 
-    /// Adds facts whose rows a committed batch left in place.
-    pub(crate) fn learn(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+    fn learn(&mut self, ids: Vec<Uuid>) {
         for id in ids {
             if self.ids.len() >= Self::CAPACITY {
                 self.ids.clear();
@@ -173,25 +373,26 @@ impl LogEvent {
     }
 }
 
-/// A live batch: the claim events among the next `limit` events of the log,
-/// and the position of the last event read (a claim's or not), which is where
-/// the batch's checkpoint moves to.
-pub(crate) struct Batch {
-    pub events: Vec<LogEvent>,
+/// A live batch: the events a projection applies among the next `limit`
+/// events of the log, and the position of the last event read (applied or
+/// not), which is where the batch's checkpoint moves to.
+pub(crate) struct Batch<E> {
+    pub events: Vec<E>,
     pub last: Option<i64>,
     /// Events read, claim events or not.
     pub read: usize,
 }
 
-/// Reads the events after `after`, decoding each claim event's data straight
-/// from its JSON text. An event that cannot be read ends the batch just before
-/// it, so that what precedes it is applied; a batch that would start with it
-/// is an error at its position, where the projection then stops.
-pub(crate) async fn read_batch(
-    conn: &mut sqlx::PgConnection,
+/// Reads the events after `after`, each decoded by `P` (the facts projection
+/// decodes a claim event's data straight from its JSON text). An event that
+/// cannot be read ends the batch just before it, so that what precedes it is
+/// applied; a batch that would start with it is an error at its position,
+/// where the projection then stops.
+pub(crate) async fn read_batch<P: Projection>(
+    conn: &mut PgConnection,
     after: i64,
     limit: i64,
-) -> Result<Batch, ProjectionError> {
+) -> Result<Batch<P::Event>, ProjectionError> {
     let rows = read_rows_in(conn, after, limit).await?;
     let mut batch = Batch {
         events: Vec::with_capacity(rows.len()),
@@ -200,7 +401,7 @@ pub(crate) async fn read_batch(
     };
     for r in rows {
         let position = r.position;
-        match LogEvent::of(r) {
+        match P::decode(r) {
             None => {}
             Some(Ok(e)) => batch.events.push(e),
             Some(Err(e)) if batch.last.is_none() => return Err(e),

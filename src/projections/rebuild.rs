@@ -2,11 +2,11 @@
 //! shadow tables, then swaps them in atomically.
 //!
 //! The shadow tables live in a schema of their own per projection, with the
-//! same table names. The bulk of the log goes through one bulk pass
-//! ([`super::bulk`]): the claims are folded one at a time from events the
-//! server sorts by claim, and the rows loaded with `COPY`, for every
-//! projection being rebuilt at once; the tables then get the live tables'
-//! indexes. The projection code names its tables
+//! same table names. The bulk of the log goes through each projection's own
+//! bulk pass ([`Projection::rebuild_bulk`](super::Projection::rebuild_bulk);
+//! the facts projection's is [`super::bulk`]), up to the same head for all;
+//! a pass that leaves a table empty though the log holds events its
+//! projection applies fails the rebuild. The projection code names its tables
 //! unqualified, so pointing `search_path` at the shadow schema is all it takes
 //! to apply what was appended meanwhile through the live path. Reads keep
 //! using the live tables until the swap. The swap transaction takes the
@@ -19,9 +19,7 @@ use std::time::Instant;
 
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::bulk::{self, Targets};
-use super::runner::lock_key;
-use super::{KnownFacts, Projection, ProjectionError, read_batch};
+use super::{AnyProjection, BulkReport, ProjectionError, Shadow};
 use crate::store::{StoreError, read_head};
 
 pub use super::bulk::BulkTimings;
@@ -37,7 +35,7 @@ pub struct RebuildReport {
     pub position: i64,
     /// From the start of the rebuild to this projection's swap.
     pub seconds: f64,
-    /// The bulk pass (shared by every projection rebuilt together).
+    /// The projection's bulk pass.
     pub bulk: BulkTimings,
     /// Applying what was appended during the bulk pass, then the swap.
     pub catch_up_seconds: f64,
@@ -52,7 +50,10 @@ pub struct RebuildOptions {
     pub bulk_until: Option<i64>,
 }
 
-fn shadow_schema(p: Projection) -> String {
+/// The projections to rebuild, each once, in the order given.
+pub type Projections<'a> = &'a [&'static dyn AnyProjection];
+
+fn shadow_schema(p: &dyn AnyProjection) -> String {
     format!("factlog_rebuild_{}", p.name())
 }
 
@@ -69,7 +70,7 @@ async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), ProjectionErro
 /// when `conn` is already inside the swap transaction.
 async fn catch_up(
     conn: &mut PgConnection,
-    p: Projection,
+    p: &dyn AnyProjection,
     schema: &str,
     mut from: i64,
 ) -> Result<(i64, u64), ProjectionError> {
@@ -77,21 +78,13 @@ async fn catch_up(
     loop {
         let mut tx = conn.begin().await.map_err(StoreError::from)?;
         exec(&mut tx, format!("SET LOCAL search_path = {schema}, public")).await?;
-        let batch = read_batch(&mut tx, from, BATCH).await?;
-        let Some(last) = batch.last else {
+        // Shadow tables are new to every worker: nothing is known there.
+        let Some((last, read)) = p.apply_next(&mut tx, from, BATCH).await? else {
             tx.commit().await.map_err(StoreError::from)?;
             return Ok((from, done));
         };
-        // Shadow tables are new to every worker: nothing is known there.
-        p.apply(
-            &mut tx,
-            &batch.events,
-            &KnownFacts::default(),
-            &mut Vec::new(),
-        )
-        .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        done += batch.read as u64;
+        done += read as u64;
         from = last;
     }
 }
@@ -99,8 +92,8 @@ async fn catch_up(
 /// Rebuilds one projection.
 pub async fn rebuild(
     pool: &PgPool,
-    p: Projection,
-    progress: impl FnMut(u64),
+    p: &'static dyn AnyProjection,
+    progress: impl FnMut(u64) + Send,
 ) -> Result<RebuildReport, ProjectionError> {
     let reports = rebuild_with(pool, &[p], RebuildOptions::default(), progress).await?;
     reports
@@ -109,11 +102,11 @@ pub async fn rebuild(
         .ok_or_else(|| ProjectionError::Stage("no projection was rebuilt".into()))
 }
 
-/// Rebuilds several projections with one pass over the log.
+/// Rebuilds several projections up to the same head.
 pub async fn rebuild_many(
     pool: &PgPool,
-    projections: &[Projection],
-    progress: impl FnMut(u64),
+    projections: Projections<'_>,
+    progress: impl FnMut(u64) + Send,
 ) -> Result<Vec<RebuildReport>, ProjectionError> {
     rebuild_with(pool, projections, RebuildOptions::default(), progress).await
 }
@@ -121,19 +114,18 @@ pub async fn rebuild_many(
 /// [`rebuild_many`] with options; `progress` is told the position reached.
 pub async fn rebuild_with(
     pool: &PgPool,
-    projections: &[Projection],
+    projections: Projections<'_>,
     options: RebuildOptions,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) + Send,
 ) -> Result<Vec<RebuildReport>, ProjectionError> {
     let started = Instant::now();
-    let mut list: Vec<Projection> = Vec::new();
-    for p in projections {
-        if !list.contains(p) {
-            list.push(*p);
+    let mut list: Vec<&'static dyn AnyProjection> = Vec::new();
+    for &p in projections {
+        if !list.iter().any(|q| q.name() == p.name()) {
+            list.push(p);
         }
     }
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let mut targets = Targets { facts: None };
     for &p in &list {
         let schema = shadow_schema(p);
         // A rebuild that died half-way left its shadow behind: start clean.
@@ -171,19 +163,26 @@ pub async fn rebuild_with(
             )
             .await?;
         }
-        match p {
-            Projection::Facts => targets.facts = Some(schema),
-        }
     }
 
     // The bulk of the work, beside the live projections: the log up to its
-    // head now, in one pass.
+    // head now, each projection in one pass of its own.
     let head = read_head(pool).await?.position;
     let upto = options.bulk_until.map_or(head, |u| u.clamp(0, head));
-    let loaded = bulk::load(&pool.connect_options(), &targets, 0, upto, &mut progress).await?;
+    let mut bulks = Vec::with_capacity(list.len());
+    for &p in &list {
+        let schema = shadow_schema(p);
+        let shadow = Shadow {
+            schema: &schema,
+            connect: &pool.connect_options(),
+        };
+        let bulk = p.rebuild_bulk(&shadow, upto, &mut progress).await?;
+        check_bulk(&mut conn, p, &schema, upto, &bulk).await?;
+        bulks.push(bulk);
+    }
 
     let mut reports = Vec::with_capacity(list.len());
-    for p in list {
+    for (p, loaded) in list.into_iter().zip(bulks) {
         let t = Instant::now();
         let schema = shadow_schema(p);
         // What was appended during the pass, outside the lock.
@@ -201,20 +200,48 @@ pub async fn rebuild_with(
             catch_up_seconds: t.elapsed().as_secs_f64(),
         });
     }
-    let b = &loaded.timings;
-    tracing::info!(
-        claims = loaded.claims,
-        total = b.total,
-        reading = b.reading,
-        folding = b.folding,
-        fold_waiting_for_reader = b.fold_waiting_for_reader,
-        laying_out = b.laying_out,
-        fold_waiting_for_writers = b.fold_waiting_for_writers,
-        loading_tail = b.loading_tail,
-        indexing = b.indexing,
-        "rebuild bulk pass (seconds per stage)"
-    );
     Ok(reports)
+}
+
+/// Refuses a bulk pass that stopped short of `upto`, or left one of its
+/// projection's tables empty, while the log up to `upto` holds events the
+/// projection applies: swapped in, such tables would silently lose the
+/// history (the live path only catches up from where the pass stopped).
+async fn check_bulk(
+    conn: &mut PgConnection,
+    p: &dyn AnyProjection,
+    schema: &str,
+    upto: i64,
+    bulk: &BulkReport,
+) -> Result<(), ProjectionError> {
+    let mut hollow = Vec::new();
+    if bulk.position != upto {
+        hollow.push(format!("stopped at {} rather than {upto}", bulk.position));
+    }
+    for t in p.tables() {
+        // Identifiers from the fixed projection registry, never from input.
+        let filled: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {schema}.{t})"
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
+        if !filled {
+            hollow.push(format!("left {t} empty"));
+        }
+    }
+    if hollow.is_empty() {
+        return Ok(());
+    }
+    match p.first_applied(conn, 0, upto).await? {
+        // Nothing to apply: empty tables are the right ones.
+        None => Ok(()),
+        Some(first) => Err(ProjectionError::HollowBulk {
+            projection: p.name(),
+            what: hollow.join(" and "),
+            upto,
+            first,
+        }),
+    }
 }
 
 /// Under the ownership lock: finish the tail, replace the live tables with
@@ -222,13 +249,13 @@ pub async fn rebuild_with(
 /// and the events applied.
 async fn swap(
     conn: &mut PgConnection,
-    p: Projection,
+    p: &dyn AnyProjection,
     schema: &str,
     from: i64,
 ) -> Result<(i64, u64), ProjectionError> {
     let mut tx = conn.begin().await.map_err(StoreError::from)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_key(p))
+        .bind(p.lock_key())
         .execute(&mut *tx)
         .await?;
     let (position, tail) = catch_up(&mut tx, p, schema, from).await?;

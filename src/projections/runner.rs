@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::checkpoint;
-use super::{KnownFacts, Projection, ProjectionError, read_batch};
+use super::{Memory, Projection, ProjectionError, read_batch};
 use crate::store::{EventStore, StoreError};
 
 /// How long an idle or non-owning worker waits before looking again, when
@@ -48,13 +48,12 @@ const COALESCE: Duration = Duration::from_millis(3);
 /// and then it never waits.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 
-/// The advisory lock key of a projection (shared by runner and rebuild).
-pub(crate) fn lock_key(p: Projection) -> i64 {
+/// The advisory lock key of the projection whose [`Projection::LOCK_ID`] is
+/// `id` (shared by runner and rebuild).
+pub(crate) fn lock_key(id: i64) -> i64 {
     // A fixed, readable namespace in the high bits; the projection in the low.
     let ns: i64 = 0x0FAC_7106 << 16;
-    ns | match p {
-        Projection::Facts => 2,
-    }
+    ns | (id & 0xFFFF)
 }
 
 enum Step {
@@ -66,10 +65,10 @@ enum Step {
     NotOwner,
 }
 
-pub struct Runner {
+pub struct Runner<P: 'static> {
     pool: PgPool,
     store: EventStore,
-    projection: Projection,
+    projection: &'static P,
     linger: Duration,
 }
 
@@ -125,8 +124,8 @@ pub async fn explain_open_states(
     )
 }
 
-impl Runner {
-    pub fn new(pool: PgPool, store: EventStore, projection: Projection) -> Self {
+impl<P: Projection> Runner<P> {
+    pub fn new(pool: PgPool, store: EventStore, projection: &'static P) -> Self {
         Runner {
             pool,
             store,
@@ -144,9 +143,9 @@ impl Runner {
     async fn step(
         &self,
         slot: &mut Option<PgConnection>,
-        known: &mut KnownFacts,
+        memory: &mut P::Memory,
     ) -> Result<Step, ProjectionError> {
-        let name = self.projection.name();
+        let name = P::NAME;
         let conn = match slot {
             Some(c) => c,
             None => slot.insert(
@@ -157,21 +156,21 @@ impl Runner {
         };
         let mut tx = conn.begin().await.map_err(StoreError::from)?;
         let owner: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(lock_key(self.projection))
+            .bind(lock_key(P::LOCK_ID))
             .fetch_one(&mut *tx)
             .await?;
         if !owner {
             return Ok(Step::NotOwner);
         }
         let (from, generation) = checkpoint::read(&mut *tx, name).await?;
-        known.at_generation(generation);
-        let batch = read_batch(&mut tx, from, self.projection.batch_size()).await?;
+        memory.at_generation(generation);
+        let batch = read_batch::<P>(&mut tx, from, P::BATCH_SIZE).await?;
         let Some(last) = batch.last else {
             return Ok(Step::Idle);
         };
-        let mut learned = Vec::new();
-        self.projection
-            .apply(&mut tx, &batch.events, known, &mut learned)
+        let learned = self
+            .projection
+            .apply(&mut tx, &batch.events, memory)
             .await?;
         if !checkpoint::advance(&mut tx, name, from, last).await? {
             // Someone else moved the checkpoint: drop this batch entirely.
@@ -179,21 +178,21 @@ impl Runner {
         }
         tx.commit().await.map_err(StoreError::from)?;
         // Only what committed is known.
-        known.learn(learned);
+        memory.learn(learned);
         metrics::counter!("factlog_projection_events_applied_total", "projection" => name)
             .increment(batch.read as u64);
         Ok(Step::Applied {
-            full: batch.read as i64 >= self.projection.batch_size(),
+            full: batch.read as i64 >= P::BATCH_SIZE,
         })
     }
 
     /// Runs until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let name = self.projection.name();
+        let name = P::NAME;
         let mut head = self.store.head_watch();
         let mut attempt = 0u32;
         let mut conn: Option<PgConnection> = None;
-        let mut known = KnownFacts::default();
+        let mut memory = P::Memory::default();
         tracing::info!(projection = name, "projection worker started");
         loop {
             if *stop.borrow() {
@@ -203,7 +202,7 @@ impl Runner {
                 .set(chrono::Utc::now().timestamp() as f64);
             head.borrow_and_update();
             let started = tokio::time::Instant::now();
-            let outcome = self.step(&mut conn, &mut known).await;
+            let outcome = self.step(&mut conn, &mut memory).await;
             if outcome.is_err() {
                 // Whatever went wrong, the next attempt starts on a fresh connection.
                 conn = None;
@@ -269,10 +268,7 @@ pub fn spawn_all(
     linger: Duration,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     super::ALL
-        .into_iter()
-        .map(|p| {
-            let runner = Runner::new(pool.clone(), store.clone(), p).with_linger(linger);
-            tokio::spawn(runner.run(stop.clone()))
-        })
+        .iter()
+        .map(|p| p.spawn(pool, store, stop.clone(), linger))
         .collect()
 }

@@ -16,7 +16,7 @@ use crate::domain::claim::Claim;
 use crate::domain::fact::{self, Fact};
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{self as pread, ClaimFilter, FactFilter};
-use crate::projections::{self, Projection};
+use crate::projections::{self, AnyProjection};
 use crate::store::integrity::{self, IntegrityReport, IntegrityState};
 use crate::store::{self, AuditFilter, RecordedEvent};
 
@@ -29,13 +29,13 @@ pub enum Source {
     /// The log itself (a claim, a story's own fields, events, audit, integrity).
     Log,
     /// One or more projections.
-    Projections(&'static [Projection]),
+    Projections(&'static [&'static dyn AnyProjection]),
     /// Current fact documents: the fact cache's watermark when there is a
     /// cache, else the facts projection.
     FactDocuments,
 }
 
-pub const FACTS: Source = Source::Projections(&[Projection::Facts]);
+pub const FACTS: Source = Source::Projections(&[projections::FACTS]);
 /// Claims are their open versions, which the facts projection keeps.
 pub const CLAIMS: Source = FACTS;
 pub const FACT_DOCUMENTS: Source = Source::FactDocuments;
@@ -91,7 +91,8 @@ impl Services {
                     projections::lowest_checkpoint(self.store.pool(), &names).await?
                 }
                 Source::FactDocuments => {
-                    projections::lowest_checkpoint(self.store.pool(), &["facts"]).await?
+                    projections::lowest_checkpoint(self.store.pool(), &[projections::FACTS.name()])
+                        .await?
                 }
             };
             if reached >= position {

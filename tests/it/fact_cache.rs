@@ -293,13 +293,9 @@ async fn a_rebuild_replaces_what_the_cache_holds() {
         "the listing goes through the fact cache"
     );
 
-    factlog::projections::rebuild(
-        &app.db.pool,
-        factlog::projections::Projection::Facts,
-        |_| {},
-    )
-    .await
-    .expect("rebuild");
+    factlog::projections::rebuild(&app.db.pool, factlog::projections::FACTS, |_| {})
+        .await
+        .expect("rebuild");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let f = fact(&app, &d.reader, &f_id, p).await;

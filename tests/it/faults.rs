@@ -301,7 +301,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_write() {
     server.kill().expect("stop");
     server.wait().expect("reap");
     let live = crate::projection_runs::dump(&db).await;
-    for p in factlog::projections::ALL {
+    for &p in factlog::projections::ALL {
         factlog::projections::rebuild(&db.pool, p, |_| {})
             .await
             .expect("rebuild");
@@ -439,7 +439,7 @@ async fn a_database_crash_mid_projection_neither_skips_nor_double_applies() {
         live.iter().all(|(_, rows)| !rows.is_empty()),
         "every projection table has rows"
     );
-    for p in factlog::projections::ALL {
+    for &p in factlog::projections::ALL {
         factlog::projections::rebuild(&app.db.pool, p, |_| {})
             .await
             .expect("rebuild");

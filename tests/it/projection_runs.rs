@@ -193,7 +193,7 @@ async fn project_live(db: &TestDb, store: &EventStore) {
 }
 
 async fn rebuild_all(db: &TestDb) {
-    for p in ALL {
+    for &p in ALL {
         projections::rebuild(&db.pool, p, |_| {})
             .await
             .expect("rebuild");
@@ -242,7 +242,7 @@ async fn rebuilt_tables_equal_the_ones_built_live() {
         assert_same(&live, &dump(&db).await);
         assert_eq!(lowest(&db).await, head(&db).await);
         // Both in one pass, as `factlog rebuild` does.
-        projections::rebuild_many(&db.pool, &ALL, |_| {})
+        projections::rebuild_many(&db.pool, ALL, |_| {})
             .await
             .expect("rebuild both");
         assert_same(&live, &dump(&db).await);
@@ -575,7 +575,7 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
     ] {
         projections::rebuild_with(
             &db.pool,
-            &ALL,
+            ALL,
             RebuildOptions {
                 bulk_until: Some(at),
             },
@@ -592,7 +592,7 @@ async fn rebuilds_equal_live_wherever_the_bulk_pass_hands_over() {
         );
     }
     // One projection alone, and both in one call, from the bulk pass only.
-    for p in ALL {
+    for &p in ALL {
         projections::rebuild(&db.pool, p, |_| {})
             .await
             .expect("rebuild one");

@@ -23,17 +23,14 @@ use std::time::Instant;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use super::ProjectionError;
 use super::copy::CopyWriter;
 use super::facts;
+use super::{BulkReport, ProjectionError};
 use crate::store::StoreError;
 
-/// Which projections' tables the pass fills, by shadow schema.
-pub(super) struct Targets {
-    pub facts: Option<String>,
-}
-
-/// Where the time went, in seconds of each stage (stages overlap).
+/// Where a bulk pass's time went, in seconds of each stage (stages overlap).
+/// The stages are the facts projection's; another fills `total` and those
+/// it has.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BulkTimings {
     /// The whole pass, from the first read to the last index.
@@ -54,14 +51,6 @@ pub struct BulkTimings {
     /// After that, until every row, index and statistic was in (the second
     /// pass included).
     pub indexing: f64,
-}
-
-/// What the pass did.
-pub(super) struct Bulk {
-    /// The last position folded.
-    pub position: i64,
-    pub claims: u64,
-    pub timings: BulkTimings,
 }
 
 /// The time the producing side of a pass spends, by what it was doing.
@@ -94,25 +83,18 @@ async fn connect(options: &PgConnectOptions) -> Result<PgConnection, ProjectionE
         .map_err(StoreError::from)?)
 }
 
-/// Builds the target tables (created empty, without indexes) from the log
-/// after `from` up to `upto`, then their indexes and statistics. `progress`
-/// is told the claim events folded so far.
+/// Builds the facts projection's tables in `schema` (created empty, without
+/// indexes) from the log after `from` up to `upto`, then their indexes and
+/// statistics. `progress` is told the claim events folded so far.
 pub(super) async fn load(
     options: &PgConnectOptions,
-    targets: &Targets,
+    schema: &str,
     from: i64,
     upto: i64,
-    progress: &mut impl FnMut(u64),
-) -> Result<Bulk, ProjectionError> {
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<BulkReport, ProjectionError> {
     let started = Instant::now();
     let position = upto.max(from);
-    let Some(schema) = &targets.facts else {
-        return Ok(Bulk {
-            position,
-            claims: 0,
-            timings: BulkTimings::default(),
-        });
-    };
     let mut stage = Stage::default();
 
     let reader = connect(options).await?;
@@ -130,7 +112,7 @@ pub(super) async fn load(
     // The versions' indexes build while the facts are laid out from them.
     let t = Instant::now();
     let versions_indexed = {
-        let (options, schema) = (options.clone(), schema.clone());
+        let (options, schema) = (options.clone(), schema.to_owned());
         tokio::spawn(async move {
             index::index_like_live(&options, conn, &schema, "claim_versions").await
         })
@@ -158,18 +140,30 @@ pub(super) async fn load(
     let laying_out = laid_out?;
     indexed??;
 
-    Ok(Bulk {
+    let b = BulkTimings {
+        total: started.elapsed().as_secs_f64(),
+        reading: stage.reading,
+        fold_waiting_for_reader: stage.waiting_for_reader,
+        folding: stage.folding,
+        laying_out,
+        fold_waiting_for_writers: stage.waiting_for_writers,
+        loading_tail,
+        indexing: t.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        claims = folded,
+        total = b.total,
+        reading = b.reading,
+        folding = b.folding,
+        fold_waiting_for_reader = b.fold_waiting_for_reader,
+        laying_out = b.laying_out,
+        fold_waiting_for_writers = b.fold_waiting_for_writers,
+        loading_tail = b.loading_tail,
+        indexing = b.indexing,
+        "rebuild bulk pass (seconds per stage)"
+    );
+    Ok(BulkReport {
         position,
-        claims: folded,
-        timings: BulkTimings {
-            total: started.elapsed().as_secs_f64(),
-            reading: stage.reading,
-            fold_waiting_for_reader: stage.waiting_for_reader,
-            folding: stage.folding,
-            laying_out,
-            fold_waiting_for_writers: stage.waiting_for_writers,
-            loading_tail,
-            indexing: t.elapsed().as_secs_f64(),
-        },
+        timings: b,
     })
 }

@@ -179,7 +179,7 @@ pub(super) async fn fold(
     upto: i64,
     out: &mut CopyWriter,
     stage: &mut Stage,
-    progress: &mut impl FnMut(u64),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, ProjectionError> {
     let (tx, mut rx) = mpsc::channel::<Vec<LogEvent>>(READ_AHEAD);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<LogEvent>>(READ_AHEAD);
