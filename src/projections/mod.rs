@@ -449,3 +449,34 @@ pub(crate) fn encode(v: &impl serde::Serialize) -> Result<String, ProjectionErro
         reason: format!("cannot encode projection row: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn the_registry_holds_each_name_lock_and_table_once() {
+        let mut names: Vec<_> = ALL.iter().map(|p| p.name()).collect();
+        let mut locks: Vec<_> = ALL.iter().map(|p| p.lock_key()).collect();
+        let mut tables: Vec<_> = ALL.iter().flat_map(|p| p.tables()).collect();
+        for (what, n) in [
+            ("names", {
+                names.sort();
+                names.dedup();
+                names.len()
+            }),
+            ("locks", {
+                locks.sort();
+                locks.dedup();
+                locks.len()
+            }),
+        ] {
+            assert_eq!(n, ALL.len(), "{what} repeat");
+        }
+        let count = tables.len();
+        tables.sort();
+        tables.dedup();
+        assert_eq!(tables.len(), count, "a table owned twice");
+        assert_eq!(super::parse("facts").map(|p| p.name()), Some("facts"));
+    }
+}

@@ -8,12 +8,16 @@ use factlog::domain::claim::{self, Amendment, Asserted, ClaimEvent, Command as C
 use factlog::domain::principal::{Actor, Role};
 use factlog::domain::valid_time::ValidTime;
 use factlog::domain::value::ClaimValue;
-use factlog::projections::{self, ALL, RebuildOptions};
+use factlog::projections::{
+    self, ALL, AnyProjection, BulkReport, LogRow, Projection, ProjectionError, RebuildOptions,
+    Shadow,
+};
 use factlog::service::{NewClaim, NewStory, Rules, Services, WriteContext};
 use factlog::store::{
     AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamAppend,
 };
 use serde_json::Value;
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::support::TestDb;
@@ -1170,4 +1174,140 @@ async fn a_facts_history_is_its_claims_events_as_far_as_projected() {
     assert_eq!(all.len(), 4);
     assert_eq!(all[3], (beyond, "bob".into(), "ClaimConfirmed".into(), b));
     assert_eq!(changes(at[3]).await.changed, Some(vec![fact]));
+}
+
+/// A projection for the tests of the generic rebuild: every event's
+/// position, in `test_positions`. Its bulk pass copies them from the log,
+/// or, when `bulk` is false, does nothing at all.
+struct Positions {
+    bulk: bool,
+}
+
+static HOLLOW: Positions = Positions { bulk: false };
+static FILLED: Positions = Positions { bulk: true };
+
+impl Projection for Positions {
+    const NAME: &'static str = "test_positions";
+    const TABLES: &'static [&'static str] = &["test_positions"];
+    const LOCK_ID: i64 = 0x7E57;
+    const BATCH_SIZE: i64 = 100;
+    type Event = i64;
+    type Memory = ();
+
+    fn decode(row: LogRow) -> Option<Result<i64, ProjectionError>> {
+        Some(Ok(row.position))
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        events: &[i64],
+        _: &(),
+    ) -> Result<(), ProjectionError> {
+        sqlx::query("INSERT INTO test_positions SELECT unnest($1::bigint[])")
+            .bind(events)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn rebuild_bulk(
+        &self,
+        shadow: &Shadow<'_>,
+        upto: i64,
+        _: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<BulkReport, ProjectionError> {
+        if self.bulk {
+            let mut conn = sqlx::PgConnection::connect_with(shadow.connect).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {}.test_positions SELECT position FROM events WHERE position <= $1",
+                shadow.schema
+            )))
+            .bind(upto)
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(BulkReport {
+            position: upto,
+            ..BulkReport::default()
+        })
+    }
+}
+
+async fn positions_state(db: &TestDb) -> (Vec<i64>, i64, i64) {
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT position FROM test_positions ORDER BY 1")
+        .fetch_all(&db.pool)
+        .await
+        .expect("positions");
+    let (position, generation): (i64, i64) = sqlx::query_as(
+        "SELECT position, generation FROM projection_checkpoints WHERE name = 'test_positions'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("checkpoint");
+    (rows, position, generation)
+}
+
+/// A rebuild never swaps in tables its bulk pass left empty: a projection
+/// whose pass writes nothing fails the rebuild loudly, naming the table, and
+/// its live tables and checkpoint stay as they were. The same projection
+/// with a real pass rebuilds to what its live worker built, also when the
+/// pass hands over to the live path half-way, and a log holding nothing it
+/// applies lets empty tables through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_refuses_a_bulk_pass_that_leaves_a_table_empty() {
+    let db = TestDb::new().await;
+    for sql in [
+        "CREATE TABLE test_positions (position bigint PRIMARY KEY)",
+        "INSERT INTO projection_checkpoints (name) VALUES ('test_positions')",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&db.pool)
+            .await
+            .expect("setup");
+    }
+    let hollow: &'static dyn AnyProjection = &HOLLOW;
+    let filled: &'static dyn AnyProjection = &FILLED;
+
+    // Nothing to apply yet: empty tables are the right ones.
+    assert_eq!(head(&db).await, 0);
+    projections::rebuild(&db.pool, hollow, |_| {})
+        .await
+        .expect("an empty log, an empty table");
+
+    let store = db.store().await;
+    random_work(&services(&db, store.clone()), 23, 60).await;
+    let end = head(&db).await;
+    assert!(end > 0);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = filled.spawn(&db.pool, &store, rx, projections::DEFAULT_LINGER);
+    let started = Instant::now();
+    while positions_state(&db).await.1 < end {
+        assert!(started.elapsed() < Duration::from_secs(60), "worker stuck");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    worker.await.expect("worker");
+    let live = positions_state(&db).await;
+    assert_eq!(live.0, (1..=end).collect::<Vec<_>>());
+
+    let err = projections::rebuild(&db.pool, hollow, |_| {})
+        .await
+        .expect_err("a hollow bulk pass must not be swapped in");
+    let message = err.to_string();
+    assert!(
+        matches!(err, ProjectionError::HollowBulk { first: 1, .. }),
+        "{message}"
+    );
+    assert!(message.contains("left test_positions empty"), "{message}");
+    assert_eq!(positions_state(&db).await, live, "nothing swapped in");
+
+    for bulk_until in [None, Some(end / 2)] {
+        projections::rebuild_with(&db.pool, &[filled], RebuildOptions { bulk_until }, |_| {})
+            .await
+            .expect("rebuild");
+    }
+    let (rows, position, generation) = positions_state(&db).await;
+    assert_eq!((rows, position), (live.0, live.1));
+    assert_eq!(generation, live.2 + 2, "two swaps");
 }
