@@ -10,7 +10,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use crate::domain::error::FieldError;
 use crate::domain::principal::Actor;
-use crate::service::{IfMatch, WriteContext, WriteOutcome};
+use crate::service::{Effect, IfMatch, WriteContext, WriteOutcome};
 use crate::store::RequestFingerprint;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -83,21 +83,17 @@ pub fn context(
 /// A write's response. `collection` is where a created resource lives
 /// (for `Location`), e.g. `/v1/claims`.
 pub fn respond(outcome: WriteOutcome, collection: &str) -> Response {
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-    let version = outcome.body.get("version").and_then(|v| v.as_u64());
-    let id = outcome
-        .body
-        .get("id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    let status = match outcome.effect {
+        Effect::Created => StatusCode::CREATED,
+        Effect::Done => StatusCode::OK,
+    };
     let mut res = (status, Json(outcome.body)).into_response();
     let headers = res.headers_mut();
-    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", outcome.version)) {
         headers.insert(header::ETAG, v);
     }
-    if status == StatusCode::CREATED
-        && let Some(loc) =
-            id.and_then(|id| HeaderValue::from_str(&format!("{collection}/{id}")).ok())
+    if outcome.effect == Effect::Created
+        && let Ok(loc) = HeaderValue::from_str(&format!("{collection}/{}", outcome.id))
     {
         headers.insert(header::LOCATION, loc);
     }

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{IfMatch, MAX_ATTEMPTS, ServiceError, Services, WriteContext, WriteOutcome, view};
+use super::{
+    Effect, IfMatch, MAX_ATTEMPTS, ServiceError, Services, WriteContext, WriteOutcome, view,
+};
 use crate::domain::claim::{self, Asserted, Claim, ClaimEvent, Command, Context, Recorded};
 use crate::domain::error::FieldError;
 use crate::domain::text;
@@ -11,7 +13,7 @@ use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::store::{
     AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, NewEvent, RecordedEvent,
-    ResponseBuilder, StoreError, StreamAppend, with_receipt,
+    ResponseBuilder, StoreError, StreamAppend,
 };
 
 /// A validated `POST /v1/claims` body.
@@ -87,21 +89,22 @@ impl Services {
         &self,
         streams: Vec<StreamAppend>,
         w: &WriteContext,
-        status: u16,
+        (effect, id): (Effect, Uuid),
         response: ResponseBuilder,
     ) -> Result<Attempt, ServiceError> {
         let request = AppendRequest {
             streams,
             metadata: w.metadata(),
-            idempotency: w.claim(status, &response),
+            idempotency: w.claim(effect, &response),
         };
         match self.store.append_request(request).await {
-            Ok(AppendOutcome::Appended(receipt)) => Ok(Attempt::Done(WriteOutcome {
-                status,
-                body: with_receipt(response(&receipt), &receipt),
-                replayed: false,
-            })),
-            Ok(AppendOutcome::Replayed(stored)) => Ok(Attempt::Done(WriteOutcome::replay(stored))),
+            Ok(AppendOutcome::Appended(receipt)) => Ok(Attempt::Done(WriteOutcome::appended(
+                effect,
+                id,
+                response(&receipt),
+                &receipt,
+            ))),
+            Ok(AppendOutcome::Replayed(stored)) => Ok(Attempt::Done(WriteOutcome::replay(stored)?)),
             Err(StoreError::WrongExpectedVersion { stream, .. }) => Ok(Attempt::Raced { stream }),
             Err(StoreError::IdempotencyKeyReused { .. }) => Err(ServiceError::IdempotencyKeyReused),
             Err(e) => Err(e.into()),
@@ -132,7 +135,7 @@ impl Services {
             return Err(FieldError::new("corrects", "no claim has this id").into());
         }
         if let Some(stored) = w.replay(&self.store).await? {
-            return Ok(WriteOutcome::replay(stored));
+            return WriteOutcome::replay(stored);
         }
 
         let id = Uuid::now_v7();
@@ -157,7 +160,10 @@ impl Services {
             events: to_new(std::slice::from_ref(&event)),
         }];
         let response = claim_response(None, vec![event]);
-        match self.append_write(streams, w, 201, response).await? {
+        match self
+            .append_write(streams, w, (Effect::Created, id), response)
+            .await?
+        {
             Attempt::Done(outcome) => Ok(outcome),
             // A fresh UUID v7 stream cannot exist already.
             Attempt::Raced { .. } => Err(ServiceError::Contended),
@@ -201,7 +207,7 @@ impl Services {
                 }
             }
             if let Some(stored) = w.replay(&self.store).await? {
-                return Ok(WriteOutcome::replay(stored));
+                return WriteOutcome::replay(stored);
             }
             w.check_if_match(claim.version)?;
 
@@ -235,7 +241,10 @@ impl Services {
                 }
             }
             let response = claim_response(Some(claim.clone()), events);
-            match self.append_write(streams, w, 200, response).await? {
+            match self
+                .append_write(streams, w, (Effect::Done, id), response)
+                .await?
+            {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Raced { stream: raced } => {
                     if raced == stream && matches!(w.if_match, Some(IfMatch::Version(_))) {

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::domain::error::{DomainError, FieldError};
 use crate::domain::principal::Actor;
 use crate::store::{
-    EventStore, Metadata, RecordedEvent, RequestFingerprint, StoreError, StoredResponse,
-    idempotency,
+    AppendReceipt, EventStore, Metadata, RecordedEvent, RequestFingerprint, StoreError,
+    StoredResponse, idempotency, with_receipt,
 };
 
 pub use claims::NewClaim;
@@ -133,32 +133,92 @@ impl WriteContext {
     /// `replay` refused an unusable one).
     fn claim(
         &self,
-        status: u16,
+        effect: Effect,
         response: &crate::store::ResponseBuilder,
     ) -> Option<crate::store::IdempotencyClaim> {
         self.fingerprint().map(|f| crate::store::IdempotencyClaim {
             fingerprint: f.clone(),
-            status,
+            status: effect.stored(),
             response: response.clone(),
         })
     }
 }
 
-/// A write's answer: what the API sends back (or replays).
-#[derive(Debug, Clone, PartialEq)]
+/// What a write did, in the service's words; `api` says it in HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// A new story or claim.
+    Created,
+    /// An existing claim changed.
+    Done,
+}
+
+impl Effect {
+    /// The status kept with an idempotency key: the stored form of the
+    /// first response, which a replay returns as it was.
+    fn stored(self) -> u16 {
+        match self {
+            Effect::Created => 201,
+            Effect::Done => 200,
+        }
+    }
+
+    fn from_stored(status: u16) -> Effect {
+        if status == 201 {
+            Effect::Created
+        } else {
+            Effect::Done
+        }
+    }
+}
+
+/// A write's result: what it did, to which resource, at which version, and
+/// the body to answer with (the same body a replay returns).
+#[derive(Debug, Clone)]
 pub struct WriteOutcome {
-    pub status: u16,
+    pub effect: Effect,
+    /// The story or claim the write created or addressed.
+    pub id: Uuid,
+    /// Its stream's version after the write.
+    pub version: u64,
     pub body: Value,
+    /// A repeat of an earlier write with the same idempotency key.
     pub replayed: bool,
 }
 
 impl WriteOutcome {
-    fn replay(stored: StoredResponse) -> Self {
+    fn appended(effect: Effect, id: Uuid, body: Value, receipt: &AppendReceipt) -> Self {
         WriteOutcome {
-            status: stored.status,
+            effect,
+            id,
+            version: receipt.streams.first().map_or(0, |(_, v)| *v),
+            body: with_receipt(body, receipt),
+            replayed: false,
+        }
+    }
+
+    /// The first response to an idempotent write, as stored with its key;
+    /// its id and version are read back from the stored body (written by
+    /// [`WriteOutcome::appended`]'s caller, so they are always there).
+    fn replay(stored: StoredResponse) -> Result<Self, ServiceError> {
+        let id = stored
+            .body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
+        let version = stored.body.get("version").and_then(Value::as_u64);
+        let (Some(id), Some(version)) = (id, version) else {
+            return Err(ServiceError::Corrupt(
+                "a stored idempotent response lacks its id or version".into(),
+            ));
+        };
+        Ok(WriteOutcome {
+            effect: Effect::from_stored(stored.status),
+            id,
+            version,
             body: stored.body,
             replayed: true,
-        }
+        })
     }
 }
 

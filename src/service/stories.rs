@@ -3,12 +3,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ServiceError, Services, WriteContext, WriteOutcome, view};
+use super::{Effect, ServiceError, Services, WriteContext, WriteOutcome, view};
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
     AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, NewEvent, ResponseBuilder,
-    StoreError, StreamAppend, lookup, with_receipt,
+    StoreError, StreamAppend, lookup,
 };
 
 /// A validated `POST /v1/stories` body.
@@ -98,7 +98,7 @@ impl Services {
     ) -> Result<WriteOutcome, ServiceError> {
         let input = input?;
         if let Some(stored) = w.replay(&self.store).await? {
-            return Ok(WriteOutcome::replay(stored));
+            return WriteOutcome::replay(stored);
         }
         if let Some(url) = &input.url
             && let Some(existing) = lookup::story_by_url(self.store.pool(), url).await?
@@ -132,15 +132,16 @@ impl Services {
                 events: vec![NewEvent::new(STORY_REGISTERED, data)],
             }],
             metadata: w.metadata(),
-            idempotency: w.claim(201, &response),
+            idempotency: w.claim(Effect::Created, &response),
         };
         match self.store.append_request(request).await {
-            Ok(AppendOutcome::Appended(receipt)) => Ok(WriteOutcome {
-                status: 201,
-                body: with_receipt(response(&receipt), &receipt),
-                replayed: false,
-            }),
-            Ok(AppendOutcome::Replayed(stored)) => Ok(WriteOutcome::replay(stored)),
+            Ok(AppendOutcome::Appended(receipt)) => Ok(WriteOutcome::appended(
+                Effect::Created,
+                id,
+                response(&receipt),
+                &receipt,
+            )),
+            Ok(AppendOutcome::Replayed(stored)) => WriteOutcome::replay(stored),
             Err(StoreError::UniqueViolation { constraint }) if constraint == URL_CONSTRAINT => {
                 let url = input.url.unwrap_or_default();
                 match lookup::story_by_url(self.store.pool(), &url).await? {
