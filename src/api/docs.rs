@@ -109,3 +109,20 @@ pub async fn script() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    /// The whole document as served, so that every change to the contract's
+    /// description shows in review as a diff of `snapshots/openapi.json.snap`.
+    /// After an intentional change: `INSTA_UPDATE=always cargo test --lib
+    /// openapi_document`, then read the diff.
+    #[test]
+    fn openapi_document() {
+        let doc = super::openapi::spec()
+            .to_pretty_json()
+            .expect("the document serializes");
+        insta::with_settings!({prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("openapi.json", doc);
+        });
+    }
+}
