@@ -10,6 +10,11 @@ use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::error::ApiError;
 use super::input;
+use super::openapi::{
+    AmendmentRequest, BodyProblems, Claim, ClaimReceipt, ConfirmationRequest, ConflictProblem,
+    DisputeRequest, EvidenceRequest, NewClaim, PreconditionProblem, Problem, QueryProblems,
+    RetractionRequest, TokenProblems, ValidationProblem,
+};
 use super::params::Params;
 use super::reads::wait;
 use super::write::{self, path_id};
@@ -19,6 +24,39 @@ use crate::domain::principal::Actor;
 use crate::service::reads::Source;
 use crate::service::view;
 
+/// Assert a claim
+///
+/// Editor or admin. `story_id` and `corrects` must name existing
+/// resources (422 otherwise); the quote must occur in the story's body.
+#[utoipa::path(
+    post, path = "/v1/claims", tag = "claims", operation_id = "create_claim",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+        ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+    ),
+    request_body(content = NewClaim, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Asserted; status `pending`", body = ClaimReceipt, content_type = "application/json", headers(
+            ("ETag" = String, description = "The claim's version, quoted: `\"1\"`"),
+            ("Location" = String, description = "`/v1/claims/{id}`"),
+            ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+        ), links(
+            ("GetClaim" = (operation_id = "get_claim", parameters(("id" = "$response.body#/id")), description = "Read the claim just asserted")),
+            ("ConfirmClaim" = (operation_id = "confirm_claim", parameters(("id" = "$response.body#/id")), description = "Confirm it (another editor)")),
+            ("DisputeClaim" = (operation_id = "dispute_claim", parameters(("id" = "$response.body#/id")), description = "Dispute it")),
+            ("RetractClaim" = (operation_id = "retract_claim", parameters(("id" = "$response.body#/id")), description = "Retract it")),
+            ("AmendClaim" = (operation_id = "amend_claim", parameters(("id" = "$response.body#/id")), description = "Amend it while pending")),
+            ("AttachEvidence" = (operation_id = "attach_evidence", parameters(("id" = "$response.body#/id")), description = "Attach evidence to it")),
+        )),
+        BodyProblems,
+        TokenProblems,
+        (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The corrected claim's state forbids a correction", body = ConflictProblem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (including an unknown `story_id` or `corrects`, or a quote not in the story's body), or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<SharedState>,
     Writer(actor): Writer,
@@ -65,42 +103,213 @@ macro_rules! action {
 }
 
 action!(
-    /// `POST /v1/claims/{id}/confirmations`.
+    /// Confirm a claim
+    ///
+    /// Editor or admin, not the asserter, once per verification round. The
+    /// body may be empty. Enough distinct confirmations verify the claim;
+    /// verifying a correction also supersedes the claim it corrects.
+#[utoipa::path(
+        post, path = "/v1/claims/{id}/confirmations", tag = "claims", operation_id = "confirm_claim",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = Option<ConfirmationRequest>, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            BodyProblems,
+            TokenProblems,
+            (status = 403, description = "The token's role may not write, or the asserter is confirming", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded, or this editor already confirmed it in this round", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
     confirm,
     "confirmations",
     OptionalJsonBody,
     input::confirmation
 );
 action!(
-    /// `POST /v1/claims/{id}/disputes`.
+    /// Dispute a claim
+    ///
+    /// Any editor, any number of times. The claim counts as unverified until
+    /// confirmed again.
+#[utoipa::path(
+        post, path = "/v1/claims/{id}/disputes", tag = "claims", operation_id = "dispute_claim",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = DisputeRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            BodyProblems,
+            TokenProblems,
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
     dispute,
     "disputes",
     JsonBody,
     input::dispute
 );
 action!(
-    /// `POST /v1/claims/{id}/retraction`.
+    /// Retract a claim
+    ///
+    /// The asserting editor or an admin. Terminal: the claim never counts again.
+#[utoipa::path(
+        post, path = "/v1/claims/{id}/retraction", tag = "claims", operation_id = "retract_claim",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = RetractionRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            BodyProblems,
+            TokenProblems,
+            (status = 403, description = "The token's role may not write, or this editor is neither the asserter nor an admin", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is already retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
     retract,
     "retraction",
     JsonBody,
     input::retraction
 );
 action!(
-    /// `POST /v1/claims/{id}/amendments`.
+    /// Amend a claim
+    ///
+    /// Only the asserting editor, only while `pending`. Clears the claim's
+    /// confirmations.
+#[utoipa::path(
+        post, path = "/v1/claims/{id}/amendments", tag = "claims", operation_id = "amend_claim",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = AmendmentRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            BodyProblems,
+            TokenProblems,
+            (status = 403, description = "The token's role may not write, or this editor did not assert the claim", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is no longer pending", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
     amend,
     "amendments",
     JsonBody,
     input::amendment
 );
 action!(
-    /// `POST /v1/claims/{id}/evidence`.
+    /// Attach evidence to a claim
+    ///
+    /// Any editor.
+#[utoipa::path(
+        post, path = "/v1/claims/{id}/evidence", tag = "claims", operation_id = "attach_evidence",
+        security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "The claim's id"),
+            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
+            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
+            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        ),
+        request_body(content = EvidenceRequest, content_type = "application/json"),
+        responses(
+            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                ("ETag" = String, description = "The claim's new version, quoted"),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+            )),
+            BodyProblems,
+            TokenProblems,
+            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
+            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                ("ETag" = String, description = "The current version, quoted"),
+            )),
+            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
     evidence,
     "evidence",
     JsonBody,
     input::evidence
 );
 
+// Folded from the claim's own stream: reflects every acknowledged write.
+/// Read a claim
+///
 /// Folded from the claim's own stream: reflects every acknowledged write.
+#[utoipa::path(
+    get, path = "/v1/claims/{id}", tag = "claims", operation_id = "get_claim",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The claim's id"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "The claim", body = Claim, content_type = "application/json", headers(
+            ("ETag" = String, description = "The claim's version, quoted: send it as `If-Match` to make a write conditional"),
+        )),
+        QueryProblems,
+        TokenProblems,
+        (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn get(
     State(state): State<SharedState>,
     Caller(_): Caller,

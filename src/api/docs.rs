@@ -61,6 +61,13 @@ static SPEC_JSON: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
         .map_err(|e| e.to_string())
 });
 
+/// This description
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "service",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json"),
+    )
+)]
 pub async fn openapi_json() -> Result<Response, ApiError> {
     let json = SPEC_JSON
         .as_ref()
@@ -75,6 +82,15 @@ pub async fn openapi_json() -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// An API browser
+///
+/// Served entirely by the service itself: no CDN, no remote fonts.
+#[utoipa::path(
+    get, path = "/docs", tag = "service", operation_id = "docs",
+    responses(
+        (status = 200, description = "An HTML page rendering this description", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn page() -> Response {
     (
         [

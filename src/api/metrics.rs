@@ -178,6 +178,15 @@ fn describe() {
     }
 }
 
+/// Metrics
+///
+/// Prometheus text exposition, including projection lag.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    )
+)]
 pub async fn render(State(state): State<SharedState>) -> Response {
     let pool = state.services.store().pool();
     let head = state.services.store().known_head();

@@ -25,9 +25,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use server::{PeerAddr, ServerLimits, raise_fd_limit, serve};
 pub use stream::{StreamCaps, StreamSlots};
@@ -73,41 +75,16 @@ pub fn router(state: AppState) -> Router {
     let request_timeout = state.limits.request_timeout;
     let state = SharedState(Arc::new(state));
     let request_id = HeaderName::from_static("x-request-id");
-    let v1 = Router::new()
-        .route("/stories", post(stories::create))
-        .route("/stories/{id}", get(stories::get))
-        .route("/claims", post(claims::create).get(reads::list_claims))
-        .route("/claims/{id}", get(claims::get))
-        .route("/claims/{id}/confirmations", post(claims::confirm))
-        .route("/claims/{id}/disputes", post(claims::dispute))
-        .route("/claims/{id}/retraction", post(claims::retract))
-        .route("/claims/{id}/amendments", post(claims::amend))
-        .route("/claims/{id}/evidence", post(claims::evidence))
-        .route("/facts", get(reads::list_facts))
-        .route("/facts/{id}", get(reads::get_fact))
-        .route("/facts/{id}/history", get(reads::fact_history))
-        .route("/audit", get(reads::audit))
-        .route("/events", get(reads::events))
-        .route("/integrity", get(reads::integrity))
-        .route("/integrity/checks", post(reads::request_full_check));
-
-    let timed = Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(service::healthz))
-        .route("/readyz", get(service::readyz))
-        .route("/metrics", get(metrics::render))
-        .route("/openapi.json", get(docs::openapi_json))
-        .route("/docs", get(docs::page))
-        .route("/docs/rapidoc-min.js", get(docs::script))
+    let (timed, _) = timed_routes().split_for_parts();
+    let timed = timed
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
             middleware::timeout,
         ))
         .route_layer(axum::middleware::from_fn(middleware::tag_route));
     // A live stream has no deadline.
-    let untimed = Router::new()
-        .route("/v1/events/stream", get(stream::events))
-        .route_layer(axum::middleware::from_fn(middleware::tag_route));
+    let (untimed, _) = untimed_routes().split_for_parts();
+    let untimed = untimed.route_layer(axum::middleware::from_fn(middleware::tag_route));
 
     let mut app = timed
         .merge(untimed)
@@ -127,6 +104,48 @@ pub fn router(state: AppState) -> Router {
     // Outermost, so every response has them, CORS preflights included.
     app.layer(axum::middleware::from_fn(middleware::security_headers))
         .with_state(state)
+}
+
+/// The routes that answer within the request timeout. Each is registered
+/// with its `#[utoipa::path]` description, so none can exist undescribed
+/// (`/openapi.json` is collected from these and [`untimed_routes`]).
+fn timed_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::default()
+        .routes(routes!(stories::create))
+        .routes(routes!(stories::get))
+        .routes(routes!(claims::create, reads::list_claims))
+        .routes(routes!(claims::get))
+        .routes(routes!(claims::confirm))
+        .routes(routes!(claims::dispute))
+        .routes(routes!(claims::retract))
+        .routes(routes!(claims::amend))
+        .routes(routes!(claims::evidence))
+        .routes(routes!(reads::list_facts))
+        .routes(routes!(reads::get_fact))
+        .routes(routes!(reads::fact_history))
+        .routes(routes!(reads::audit))
+        .routes(routes!(reads::events))
+        .routes(routes!(reads::integrity))
+        .routes(routes!(reads::request_full_check))
+        .routes(routes!(service::healthz))
+        .routes(routes!(service::readyz))
+        .routes(routes!(metrics::render))
+        .routes(routes!(docs::openapi_json))
+        .routes(routes!(docs::page))
+        // The browser's own script, which the page loads: not part of the API.
+        .route("/docs/rapidoc-min.js", get(docs::script))
+}
+
+/// The live event stream, which has no deadline.
+fn untimed_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::default().routes(routes!(stream::events))
+}
+
+/// The paths of every route, as described on their handlers.
+pub(crate) fn described_routes() -> utoipa::openapi::OpenApi {
+    let mut doc = timed_routes().into_openapi();
+    doc.merge(untimed_routes().into_openapi());
+    doc
 }
 
 /// Cross-origin access only for the listed origins.

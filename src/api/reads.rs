@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 
 use super::auth::{Auditor, Caller};
 use super::error::ApiError;
+use super::openapi::{
+    self, AuditPage, ClaimPage, ClaimStatus, EventPage, Fact, FactPage, FullCheckRequested,
+    HistoryPage, Integrity, Problem, QueryProblems, TokenProblems,
+};
 use super::params::Params;
 use super::write::path_id;
 use super::{AppState, SharedState};
@@ -45,6 +49,29 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
     })
 }
 
+/// List claims
+///
+/// From projections, e.g. the queue of pending claims to confirm.
+#[utoipa::path(
+    get, path = "/v1/claims", tag = "claims",
+    security(("bearer" = [])),
+    params(
+        ("status" = Option<ClaimStatus>, Query, description = "Only claims in this state"),
+        ("story_id" = Option<Uuid>, Query, description = "Only claims from this story"),
+        ("asserted_by" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only claims asserted by this token name"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn list_claims(
     State(state): State<SharedState>,
     Caller(_): Caller,
@@ -75,6 +102,30 @@ pub async fn list_claims(
     ))
 }
 
+/// List facts
+///
+/// `subject` and `property` match after normalization (NFKC, lower
+/// case, white space folded).
+#[utoipa::path(
+    get, path = "/v1/facts", tag = "facts",
+    security(("bearer" = [])),
+    params(
+        ("subject" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this subject"),
+        ("property" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this property"),
+        ("status" = Option<openapi::FactStatus>, Query, description = "Only facts with this status"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn list_facts(
     State(state): State<SharedState>,
     Caller(_): Caller,
@@ -103,6 +154,30 @@ pub async fn list_facts(
     ))
 }
 
+/// Read a fact
+///
+/// `as_of` answers as the system knew it at that record time;
+/// `valid_at` takes `status`, `value` and `valid_at` from the latest
+/// valid time at or before the given one.
+#[utoipa::path(
+    get, path = "/v1/facts/{fact_id}", tag = "facts",
+    security(("bearer" = [])),
+    params(
+        ("fact_id" = Uuid, Path, description = "Deterministic from the normalized subject and property"),
+        ("as_of" = Option<DateTime<Utc>>, Query, description = "An RFC 3339 record time"),
+        ("valid_at" = Option<openapi::ValidTime>, Query, description = "A date (YYYY, YYYY-MM, YYYY-MM-DD) or an RFC 3339 timestamp"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn get_fact(
     State(state): State<SharedState>,
     Caller(_): Caller,
@@ -155,6 +230,28 @@ pub async fn get_fact(
     Ok(Json(fact).into_response())
 }
 
+/// A fact's history
+///
+/// Every event of every claim of the fact, in position order.
+#[utoipa::path(
+    get, path = "/v1/facts/{fact_id}/history", tag = "facts",
+    security(("bearer" = [])),
+    params(
+        ("fact_id" = Uuid, Path, description = "The fact's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "A page of the fact's events", body = HistoryPage, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn fact_history(
     State(state): State<SharedState>,
     Caller(_): Caller,
@@ -172,6 +269,30 @@ pub async fn fact_history(
     Ok(listing(page))
 }
 
+/// Audit the log
+///
+/// Auditor or admin. Events oldest first, filtered by actor and record time.
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "audit",
+    security(("bearer" = [])),
+    params(
+        ("actor" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only events written by this token name"),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Only events recorded at or after this time"),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Only events recorded before this time"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = AuditPage, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn audit(
     State(state): State<SharedState>,
     Auditor(_): Auditor,
@@ -187,6 +308,27 @@ pub async fn audit(
     Ok(listing(state.services.audit(&filter, cursor, limit).await?))
 }
 
+/// Read the log
+///
+/// Auditor or admin. `data` is the payload as recorded.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "audit",
+    security(("bearer" = [])),
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only events after this position (default 0)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "A page of events in position order", body = EventPage, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = String, description = "Seconds to wait before retrying"),
+        )),
+    )
+)]
 pub async fn events(
     State(state): State<SharedState>,
     Auditor(_): Auditor,
@@ -204,6 +346,27 @@ pub async fn events(
     Ok(Json(json!({"events": events, "next_after": next_after})))
 }
 
+/// Check the hash chain
+///
+/// Auditor or admin. Answers from what the background verifier has
+/// established (every event re-hashed within a second of its commit;
+/// the whole log again on a schedule) and re-hashes at most 10,000
+/// events past it. Keep `head` to detect a rewritten or truncated log
+/// later.
+#[utoipa::path(
+    get, path = "/v1/integrity", tag = "audit",
+    security(("bearer" = [])),
+    params(
+        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+    ),
+    responses(
+        (status = 200, description = "The result of the check", body = Integrity, content_type = "application/json"),
+        QueryProblems,
+        TokenProblems,
+        (status = 403, description = "Only auditors and admins may check integrity", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn integrity(
     State(state): State<SharedState>,
     Auditor(_): Auditor,
@@ -240,9 +403,25 @@ fn full_check_json(s: &IntegrityState, config: &VerifierConfig) -> Value {
     })
 }
 
-/// `POST /v1/integrity/checks`: asks the verifier for a full pass over the
-/// chain. Asking again before it starts changes nothing; passes are at
-/// least the verifier's minimum gap apart, whoever asks.
+// `POST /v1/integrity/checks`: asks the verifier for a full pass over the
+// chain. Asking again before it starts changes nothing; passes are at
+// least the verifier's minimum gap apart, whoever asks.
+/// Ask for a full pass over the chain
+///
+/// Auditor or admin. The verifier re-hashes the whole log from the
+/// first event, no sooner than its minimum gap after the last pass
+/// (`FACTLOG_VERIFY_MIN_GAP_MINUTES`); asking again before it starts
+/// changes nothing. `GET /v1/integrity` reports the result.
+#[utoipa::path(
+    post, path = "/v1/integrity/checks", tag = "audit",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The pass is asked for", body = FullCheckRequested, content_type = "application/json"),
+        TokenProblems,
+        (status = 403, description = "Only auditors and admins may ask for a check", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn request_full_check(
     State(state): State<SharedState>,
     Auditor(actor): Auditor,

@@ -8,13 +8,31 @@ use axum::response::{IntoResponse, Response};
 
 use super::SharedState;
 use super::error::ApiError;
+use super::openapi::{Health, Problem, Ready};
 use crate::db;
 
+/// Liveness
+#[utoipa::path(
+    get, path = "/healthz", tag = "service",
+    responses(
+        (status = 200, description = "The process is up", body = Health, content_type = "application/json"),
+    )
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers and every migration is applied.
+// Ready when the database answers and every migration is applied.
+/// Readiness
+///
+/// The database answers and every migration is applied.
+#[utoipa::path(
+    get, path = "/readyz", tag = "service",
+    responses(
+        (status = 200, description = "Ready to serve", body = Ready, content_type = "application/json"),
+        (status = 503, description = "The database is unreachable or not migrated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let applied = db::migrations_applied(state.services.store().pool())
         .await

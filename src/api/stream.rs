@@ -18,6 +18,7 @@ use futures::Stream;
 use super::SharedState;
 use super::auth::Auditor;
 use super::error::ApiError;
+use super::openapi::{Problem, QueryProblems, TokenProblems};
 use super::params::Params;
 use crate::auth::TokenCache;
 use crate::domain::error::FieldError;
@@ -152,6 +153,27 @@ impl Live {
     }
 }
 
+/// Follow the log live
+///
+/// Auditor or admin. Server-Sent Events: each event's `id:` is its
+/// position and its `data:` the event as in `GET /v1/events`. Resumable
+/// with `Last-Event-ID`; no request timeout applies.
+#[utoipa::path(
+    get, path = "/v1/events/stream", tag = "audit", operation_id = "event_stream",
+    security(("bearer" = [])),
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (default 0)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = r"^ *[0-9]{1,18} *$", description = "Resume after this position (sent by browsers on reconnect)"),
+    ),
+    responses(
+        (status = 200, description = "A stream of events, live", body = String, content_type = "text/event-stream"),
+        QueryProblems,
+        TokenProblems,
+        (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This token, or the server, has as many event streams open as it may (FACTLOG_STREAMS_PER_TOKEN, FACTLOG_MAX_STREAMS); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn events(
     State(state): State<SharedState>,
     Auditor(actor): Auditor,

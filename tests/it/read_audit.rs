@@ -357,7 +357,7 @@ async fn metrics_have_help_and_http_metrics_name_the_route_not_the_path() {
     }
     for needle in [
         "factlog_http_requests_total{method=\"POST\",route=\"/v1/stories\",status=\"201\"}",
-        "route=\"/v1/facts/{id}/history\"",
+        "route=\"/v1/facts/{fact_id}/history\"",
         "route=\"unmatched\"",
         "factlog_chain_verified_position",
         "factlog_chain_broken 0",
