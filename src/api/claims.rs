@@ -5,24 +5,27 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use utoipa::ToSchema;
+use utoipa::openapi::schema::Object;
+use uuid::Uuid;
+
 use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::error::ApiError;
+use super::error::{ConflictProblem, PreconditionProblem, Problem, ValidationProblem};
 use super::input;
-use super::openapi::{
-    AmendmentRequest, BodyProblems, Claim, ClaimReceipt, ConfirmationRequest, ConflictProblem,
-    DisputeRequest, EvidenceRequest, NewClaim, PreconditionProblem, Problem, QueryProblems,
-    RetractionRequest, TokenProblems, ValidationProblem,
-};
+use super::openapi::{ActionHeaders, BodyProblems, QueryProblems, TokenProblems, WriteHeaders};
 use super::params::Params;
 use super::reads::wait;
 use super::write::{self, path_id};
 use crate::domain::claim::Command;
-use crate::domain::error::FieldError;
+use crate::domain::error::{FieldError, nullable_text_schema, text_schema};
 use crate::domain::principal::Actor;
+use crate::domain::valid_time::ValidTime;
+use crate::domain::value::ClaimValue;
 use crate::service::reads::Source;
-use crate::service::view;
+use crate::service::view::{self, ClaimReceipt, ClaimView};
 
 /// Assert a claim
 ///
@@ -32,8 +35,7 @@ use crate::service::view;
     post, path = "/v1/claims", tag = "claims", operation_id = "create_claim",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-        ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+        WriteHeaders,
     ),
     request_body(content = NewClaim, content_type = "application/json"),
     responses(
@@ -113,9 +115,7 @@ action!(
         security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
-            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+            ActionHeaders,
         ),
         request_body(content = Option<ConfirmationRequest>, content_type = "application/json"),
         responses(
@@ -150,9 +150,7 @@ action!(
         security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
-            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+            ActionHeaders,
         ),
         request_body(content = DisputeRequest, content_type = "application/json"),
         responses(
@@ -186,9 +184,7 @@ action!(
         security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
-            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+            ActionHeaders,
         ),
         request_body(content = RetractionRequest, content_type = "application/json"),
         responses(
@@ -223,9 +219,7 @@ action!(
         security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
-            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+            ActionHeaders,
         ),
         request_body(content = AmendmentRequest, content_type = "application/json"),
         responses(
@@ -259,9 +253,7 @@ action!(
         security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "The claim's id"),
-            ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#, description = "`\"<version>\"`: write only if the claim is still at this version (412 otherwise)"),
-            ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "Makes the write safe to retry (see POST /v1/stories)"),
-            ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with"),
+            ActionHeaders,
         ),
         request_body(content = EvidenceRequest, content_type = "application/json"),
         responses(
@@ -299,7 +291,7 @@ action!(
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
     responses(
-        (status = 200, description = "The claim", body = Claim, content_type = "application/json", headers(
+        (status = 200, description = "The claim", body = ClaimView, content_type = "application/json", headers(
             ("ETag" = String, description = "The claim's version, quoted: send it as `If-Match` to make a write conditional"),
         )),
         QueryProblems,
@@ -328,4 +320,145 @@ pub async fn get(
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
+}
+
+// The bodies as `/openapi.json` describes them (`input` reads them field by
+// field, so that every refusal names its field), with the same bounds.
+
+/// Records one assertion found in a story.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "story_id": "0190a6a4-2a1b-7c3d-8e4f-5a6b7c8d9e0f",
+    "subject": "U.S. troops in Iraq",
+    "property": "troop_count",
+    "value": {"kind": "quantity", "amount": "5200", "unit": "soldier", "approximate": true},
+    "quote": "Some 5,200 U.S. troops remain in Iraq",
+    "valid_at": "2020-01-06"
+}))]
+#[allow(dead_code, reason = "schema-only")]
+pub struct NewClaim {
+    /// An existing story (422 otherwise).
+    story_id: Uuid,
+    #[schema(schema_with = subject)]
+    subject: String,
+    #[schema(schema_with = property)]
+    property: String,
+    value: ClaimValue,
+    #[schema(schema_with = quote)]
+    quote: String,
+    /// When it holds; the story's `published_at` when absent.
+    valid_at: Option<ValidTime>,
+    #[schema(schema_with = attributed_to)]
+    attributed_to: Option<String>,
+    /// An existing claim this one corrects; it is superseded once this one
+    /// is verified.
+    corrects: Option<Uuid>,
+}
+
+/// An empty body counts as `{}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct ConfirmationRequest {
+    #[schema(schema_with = note)]
+    note: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct DisputeRequest {
+    #[schema(schema_with = reason)]
+    reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct RetractionRequest {
+    #[schema(schema_with = reason)]
+    reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct EvidenceRequest {
+    #[schema(schema_with = evidence_url)]
+    url: String,
+    #[schema(schema_with = note)]
+    note: Option<String>,
+}
+
+/// Any of the four fields; `null` clears `valid_at` or `attributed_to`.
+/// Clears the claim's confirmations.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct AmendmentRequest {
+    #[schema(required = false)]
+    value: ClaimValue,
+    #[schema(required = false, schema_with = amended_quote)]
+    quote: String,
+    valid_at: Option<ValidTime>,
+    #[schema(schema_with = amended_attribution)]
+    attributed_to: Option<String>,
+}
+
+fn subject() -> Object {
+    text_schema(input::SHORT, false)
+        .description(Some(
+            "What the claim is about. At most 500 characters, and at most 1,200\nbytes of UTF-8 \
+             once normalized for matching (NFKC, lower case, white\nspace folded), as that form \
+             is indexed: 422 beyond either.",
+        ))
+        .build()
+}
+
+fn property() -> Object {
+    text_schema(input::SHORT, false)
+        .description(Some(
+            "Which property of the subject. The same limits as `subject`.",
+        ))
+        .build()
+}
+
+fn quote() -> Object {
+    text_schema(input::QUOTE, false)
+        .description(Some(
+            "The exact words the claim rests on; must occur in the story's body\nwhen it has one (white space folded).",
+        ))
+        .build()
+}
+
+fn amended_quote() -> Object {
+    text_schema(input::QUOTE, false).build()
+}
+
+fn attributed_to() -> Object {
+    nullable_text_schema(input::SHORT)
+        .description(Some("Who in the story said it."))
+        .build()
+}
+
+fn amended_attribution() -> Object {
+    nullable_text_schema(input::SHORT).build()
+}
+
+fn note() -> Object {
+    nullable_text_schema(input::NOTE).build()
+}
+
+fn reason() -> Object {
+    text_schema(input::NOTE, false).build()
+}
+
+fn evidence_url() -> Object {
+    input::url_schema()
+        .description(Some(
+            "At most 2,048 characters and 2,600 bytes of UTF-8, as a story's.",
+        ))
+        .build()
 }

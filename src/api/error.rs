@@ -231,3 +231,48 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+// The bodies [`problem`] builds, as `/openapi.json` describes them.
+
+/// `application/problem+json`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema-only: problems are built by `problem`")]
+pub struct Problem {
+    /// `/problems/<slug>`, stable per kind of problem.
+    #[schema(format = "uri-reference", example = "/problems/not-found")]
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: String,
+    status: u16,
+    detail: String,
+}
+
+/// 422: the first invalid field (e.g. `value.amount`, or `Idempotency-Key`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct ValidationProblem {
+    #[serde(flatten)]
+    problem: Problem,
+    field: String,
+    errors: Vec<FieldError>,
+}
+
+/// 409: the claim's state forbids the transition, or the story's url is
+/// already registered (then `existing_story_id` names it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct ConflictProblem {
+    #[serde(flatten)]
+    problem: Problem,
+    #[schema(required = false)]
+    existing_story_id: uuid::Uuid,
+}
+
+/// 412: `If-Match` named another version.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct PreconditionProblem {
+    #[serde(flatten)]
+    problem: Problem,
+    current_version: u64,
+}

@@ -15,11 +15,11 @@ use crate::service::{NewClaim, NewStory};
 
 /// Bounds on free text, in characters. Text that is indexed has a bound in
 /// bytes as well (`domain::text::BTREE_MAX_ENTRY_BYTES` says why and which).
-const SHORT: usize = 500;
-const TITLE: usize = 1_000;
-const NOTE: usize = 5_000;
-const QUOTE: usize = 10_000;
-const URL: usize = 2_048;
+pub(super) const SHORT: usize = 500;
+pub(super) const TITLE: usize = 1_000;
+pub(super) const NOTE: usize = 5_000;
+pub(super) const QUOTE: usize = 10_000;
+pub(super) const URL: usize = 2_048;
 
 fn text(fields: &Fields, name: &str, max: usize) -> Result<String, FieldError> {
     let s = fields.required_str(name)?;
@@ -195,4 +195,11 @@ pub fn amendment(body: &JsonBody) -> Result<Command, FieldError> {
         a.attributed_to = Some(optional_text(&f, "attributed_to", SHORT)?);
     }
     Ok(Command::Amend(Box::new(a)))
+}
+
+/// A URL as [`url`] accepts it, for `/openapi.json` (ECMA-262): absolute
+/// http(s) with a host, no white space.
+pub(super) fn url_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::domain::error::text_schema(URL, false)
+        .pattern(Some(r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$"))
 }

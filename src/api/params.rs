@@ -5,13 +5,19 @@ use std::collections::HashMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Required};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::domain::error::FieldError;
+use crate::domain::error::{FieldError, text_schema};
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1_000;
+/// Longest text a query parameter may carry, in characters.
+pub const MAX_TEXT_CHARS: usize = 1_000;
 
 pub struct Params(HashMap<String, String>);
 
@@ -29,7 +35,9 @@ impl Params {
         match self.0.get(name) {
             None => Ok(None),
             Some(v) if v.contains('\0') => Err(FieldError::new(name, "must not contain U+0000")),
-            Some(v) if v.chars().count() > 1_000 => Err(FieldError::new(name, "is too long")),
+            Some(v) if v.chars().count() > MAX_TEXT_CHARS => {
+                Err(FieldError::new(name, "is too long"))
+            }
             Some(v) => Ok(Some(v.clone())),
         }
     }
@@ -93,4 +101,56 @@ impl Params {
     pub fn wait_for(&self) -> Result<Option<i64>, FieldError> {
         self.position("wait_for")
     }
+}
+
+// The parameters as `/openapi.json` describes them, from the limits above.
+
+/// An optional query parameter.
+fn query(name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .description(Some(description))
+        .required(Required::False)
+        .schema(Some(schema))
+        .build()
+}
+
+/// `limit`, as [`Params::limit`] reads it.
+pub struct Limit;
+
+impl IntoParams for Limit {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![query(
+            "limit",
+            &format!("Page size (default {DEFAULT_LIMIT})"),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .minimum(Some(1))
+                .maximum(Some(MAX_LIMIT)),
+        )]
+    }
+}
+
+/// Free-text query filters, each as [`Params::text`] reads it: declares a
+/// type to list in `#[utoipa::path(params(...))]`.
+macro_rules! text_filters {
+    ($(#[$doc:meta])* $name:ident { $($param:literal: $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                vec![$($crate::api::params::text_filter($param, $description)),+]
+            }
+        }
+    };
+}
+pub(crate) use text_filters;
+
+pub fn text_filter(name: &str, description: &str) -> Parameter {
+    query(name, description, text_schema(MAX_TEXT_CHARS, true))
 }

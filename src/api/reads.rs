@@ -5,28 +5,49 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::auth::{Auditor, Caller};
 use super::error::ApiError;
-use super::openapi::{
-    self, AuditPage, ClaimPage, ClaimStatus, EventPage, Fact, FactPage, FullCheckRequested,
-    HistoryPage, Integrity, Problem, QueryProblems, TokenProblems,
-};
-use super::params::Params;
+use super::error::Problem;
+use super::openapi::{QueryProblems, TokenProblems};
+use super::params::{Limit, Params, text_filters};
 use super::write::path_id;
 use super::{AppState, SharedState};
 use crate::domain::claim::Status;
 use crate::domain::error::FieldError;
-use crate::domain::fact::FactStatus;
+use crate::domain::fact::{Fact, FactStatus};
 use crate::domain::text::normalize_key;
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{ClaimFilter, FactFilter};
-use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, Page, Source};
-use crate::store::AuditFilter;
+use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, HistoryItem, Page, Source};
+use crate::service::view::ClaimView;
 use crate::store::integrity::{IntegrityState, VerifierConfig};
+use crate::store::{AuditFilter, RecordedEvent};
+
+text_filters!(
+    /// `GET /v1/claims`' text filter.
+    ClaimsBy {
+        "asserted_by": "Only claims asserted by this token name",
+    }
+);
+text_filters!(
+    /// `GET /v1/facts`' text filters.
+    FactsAbout {
+        "subject": "Only facts about this subject",
+        "property": "Only facts about this property",
+    }
+);
+text_filters!(
+    /// `GET /v1/audit`'s text filter.
+    EventsBy {
+        "actor": "Only events written by this token name",
+    }
+);
 
 pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), ApiError> {
     if let Some(position) = p.wait_for()? {
@@ -39,6 +60,37 @@ pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), Ap
 #[derive(Serialize)]
 pub struct Listing<T> {
     items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+// The listings' pages as `/openapi.json` names them: a `Listing` of each.
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only: the page is a `Listing`")]
+pub struct ClaimPage {
+    items: Vec<ClaimView<'static>>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only: the page is a `Listing`")]
+pub struct FactPage {
+    items: Vec<Fact>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only: the page is a `Listing`")]
+pub struct HistoryPage {
+    items: Vec<HistoryItem>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only: the page is a `Listing`")]
+pub struct AuditPage {
+    items: Vec<RecordedEvent>,
     next_cursor: Option<String>,
 }
 
@@ -56,10 +108,10 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
     get, path = "/v1/claims", tag = "claims",
     security(("bearer" = [])),
     params(
-        ("status" = Option<ClaimStatus>, Query, description = "Only claims in this state"),
+        ("status" = Option<Status>, Query, description = "Only claims in this state"),
         ("story_id" = Option<Uuid>, Query, description = "Only claims from this story"),
-        ("asserted_by" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only claims asserted by this token name"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ClaimsBy,
+        Limit,
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
@@ -110,10 +162,9 @@ pub async fn list_claims(
     get, path = "/v1/facts", tag = "facts",
     security(("bearer" = [])),
     params(
-        ("subject" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this subject"),
-        ("property" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only facts about this property"),
-        ("status" = Option<openapi::FactStatus>, Query, description = "Only facts with this status"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        FactsAbout,
+        ("status" = Option<FactStatus>, Query, description = "Only facts with this status"),
+        Limit,
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
@@ -165,7 +216,7 @@ pub async fn list_facts(
     params(
         ("fact_id" = Uuid, Path, description = "Deterministic from the normalized subject and property"),
         ("as_of" = Option<DateTime<Utc>>, Query, description = "An RFC 3339 record time"),
-        ("valid_at" = Option<openapi::ValidTime>, Query, description = "A date (YYYY, YYYY-MM, YYYY-MM-DD) or an RFC 3339 timestamp"),
+        ("valid_at" = Option<ValidTime>, Query, description = "A date (YYYY, YYYY-MM, YYYY-MM-DD) or an RFC 3339 timestamp"),
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
     responses(
@@ -238,7 +289,7 @@ pub async fn get_fact(
     security(("bearer" = [])),
     params(
         ("fact_id" = Uuid, Path, description = "The fact's id"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        Limit,
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
@@ -276,10 +327,10 @@ pub async fn fact_history(
     get, path = "/v1/audit", tag = "audit",
     security(("bearer" = [])),
     params(
-        ("actor" = Option<String>, Query, max_length = 1000, pattern = r"^[^\x00]*$", description = "Only events written by this token name"),
+        EventsBy,
         ("since" = Option<DateTime<Utc>>, Query, description = "Only events recorded at or after this time"),
         ("until" = Option<DateTime<Utc>>, Query, description = "Only events recorded before this time"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        Limit,
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
@@ -316,7 +367,7 @@ pub async fn audit(
     security(("bearer" = [])),
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "Only events after this position (default 0)"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        Limit,
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
     ),
     responses(
@@ -333,7 +384,7 @@ pub async fn events(
     State(state): State<SharedState>,
     Auditor(_): Auditor,
     p: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let after = p.position("after")?.unwrap_or(0);
     let limit = p.limit()?;
     wait(&state, &p, Source::Log).await?;
@@ -343,7 +394,15 @@ pub async fn events(
         .and_then(|e| e.get("position"))
         .and_then(Value::as_i64)
         .unwrap_or(after);
-    Ok(Json(json!({"events": events, "next_after": next_after})))
+    Ok(Json(EventPage { events, next_after }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    #[schema(value_type = Vec<RecordedEvent>)]
+    events: Vec<Value>,
+    /// The last position returned, or `after` on an empty page.
+    next_after: i64,
 }
 
 /// Check the hash chain
@@ -374,33 +433,97 @@ pub async fn integrity(
 ) -> Result<Json<Value>, ApiError> {
     wait(&state, &p, Source::Log).await?;
     let r = state.services.integrity().await?;
-    Ok(Json(json!({
-        "ok": r.ok,
-        "checked": r.checked,
-        "first_bad_position": r.first_bad_position,
-        "head": {"position": r.head_position, "hash": r.head_hash},
-        "unverified": r.unverified,
-        "verified": {
-            "position": r.state.position,
-            "hash": hex::encode(r.state.hash),
-            "at": r.state.extended_at,
+    let answer = Integrity {
+        ok: r.ok,
+        checked: r.checked,
+        first_bad_position: r.first_bad_position,
+        head: ChainHead {
+            position: r.head_position,
+            hash: r.head_hash,
         },
-        "full_check": full_check_json(&r.state, state.services.verifier()),
-    })))
+        unverified: r.unverified,
+        verified: VerifiedPrefix {
+            position: r.state.position,
+            hash: hex::encode(r.state.hash),
+            at: r.state.extended_at,
+        },
+        full_check: FullCheck::of(&r.state, state.services.verifier()),
+    };
+    Ok(Json(sorted(&answer)?))
 }
 
-/// The last full pass over the chain, and the next.
-fn full_check_json(s: &IntegrityState, config: &VerifierConfig) -> Value {
-    json!({
-        "started_at": s.full_started_at,
-        "finished_at": s.full_finished_at,
-        "checked": s.full_checked,
-        "ok": s.full_ok,
-        "requested_at": s.full_requested_at,
-        "requested_by": s.full_requested_by,
-        "pending": s.full_pending(),
-        "next_at": s.next_full_at(config),
-    })
+/// A body rendered through a `Value`, as every view is (keys sorted).
+fn sorted(body: &impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(body).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Integrity {
+    /// No link checked failed and no pass of the verifier found a break.
+    ok: bool,
+    /// Events whose links are known to hold: the verified prefix and what
+    /// this request re-hashed past it.
+    checked: u64,
+    first_bad_position: Option<i64>,
+    /// The log's recorded head. Keep it: a later check against it detects a
+    /// rewritten or truncated log.
+    head: ChainHead,
+    /// Events past the last one this answer covers (the verifier is behind
+    /// by more than a request re-hashes, or the chain is broken).
+    unverified: i64,
+    verified: VerifiedPrefix,
+    full_check: FullCheck,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChainHead {
+    position: i64,
+    hash: String,
+}
+
+/// What the background verifier has re-hashed, up to where.
+#[derive(Serialize, ToSchema)]
+pub struct VerifiedPrefix {
+    position: i64,
+    hash: String,
+    /// When the prefix last grew.
+    at: Option<DateTime<Utc>>,
+}
+
+/// The last full pass over the whole log, and the next.
+#[derive(Serialize, ToSchema)]
+pub struct FullCheck {
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    checked: Option<i64>,
+    ok: Option<bool>,
+    /// When an auditor last asked for a pass, and who.
+    requested_at: Option<DateTime<Utc>>,
+    requested_by: Option<String>,
+    /// A pass was asked for and has not started.
+    pending: bool,
+    /// The earliest start of the next pass.
+    next_at: Option<DateTime<Utc>>,
+}
+
+impl FullCheck {
+    fn of(s: &IntegrityState, config: &VerifierConfig) -> Self {
+        FullCheck {
+            started_at: s.full_started_at,
+            finished_at: s.full_finished_at,
+            checked: s.full_checked,
+            ok: s.full_ok,
+            requested_at: s.full_requested_at,
+            requested_by: s.full_requested_by.clone(),
+            pending: s.full_pending(),
+            next_at: s.next_full_at(config),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FullCheckRequested {
+    full_check: FullCheck,
 }
 
 // `POST /v1/integrity/checks`: asks the verifier for a full pass over the
@@ -427,8 +550,8 @@ pub async fn request_full_check(
     Auditor(actor): Auditor,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = state.services.request_full_check(&actor.name).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"full_check": full_check_json(&s, state.services.verifier())})),
-    ))
+    let answer = FullCheckRequested {
+        full_check: FullCheck::of(&s, state.services.verifier()),
+    };
+    Ok((StatusCode::ACCEPTED, Json(sorted(&answer)?)))
 }

@@ -5,20 +5,25 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
+
 use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::error::{ConflictProblem, Problem, ValidationProblem};
 use super::input;
-use super::openapi::{
-    BodyProblems, ConflictProblem, NewStory, Problem, QueryProblems, Story, StoryReceipt,
-    TokenProblems, ValidationProblem,
-};
+use super::openapi::{BodyProblems, FirstWriteHeaders, QueryProblems, TokenProblems};
 use super::params::Params;
 use super::reads::wait;
 use super::write::{self, path_id};
+use crate::domain::error::text_schema;
 use crate::service::reads::CLAIMS;
-use crate::service::view;
+use crate::service::view::{self, StoryReceipt, StoryView};
 
 /// Register a story
 ///
@@ -27,8 +32,7 @@ use crate::service::view;
     post, path = "/v1/stories", tag = "stories", operation_id = "create_story",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[\x21-\x7E]{1,255}$", description = "1-255 visible ASCII characters (0x21-0x7E: no spaces or tabs). Makes the write safe to retry: a repeat with the same key, path and body returns the first response and writes nothing; the same key with another body or path is 422. Scoped to the token's name, kept at least 24 h."),
-        ("X-Request-Id" = Option<String>, Header, description = "A UUID to correlate the write's events with; one is made when absent. Echoed in the response."),
+        FirstWriteHeaders,
     ),
     request_body(content = NewStory, content_type = "application/json"),
     responses(
@@ -75,7 +79,7 @@ pub async fn create(
         ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections read here have applied this position"),
     ),
     responses(
-        (status = 200, description = "The story with a summary of its claims", body = Story, content_type = "application/json", headers(
+        (status = 200, description = "The story with a summary of its claims", body = StoryView, content_type = "application/json", headers(
             ("ETag" = String, description = "The story's version, quoted"),
         )),
         QueryProblems,
@@ -106,3 +110,78 @@ pub async fn get(
     }
     Ok(res)
 }
+
+// The body as `/openapi.json` describes it (`input::story` reads it field by
+// field, so that every refusal names its field), with the same bounds.
+
+/// Registers a published piece that claims come from.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "title": "Troops to stay in Iraq",
+    "publisher": "Example Times",
+    "published_at": "2020-01-06T09:30:00Z",
+    "url": "https://example.com/2020/01/06/troops",
+    "body": "Some 5,200 U.S. troops remain in Iraq, officials said."
+}))]
+#[allow(dead_code, reason = "schema-only")]
+pub struct NewStory {
+    #[schema(schema_with = title)]
+    title: String,
+    #[schema(schema_with = publisher)]
+    publisher: String,
+    published_at: PublishedAt,
+    #[schema(schema_with = url)]
+    url: Option<String>,
+    #[schema(schema_with = body)]
+    body: Option<String>,
+}
+
+fn title() -> Object {
+    text_schema(input::TITLE, false).build()
+}
+
+fn publisher() -> Object {
+    text_schema(input::SHORT, false).build()
+}
+
+fn url() -> Object {
+    input::url_schema()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "Unique among stories: registering it again is 409. At most 2,048\ncharacters and \
+             2,600 bytes of UTF-8 (it is indexed; a url in other\nscripts than Latin may reach \
+             the bytes first): 422 beyond either.",
+        ))
+        .build()
+}
+
+fn body() -> Object {
+    text_schema(usize::MAX, true)
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "The full text; a claim's quote must occur in it when it is given.",
+        ))
+        .build()
+}
+
+/// A publication time: an RFC 3339 timestamp, or a date (midnight UTC).
+pub struct PublishedAt;
+
+impl PartialSchema for PublishedAt {
+    fn schema() -> RefOr<Schema> {
+        let string = |format, description| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+                .description(Some(description))
+        };
+        OneOfBuilder::new()
+            .item(string(KnownFormat::DateTime, "an RFC 3339 timestamp"))
+            .item(string(KnownFormat::Date, "a date, taken as midnight UTC"))
+            .examples(["2020-01-06T09:30:00Z"])
+            .into()
+    }
+}
+
+impl ToSchema for PublishedAt {}

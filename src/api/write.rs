@@ -14,7 +14,7 @@ use crate::service::{Effect, IfMatch, WriteContext, WriteOutcome};
 use crate::store::RequestFingerprint;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
-const MAX_KEY_LEN: usize = 255;
+pub(super) const MAX_KEY_LEN: usize = 255;
 
 /// An `Idempotency-Key` is 1-255 visible ASCII characters (0x21-0x7E): no
 /// space, no tab, nothing else. (HTTP strips white space around a field's

@@ -2,9 +2,13 @@
 //! why, in words a client can act on. The HTTP layer turns it into a 422
 //! problem+json response naming `field`.
 
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
 /// A request field failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// `FieldProblem` in the OpenAPI document: 422 responses list them as `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, utoipa::ToSchema)]
 #[error("{field}: {message}")]
+#[schema(as = FieldProblem)]
 pub struct FieldError {
     /// Dotted path of the offending field, e.g. `value.amount`.
     pub field: String,
@@ -94,4 +98,23 @@ pub enum DomainError {
     /// Invalid input (422).
     #[error(transparent)]
     Invalid(#[from] FieldError),
+}
+
+/// Text as [`check_text`] accepts it, for the OpenAPI document: no U+0000,
+/// at most `max_chars` characters and, unless `allow_empty`, not blank.
+/// (`usize::MAX` means no bound of its own.)
+pub fn text_schema(max_chars: usize, allow_empty: bool) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(if allow_empty {
+            r"^[^\x00]*$"
+        } else {
+            r"^[^\x00]*[^\s\x00][^\x00]*$"
+        }))
+        .max_length((max_chars != usize::MAX).then_some(max_chars))
+}
+
+/// [`text_schema`] for a field that may also be `null`.
+pub fn nullable_text_schema(max_chars: usize) -> ObjectBuilder {
+    text_schema(max_chars, false).schema_type(SchemaType::from_iter([Type::String, Type::Null]))
 }

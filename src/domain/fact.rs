@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::claim::{Claim, Status};
 use super::valid_time::ValidTime;
 use super::value::ClaimValue;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FactStatus {
     Verified,
@@ -37,13 +38,13 @@ impl FactStatus {
     }
 }
 
-/// One claim as a fact shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// One claim as a fact shows it. (Its docs are the API's description.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FactClaim {
     pub id: Uuid,
-    /// When the claim was recorded: with `id`, the order of a fact's claims
-    /// (and what lets the facts projection keep a [`Summary`] up to date
-    /// from the changed claims alone).
+    /// When the claim was recorded; a fact's claims are in this order.
+    // With `id`, that order is what lets the facts projection keep a
+    // [`Summary`] up to date from the changed claims alone.
     pub asserted_at: DateTime<Utc>,
     pub value: ClaimValue,
     /// Where the claim holds: its own valid_at, else its story's publication time.
@@ -55,7 +56,7 @@ pub struct FactClaim {
 }
 
 /// One valid time of a fact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TimelineEntry {
     pub valid_at: ValidTime,
     pub status: FactStatus,
@@ -67,12 +68,16 @@ pub struct TimelineEntry {
     pub claim_ids: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything claimed about one (subject, property) pair, along valid time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Fact {
     pub id: Uuid,
     pub subject: String,
     pub property: String,
+    /// That of the latest valid time with a verified claim; `unverified`
+    /// when there is none.
     pub status: FactStatus,
+    /// Null when unverified or contested.
     pub value: Option<ClaimValue>,
     pub valid_at: Option<ValidTime>,
     pub claims: Vec<FactClaim>,

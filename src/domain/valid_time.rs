@@ -2,12 +2,18 @@
 //! recorded. Newsroom sources are often vague ("in January 2020"), so a
 //! valid time may be a year, a month, a day, or an exact instant.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::error::FieldError;
 
@@ -265,6 +271,68 @@ impl<'de> Deserialize<'de> for PartialDate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         PartialDate::parse("date", &s).map_err(serde::de::Error::custom)
+    }
+}
+
+// How valid times look in the OpenAPI document. Patterns (ECMA-262) follow
+// the parsers above, so generated clients and fuzzers send what is accepted.
+
+/// `YYYY` or `YYYY-MM`, year 0001-9999 (full dates use `format: date`).
+const YEAR_OR_MONTH: &str =
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})(-(0[1-9]|1[0-2]))?$";
+
+fn string_schema(format: Option<KnownFormat>, pattern: Option<&str>, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(format.map(SchemaFormat::KnownFormat))
+        .pattern(pattern)
+        .description(Some(description))
+        .build()
+}
+
+impl PartialSchema for ValidTime {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(string_schema(
+                None,
+                Some(YEAR_OR_MONTH),
+                "a year or a month",
+            ))
+            .item(string_schema(Some(KnownFormat::Date), None, "a day"))
+            .item(string_schema(
+                Some(KnownFormat::DateTime),
+                None,
+                "an RFC 3339 timestamp",
+            ))
+            .description(Some(
+                "When a claim holds in the world: YYYY, YYYY-MM, YYYY-MM-DD or an RFC 3339 \
+                 timestamp. Precision follows the form.",
+            ))
+            .examples(["2020-01-06"])
+            .into()
+    }
+}
+
+impl ToSchema for ValidTime {}
+
+/// Named `CalendarDate` in the document: two dates agree only in the same form.
+impl PartialSchema for PartialDate {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(string_schema(
+                None,
+                Some(YEAR_OR_MONTH),
+                "a year or a month",
+            ))
+            .item(string_schema(Some(KnownFormat::Date), None, "a day"))
+            .examples(["2020-01-06"])
+            .into()
+    }
+}
+
+impl ToSchema for PartialDate {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CalendarDate")
     }
 }
 

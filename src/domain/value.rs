@@ -3,6 +3,7 @@
 //! shape, and compared by identity fields only, to decide whether two claims
 //! agree.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
@@ -11,6 +12,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::error::{FieldError, check_text};
 use super::valid_time::PartialDate;
@@ -648,6 +652,208 @@ impl<'de> Deserialize<'de> for ClaimValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
         ClaimValue::from_json_value(v).map_err(de::Error::custom)
+    }
+}
+
+// How values look on the wire, for the OpenAPI document.
+
+/// The JSON number grammar, as text (what [`Decimal::parse`] accepts).
+const DECIMAL_PATTERN: &str = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$";
+
+/// A decimal string, or a JSON number read from its text; responses always
+/// use the string.
+impl PartialSchema for Decimal {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(DECIMAL_PATTERN))
+                    .max_length(Some(MAX_DECIMAL_LEN)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some(
+                "An exact decimal: a string such as \"5200\", \"-0.25\" or \"5.2e3\", or a JSON \
+                 number. Returned as a string, exactly as sent.",
+            ))
+            .examples(["5200"])
+            .into()
+    }
+}
+
+impl ToSchema for Decimal {}
+
+/// `Value` in the document: one schema per kind, discriminated by `kind`.
+impl PartialSchema for ClaimValue {
+    fn schema() -> RefOr<Schema> {
+        wire::Value::schema()
+    }
+}
+
+impl ToSchema for ClaimValue {
+    fn name() -> Cow<'static, str> {
+        wire::Value::name()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        wire::Value::schemas(schemas);
+    }
+}
+
+/// The shapes [`ClaimValue`]'s `Serialize` writes and [`ClaimValue::parse`]
+/// reads, one per kind. Only described, never built.
+#[allow(dead_code, reason = "schema-only types: only their derives are used")]
+mod wire {
+    use utoipa::ToSchema;
+    use utoipa::openapi::schema::Object;
+
+    use super::super::error::{nullable_text_schema, text_schema};
+    use super::super::valid_time::PartialDate;
+    use super::{Decimal, MAX_SHORT_CHARS, MAX_TEXT_CHARS};
+
+    fn short_text() -> Object {
+        text_schema(MAX_SHORT_CHARS, false).build()
+    }
+
+    fn long_text() -> Object {
+        text_schema(MAX_TEXT_CHARS, false).build()
+    }
+
+    fn entity_id() -> Object {
+        nullable_text_schema(MAX_SHORT_CHARS)
+            .description(Some("An external identifier, e.g. a Wikidata id."))
+            .build()
+    }
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum QuantityKind {
+        Quantity,
+    }
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DateKind {
+        Date,
+    }
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OutcomeKind {
+        Outcome,
+    }
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EntityKind {
+        Entity,
+    }
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum BooleanKind {
+        Boolean,
+    }
+    #[derive(ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TextKind {
+        Text,
+    }
+
+    /// A number of something. Only `amount` (numerically) and `unit` decide
+    /// whether two quantities agree.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "quantity", "amount": "5200", "unit": "soldier", "approximate": true}))]
+    pub struct QuantityValue {
+        #[schema(inline)]
+        pub kind: QuantityKind,
+        pub amount: Decimal,
+        #[schema(schema_with = short_text)]
+        pub unit: String,
+        /// Default false.
+        pub approximate: Option<bool>,
+        /// Lower bound; at most `amount`.
+        pub lower: Option<Decimal>,
+        /// Upper bound; at least `amount`.
+        pub upper: Option<Decimal>,
+    }
+
+    /// A calendar date, at the precision written.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "date", "date": "2020-01-06"}))]
+    pub struct DateValue {
+        #[schema(inline)]
+        pub kind: DateKind,
+        pub date: PartialDate,
+    }
+
+    /// The result of a vote or decision; only `outcome` decides agreement.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "outcome", "outcome": "passed", "for": 170, "against": 0}))]
+    pub struct OutcomeValue {
+        #[schema(inline)]
+        pub kind: OutcomeKind,
+        #[schema(schema_with = short_text)]
+        pub outcome: String,
+        #[serde(rename = "for")]
+        #[schema(minimum = 0)]
+        pub votes_for: Option<u64>,
+        #[serde(rename = "against")]
+        #[schema(minimum = 0)]
+        pub votes_against: Option<u64>,
+    }
+
+    /// A person, organisation or thing. Agreement uses `id` when both sides
+    /// have one, else `label`.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "entity", "label": "Brig. Gen. William Seely", "id": null}))]
+    pub struct EntityValue {
+        #[schema(inline)]
+        pub kind: EntityKind,
+        #[schema(schema_with = short_text)]
+        pub label: String,
+        #[schema(schema_with = entity_id)]
+        pub id: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "boolean", "value": true}))]
+    pub struct BooleanValue {
+        #[schema(inline)]
+        pub kind: BooleanKind,
+        pub value: bool,
+    }
+
+    /// Free text; compared trimmed and case-folded.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(example = json!({"kind": "text", "text": "The bill passed."}))]
+    pub struct TextValue {
+        #[schema(inline)]
+        pub kind: TextKind,
+        #[schema(schema_with = long_text)]
+        pub text: String,
+    }
+
+    /// A claim's typed value, discriminated by `kind`.
+    #[derive(ToSchema)]
+    #[serde(untagged)]
+    #[schema(discriminator(property_name = "kind", mapping(
+        ("quantity" = "#/components/schemas/QuantityValue"),
+        ("date" = "#/components/schemas/DateValue"),
+        ("outcome" = "#/components/schemas/OutcomeValue"),
+        ("entity" = "#/components/schemas/EntityValue"),
+        ("boolean" = "#/components/schemas/BooleanValue"),
+        ("text" = "#/components/schemas/TextValue"),
+    )))]
+    pub enum Value {
+        Quantity(QuantityValue),
+        Date(DateValue),
+        Outcome(OutcomeValue),
+        Entity(EntityValue),
+        Boolean(BooleanValue),
+        Text(TextValue),
     }
 }
 

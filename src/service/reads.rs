@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::fact_cache::Lookup;
@@ -262,11 +264,19 @@ impl Services {
                 .into_iter()
                 .map(
                     |(position, recorded_at, actor, event_type, claim_id, data)| {
-                        json!({"position": position, "recorded_at": recorded_at, "actor": actor,
-                           "type": event_type, "claim_id": claim_id, "data": data})
+                        // Through a `Value`, as every view (sorted keys).
+                        serde_json::to_value(HistoryItem {
+                            position,
+                            recorded_at,
+                            actor,
+                            event_type,
+                            claim_id,
+                            data,
+                        })
+                        .map_err(corrupt)
                     },
                 )
-                .collect(),
+                .collect::<Result<_, _>>()?,
             next: p.next,
         }))
     }
@@ -324,20 +334,26 @@ fn render_claim(id: Uuid, state: &str) -> Result<Value, ServiceError> {
     Ok(view::claim(&claim))
 }
 
-/// An event as `/v1/events`, the audit trail and the SSE stream show it.
+/// An event as `/v1/events`, the audit trail and the SSE stream show it:
+/// every field of [`RecordedEvent`], keys sorted.
 pub fn event_json(e: &RecordedEvent) -> Value {
-    json!({
-        "position": e.position,
-        "stream": e.stream,
-        "version": e.version,
-        "type": e.event_type,
-        "recorded_at": e.recorded_at,
-        "actor": e.actor,
-        "data": e.data,
-        "metadata": e.metadata,
-        "event_id": e.event_id,
-        "hash": e.hash,
-    })
+    // Plain data: serializing it into a Value cannot fail.
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+/// One event of one of the fact's claims.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryItem {
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    actor: String,
+    /// The event type, e.g. `ClaimAsserted`.
+    #[serde(rename = "type")]
+    event_type: String,
+    claim_id: Uuid,
+    /// The payload as recorded.
+    #[schema(value_type = Object)]
+    data: Value,
 }
 
 fn corrupt(e: serde_json::Error) -> ServiceError {

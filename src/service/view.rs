@@ -1,42 +1,52 @@
 //! How claims and stories look in responses (and in stored idempotent
-//! responses, which must be byte-for-byte what was first sent).
+//! responses, which must be byte-for-byte what was first sent). The views'
+//! docs and fields are also their description in `/openapi.json`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::claim::{Claim, Confirmation, Dispute, Evidence, Retraction};
+use crate::domain::claim::{Claim, Confirmation, Dispute, Evidence, Retraction, Status};
 use crate::domain::story::Story;
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 
-/// A claim as responses show it (single reads, listings, a story's claims),
-/// rendered through a `Value`, whose keys come out sorted whatever the
-/// order declared here.
-#[derive(Serialize)]
-struct ClaimView<'a> {
+/// A claim as folded from its own stream.
+// As responses show it (single reads, listings, a story's claims), rendered
+// through a `Value`, whose keys come out sorted whatever the order declared
+// here (the order the document lists them in).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Claim)]
+pub struct ClaimView<'a> {
     id: Uuid,
-    quote: &'a str,
-    value: &'a ClaimValue,
-    status: &'static str,
-    fact_id: Uuid,
+    story_id: Uuid,
     subject: &'a str,
-    version: u64,
+    property: &'a str,
+    /// Deterministic from the normalized subject and property.
+    fact_id: Uuid,
+    value: &'a ClaimValue,
+    quote: &'a str,
+    valid_at: &'a Option<ValidTime>,
+    attributed_to: &'a Option<String>,
     corrects: &'a Option<Uuid>,
+    #[schema(value_type = Status)]
+    status: &'static str,
+    /// The name of the token that asserted it.
+    asserted_by: &'a str,
+    asserted_at: &'a DateTime<Utc>,
+    /// Who confirmed it in the current verification round.
+    confirmed_by: Vec<&'a str>,
+    confirmations: &'a [Confirmation],
     disputes: &'a [Dispute],
     evidence: &'a [Evidence],
-    property: &'a str,
-    story_id: Uuid,
-    valid_at: &'a Option<ValidTime>,
     retraction: &'a Option<Retraction>,
-    updated_at: &'a DateTime<Utc>,
-    asserted_at: &'a DateTime<Utc>,
-    asserted_by: &'a str,
-    confirmed_by: Vec<&'a str>,
-    attributed_to: &'a Option<String>,
-    confirmations: &'a [Confirmation],
     superseded_by: &'a Option<Uuid>,
+    /// The claim stream's version; also its `ETag`.
+    #[schema(minimum = 1)]
+    version: u64,
+    updated_at: &'a DateTime<Utc>,
 }
 
 impl<'a> ClaimView<'a> {
@@ -73,19 +83,74 @@ pub fn claim(c: &Claim) -> Value {
     serde_json::to_value(ClaimView::of(c)).unwrap_or(Value::Null)
 }
 
+/// A story: its own fields, from its stream, and its claims.
+// Rendered through a `Value` (sorted keys) like a claim.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Story)]
+pub struct StoryView<'a> {
+    id: Uuid,
+    title: &'a str,
+    publisher: &'a str,
+    published_at: &'a DateTime<Utc>,
+    url: &'a Option<String>,
+    body: &'a Option<String>,
+    registered_by: &'a str,
+    registered_at: &'a DateTime<Utc>,
+    #[schema(minimum = 1)]
+    version: u64,
+    /// From projections: see `wait_for`.
+    #[schema(value_type = Vec<ClaimView>)]
+    claims: &'a [Value],
+}
+
 /// A story's own fields at the top level, plus its claims (their views).
 pub fn story(s: &Story, claims: &[Value]) -> Value {
     let r = &s.registered;
-    json!({
-        "id": r.story_id,
-        "title": r.title,
-        "publisher": r.publisher,
-        "published_at": r.published_at,
-        "url": r.url,
-        "body": r.body,
-        "registered_by": s.registered_by,
-        "registered_at": s.registered_at,
-        "version": s.version,
-        "claims": claims,
-    })
+    let view = StoryView {
+        id: r.story_id,
+        title: &r.title,
+        publisher: &r.publisher,
+        published_at: &r.published_at,
+        url: &r.url,
+        body: &r.body,
+        registered_by: &s.registered_by,
+        registered_at: &s.registered_at,
+        version: s.version,
+        claims,
+    };
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+/// What every write adds to the resource it answers with.
+// Added by `store::with_receipt`; described only.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only: the receipt is added to a Value")]
+pub struct Receipt {
+    /// Global position of the write's last event.
+    position: i64,
+    /// The addressed stream's version after the write.
+    #[schema(minimum = 1)]
+    version: u64,
+    /// Chain hash (hex SHA-256) of the write's last event: the client's receipt.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    hash: String,
+}
+
+/// A claim as a write leaves it, with the write's receipt.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct ClaimReceipt {
+    #[serde(flatten)]
+    claim: ClaimView<'static>,
+    #[serde(flatten)]
+    receipt: Receipt,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "schema-only")]
+pub struct StoryReceipt {
+    #[serde(flatten)]
+    story: StoryView<'static>,
+    #[serde(flatten)]
+    receipt: Receipt,
 }

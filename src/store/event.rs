@@ -101,20 +101,33 @@ pub struct StreamAppend {
     pub events: Vec<NewEvent>,
 }
 
-/// An event as it stands in the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An immutable, hash-chained record.
+// As it stands in the log, and as `/v1/events`, the audit trail and the
+// event stream show it (`Event` in the OpenAPI document, in this order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct RecordedEvent {
+    /// Global, strictly increasing; no reader ever skips one.
     pub position: i64,
-    pub event_id: Uuid,
+    /// `story-<uuid>`, `claim-<uuid>` or `principals`.
     pub stream: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    /// E.g. `StoryRegistered`, `ClaimAsserted`, `ClaimConfirmed`.
     #[serde(rename = "type")]
     pub event_type: String,
-    pub data: Value,
-    pub metadata: Value,
-    pub actor: String,
+    /// Database clock; never decreases as position grows.
     pub recorded_at: DateTime<Utc>,
-    /// Lower-case hex of the SHA-256 chain hash.
+    /// The name of the token that wrote it (`cli` for the command line).
+    pub actor: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Who asked and why: `correlation_id`, `idempotency_key`, ... as recorded.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub event_id: Uuid,
+    /// Hex SHA-256 chaining this event to the one before it (lower case).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 
