@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-
 use utoipa::ToSchema;
 use utoipa::openapi::schema::Object;
 use uuid::Uuid;
@@ -12,8 +11,7 @@ use uuid::Uuid;
 use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
-use super::error::ApiError;
-use super::error::{ConflictProblem, PreconditionProblem, Problem, ValidationProblem};
+use super::error::{ApiError, ConflictProblem, PreconditionProblem, Problem, ValidationProblem};
 use super::input;
 use super::openapi::{ActionHeaders, BodyProblems, QueryProblems, TokenProblems, WriteHeaders};
 use super::params::Params;
@@ -110,7 +108,7 @@ action!(
     /// Editor or admin, not the asserter, once per verification round. The
     /// body may be empty. Enough distinct confirmations verify the claim;
     /// verifying a correction also supersedes the claim it corrects.
-#[utoipa::path(
+    #[utoipa::path(
         post, path = "/v1/claims/{id}/confirmations", tag = "claims", operation_id = "confirm_claim",
         security(("bearer" = [])),
         params(
@@ -145,7 +143,7 @@ action!(
     ///
     /// Any editor, any number of times. The claim counts as unverified until
     /// confirmed again.
-#[utoipa::path(
+    #[utoipa::path(
         post, path = "/v1/claims/{id}/disputes", tag = "claims", operation_id = "dispute_claim",
         security(("bearer" = [])),
         params(
@@ -179,7 +177,7 @@ action!(
     /// Retract a claim
     ///
     /// The asserting editor or an admin. Terminal: the claim never counts again.
-#[utoipa::path(
+    #[utoipa::path(
         post, path = "/v1/claims/{id}/retraction", tag = "claims", operation_id = "retract_claim",
         security(("bearer" = [])),
         params(
@@ -214,7 +212,7 @@ action!(
     ///
     /// Only the asserting editor, only while `pending`. Clears the claim's
     /// confirmations.
-#[utoipa::path(
+    #[utoipa::path(
         post, path = "/v1/claims/{id}/amendments", tag = "claims", operation_id = "amend_claim",
         security(("bearer" = [])),
         params(
@@ -248,7 +246,7 @@ action!(
     /// Attach evidence to a claim
     ///
     /// Any editor.
-#[utoipa::path(
+    #[utoipa::path(
         post, path = "/v1/claims/{id}/evidence", tag = "claims", operation_id = "attach_evidence",
         security(("bearer" = [])),
         params(

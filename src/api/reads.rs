@@ -12,8 +12,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::auth::{Auditor, Caller};
-use super::error::ApiError;
-use super::error::Problem;
+use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::{Limit, Params, text_filters};
 use super::write::path_id;

@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use axum::response::{IntoResponse, Response};
 
 use super::SharedState;
-use super::error::ApiError;
-use super::error::Problem;
+use super::error::{ApiError, Problem};
 use crate::db;
 
 /// Liveness

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
@@ -14,8 +13,7 @@ use utoipa::{PartialSchema, ToSchema};
 use super::SharedState;
 use super::auth::{Caller, Writer};
 use super::body::JsonBody;
-use super::error::ApiError;
-use super::error::{ConflictProblem, Problem, ValidationProblem};
+use super::error::{ApiError, ConflictProblem, Problem, ValidationProblem};
 use super::input;
 use super::openapi::{BodyProblems, FirstWriteHeaders, QueryProblems, TokenProblems};
 use super::params::Params;

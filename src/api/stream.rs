@@ -17,8 +17,7 @@ use futures::Stream;
 
 use super::SharedState;
 use super::auth::Auditor;
-use super::error::ApiError;
-use super::error::Problem;
+use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::Params;
 use crate::auth::TokenCache;
