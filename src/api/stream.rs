@@ -153,6 +153,19 @@ impl Live {
     }
 }
 
+/// One Server-Sent Event of the stream, as an event-stream parser reads it
+/// (keep-alive comments aside): `id` is the event's position (what
+/// `Last-Event-ID` resumes after), `data` the event as `/v1/events` shows
+/// it, as JSON text.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the wire format; built by axum's Sse")]
+pub struct StreamEvent {
+    #[schema(pattern = "^[0-9]+$", example = "42")]
+    id: String,
+    /// JSON text of an `Event`.
+    data: String,
+}
+
 /// Follow the log live
 ///
 /// Auditor or admin. Server-Sent Events: each event's `id:` is its
@@ -166,7 +179,7 @@ impl Live {
         ("Last-Event-ID" = Option<String>, Header, pattern = r"^ *[0-9]{1,18} *$", description = "Resume after this position (sent by browsers on reconnect)"),
     ),
     responses(
-        (status = 200, description = "A stream of events, live", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "A stream of events, live: each Server-Sent Event is one event of the log", body = StreamEvent, content_type = "text/event-stream"),
         QueryProblems,
         TokenProblems,
         (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),

@@ -207,3 +207,58 @@ async fn docs_page_loads_only_from_the_service() {
         "not RapiDoc"
     );
 }
+
+/// The event stream's documented schema describes the events it sends: each
+/// has an `id` (the position) and `data`, JSON text of an `Event` with every
+/// property the document requires.
+#[tokio::test]
+async fn the_event_streams_events_match_their_documented_shape() {
+    let app = TestApp::start().await;
+    let spec = spec(&app).await;
+    let schema = &spec["components"]["schemas"]["StreamEvent"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(required, ["id", "data"]);
+    let event_required: Vec<String> = spec["components"]["schemas"]["Event"]["required"]
+        .as_array()
+        .expect("Event.required")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+
+    let auditor = app.token("audrey", "auditor").await;
+    let mut res = app
+        .get("/v1/events/stream?after=0", &auditor)
+        .send()
+        .await
+        .expect("stream");
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), res.chunk())
+            .await
+            .expect("an event in time")
+            .expect("chunk")
+            .expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let field = |name: &str| {
+        first
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {first:?}"))
+            .to_owned()
+    };
+    let id = field("id");
+    assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}");
+    let data: Value = serde_json::from_str(&field("data")).expect("data is JSON");
+    for name in &event_required {
+        assert!(data.get(name).is_some(), "the event lacks {name}: {data}");
+    }
+    assert_eq!(data["position"].to_string(), id);
+}
