@@ -58,6 +58,10 @@ const RATE_GOAL: f64 = 0.8;
 const MB: f64 = 1e6;
 /// The server's interval between full passes of its chain verifier.
 const VERIFY_EVERY_MINUTES: &str = "1440";
+/// A machine is quiet when anything but the benchmark used less than this
+/// share of it over [`QUIET_SAMPLE`].
+const QUIET_SHARE: f64 = 0.15;
+const QUIET_SAMPLE: Duration = Duration::from_secs(2);
 
 struct Settings {
     sizes: Vec<u64>,
@@ -66,6 +70,8 @@ struct Settings {
     write_secs: u64,
     rounds: usize,
     hold_secs: u64,
+    /// Longest wait for a quiet machine before each measurement (0: none).
+    quiet_secs: u64,
 }
 
 impl Settings {
@@ -98,6 +104,10 @@ impl Settings {
             hold_secs: std::env::var("FACTLOG_BENCH_SCALE_HOLD_SECS")
                 .ok()
                 .map_or(0, |_| env_number("FACTLOG_BENCH_SCALE_HOLD_SECS", 600)),
+            quiet_secs: match std::env::var("FACTLOG_BENCH_SCALE_QUIET_SECS") {
+                Ok(v) if v.trim() == "0" => 0,
+                _ => env_number("FACTLOG_BENCH_SCALE_QUIET_SECS", 60),
+            },
         }
     }
 }
@@ -270,6 +280,8 @@ struct ChildRun {
     /// Cores: this process with the command / PostgreSQL / anything else.
     cpu: CpuSplit,
     stdout: String,
+    /// Seconds spent waiting for a quiet machine before it started.
+    quiet_wait: f64,
 }
 
 impl ChildRun {
@@ -284,6 +296,7 @@ struct ReadResult {
     goal: bool,
     load: Load,
     cpu: CpuSplit,
+    quiet_wait: f64,
 }
 
 impl ReadResult {
@@ -466,6 +479,7 @@ async fn measure_size(
     }
     eprintln!("  control: pgbench primary-key SELECT on a fixed {CONTROL_ROWS}-row table");
     settle(pool).await;
+    wait_for_quiet(bench, Some(server.pid())).await;
     let control = run_pgbench(
         bench,
         "control.sql",
@@ -548,6 +562,12 @@ async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
         .stdout(out)
         .stderr(Stdio::inherit());
     die_with_parent(&mut cmd);
+    // The fill is not measured against anything: no need to wait for it.
+    let quiet_wait = if args.first() == Some(&"generate") {
+        0.0
+    } else {
+        wait_for_quiet(bench, None).await
+    };
     let cpu_before = CpuSnapshot::take(bench.postmaster, None);
     let start = Instant::now();
     let child = cmd.spawn().expect("start a factlog command");
@@ -581,6 +601,30 @@ async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
         cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
         cpu,
         stdout,
+        quiet_wait,
+    }
+}
+
+/// Waits until anything but the benchmark uses less than [`QUIET_SHARE`] of
+/// the machine over [`QUIET_SAMPLE`], or `FACTLOG_BENCH_SCALE_QUIET_SECS`
+/// have passed; returns the seconds waited. Others' builds and tests come
+/// and go on a shared machine; a measurement made in a quiet spell says
+/// more about the code.
+async fn wait_for_quiet(bench: &Bench, server: Option<u32>) -> f64 {
+    let limit = bench.settings.quiet_secs;
+    if limit == 0 {
+        return 0.0;
+    }
+    let start = Instant::now();
+    loop {
+        let before = CpuSnapshot::take(bench.postmaster, server);
+        tokio::time::sleep(QUIET_SAMPLE).await;
+        let share = CpuSnapshot::take(bench.postmaster, server)
+            .since(&before)
+            .others_share;
+        if share < QUIET_SHARE || start.elapsed() >= Duration::from_secs(limit) {
+            return start.elapsed().as_secs_f64();
+        }
     }
 }
 
@@ -1070,6 +1114,7 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
     };
     let s = &live.bench.settings;
     settle(&live.bench.pool).await;
+    let quiet_wait = wait_for_quiet(live.bench, Some(live.server.pid())).await;
     // Warm-up: connections, the server's statement cache, the pages read.
     closed_loop(s.conns, Duration::from_secs(1), op.clone()).await;
     let before = live.cpu();
@@ -1094,6 +1139,7 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
         goal: spec.goal,
         load,
         cpu,
+        quiet_wait,
     }
 }
 
@@ -1154,6 +1200,7 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
         let mut pg = None;
         for side in 0..2 {
             settle(pool).await;
+            wait_for_quiet(live.bench, Some(live.server.pid())).await;
             if (side == 0) == round.is_multiple_of(2) {
                 http = Some(closed_loop(WRITE_CONNECTIONS, d, assert_op(live)).await);
             } else {
@@ -1890,7 +1937,9 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
          rebuild` (all projections from the whole log) and `factlog verify` as child processes \
          (wall time; peak RSS and CPU time from `wait4`), then `factlog serve` until `GET \
          /v1/integrity` reports `unverified` 0 and its start-up full pass has finished. Each \
-         read: {} connections, closed loop, 1 s warm-up then {} s, from a checkpoint; ids, \
+         read: {} connections, closed loop, from a checkpoint, after waiting up to {} s for a \
+         quiet machine (others below {:.0}% of it over {} s; so do the control, each side of \
+         each assert pair, `rebuild` and `verify`), 1 s warm-up then {} s; ids, \
          actors, stories and cursors drawn at random per request from the database (fact ids \
          from `facts_view`; {STORY_SAMPLE} random stories; the six generated editors as \
          actors; deep cursors in the later half of the filter's range of positions). History: \
@@ -1902,7 +1951,13 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
          generated facts, and pgbench's single-row INSERT (bench/common.rs) at \
          {WRITE_CONNECTIONS} clients, {} s each, {} round(s), alternating which goes first; \
          medians. Pages are {PAGE} items.\n",
-        s.conns, s.secs, s.write_secs, s.rounds
+        s.conns,
+        s.quiet_secs,
+        QUIET_SHARE * 100.0,
+        QUIET_SAMPLE.as_secs(),
+        s.secs,
+        s.write_secs,
+        s.rounds
     );
     let _ = writeln!(
         out,
@@ -1991,9 +2046,9 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
     );
     let _ = writeln!(
         out,
-        "| step | events | seconds | events/s | events per CPU second (command + PG) | peak RSS | CPU cores: bench with the command / PG / other | others' CPU |"
+        "| step | events | seconds | events/s | events per CPU second (command + PG) | peak RSS | CPU cores: bench with the command / PG / other | others' CPU | waited for quiet |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|---:|---:|");
     for (name, events, run) in [
         (
             "fill: `factlog generate` (synchronous_commit off)",
@@ -2006,7 +2061,7 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
         let c = &run.cpu;
         let _ = writeln!(
             out,
-            "| {name} | {} | {:.1} | {} | {} | {:.0} MB | {:.2} / {:.2} / {:.2} | {:.0}% |",
+            "| {name} | {} | {:.1} | {} | {} | {:.0} MB | {:.2} / {:.2} / {:.2} | {:.0}% | {:.0} s |",
             thousands(events as u64),
             run.secs,
             rate(events as f64 / run.secs),
@@ -2015,12 +2070,13 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
             c.client,
             c.postgres,
             c.others,
-            c.others_share * 100.0
+            c.others_share * 100.0,
+            run.quiet_wait
         );
     }
     let _ = writeln!(
         out,
-        "| `VACUUM ANALYZE` (whole database, after the fill) | — | {:.1} | — | — | — | — | — |",
+        "| `VACUUM ANALYZE` (whole database, after the fill) | — | {:.1} | — | — | — | — | — | — |",
         r.vacuum_secs
     );
     let _ = writeln!(
@@ -2034,15 +2090,15 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
     );
     let _ = writeln!(
         out,
-        "| read | req/s | p50 | p99 | server + PG CPU per request | non-2xx | CPU bench/server/pg/other | others' CPU |"
+        "| read | req/s | p50 | p99 | server + PG CPU per request | non-2xx | CPU bench/server/pg/other | others' CPU | waited for quiet |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|---:|---:|");
     for read in &r.reads {
         let (p50, p99) = read.p50_p99();
         let c = &read.cpu;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} ms | {} | {:.2}/{:.2}/{:.2}/{:.2} | {:.0}% |",
+            "| {} | {} | {} | {} | {:.2} ms | {} | {:.2}/{:.2}/{:.2}/{:.2} | {:.0}% | {:.0} s |",
             read.name,
             rate(read.rate()),
             ms_fmt(p50),
@@ -2053,12 +2109,13 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
             c.server,
             c.postgres,
             c.others,
-            c.others_share * 100.0
+            c.others_share * 100.0,
+            read.quiet_wait
         );
     }
     let _ = writeln!(
         out,
-        "| control: pgbench `SELECT doc FROM bench_control WHERE n = :n` (`-M prepared`, {CONTROL_ROWS} rows) | {} tps | {} | {} | — | — | — | — |",
+        "| control: pgbench `SELECT doc FROM bench_control WHERE n = :n` (`-M prepared`, {CONTROL_ROWS} rows) | {} tps | {} | {} | — | — | — | — | — |",
         rate(r.control.rate),
         ms_fmt(r.control.p50),
         ms_fmt(r.control.p99)
