@@ -18,7 +18,6 @@ pub struct Caller(#[allow(dead_code, reason = "reads do not depend on who asks y
 pub struct Writer(pub Actor);
 
 /// An auditor or admin (audit, raw events, integrity).
-#[allow(dead_code, reason = "the audit endpoints arrive with the read side")]
 pub struct Auditor(pub Actor);
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
@@ -95,7 +94,6 @@ impl FromRequestParts<SharedState> for Writer {
     }
 }
 
-#[allow(dead_code, reason = "the audit endpoints arrive with the read side")]
 impl FromRequestParts<SharedState> for Auditor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
