@@ -80,3 +80,42 @@ fn the_log_knows_nothing_of_http() {
         found.join("\n")
     );
 }
+
+/// Every test the docs name (`module::test_name`, a file of this suite)
+/// exists: a renamed or deleted test cannot leave a doc pointing at nothing.
+#[test]
+fn the_tests_the_docs_name_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite = root.join("tests").join("it");
+    let mut missing = Vec::new();
+    let mut named = 0;
+    for doc in ["ARCHITECTURE.md", "RELIABILITY.md", "README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).expect("doc");
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let Some((module, test)) = quoted.split_once("::") else {
+                continue;
+            };
+            let file = suite.join(format!("{module}.rs"));
+            if test.is_empty()
+                || test == "*"
+                || !file.is_file()
+                || !test
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                continue;
+            }
+            named += 1;
+            let source = std::fs::read_to_string(&file).expect("test file");
+            if !source.contains(&format!("fn {test}(")) {
+                missing.push(format!("{doc}: {module}::{test}"));
+            }
+        }
+    }
+    assert!(named > 20, "the docs name only {named} tests");
+    assert!(
+        missing.is_empty(),
+        "named but missing:\n{}",
+        missing.join("\n")
+    );
+}
