@@ -187,12 +187,22 @@ fn audit_query(explain: bool, f: &AuditFilter, after: i64, limit: i64) -> QueryB
     q.push(event_columns!())
         .push(" FROM events WHERE position > ");
     q.push_bind(after);
-    // The page starts at the later of `since` and the cursor's own record
-    // time: no event after the cursor was recorded before it.
+    // The page starts just past the later of `since` and the cursor, as a
+    // (record time, position) pair: no event after the cursor was recorded
+    // before it, so `position > after` is `(recorded_at, position) >
+    // (the cursor's time, after)`. Compared as a row, the index seeks
+    // straight there; compared by time alone, it walked every event that
+    // shares the cursor's time (a whole group commit's) to skip them.
     let lower = |q: &mut QueryBuilder<Postgres>| {
         q.push("(SELECT greatest(coalesce(max(recorded_at), '-infinity'), ")
             .push_bind(f.since)
             .push("::timestamptz) FROM events WHERE position = ")
+            .push_bind(after)
+            .push("), (SELECT CASE WHEN ")
+            .push_bind(f.since)
+            .push("::timestamptz > coalesce(max(recorded_at), '-infinity') THEN 0 ELSE ")
+            .push_bind(after)
+            .push(" END FROM events WHERE position = ")
             .push_bind(after)
             .push(")");
     };
@@ -202,7 +212,7 @@ fn audit_query(explain: bool, f: &AuditFilter, after: i64, limit: i64) -> QueryB
         // time is served by `events_recorded_at` as well, and the planner
         // chose it, reading every event of the window to find a rare
         // actor's few.
-        q.push(" AND (actor, recorded_at) >= (")
+        q.push(" AND (actor, recorded_at, position) > (")
             .push_bind(actor.clone());
         q.push(", ");
         lower(&mut q);
@@ -213,8 +223,9 @@ fn audit_query(explain: bool, f: &AuditFilter, after: i64, limit: i64) -> QueryB
             .push("::timestamptz, 'infinity'))");
         " ORDER BY actor, recorded_at, position LIMIT "
     } else if f.since.is_some() || f.until.is_some() {
-        q.push(" AND recorded_at >= ");
+        q.push(" AND (recorded_at, position) > (");
         lower(&mut q);
+        q.push(")");
         if let Some(until) = f.until {
             q.push(" AND recorded_at < ").push_bind(until);
         }
