@@ -187,13 +187,12 @@ fn main() {
     // Everything below runs in this future on the main thread: the children
     // it spawns (server, generator, rebuild, verify) get PR_SET_PDEATHSIG
     // from it, which is tied to the spawning thread.
-    let report = runtime.block_on(run(settings, cluster, bin));
-    println!("{report}");
-    let path = write_report(&report);
-    eprintln!("written to {}", path.display());
+    runtime.block_on(run(settings, cluster, bin));
 }
 
-async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) -> String {
+/// Measures every size, then prints the report and writes it to
+/// bench/results/ (before holding the cluster, when asked to).
+async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     let bin = binary.path;
     let started = Instant::now();
     let url = cluster.url(DB_NAME);
@@ -256,17 +255,17 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) -> S
         results.push(measure_size(&bench, size, i as u64 + 1, claims).await);
     }
     let report = render(&bench, &machine, &results, started);
+    println!("{report}");
+    let path = write_report(&report);
+    eprintln!("written to {}", path.display());
     if bench.settings.hold_secs > 0 {
         eprintln!(
             "holding the cluster for {} s (FACTLOG_BENCH_SCALE_HOLD_SECS): psql '{}'",
             bench.settings.hold_secs, bench.url
         );
-        println!("{report}");
-        write_report(&report);
         tokio::time::sleep(Duration::from_secs(bench.settings.hold_secs)).await;
     }
     bench.pool.close().await;
-    report
 }
 
 // ---------------------------------------------------------------------------
@@ -749,15 +748,11 @@ impl Targets {
             .await
             .expect("fact ids");
         assert!(!facts.is_empty(), "no facts to read");
-        let busiest = busy_facts(pool, (1, i64::MAX)).await;
+        let busiest = busy_facts(pool, ANY_COUNT).await;
         let matched = match claims {
-            None => busy_facts(pool, (1, i64::MAX)).await,
+            None => busy_facts(pool, ANY_COUNT).await,
             Some(range) => busy_facts(pool, range).await,
         };
-        assert!(
-            !matched.is_empty(),
-            "no facts with {claims:?} claims to read the history of"
-        );
         let stories: Vec<Uuid> = sqlx::query_scalar(
             "SELECT story_id FROM (SELECT DISTINCT story_id FROM claim_versions \
              WHERE recorded_to IS NULL) s ORDER BY random() LIMIT $1",
@@ -783,13 +778,19 @@ impl Targets {
     }
 }
 
+/// Every claim count (bounded, so that the ordering's arithmetic cannot overflow).
+const ANY_COUNT: (i64, i64) = (1, 1 << 40);
+
 /// The [`BUSY_FACTS`] facts with the most claims within `claims` (a range
-/// of counts), each with a cursor half-way through its history.
+/// of counts), or when too few are, those nearest it, each with a cursor
+/// half-way through its history.
 async fn busy_facts(pool: &PgPool, claims: (i64, i64)) -> Vec<BusyFact> {
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT fact_id, count(*) FROM claim_versions WHERE to_position IS NULL \
-         GROUP BY fact_id HAVING count(*) BETWEEN $1 AND $2 \
-         ORDER BY count(*) DESC, fact_id LIMIT $3",
+         GROUP BY fact_id \
+         ORDER BY CASE WHEN count(*) BETWEEN $1 AND $2 THEN -count(*) \
+                       ELSE greatest($1 - count(*), count(*) - $2) + $2 END, fact_id \
+         LIMIT $3",
     )
     .bind(claims.0)
     .bind(claims.1)
