@@ -15,6 +15,7 @@ use crate::domain::text;
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::progress::Progress;
+use crate::service::log_event;
 use crate::store::{
     AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend,
 };
@@ -51,7 +52,7 @@ fn one(
 }
 
 fn claim_event(e: &ClaimEvent) -> NewEvent {
-    NewEvent::new(e.type_name(), e.data())
+    log_event(e.type_name(), e.data())
 }
 
 /// The appends for one story and its claims (about 10 events).
@@ -75,7 +76,7 @@ fn story_work(rng: &mut Rng, facts: u64) -> Result<Vec<AppendRequest>, String> {
     let mut work = vec![one(
         story::stream_name(story_id),
         ExpectedVersion::NoStream,
-        vec![NewEvent::new(STORY_REGISTERED, data)],
+        vec![log_event(STORY_REGISTERED, data)],
         asserter,
     )];
     for _ in 0..3 {

@@ -2,6 +2,7 @@
 //! claim and story life cycles (`decide` / `evolve`).
 
 pub mod claim;
+pub mod erasable;
 pub mod error;
 pub mod fact;
 pub mod principal;

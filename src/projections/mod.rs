@@ -356,7 +356,8 @@ impl LogEvent {
     pub(crate) fn of(r: LogRow) -> Option<Result<LogEvent, ProjectionError>> {
         let claim_id = claim_id_of_stream(&r.stream)?;
         Some(
-            ClaimEvent::from_log_text(&r.event_type, &r.data)
+            r.open_data()
+                .and_then(|data| ClaimEvent::from_log_text(&r.event_type, &data))
                 .map(|event| LogEvent {
                     position: r.position,
                     claim_id,

@@ -387,7 +387,7 @@ pub type HistoryRow = (i64, DateTime<Utc>, String, String, Uuid, Value);
 /// bitmap of every position after `$2` with each claim's stream (2.8 s at
 /// 1M events instead of 1 ms).
 const FACT_HISTORY: &str = concat!(
-    "SELECT e.position, e.recorded_at, e.actor, e.type, v.claim_id, e.data \
+    "SELECT h.*, s.secrets FROM (SELECT e.position, e.recorded_at, e.actor, e.type, v.claim_id, e.data \
      FROM claim_versions v \
      CROSS JOIN LATERAL ( \
          SELECT e.position, e.recorded_at, e.actor, e.type, e.data FROM events e \
@@ -397,7 +397,8 @@ const FACT_HISTORY: &str = concat!(
            AND e.position + 0 <= (SELECT position FROM projection_checkpoints WHERE name = 'facts') \
          ORDER BY e.version LIMIT $3) e \
      WHERE v.fact_id = $1 AND v.to_position IS NULL \
-     ORDER BY e.position LIMIT $3"
+     ORDER BY e.position LIMIT $3) h \
+     LEFT JOIN event_secrets s ON s.position = h.position ORDER BY h.position"
 );
 
 /// The events of fact `id` after position `after`, oldest first: the events
@@ -409,12 +410,30 @@ pub async fn fact_history(
     after: i64,
     limit: i64,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    Ok(sqlx::query_as(FACT_HISTORY)
+    type Sealed = (
+        i64,
+        DateTime<Utc>,
+        String,
+        String,
+        Uuid,
+        Value,
+        Option<Value>,
+    );
+    let rows: Vec<Sealed> = sqlx::query_as(FACT_HISTORY)
         .bind(id)
         .bind(after)
         .bind(limit)
         .fetch_all(pool)
-        .await?)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(position, at, actor, kind, claim, mut data, secrets)| {
+            if let Some(secrets) = &secrets {
+                crate::store::seal::open(&mut data, secrets);
+            }
+            (position, at, actor, kind, claim, data)
+        })
+        .collect())
 }
 
 /// The generic plan (the one a pooled connection caches) of

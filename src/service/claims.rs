@@ -67,7 +67,7 @@ fn claim_response(before: Option<Claim>, events: Vec<ClaimEvent>) -> ResponseBui
 fn to_new(events: &[ClaimEvent]) -> Vec<NewEvent> {
     events
         .iter()
-        .map(|e| NewEvent::new(e.type_name(), e.data()))
+        .map(|e| super::log_event(e.type_name(), e.data()))
         .collect()
 }
 

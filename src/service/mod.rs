@@ -294,3 +294,11 @@ impl Services {
         }
     }
 }
+
+/// An event for the log, its erasable fields sealed (`domain::erasable`):
+/// every writer builds its events here, so none can leave a personal value
+/// in the log's hashed bytes.
+pub fn log_event(event_type: &str, data: Value) -> crate::store::NewEvent {
+    crate::store::NewEvent::new(event_type, data)
+        .sealing(crate::domain::erasable::sealed_paths(event_type))
+}

@@ -7,8 +7,8 @@ use super::{Effect, ServiceError, Services, WriteContext, WriteOutcome, view};
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
-    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, NewEvent, ResponseBuilder,
-    StoreError, StreamAppend, lookup,
+    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, ResponseBuilder, StoreError,
+    StreamAppend, lookup,
 };
 
 /// A validated `POST /v1/stories` body.
@@ -129,7 +129,7 @@ impl Services {
             streams: vec![StreamAppend {
                 stream: story::stream_name(id),
                 expected: ExpectedVersion::NoStream,
-                events: vec![NewEvent::new(STORY_REGISTERED, data)],
+                events: vec![super::log_event(STORY_REGISTERED, data)],
             }],
             metadata: w.metadata(),
             idempotency: w.claim(Effect::Created, &response),

@@ -134,6 +134,10 @@ pub struct Receipt {
     /// Chain hash (hex SHA-256) of the write's last event: the client's receipt.
     #[schema(pattern = "^[0-9a-f]{64}$")]
     hash: String,
+    /// Merkle leaf hash (hex) of the write's last event: give it with
+    /// `position` to `GET /v1/proofs/inclusion`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    leaf_hash: String,
 }
 
 /// A claim as a write leaves it, with the write's receipt.

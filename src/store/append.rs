@@ -19,6 +19,7 @@ use super::chain::{self, ChainFields, HASH_LEN};
 use super::error::StoreError;
 use super::event::{AppendReceipt, AppendedEvent, ExpectedVersion, Metadata, StreamAppend};
 use super::idempotency::{IdempotencyClaim, StoredResponse};
+use super::{leaf, seal};
 
 /// One atomic write: events for one or more streams, all or nothing.
 #[derive(Debug, Clone)]
@@ -43,8 +44,11 @@ pub enum AppendOutcome {
 #[derive(Debug, Clone)]
 pub struct PreparedAppend {
     pub(crate) request: AppendRequest,
-    /// Canonical JSON of each event's data, stream by stream.
+    /// Canonical JSON of each event's data, stream by stream, sealed
+    /// fields as their commitments.
     data: Vec<Vec<String>>,
+    /// Each event's sealed values and salts (JSON text), where it has any.
+    secrets: Vec<Vec<Option<String>>>,
     metadata: String,
     pub(crate) event_count: usize,
 }
@@ -83,9 +87,11 @@ impl PreparedAppend {
         }
         let metadata = chain::canonical_json(&request.metadata.stored_json());
         let mut data = Vec::with_capacity(request.streams.len());
+        let mut secrets = Vec::with_capacity(request.streams.len());
         let mut event_count = 0;
         for s in &request.streams {
             let mut encoded = Vec::with_capacity(s.events.len());
+            let mut kept = Vec::with_capacity(s.events.len());
             for e in &s.events {
                 if e.event_type.is_empty() || e.event_type.contains('\0') {
                     return Err(StoreError::InvalidAppend("invalid event type".into()));
@@ -95,8 +101,21 @@ impl PreparedAppend {
                         "event data must not contain U+0000".into(),
                     ));
                 }
-                let text = chain::canonical_json(&e.data);
-                let size = text.len() + metadata.len() + e.event_type.len() + s.stream.len();
+                let (text, secret) = if e.sealed.is_empty() {
+                    (chain::canonical_json(&e.data), None)
+                } else {
+                    let mut sealed = e.data.clone();
+                    let secret = seal::seal(&mut sealed, e.sealed)?;
+                    (
+                        chain::canonical_json(&sealed),
+                        secret.map(|v| chain::canonical_json(&v)),
+                    )
+                };
+                let size = text.len()
+                    + secret.as_ref().map_or(0, String::len)
+                    + metadata.len()
+                    + e.event_type.len()
+                    + s.stream.len();
                 if size > max_event_bytes {
                     return Err(StoreError::EventTooLarge {
                         size,
@@ -105,12 +124,15 @@ impl PreparedAppend {
                 }
                 event_count += 1;
                 encoded.push(text);
+                kept.push(secret);
             }
             data.push(encoded);
+            secrets.push(kept);
         }
         Ok(PreparedAppend {
             request,
             data,
+            secrets,
             metadata,
             event_count,
         })
@@ -130,6 +152,8 @@ struct Rows<'a> {
     metadata: Vec<&'a str>,
     actor: Vec<&'a str>,
     hash: Vec<Vec<u8>>,
+    secret_position: Vec<i64>,
+    secret: Vec<&'a str>,
 }
 
 #[derive(Default)]
@@ -208,9 +232,15 @@ fn plan<'a>(
         let mut recorded = Vec::with_capacity(prepared.event_count);
         let mut stream_versions = Vec::with_capacity(req.streams.len());
         let actor = req.metadata.actor.as_str();
-        for (s, encoded) in req.streams.iter().zip(&prepared.data) {
+        let mut last_leaf = [0u8; HASH_LEN];
+        for ((s, encoded), kept) in req
+            .streams
+            .iter()
+            .zip(&prepared.data)
+            .zip(&prepared.secrets)
+        {
             let mut version = versions.get(s.stream.as_str()).copied().unwrap_or(0);
-            for (event, data_text) in s.events.iter().zip(encoded) {
+            for ((event, data_text), secret) in s.events.iter().zip(encoded).zip(kept) {
                 position += 1;
                 version += 1;
                 let event_id = Uuid::now_v7();
@@ -229,6 +259,10 @@ fn plan<'a>(
                     },
                 );
                 prev = hash;
+                if let Some(secret) = secret {
+                    rows.secret_position.push(position);
+                    rows.secret.push(secret);
+                }
                 rows.position.push(position);
                 rows.event_id.push(event_id);
                 rows.stream.push(&s.stream);
@@ -248,11 +282,28 @@ fn plan<'a>(
             versions.insert(&s.stream, version);
             stream_versions.push((s.stream.clone(), version));
         }
+        // The receipt's leaf: the append's last event, as the tree will see it.
+        if let (Some(s), Some(data)) = (
+            req.streams.last(),
+            prepared.data.last().and_then(|d| d.last()),
+        ) && let Some(event) = s.events.last()
+        {
+            last_leaf = leaf::leaf_hash(&leaf::LeafFields {
+                position,
+                stream: &s.stream,
+                version: versions.get(s.stream.as_str()).copied().unwrap_or(0) as i64,
+                event_type: &event.event_type,
+                recorded_at,
+                actor,
+                data,
+            });
+        }
         let receipt = AppendReceipt {
             streams: stream_versions,
             first_position,
             last_position: position,
             last_hash: hex::encode(prev),
+            last_leaf_hash: hex::encode(last_leaf),
             recorded_at,
             actor: actor.to_owned(),
             events: recorded,
@@ -457,7 +508,7 @@ pub(crate) async fn append_at(
     } = fast;
     sqlx::query(
         "SELECT factlog_append_at($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
     )
     .bind(head)
     .bind(&names)
@@ -482,6 +533,8 @@ pub(crate) async fn append_at(
     .bind(&idem_rows.position)
     .bind(after.position)
     .bind(after.hash.to_vec())
+    .bind(&rows.secret_position)
+    .bind(&rows.secret)
     .execute(&mut *conn)
     .await?;
     Ok((results, after))

@@ -41,6 +41,9 @@ impl std::fmt::Display for ExpectedVersion {
 pub struct NewEvent {
     pub event_type: String,
     pub data: Value,
+    /// Dotted paths of erasable fields in `data`: sealed on append
+    /// (`seal`), so the log keeps only their commitments.
+    pub sealed: &'static [&'static str],
 }
 
 impl NewEvent {
@@ -48,7 +51,14 @@ impl NewEvent {
         NewEvent {
             event_type: event_type.into(),
             data,
+            sealed: &[],
         }
+    }
+
+    /// The same event with the fields at `paths` sealed on append.
+    pub fn sealing(mut self, paths: &'static [&'static str]) -> Self {
+        self.sealed = paths;
+        self
     }
 }
 
@@ -129,6 +139,17 @@ pub struct RecordedEvent {
     /// Hex SHA-256 chaining this event to the one before it (lower case).
     #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
+    /// Hex RFC 9162 leaf hash of this event in the log's Merkle tree,
+    /// recomputable from the fields above and `salts` (AUDITING.md).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub leaf_hash: String,
+    /// The salt (hex) of each erasable field of `data` that the leaf commits
+    /// to, by its dotted path (`quote`, `changes.quote`, `note`, ...). Empty
+    /// for events recorded before the verifiable log: their leaves cover
+    /// the values themselves.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub salts: std::collections::BTreeMap<String, String>,
 }
 
 /// Where one appended event landed (its content is what was appended).
@@ -150,6 +171,8 @@ pub struct AppendReceipt {
     pub last_position: i64,
     /// Chain hash (hex) of the append's last event.
     pub last_hash: String,
+    /// Merkle leaf hash (hex) of the append's last event.
+    pub last_leaf_hash: String,
     pub recorded_at: DateTime<Utc>,
     /// Who appended (every event of one append has the same actor).
     pub actor: String,

@@ -82,7 +82,8 @@ impl std::fmt::Debug for IdempotencyClaim {
 
 /// Adds a write's receipt to its response body when that is a JSON object:
 /// `position` (of its last event), `version` (of the first stream, the one
-/// the write addresses) and `hash` (the chain hash of its last event).
+/// the write addresses), `hash` (the chain hash of its last event) and
+/// `leaf_hash` (its Merkle leaf hash, what an inclusion proof starts from).
 pub fn with_receipt(mut body: Value, receipt: &AppendReceipt) -> Value {
     if let Value::Object(map) = &mut body {
         map.insert("position".into(), receipt.last_position.into());
@@ -90,6 +91,7 @@ pub fn with_receipt(mut body: Value, receipt: &AppendReceipt) -> Value {
             map.insert("version".into(), (*version).into());
         }
         map.insert("hash".into(), receipt.last_hash.clone().into());
+        map.insert("leaf_hash".into(), receipt.last_leaf_hash.clone().into());
     }
     body
 }

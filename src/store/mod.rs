@@ -7,8 +7,10 @@ mod error;
 mod event;
 pub mod idempotency;
 pub mod integrity;
+pub mod leaf;
 pub mod lookup;
 mod read;
+pub mod seal;
 mod subscribe;
 mod verify;
 
@@ -24,10 +26,10 @@ pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEven
 pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
-pub(crate) use read::log_row_columns;
 pub use read::{
     AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_rows_in,
 };
+pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
 pub use verify::{Segment, VerifyReport, rehash, verify as verify_chain};
 

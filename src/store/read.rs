@@ -32,18 +32,59 @@ macro_rules! event_columns {
 }
 pub(crate) use event_columns;
 
-pub(crate) fn to_event(r: Row) -> RecordedEvent {
+/// The log with each event's sealed values beside it (migrations/0018),
+/// for every reader but the chain's verifier.
+macro_rules! open_events {
+    () => {
+        "events LEFT JOIN event_secrets USING (position)"
+    };
+}
+
+/// A [`Row`] and the event's secrets, if it has any.
+type OpenRow = (
+    i64,
+    Uuid,
+    String,
+    i64,
+    String,
+    Value,
+    Value,
+    String,
+    DateTime<Utc>,
+    Vec<u8>,
+    Option<Value>,
+);
+
+/// An event as readers see it: its leaf computed from the stored (sealed)
+/// data, then its values put back.
+fn to_event(r: OpenRow) -> RecordedEvent {
+    let stored = super::chain::canonical_json(&r.5);
+    let leaf = super::leaf::leaf_hash(&super::leaf::LeafFields {
+        position: r.0,
+        stream: &r.2,
+        version: r.3,
+        event_type: &r.4,
+        recorded_at: r.8,
+        actor: &r.7,
+        data: &stored,
+    });
+    let mut data = r.5;
+    if let Some(secrets) = &r.10 {
+        super::seal::open(&mut data, secrets);
+    }
     RecordedEvent {
         position: r.0,
         event_id: r.1,
         stream: r.2,
         version: r.3,
         event_type: r.4,
-        data: r.5,
+        data,
         metadata: r.6,
         actor: r.7,
         recorded_at: r.8,
         hash: hex::encode(r.9),
+        leaf_hash: hex::encode(leaf),
+        salts: super::seal::salts(r.10.as_ref()),
     }
 }
 
@@ -58,10 +99,12 @@ pub async fn read_stream(
     after_version: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
+    let rows: Vec<OpenRow> = sqlx::query_as(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3"
+        ", secrets FROM ",
+        open_events!(),
+        " WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3"
     ))
     .bind(stream)
     .bind(after_version)
@@ -84,15 +127,32 @@ pub struct LogRow {
     pub data: String,
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
+    /// The event's sealed values (JSON text), if it has any.
+    pub secrets: Option<String>,
 }
 
-/// The columns of a [`LogRow`], for queries that read the log that way.
+impl LogRow {
+    /// The data with its sealed values put back, as JSON text.
+    pub fn open_data(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+        match &self.secrets {
+            None => Ok(std::borrow::Cow::Borrowed(&self.data)),
+            Some(secrets) => {
+                super::seal::open_text(&self.data, Some(secrets)).map(std::borrow::Cow::Owned)
+            }
+        }
+    }
+}
+
+/// The columns of a [`LogRow`], for queries that read the log that way
+/// (from [`open_events`]).
 macro_rules! log_row_columns {
     () => {
-        "position, stream, version, type, data::text AS data, actor, recorded_at"
+        "position, stream, version, type, data::text AS data, actor, recorded_at, \
+         secrets::text AS secrets"
     };
 }
 pub(crate) use log_row_columns;
+pub(crate) use open_events;
 
 /// [`read_all`] as [`LogRow`]s, inside the caller's transaction (a projection
 /// batch reads and applies under one snapshot-consistent owner lock).
@@ -104,7 +164,9 @@ pub async fn read_rows_in(
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         log_row_columns!(),
-        " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        " FROM ",
+        open_events!(),
+        " WHERE position > $1 ORDER BY position LIMIT $2"
     ))
     .bind(after)
     .bind(clamp(limit))
@@ -120,10 +182,12 @@ pub async fn read_all(
     after: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
+    let rows: Vec<OpenRow> = sqlx::query_as(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        ", secrets FROM ",
+        open_events!(),
+        " WHERE position > $1 ORDER BY position LIMIT $2"
     ))
     .bind(after)
     .bind(clamp(limit))
@@ -184,8 +248,8 @@ fn audit_query(explain: bool, f: &AuditFilter, after: i64, limit: i64) -> QueryB
     } else {
         "SELECT "
     });
-    q.push(event_columns!())
-        .push(" FROM events WHERE position > ");
+    q.push(concat!(event_columns!(), ", secrets FROM ", open_events!()))
+        .push(" WHERE position > ");
     q.push_bind(after);
     // The page starts just past the later of `since` and the cursor, as a
     // (record time, position) pair: no event after the cursor was recorded
@@ -246,7 +310,7 @@ pub async fn audit(
     after: i64,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<Row> = audit_query(false, f, after, limit)
+    let rows: Vec<OpenRow> = audit_query(false, f, after, limit)
         .build_query_as()
         .fetch_all(pool)
         .await?;

@@ -162,11 +162,11 @@ async fn register_assert_and_confirm_with_a_second_editor() {
     let read = n.claim(&id).await;
     assert_eq!(read["status"], "verified");
     assert_eq!(read["confirmations"][0]["note"], "matches the DoD release");
-    for k in ["position", "hash"] {
+    for k in ["position", "hash", "leaf_hash"] {
         assert!(read.get(k).is_none(), "reads carry no receipt");
     }
     let mut write_view = confirmed.clone();
-    for k in ["position", "hash"] {
+    for k in ["position", "hash", "leaf_hash"] {
         write_view.as_object_mut().expect("object").remove(k);
     }
     assert_eq!(

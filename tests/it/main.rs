@@ -22,6 +22,7 @@ mod migrations;
 mod projection_runs;
 mod read_audit;
 mod read_facts;
+mod sealed_values;
 mod store_append;
 mod store_idempotency;
 mod store_integrity;

@@ -67,7 +67,7 @@ async fn a_repeated_key_replays_the_first_response_and_appends_nothing() {
     assert_eq!(
         replay.body,
         json!({"id": "claim-1", "status": "verified", "position": receipt.last_position,
-               "version": 1, "hash": receipt.last_hash})
+               "version": 1, "hash": receipt.last_hash, "leaf_hash": receipt.last_leaf_hash})
     );
     assert_eq!(db.count_events().await, 1, "a replay writes nothing");
 

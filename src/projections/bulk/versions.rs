@@ -20,7 +20,7 @@ use crate::domain::claim::{Claim, stream_prefix};
 use crate::projections::copy::CopyWriter;
 use crate::projections::facts::{PendingEnd, VersionRow, same_version};
 use crate::projections::{LogEvent, ProjectionError, evolve_logged};
-use crate::store::{LogRow, log_row_columns};
+use crate::store::{LogRow, log_row_columns, open_events};
 
 /// Events per message from the reader to the fold.
 const READ_CHUNK: usize = 1_024;
@@ -136,7 +136,9 @@ async fn read_claims(
         let mut rows = sqlx::query_as::<_, LogRow>(concat!(
             "SELECT ",
             log_row_columns!(),
-            " FROM events WHERE position > $1 AND position <= $2 AND stream LIKE '",
+            " FROM ",
+            open_events!(),
+            " WHERE position > $1 AND position <= $2 AND stream LIKE '",
             stream_prefix!(),
             "%' ORDER BY stream COLLATE \"C\", position"
         ))
