@@ -1,10 +1,13 @@
 //! factlog: an event-sourced fact-tracking backend for newsrooms.
 //!
-//! A claim's path reads top to bottom: `api` (HTTP only) → `service` (load,
-//! decide, append) → `domain` (the rules, pure) → `store` (the append-only,
-//! hash-chained log) → `projections` (read models) → back out through `api`'s
-//! reads. `tests/it/tidy.rs` keeps the layers apart. See ARCHITECTURE.md for
-//! the map and the invariants.
+//! A write goes `api` (HTTP only) → `service` (load, fold, decide, append) →
+//! `domain` (the rules, no I/O) → `store` (the append-only, hash-chained
+//! log); `projections` (read models) follow the log, and reads come back out
+//! through `service::reads` and `api`. Beside them: `auth` (tokens), `db`
+//! (finding the database, migrations, the private cluster), `commands` (the
+//! subcommands), `config`, `telemetry` and `progress`. `tests/it/tidy.rs`
+//! keeps the layers apart. See ARCHITECTURE.md for the map and the
+//! invariants.
 
 pub mod api;
 pub mod auth;

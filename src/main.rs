@@ -8,8 +8,8 @@ use factlog::commands;
 use factlog::config::{ApiArgs, DatabaseArgs, LogArgs, Settings, StoreArgs, WorkerArgs, unset};
 
 // glibc's malloc showed as about a sixth of the server's CPU under write load
-// (BENCHMARKS.md); mimalloc's per-thread free lists are cheaper for the
-// many small, short-lived allocations of request handling.
+// (bench/history/2026-11-benchmarks.md); mimalloc's per-thread free lists are
+// cheaper for the many small, short-lived allocations of request handling.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -33,7 +33,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "FACTLOG_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Serve the API only (a replica); projections run elsewhere.
+        /// Serve the API only; projections and the chain verifier run elsewhere.
         #[arg(long)]
         no_workers: bool,
         #[command(flatten)]

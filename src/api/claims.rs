@@ -302,7 +302,7 @@ action!(
 )]
 pub async fn get(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {

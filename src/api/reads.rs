@@ -125,7 +125,7 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
 )]
 pub async fn list_claims(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     p: Params,
 ) -> Result<Json<Listing<Value>>, ApiError> {
     let status = p
@@ -178,7 +178,7 @@ pub async fn list_claims(
 )]
 pub async fn list_facts(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     p: Params,
 ) -> Result<Json<Listing<Box<RawValue>>>, ApiError> {
     let status = p
@@ -230,7 +230,7 @@ pub async fn list_facts(
 )]
 pub async fn get_fact(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
@@ -304,7 +304,7 @@ pub async fn get_fact(
 )]
 pub async fn fact_history(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Json<Listing<Value>>, ApiError> {

@@ -90,7 +90,7 @@ pub async fn create(
 )]
 pub async fn get(
     State(state): State<SharedState>,
-    Caller(_): Caller,
+    _: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {

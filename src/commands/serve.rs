@@ -14,8 +14,8 @@ use crate::projections;
 use crate::service::{Rules, Services};
 use crate::store::{idempotency, integrity};
 
-/// `factlog serve`: the HTTP API (and, from the projections issue on, the
-/// projection workers) in one process, until SIGINT or SIGTERM.
+/// `factlog serve`: the HTTP API and, unless `no_workers`, the projection
+/// runners and the chain verifier, in one process until SIGINT or SIGTERM.
 pub async fn serve(
     settings: &Settings,
     listen: SocketAddr,

@@ -11,7 +11,7 @@
 //! event's effect lands exactly once.
 //!
 //! Each runner has a connection of its own, outside the pool: a batch's
-//! statements can be megabytes (fact documents), and a connection keeps its
+//! statements can be megabytes (claim states), and a connection keeps its
 //! buffers as large as the largest message it ever carried, so batches going
 //! through pooled connections would in time inflate every one of them.
 

@@ -56,7 +56,8 @@ impl Default for StoreConfig {
             max_batch_commands: 512,
             max_batch_events: 8192,
             // Measured: a second lane halves the batches while the lock is
-            // held about as long, so one lane appends more (BENCHMARKS.md).
+            // held about as long, so one lane appends more
+            // (bench/history/2026-11-benchmarks.md).
             lanes: 1,
         }
     }
