@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::Object;
@@ -13,8 +13,10 @@ use super::auth::{Caller, Writer};
 use super::body::{JsonBody, OptionalJsonBody};
 use super::error::{ApiError, ConflictProblem, PreconditionProblem, Problem, ValidationProblem};
 use super::input;
-use super::openapi::{ActionHeaders, BodyProblems, QueryProblems, TokenProblems, WriteHeaders};
-use super::params::Params;
+use super::openapi::{
+    ActionHeaders, BodyProblems, QueryProblems, TokenProblems, WaitProblems, WriteHeaders,
+};
+use super::params::{Params, WaitFor};
 use super::reads::wait;
 use super::write::{self, path_id};
 use crate::domain::claim::Command;
@@ -72,24 +74,58 @@ async fn act(
     state: SharedState,
     actor: Actor,
     id: String,
-    action: &str,
+    path: &str,
     headers: HeaderMap,
     body: JsonBody,
     parse: fn(&JsonBody) -> Result<Command, FieldError>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "claim")?;
     // The canonical path, whatever spelling of the id the client used.
-    let path = format!("/v1/claims/{}/{action}", id.hyphenated());
+    let path = path.replace("{id}", &id.hyphenated().to_string());
     let w = write::context(actor, &headers, &path, &body)?;
     let outcome = state.services.act_on_claim(id, parse(&body), &w).await?;
     Ok(write::respond(outcome, "/v1/claims"))
 }
 
-/// The life-cycle actions differ only in how the body is read (all of a
-/// confirmation's fields are optional, so it may be empty) and parsed.
+/// The life-cycle actions: each writes one event to an existing claim and
+/// answers alike. They differ in their path, how the body is read (all of
+/// a confirmation's fields are optional, so it may be empty) and parsed,
+/// and what their 403 and 409 mean; the rest of each description is here,
+/// once.
 macro_rules! action {
-    ($(#[$doc:meta])* $name:ident, $action:literal, $body:ty, $parse:path) => {
+    (
+        $(#[$doc:meta])*
+        $name:ident: post $path:literal as $operation_id:literal,
+        body $request:ty, read as $body:ty, parsed by $parse:path,
+        forbidden $forbidden:literal,
+        conflict $conflict:literal $(,)?
+    ) => {
         $(#[$doc])*
+        #[utoipa::path(
+            post, path = $path, tag = "claims", operation_id = $operation_id,
+            security(("bearer" = [])),
+            params(
+                ("id" = Uuid, Path, description = "The claim's id"),
+                ActionHeaders,
+            ),
+            request_body(content = $request, content_type = "application/json"),
+            responses(
+                (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
+                    ("ETag" = String, description = "The claim's new version, quoted"),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replay"),
+                )),
+                BodyProblems,
+                TokenProblems,
+                (status = 403, description = $forbidden, body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = $conflict, body = ConflictProblem, content_type = "application/problem+json"),
+                (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
+                    ("ETag" = String, description = "The current version, quoted"),
+                )),
+                (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
+                (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
+            )
+        )]
         pub async fn $name(
             State(state): State<SharedState>,
             Writer(actor): Writer,
@@ -97,7 +133,7 @@ macro_rules! action {
             headers: HeaderMap,
             body: $body,
         ) -> Result<Response, ApiError> {
-            act(state, actor, id, $action, headers, body.into(), $parse).await
+            act(state, actor, id, $path, headers, body.into(), $parse).await
         }
     };
 }
@@ -108,173 +144,48 @@ action!(
     /// Editor or admin, not the asserter, once per verification round. The
     /// body may be empty. Enough distinct confirmations verify the claim;
     /// verifying a correction also supersedes the claim it corrects.
-    #[utoipa::path(
-        post, path = "/v1/claims/{id}/confirmations", tag = "claims", operation_id = "confirm_claim",
-        security(("bearer" = [])),
-        params(
-            ("id" = Uuid, Path, description = "The claim's id"),
-            ActionHeaders,
-        ),
-        request_body(content = Option<ConfirmationRequest>, content_type = "application/json"),
-        responses(
-            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
-                ("ETag" = String, description = "The claim's new version, quoted"),
-                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
-            )),
-            BodyProblems,
-            TokenProblems,
-            (status = 403, description = "The token's role may not write, or the asserter is confirming", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The claim is retracted or superseded, or this editor already confirmed it in this round", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
-                ("ETag" = String, description = "The current version, quoted"),
-            )),
-            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    confirm,
-    "confirmations",
-    OptionalJsonBody,
-    input::confirmation
+    confirm: post "/v1/claims/{id}/confirmations" as "confirm_claim",
+    body Option<ConfirmationRequest>, read as OptionalJsonBody, parsed by input::confirmation,
+    forbidden "The token's role may not write, or the asserter is confirming",
+    conflict "The claim is retracted or superseded, or this editor already confirmed it in this round",
 );
 action!(
     /// Dispute a claim
     ///
     /// Any editor, any number of times. The claim counts as unverified until
     /// confirmed again.
-    #[utoipa::path(
-        post, path = "/v1/claims/{id}/disputes", tag = "claims", operation_id = "dispute_claim",
-        security(("bearer" = [])),
-        params(
-            ("id" = Uuid, Path, description = "The claim's id"),
-            ActionHeaders,
-        ),
-        request_body(content = DisputeRequest, content_type = "application/json"),
-        responses(
-            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
-                ("ETag" = String, description = "The claim's new version, quoted"),
-                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
-            )),
-            BodyProblems,
-            TokenProblems,
-            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
-                ("ETag" = String, description = "The current version, quoted"),
-            )),
-            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    dispute,
-    "disputes",
-    JsonBody,
-    input::dispute
+    dispute: post "/v1/claims/{id}/disputes" as "dispute_claim",
+    body DisputeRequest, read as JsonBody, parsed by input::dispute,
+    forbidden "The token's role may not write",
+    conflict "The claim is retracted or superseded",
 );
 action!(
     /// Retract a claim
     ///
     /// The asserting editor or an admin. Terminal: the claim never counts again.
-    #[utoipa::path(
-        post, path = "/v1/claims/{id}/retraction", tag = "claims", operation_id = "retract_claim",
-        security(("bearer" = [])),
-        params(
-            ("id" = Uuid, Path, description = "The claim's id"),
-            ActionHeaders,
-        ),
-        request_body(content = RetractionRequest, content_type = "application/json"),
-        responses(
-            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
-                ("ETag" = String, description = "The claim's new version, quoted"),
-                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
-            )),
-            BodyProblems,
-            TokenProblems,
-            (status = 403, description = "The token's role may not write, or this editor is neither the asserter nor an admin", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The claim is already retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
-                ("ETag" = String, description = "The current version, quoted"),
-            )),
-            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    retract,
-    "retraction",
-    JsonBody,
-    input::retraction
+    retract: post "/v1/claims/{id}/retraction" as "retract_claim",
+    body RetractionRequest, read as JsonBody, parsed by input::retraction,
+    forbidden "The token's role may not write, or this editor is neither the asserter nor an admin",
+    conflict "The claim is already retracted or superseded",
 );
 action!(
     /// Amend a claim
     ///
     /// Only the asserting editor, only while `pending`. Clears the claim's
     /// confirmations.
-    #[utoipa::path(
-        post, path = "/v1/claims/{id}/amendments", tag = "claims", operation_id = "amend_claim",
-        security(("bearer" = [])),
-        params(
-            ("id" = Uuid, Path, description = "The claim's id"),
-            ActionHeaders,
-        ),
-        request_body(content = AmendmentRequest, content_type = "application/json"),
-        responses(
-            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
-                ("ETag" = String, description = "The claim's new version, quoted"),
-                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
-            )),
-            BodyProblems,
-            TokenProblems,
-            (status = 403, description = "The token's role may not write, or this editor did not assert the claim", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The claim is no longer pending", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
-                ("ETag" = String, description = "The current version, quoted"),
-            )),
-            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    amend,
-    "amendments",
-    JsonBody,
-    input::amendment
+    amend: post "/v1/claims/{id}/amendments" as "amend_claim",
+    body AmendmentRequest, read as JsonBody, parsed by input::amendment,
+    forbidden "The token's role may not write, or this editor did not assert the claim",
+    conflict "The claim is no longer pending",
 );
 action!(
     /// Attach evidence to a claim
     ///
     /// Any editor.
-    #[utoipa::path(
-        post, path = "/v1/claims/{id}/evidence", tag = "claims", operation_id = "attach_evidence",
-        security(("bearer" = [])),
-        params(
-            ("id" = Uuid, Path, description = "The claim's id"),
-            ActionHeaders,
-        ),
-        request_body(content = EvidenceRequest, content_type = "application/json"),
-        responses(
-            (status = 200, description = "The claim after the write", body = ClaimReceipt, content_type = "application/json", headers(
-                ("ETag" = String, description = "The claim's new version, quoted"),
-                ("Idempotent-Replayed" = String, description = "`true` on a replay"),
-            )),
-            BodyProblems,
-            TokenProblems,
-            (status = 403, description = "The token's role may not write", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The claim is retracted or superseded", body = ConflictProblem, content_type = "application/problem+json"),
-            (status = 412, description = "`If-Match` named another version", body = PreconditionProblem, content_type = "application/problem+json", headers(
-                ("ETag" = String, description = "The current version, quoted"),
-            )),
-            (status = 422, description = "A field is invalid, or the Idempotency-Key was used for another request", body = ValidationProblem, content_type = "application/problem+json"),
-            (status = 503, description = "The database is unavailable, or the claim is busy with concurrent writes; retry", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    evidence,
-    "evidence",
-    JsonBody,
-    input::evidence
+    evidence: post "/v1/claims/{id}/evidence" as "attach_evidence",
+    body EvidenceRequest, read as JsonBody, parsed by input::evidence,
+    forbidden "The token's role may not write",
+    conflict "The claim is retracted or superseded",
 );
 
 // Folded from the claim's own stream: reflects every acknowledged write.
@@ -286,7 +197,7 @@ action!(
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "The claim's id"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        WaitFor,
     ),
     responses(
         (status = 200, description = "The claim", body = ClaimView, content_type = "application/json", headers(
@@ -295,9 +206,7 @@ action!(
         QueryProblems,
         TokenProblems,
         (status = 404, description = "No claim has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn get(
@@ -314,9 +223,7 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("claim"))?;
     let mut res = Json(view::claim(&claim)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", claim.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
+    write::set_etag(res.headers_mut(), claim.version);
     Ok(res)
 }
 

@@ -222,9 +222,7 @@ impl IntoResponse for ApiError {
                 }
             }
             ApiError::PreconditionFailed { current } => {
-                if let Ok(v) = HeaderValue::from_str(&format!("\"{current}\"")) {
-                    headers.insert(header::ETAG, v);
-                }
+                super::write::set_etag(headers, *current);
             }
             _ => {}
         }

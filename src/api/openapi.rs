@@ -64,6 +64,18 @@ pub enum QueryProblems {
     Invalid(ValidationProblem),
 }
 
+/// Every read that takes `wait_for`.
+#[derive(IntoResponses)]
+pub enum WaitProblems {
+    #[response(
+        status = 503,
+        description = "The database is unavailable, or `wait_for` was not reached in 5 s",
+        content_type = "application/problem+json",
+        headers(("Retry-After" = String, description = "Seconds to wait before retrying"))
+    )]
+    Unavailable(Problem),
+}
+
 /// Every operation that reads a JSON body. (Its 422 differs per operation.)
 #[derive(IntoResponses)]
 pub enum BodyProblems {

@@ -42,6 +42,19 @@ impl Params {
         }
     }
 
+    /// A text parameter that `parse` reads, refused with `expected` when it
+    /// does not.
+    pub fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, FieldError> {
+        self.text(name)?
+            .map(|v| parse(&v).ok_or_else(|| FieldError::new(name, expected)))
+            .transpose()
+    }
+
     /// Page size: 1 to 1,000, default 100.
     pub fn limit(&self) -> Result<i64, FieldError> {
         match self.0.get("limit") {
@@ -130,6 +143,40 @@ impl IntoParams for Limit {
                 .minimum(Some(1))
                 .maximum(Some(MAX_LIMIT)),
         )]
+    }
+}
+
+/// `wait_for`, as [`Params::wait_for`] reads it.
+pub struct WaitFor;
+
+impl IntoParams for WaitFor {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![query(
+            "wait_for",
+            "Answer once the projections have applied this position",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0)),
+        )]
+    }
+}
+
+/// What a listing pages by: [`Limit`], `cursor` (as [`Params::uuid_cursor`]
+/// and [`Params::position_cursor`] read it) and [`WaitFor`].
+pub struct Paging;
+
+impl IntoParams for Paging {
+    fn into_params(in_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let cursor = query(
+            "cursor",
+            "`next_cursor` of the previous page",
+            ObjectBuilder::new().schema_type(Type::String),
+        );
+        let mut params = Limit::into_params(&in_);
+        params.push(cursor);
+        params.extend(WaitFor::into_params(in_));
+        params
     }
 }
 

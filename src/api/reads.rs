@@ -13,12 +13,11 @@ use utoipa::ToSchema;
 
 use super::auth::{Auditor, Caller};
 use super::error::{ApiError, Problem};
-use super::openapi::{QueryProblems, TokenProblems};
-use super::params::{Limit, Params, text_filters};
+use super::openapi::{QueryProblems, TokenProblems, WaitProblems};
+use super::params::{Limit, Paging, Params, WaitFor, text_filters};
 use super::write::path_id;
 use super::{AppState, SharedState};
 use crate::domain::claim::Status;
-use crate::domain::error::FieldError;
 use crate::domain::fact::{Fact, FactStatus};
 use crate::domain::text::normalize_key;
 use crate::domain::valid_time::ValidTime;
@@ -110,17 +109,13 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
         ("status" = Option<Status>, Query, description = "Only claims in this state"),
         ("story_id" = Option<Uuid>, Query, description = "Only claims from this story"),
         ClaimsBy,
-        Limit,
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        Paging,
     ),
     responses(
         (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn list_claims(
@@ -128,19 +123,11 @@ pub async fn list_claims(
     _: Caller,
     p: Params,
 ) -> Result<Json<Listing<Value>>, ApiError> {
-    let status = p
-        .text("status")?
-        .map(|s| {
-            Status::parse(&s)
-                .map(|s| s.as_str().to_owned())
-                .ok_or_else(|| {
-                    FieldError::new(
-                        "status",
-                        "must be pending, verified, disputed, retracted or superseded",
-                    )
-                })
-        })
-        .transpose()?;
+    let status = p.parsed(
+        "status",
+        |s| Status::parse(s).map(|s| s.as_str().to_owned()),
+        "must be pending, verified, disputed, retracted or superseded",
+    )?;
     let filter = ClaimFilter {
         status,
         story_id: p.uuid("story_id")?,
@@ -163,17 +150,13 @@ pub async fn list_claims(
     params(
         FactsAbout,
         ("status" = Option<FactStatus>, Query, description = "Only facts with this status"),
-        Limit,
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        Paging,
     ),
     responses(
         (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn list_facts(
@@ -181,16 +164,11 @@ pub async fn list_facts(
     _: Caller,
     p: Params,
 ) -> Result<Json<Listing<Box<RawValue>>>, ApiError> {
-    let status = p
-        .text("status")?
-        .map(|s| {
-            FactStatus::parse(&s)
-                .map(|s| s.as_str().to_owned())
-                .ok_or_else(|| {
-                    FieldError::new("status", "must be verified, contested or unverified")
-                })
-        })
-        .transpose()?;
+    let status = p.parsed(
+        "status",
+        |s| FactStatus::parse(s).map(|s| s.as_str().to_owned()),
+        "must be verified, contested or unverified",
+    )?;
     let filter = FactFilter {
         subject_key: p.text("subject")?.map(|s| normalize_key(&s)),
         property_key: p.text("property")?.map(|s| normalize_key(&s)),
@@ -216,16 +194,14 @@ pub async fn list_facts(
         ("fact_id" = Uuid, Path, description = "Deterministic from the normalized subject and property"),
         ("as_of" = Option<DateTime<Utc>>, Query, description = "An RFC 3339 record time"),
         ("valid_at" = Option<ValidTime>, Query, description = "A date (YYYY, YYYY-MM, YYYY-MM-DD) or an RFC 3339 timestamp"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        WaitFor,
     ),
     responses(
         (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
         (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn get_fact(
@@ -288,18 +264,14 @@ pub async fn get_fact(
     security(("bearer" = [])),
     params(
         ("fact_id" = Uuid, Path, description = "The fact's id"),
-        Limit,
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        Paging,
     ),
     responses(
         (status = 200, description = "A page of the fact's events", body = HistoryPage, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
         (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn fact_history(
@@ -329,18 +301,14 @@ pub async fn fact_history(
         EventsBy,
         ("since" = Option<DateTime<Utc>>, Query, description = "Only events recorded at or after this time"),
         ("until" = Option<DateTime<Utc>>, Query, description = "Only events recorded before this time"),
-        Limit,
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        Paging,
     ),
     responses(
         (status = 200, description = "A page of events", body = AuditPage, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
         (status = 403, description = "Only auditors and admins may audit", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn audit(
@@ -367,16 +335,14 @@ pub async fn audit(
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "Only events after this position (default 0)"),
         Limit,
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        WaitFor,
     ),
     responses(
         (status = 200, description = "A page of events in position order", body = EventPage, content_type = "application/json"),
         QueryProblems,
         TokenProblems,
         (status = 403, description = "Only auditors and admins may read the log", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn events(
@@ -415,7 +381,7 @@ pub struct EventPage {
     get, path = "/v1/integrity", tag = "audit",
     security(("bearer" = [])),
     params(
-        ("wait_for" = Option<i64>, Query, minimum = 0, description = "Answer once the projections have applied this position"),
+        WaitFor,
     ),
     responses(
         (status = 200, description = "The result of the check", body = Integrity, content_type = "application/json"),

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
@@ -15,7 +15,7 @@ use super::auth::{Caller, Writer};
 use super::body::JsonBody;
 use super::error::{ApiError, ConflictProblem, Problem, ValidationProblem};
 use super::input;
-use super::openapi::{BodyProblems, FirstWriteHeaders, QueryProblems, TokenProblems};
+use super::openapi::{BodyProblems, FirstWriteHeaders, QueryProblems, TokenProblems, WaitProblems};
 use super::params::Params;
 use super::reads::wait;
 use super::write::{self, path_id};
@@ -83,9 +83,7 @@ pub async fn create(
         QueryProblems,
         TokenProblems,
         (status = 404, description = "No story has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or `wait_for` was not reached in 5 s", body = Problem, content_type = "application/problem+json", headers(
-            ("Retry-After" = String, description = "Seconds to wait before retrying"),
-        )),
+        WaitProblems,
     )
 )]
 pub async fn get(
@@ -103,9 +101,7 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found("story"))?;
     let claims = state.services.story_claims(id).await?;
     let mut res = Json(view::story(&story, &claims)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", story.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
+    write::set_etag(res.headers_mut(), story.version);
     Ok(res)
 }
 

@@ -89,9 +89,7 @@ pub fn respond(outcome: WriteOutcome, collection: &str) -> Response {
     };
     let mut res = (status, Json(outcome.body)).into_response();
     let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", outcome.version)) {
-        headers.insert(header::ETAG, v);
-    }
+    set_etag(headers, outcome.version);
     if outcome.effect == Effect::Created
         && let Ok(loc) = HeaderValue::from_str(&format!("{collection}/{}", outcome.id))
     {
@@ -101,6 +99,14 @@ pub fn respond(outcome: WriteOutcome, collection: &str) -> Response {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     res
+}
+
+/// A stream's version as the `ETag` of what it holds: `"3"`, which
+/// `If-Match` takes back.
+pub fn set_etag(headers: &mut HeaderMap, version: u64) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(header::ETAG, v);
+    }
 }
 
 /// Ids in paths: a malformed one is as unknown as a missing one.
