@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::server::PeerAddr;
 use super::{AppState, SharedState};
 use crate::auth::hash_token;
-use crate::domain::principal::Actor;
+use crate::domain::principal::{Actor, Role};
 
 /// Any authenticated caller (reads). Carries no actor: no read depends on
 /// who asks, and the request's log line names the caller already.
@@ -18,10 +18,14 @@ pub struct Caller;
 /// An editor or admin (writes).
 pub struct Writer(pub Actor);
 
-/// An auditor or admin (audit, raw events, integrity).
-pub struct Auditor(pub Actor);
+/// An auditor or admin (audit, raw events, integrity), with the hash of the
+/// token presented: an event stream checks it again while it lasts.
+pub struct Auditor(pub Actor, pub TokenHash);
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+/// What a token is known by once read (see [`crate::auth::hash_token`]).
+pub type TokenHash = [u8; 32];
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Actor, TokenHash), ApiError> {
     let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(ApiError::Unauthenticated(
         "send Authorization: Bearer <token>",
@@ -71,7 +75,25 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         .map_err(|wait| ApiError::TooManyRequests {
             retry_after: wait.as_secs().max(1),
         })?;
-    Ok(actor)
+    Ok((actor, hash))
+}
+
+/// [`authenticate`], refusing a role that `may` says no to; `refusal` ends
+/// the message: what the role may not do, and who may.
+async fn authenticate_as(
+    parts: &Parts,
+    state: &AppState,
+    may: fn(Role) -> bool,
+    refusal: &str,
+) -> Result<(Actor, TokenHash), ApiError> {
+    let (actor, hash) = authenticate(parts, state).await?;
+    if !may(actor.role) {
+        return Err(ApiError::RoleNotAllowed(format!(
+            "the {} role may not {refusal}",
+            actor.role.as_str()
+        )));
+    }
+    Ok((actor, hash))
 }
 
 impl FromRequestParts<SharedState> for Caller {
@@ -85,13 +107,13 @@ impl FromRequestParts<SharedState> for Caller {
 impl FromRequestParts<SharedState> for Writer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let actor = authenticate(parts, state).await?;
-        if !actor.role.can_write() {
-            return Err(ApiError::RoleNotAllowed(format!(
-                "the {} role may not write; editors and admins may",
-                actor.role.as_str()
-            )));
-        }
+        let (actor, _) = authenticate_as(
+            parts,
+            state,
+            Role::can_write,
+            "write; editors and admins may",
+        )
+        .await?;
         Ok(Writer(actor))
     }
 }
@@ -99,13 +121,13 @@ impl FromRequestParts<SharedState> for Writer {
 impl FromRequestParts<SharedState> for Auditor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let actor = authenticate(parts, state).await?;
-        if !actor.role.can_audit() {
-            return Err(ApiError::RoleNotAllowed(format!(
-                "the {} role may not audit; auditors and admins may",
-                actor.role.as_str()
-            )));
-        }
-        Ok(Auditor(actor))
+        let (actor, hash) = authenticate_as(
+            parts,
+            state,
+            Role::can_audit,
+            "audit; auditors and admins may",
+        )
+        .await?;
+        Ok(Auditor(actor, hash))
     }
 }

@@ -313,7 +313,7 @@ pub async fn fact_history(
 )]
 pub async fn audit(
     State(state): State<SharedState>,
-    Auditor(_): Auditor,
+    Auditor(..): Auditor,
     p: Params,
 ) -> Result<Json<Listing<Value>>, ApiError> {
     let filter = AuditFilter {
@@ -347,7 +347,7 @@ pub async fn audit(
 )]
 pub async fn events(
     State(state): State<SharedState>,
-    Auditor(_): Auditor,
+    Auditor(..): Auditor,
     p: Params,
 ) -> Result<Json<EventPage>, ApiError> {
     let after = p.position("after")?.unwrap_or(0);
@@ -393,7 +393,7 @@ pub struct EventPage {
 )]
 pub async fn integrity(
     State(state): State<SharedState>,
-    Auditor(_): Auditor,
+    Auditor(..): Auditor,
     p: Params,
 ) -> Result<Json<Value>, ApiError> {
     wait(&state, &p, Source::Log).await?;
@@ -512,7 +512,7 @@ pub struct FullCheckRequested {
 )]
 pub async fn request_full_check(
     State(state): State<SharedState>,
-    Auditor(actor): Auditor,
+    Auditor(actor, _): Auditor,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = state.services.request_full_check(&actor.name).await?;
     let answer = FullCheckRequested {

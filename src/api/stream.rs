@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
 use super::SharedState;
-use super::auth::Auditor;
+use super::auth::{Auditor, TokenHash};
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::Params;
@@ -112,7 +112,7 @@ impl Drop for StreamSlot {
 struct Live {
     sub: Subscription,
     tokens: Arc<TokenCache>,
-    token: String,
+    token: TokenHash,
     check: tokio::time::Interval,
     _slot: StreamSlot,
 }
@@ -189,7 +189,7 @@ pub struct StreamEvent {
 )]
 pub async fn events(
     State(state): State<SharedState>,
-    Auditor(actor): Auditor,
+    Auditor(actor, token): Auditor,
     headers: HeaderMap,
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -208,15 +208,6 @@ pub async fn events(
         Some(p) => p,
         None => p.position("after")?.unwrap_or(0),
     };
-    // The extractor has checked it; it is kept to check again.
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, t)| t.trim().to_owned())
-        .ok_or(ApiError::Unauthenticated(
-            "send Authorization: Bearer <token>",
-        ))?;
     let slot = state.streams.take(&actor.name)?;
     let mut check = tokio::time::interval(crate::auth::REFRESH / 2);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -5,7 +5,6 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::time::Instant;
 
-use super::tokens::hash_token;
 use crate::domain::principal::{Actor, Role};
 use crate::store::StoreError;
 
@@ -103,12 +102,11 @@ impl TokenCache {
         self.active.read().ok().and_then(|m| m.get(hash).cloned())
     }
 
-    /// The actor a bearer token stands for, if it is active.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Actor>, StoreError> {
-        let hash = hash_token(token);
-        match self.active(&hash) {
+    /// The actor a token's hash stands for, if the token is active.
+    pub async fn authenticate(&self, hash: &[u8; 32]) -> Result<Option<Actor>, StoreError> {
+        match self.active(hash) {
             Some(actor) => Ok(Some(actor)),
-            None => self.resolve(&hash).await,
+            None => self.resolve(hash).await,
         }
     }
 
