@@ -1,5 +1,7 @@
 //! `GET /metrics`: Prometheus text. Projection lag is read from the database
-//! at scrape time, so any process (API replica or worker) reports it.
+//! at scrape time, so any process (API replica or worker) reports it; the
+//! chain's state comes from [`crate::store::ChainStatus`], no older than
+//! its `MAX_AGE`.
 
 use std::sync::OnceLock;
 
@@ -191,7 +193,7 @@ pub async fn render(State(state): State<SharedState>) -> Response {
     let pool = state.services.store().pool();
     let head = state.services.store().known_head();
     metrics::gauge!("factlog_log_head_position").set(head as f64);
-    if let Ok(chain) = crate::store::integrity::state(pool).await {
+    if let Ok(chain) = state.services.store().chain_status().get().await {
         metrics::gauge!("factlog_chain_verified_position").set(chain.position as f64);
         metrics::gauge!("factlog_chain_unverified_events")
             .set((head - chain.position).max(0) as f64);

@@ -73,7 +73,7 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
     }
     // A broken chain does not stop this process serving either; it is
     // what an operator must hear about first.
-    let chain = crate::store::integrity::state(state.services.store().pool()).await?;
+    let chain = state.services.store().chain_status().get().await?;
     degraded |= chain.first_bad_position.is_some();
     let ready = Ready {
         status: if degraded {

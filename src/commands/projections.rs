@@ -16,8 +16,7 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         settings.projection_linger(),
     );
     workers.push(crate::store::integrity::spawn_verifier(
-        database.pool.clone(),
-        store.head_watch(),
+        &store,
         settings.verifier(),
         stop_rx.clone(),
     ));

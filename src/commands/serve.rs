@@ -37,8 +37,7 @@ pub async fn serve(
             settings.projection_linger(),
         );
         workers.push(integrity::spawn_verifier(
-            database.pool.clone(),
-            store.head_watch(),
+            &store,
             settings.verifier(),
             stop_rx.clone(),
         ));

@@ -308,12 +308,20 @@ impl Services {
     /// The chain's integrity from the verifier's state and the events
     /// past it (bounded: `store::integrity`).
     pub async fn integrity(&self) -> Result<IntegrityReport, ServiceError> {
-        Ok(integrity::report(self.store.pool(), integrity::REQUEST_TAIL_LIMIT).await?)
+        let began = std::time::Instant::now();
+        let r = integrity::report(self.store.pool(), integrity::REQUEST_TAIL_LIMIT).await?;
+        // A fresh read: `/readyz` need not lag behind what an auditor was
+        // just shown.
+        self.store.chain_status().publish(&r.state, began);
+        Ok(r)
     }
 
     /// Asks for a full pass over the chain on `by`'s behalf.
     pub async fn request_full_check(&self, by: &str) -> Result<IntegrityState, ServiceError> {
-        Ok(integrity::request_full_pass(self.store.pool(), by).await?)
+        let began = std::time::Instant::now();
+        let state = integrity::request_full_pass(self.store.pool(), by).await?;
+        self.store.chain_status().publish(&state, began);
+        Ok(state)
     }
 
     /// The views of a story's claims (their open versions in the facts projection).

@@ -18,14 +18,16 @@
 //! break a pass has found. An edit that leaves the hashes alone inside the
 //! prefix shows at the next full pass.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::EventStore;
 use super::chain::{GENESIS, HASH_LEN};
+use super::chain_status::ChainStatus;
 use super::error::StoreError;
 use super::verify::{Segment, check_against_head, recorded_head, rehash, to_hash};
 
@@ -197,20 +199,22 @@ fn segment_break(seg: &Segment, head: (i64, [u8; HASH_LEN]), limit: i64) -> Opti
     }
 }
 
-async fn mark_broken(conn: &mut PgConnection, position: i64) -> Result<(), StoreError> {
+/// Records a break at `position`; the state after.
+async fn mark_broken(conn: &mut PgConnection, position: i64) -> Result<IntegrityState, StoreError> {
     tracing::error!(
         first_bad_position = position,
         "the hash chain is broken: the log was altered (factlog verify names the first bad event)"
     );
-    sqlx::query(
+    let row: StateRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE chain_verification SET \
              found_bad_at = CASE WHEN first_bad_position IS NULL THEN now() ELSE found_bad_at END, \
-             first_bad_position = least(first_bad_position, $1)",
-    )
+             first_bad_position = least(first_bad_position, $1) \
+         RETURNING {STATE_COLUMNS}"
+    )))
     .bind(position)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    to_state(row)
 }
 
 /// What one extension step did.
@@ -227,48 +231,61 @@ pub enum Extended {
 /// Re-hashes up to `batch` events past the verified prefix and moves the
 /// prefix to the last that held, in one transaction on the state row.
 pub async fn extend(pool: &PgPool, batch: i64) -> Result<Extended, StoreError> {
+    Ok(extend_step(pool, batch).await?.0)
+}
+
+/// [`extend`], and the state it left (none when another process held it).
+async fn extend_step(
+    pool: &PgPool,
+    batch: i64,
+) -> Result<(Extended, Option<IntegrityState>), StoreError> {
     let mut tx = pool.begin().await?;
-    let row: Option<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
-        "SELECT position, hash, first_bad_position FROM chain_verification \
-         FOR UPDATE SKIP LOCKED",
-    )
+    let row: Option<StateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STATE_COLUMNS} FROM chain_verification FOR UPDATE SKIP LOCKED"
+    )))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((position, hash, first_bad)) = row else {
-        return Ok(Extended::Busy);
+    let Some(row) = row else {
+        return Ok((Extended::Busy, None));
     };
-    if let Some(bad) = first_bad {
-        return Ok(Extended::Broken(bad));
+    let state = to_state(row)?;
+    if let Some(bad) = state.first_bad_position {
+        return Ok((Extended::Broken(bad), Some(state)));
     }
-    let hash = to_hash(&hash)?;
-    if let Some(bad) = prefix_holds(&mut tx, position, &hash).await? {
-        mark_broken(&mut tx, bad).await?;
+    if let Some(bad) = prefix_holds(&mut tx, state.position, &state.hash).await? {
+        let state = mark_broken(&mut tx, bad).await?;
         tx.commit().await?;
-        return Ok(Extended::Broken(bad));
+        return Ok((Extended::Broken(bad), Some(state)));
     }
     // The head first: every event up to it is committed (the head moves in
     // the same transaction as the events it covers).
     let head = recorded_head(&mut tx).await?;
-    let seg = rehash(&mut tx, (position, hash), head.0, Some(batch), 0, |_| {}).await?;
-    let outcome = match segment_break(&seg, head, batch) {
-        Some(bad) => {
-            mark_broken(&mut tx, bad).await?;
-            Extended::Broken(bad)
-        }
+    let seg = rehash(
+        &mut tx,
+        (state.position, state.hash),
+        head.0,
+        Some(batch),
+        0,
+        |_| {},
+    )
+    .await?;
+    let (outcome, state) = match segment_break(&seg, head, batch) {
+        Some(bad) => (Extended::Broken(bad), mark_broken(&mut tx, bad).await?),
         None if seg.checked > 0 => {
-            sqlx::query(
-                "UPDATE chain_verification SET position = $1, hash = $2, extended_at = now()",
-            )
+            let row: StateRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE chain_verification SET position = $1, hash = $2, extended_at = now() \
+                 RETURNING {STATE_COLUMNS}"
+            )))
             .bind(seg.last_position)
             .bind(seg.last_hash.as_slice())
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-            Extended::Advanced(seg.checked)
+            (Extended::Advanced(seg.checked), to_state(row)?)
         }
-        None => Extended::Advanced(0),
+        None => (Extended::Advanced(0), state),
     };
     tx.commit().await?;
-    Ok(outcome)
+    Ok((outcome, Some(state)))
 }
 
 /// What a full pass found.
@@ -413,21 +430,25 @@ pub async fn report(pool: &PgPool, tail_limit: i64) -> Result<IntegrityReport, S
     })
 }
 
-/// The verifier: extends the prefix as the log grows (woken by `head`, and
-/// every `tick`), and runs full passes when due, until `stop`.
+/// The verifier: extends the prefix as the log grows (woken by the store's
+/// head, and every `tick`), and runs full passes when due, until `stop`.
+/// Publishes every state it reads or leaves to the store's [`ChainStatus`].
 pub fn spawn_verifier(
-    pool: PgPool,
-    mut head: watch::Receiver<i64>,
+    store: &EventStore,
     config: VerifierConfig,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let pool = store.pool().clone();
+    let mut head = store.head_watch();
+    let status = store.chain_status().clone();
     let full = {
         let pool = pool.clone();
         let config = config.clone();
+        let status = status.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = run_full_if_due(&pool, &config).await {
+                if let Err(e) = run_full_if_due(&pool, &config, &status).await {
                     tracing::warn!(error = %e, "full verification of the hash chain failed");
                 }
                 tokio::select! {
@@ -440,8 +461,12 @@ pub fn spawn_verifier(
     tokio::spawn(async move {
         loop {
             loop {
-                match extend(&pool, EXTEND_BATCH).await {
-                    Ok(Extended::Advanced(n)) if n > 0 => continue,
+                let step = extend_step(&pool, EXTEND_BATCH).await;
+                if let Ok((_, Some(state))) = &step {
+                    status.publish(state, Instant::now());
+                }
+                match step {
+                    Ok((Extended::Advanced(n), _)) if n > 0 => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "extending the verified hash chain failed");
@@ -465,12 +490,18 @@ pub fn spawn_verifier(
     })
 }
 
-async fn run_full_if_due(pool: &PgPool, config: &VerifierConfig) -> Result<(), StoreError> {
-    let state = state(pool).await?;
-    if !state.full_due(config, Utc::now()) {
+async fn run_full_if_due(
+    pool: &PgPool,
+    config: &VerifierConfig,
+    status: &ChainStatus,
+) -> Result<(), StoreError> {
+    let read = Instant::now();
+    let known = state(pool).await?;
+    status.publish(&known, read);
+    if !known.full_due(config, Utc::now()) {
         return Ok(());
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     if let Some(pass) = full_pass(pool, 0, |_| {}).await? {
         tracing::info!(
             checked = pass.checked,
@@ -478,6 +509,9 @@ async fn run_full_if_due(pool: &PgPool, config: &VerifierConfig) -> Result<(), S
             seconds = started.elapsed().as_secs_f64(),
             "full verification of the hash chain done"
         );
+        // What it found shows at once, not at the next extension step.
+        let read = Instant::now();
+        status.publish(&state(pool).await?, read);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod append;
 pub mod chain;
+pub mod chain_status;
 mod error;
 mod event;
 pub mod idempotency;
@@ -21,6 +22,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use append::{AppendOutcome, AppendRequest, PreparedAppend, append_batch};
+pub use chain_status::ChainStatus;
 pub use error::{StoreError, is_connection_error};
 pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend};
 pub use idempotency::{
@@ -74,6 +76,7 @@ struct Inner {
     appender: mpsc::Sender<Pending>,
     head: watch::Receiver<i64>,
     checkpoints: watch::Receiver<u64>,
+    chain: ChainStatus,
 }
 
 /// A handle on the log; cheap to clone, one per process is plenty.
@@ -108,6 +111,7 @@ impl EventStore {
         ));
         Ok(EventStore {
             inner: Arc::new(Inner {
+                chain: ChainStatus::new(pool.clone()),
                 pool,
                 config,
                 appender: tx,
@@ -193,6 +197,12 @@ impl EventStore {
     /// The newest head position this process knows of (no query).
     pub fn known_head(&self) -> i64 {
         *self.inner.head.borrow()
+    }
+
+    /// The chain's verification state as this process knows it (see
+    /// [`chain_status`]).
+    pub fn chain_status(&self) -> &ChainStatus {
+        &self.inner.chain
     }
 
     /// A head-position watch, woken by commits in this process and by

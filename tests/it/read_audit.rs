@@ -397,3 +397,103 @@ async fn metrics_have_help_and_http_metrics_name_the_route_not_the_path() {
         );
     }
 }
+
+/// What `/readyz` says, and `factlog_chain_broken` in `/metrics`.
+async fn chain_reports(app: &TestApp) -> (Value, Option<String>) {
+    let (_, _, ready) = send(app.client.get(app.url("/readyz"))).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let broken = text
+        .lines()
+        .find_map(|l| l.strip_prefix("factlog_chain_broken "))
+        .map(str::to_owned);
+    (ready, broken)
+}
+
+/// Polls until `/readyz` has this status and `/metrics` this
+/// `factlog_chain_broken`, failing once they lag longer than a cached state
+/// may. (Polled: metrics are process-wide, and other tests' servers scrape
+/// too.)
+async fn until_chain_reports(app: &TestApp, status: &str, broken: &str) -> Value {
+    let bound = factlog::store::chain_status::MAX_AGE + Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    loop {
+        let (ready, b) = chain_reports(app).await;
+        if ready["status"] == status && b.as_deref() == Some(broken) {
+            return ready;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "still {ready} / factlog_chain_broken {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `/readyz` and `/metrics` answer from the chain state this process last
+/// saw, not from the table each time. A process that runs no verifier
+/// (`serve --no-workers`) must still report a break another process
+/// recorded, and its repair, within `chain_status::MAX_AGE`.
+#[tokio::test]
+async fn readiness_and_metrics_follow_a_break_recorded_by_another_process() {
+    let app = TestApp::start_with(crate::support::AppOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let r = until_chain_reports(&app, "ready", "0").await;
+    assert_eq!(r["integrity"]["ok"], true);
+
+    // Another process's verifier finds a break.
+    sqlx::query("UPDATE chain_verification SET first_bad_position = 1, found_bad_at = now()")
+        .execute(&app.db.pool)
+        .await
+        .expect("break");
+    let r = until_chain_reports(&app, "degraded", "1").await;
+    assert_eq!(
+        (
+            r["integrity"]["ok"].clone(),
+            r["integrity"]["first_bad_position"].clone()
+        ),
+        (json!(false), json!(1))
+    );
+
+    // A later full pass there finds the log put back.
+    sqlx::query("UPDATE chain_verification SET first_bad_position = NULL, found_bad_at = NULL")
+        .execute(&app.db.pool)
+        .await
+        .expect("repair");
+    let r = until_chain_reports(&app, "ready", "0").await;
+    assert_eq!(r["integrity"]["ok"], true);
+}
+
+/// With a verifier in the process, what `/readyz` reports of the chain
+/// keeps up with the log: the verified prefix reaches the head.
+#[tokio::test]
+async fn readiness_reports_the_verified_prefix_reaching_the_head() {
+    let (app, ann, _, _) = setup().await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = story(&app, &ann, i).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _, r) = send(app.client.get(app.url("/readyz"))).await;
+        assert_eq!(s, 200);
+        if r["integrity"]["verified_position"] == last {
+            assert_eq!(r["head"], last);
+            assert_eq!(r["integrity"]["unverified_events"], 0);
+            assert_eq!(r["integrity"]["ok"], true);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -271,12 +271,7 @@ impl TestApp {
                 &rx,
                 factlog::projections::DEFAULT_LINGER,
             );
-            factlog::store::integrity::spawn_verifier(
-                db.pool.clone(),
-                store.head_watch(),
-                TEST_VERIFIER,
-                rx.clone(),
-            );
+            factlog::store::integrity::spawn_verifier(&store, TEST_VERIFIER, rx.clone());
             // The workers end with the test's runtime.
             std::mem::forget(stop);
         }
