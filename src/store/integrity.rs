@@ -260,15 +260,8 @@ async fn extend_step(
     // The head first: every event up to it is committed (the head moves in
     // the same transaction as the events it covers).
     let head = recorded_head(&mut tx).await?;
-    let seg = rehash(
-        &mut tx,
-        (state.position, state.hash),
-        head.0,
-        Some(batch),
-        0,
-        |_| {},
-    )
-    .await?;
+    let prefix = (state.position, state.hash);
+    let seg = rehash(&mut tx, prefix, head.0, Some(batch), 0, |_| {}).await?;
     let (outcome, state) = match segment_break(&seg, head, batch) {
         Some(bad) => (Extended::Broken(bad), mark_broken(&mut tx, bad).await?),
         None if seg.checked > 0 => {

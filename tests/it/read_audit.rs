@@ -327,15 +327,7 @@ async fn metrics_have_help_and_http_metrics_name_the_route_not_the_path() {
         .await;
     let _ = app.get_json("/v1/integrity", &auditor).await;
     let _ = crate::support::send(app.client.get(app.url("/no/such/page/12345"))).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&app).await;
 
     let mut helped = std::collections::HashSet::new();
     let mut typed = std::collections::HashSet::new();
@@ -398,19 +390,22 @@ async fn metrics_have_help_and_http_metrics_name_the_route_not_the_path() {
     }
 }
 
-/// What `/readyz` says, and `factlog_chain_broken` in `/metrics`.
-async fn chain_reports(app: &TestApp) -> (Value, Option<String>) {
-    let (_, _, ready) = send(app.client.get(app.url("/readyz"))).await;
-    let text = app
-        .client
+async fn metrics_text(app: &TestApp) -> String {
+    app.client
         .get(app.url("/metrics"))
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
-    let broken = text
+        .expect("text")
+}
+
+/// What `/readyz` says, and `factlog_chain_broken` in `/metrics`.
+async fn chain_reports(app: &TestApp) -> (Value, Option<String>) {
+    let (_, _, ready) = send(app.client.get(app.url("/readyz"))).await;
+    let broken = metrics_text(app)
+        .await
         .lines()
         .find_map(|l| l.strip_prefix("factlog_chain_broken "))
         .map(str::to_owned);
