@@ -120,6 +120,27 @@ pub struct WorkerArgs {
     /// Least minutes between a full pass and the next one an auditor asks for.
     #[arg(long, env = "FACTLOG_VERIFY_MIN_GAP_MINUTES", default_value_t = 5)]
     pub verify_min_gap_minutes: u64,
+
+    /// Milliseconds between two looks of the checkpoint signer at the tree:
+    /// a new checkpoint follows growth within about this much plus the tree
+    /// projection's batch delay, and at most this often.
+    #[arg(long, env = "FACTLOG_CHECKPOINT_INTERVAL_MS", default_value_t = 500)]
+    pub checkpoint_interval_ms: u64,
+}
+
+/// The verifiable log's signing key and name (AUDITING.md).
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// File holding the log's Ed25519 signing key (a signed-note private
+    /// key); made, mode 0600, when missing. Default: signing.key in --data-dir.
+    /// Never stored in PostgreSQL.
+    #[arg(long, env = "FACTLOG_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// The log's origin, the first line of every checkpoint and the key's
+    /// name. Default: factlog/<database name>.
+    #[arg(long, env = "FACTLOG_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
 }
 
 /// How the process logs (every subcommand).
@@ -163,6 +184,9 @@ pub struct Settings {
     pub projection_linger_ms: u64,
     pub verify_every_minutes: u64,
     pub verify_min_gap_minutes: u64,
+    pub checkpoint_interval_ms: u64,
+    pub signing_key_file: Option<PathBuf>,
+    pub log_origin: Option<String>,
     pub log_format: LogFormat,
 }
 
@@ -172,6 +196,7 @@ impl Settings {
         store: StoreArgs,
         api: ApiArgs,
         workers: WorkerArgs,
+        keys: KeyArgs,
         log: LogArgs,
     ) -> Settings {
         Settings {
@@ -194,6 +219,9 @@ impl Settings {
             projection_linger_ms: workers.projection_linger_ms,
             verify_every_minutes: workers.verify_every_minutes,
             verify_min_gap_minutes: workers.verify_min_gap_minutes,
+            checkpoint_interval_ms: workers.checkpoint_interval_ms,
+            signing_key_file: keys.signing_key_file,
+            log_origin: keys.log_origin,
             log_format: log.log_format,
         }
     }
@@ -223,6 +251,21 @@ impl Settings {
             full_min_gap: std::time::Duration::from_secs(self.verify_min_gap_minutes * 60),
             ..Default::default()
         }
+    }
+
+    /// Where the signing key lives: as set, else beside the private
+    /// cluster's records in the data directory.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("signing.key"))
+    }
+
+    /// The log's origin: as set, else `factlog/<database>`.
+    pub fn origin(&self, database_name: &str) -> String {
+        self.log_origin
+            .clone()
+            .unwrap_or_else(|| format!("factlog/{database_name}"))
     }
 
     pub fn idempotency_retention(&self) -> std::time::Duration {

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod merkle;
 pub mod progress;
 pub mod projections;
 pub mod service;

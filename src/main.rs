@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use factlog::commands;
-use factlog::config::{ApiArgs, DatabaseArgs, LogArgs, Settings, StoreArgs, WorkerArgs, unset};
+use factlog::config::{
+    ApiArgs, DatabaseArgs, KeyArgs, LogArgs, Settings, StoreArgs, WorkerArgs, unset,
+};
 
 // glibc's malloc showed as about a sixth of the server's CPU under write load
 // (bench/history/2026-11-benchmarks.md); mimalloc's per-thread free lists are
@@ -44,13 +46,26 @@ enum Command {
         api: ApiArgs,
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
-    /// Run projection workers (and the chain verifier) only.
+    /// Run projection workers, the chain verifier and the checkpoint signer only.
     Worker {
         #[command(flatten)]
         db: DatabaseArgs,
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
+    /// The verifiable log's signing key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Apply database migrations.
     Migrate {
@@ -102,27 +117,38 @@ impl Command {
     /// The settings this subcommand was given, the rest from the
     /// environment or their defaults.
     fn settings(&self, log: LogArgs) -> Settings {
-        let (db, store, api, workers) = match self {
+        let (db, store, api, workers, keys) = match self {
             Command::Serve {
                 db,
                 store,
                 api,
                 workers,
+                keys,
                 ..
-            } => (db.clone(), Some(store), Some(api), Some(workers)),
-            Command::Worker { db, workers } => (db.clone(), None, None, Some(workers)),
-            Command::Generate { db, store, .. } => (db.clone(), Some(store), None, None),
+            } => (
+                db.clone(),
+                Some(store),
+                Some(api),
+                Some(workers),
+                Some(keys),
+            ),
+            Command::Worker { db, workers, keys } => {
+                (db.clone(), None, None, Some(workers), Some(keys))
+            }
+            Command::Key { db, keys, .. } => (db.clone(), None, None, None, Some(keys)),
+            Command::Generate { db, store, .. } => (db.clone(), Some(store), None, None, None),
             Command::Migrate { db }
             | Command::Token { db, .. }
             | Command::Rebuild { db, .. }
             | Command::Verify { db }
-            | Command::Db { db, .. } => (db.clone(), None, None, None),
+            | Command::Db { db, .. } => (db.clone(), None, None, None, None),
         };
         Settings::from_parts(
             db,
             store.cloned().unwrap_or_else(unset),
             api.cloned().unwrap_or_else(unset),
             workers.cloned().unwrap_or_else(unset),
+            keys.cloned().unwrap_or_else(unset),
             log,
         )
     }
@@ -142,6 +168,12 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the verifier key (signed-note vkey) auditors check checkpoints with.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +258,13 @@ fn main() -> ExitCode {
             }
             Command::Worker { .. } => {
                 commands::worker(&settings).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Key {
+                command: KeyCommand::Show,
+                ..
+            } => {
+                println!("{}", commands::key_show(&settings).await?);
                 Ok(ExitCode::SUCCESS)
             }
             Command::Rebuild { projection, .. } => {

@@ -11,6 +11,7 @@ mod metrics;
 mod middleware;
 pub mod openapi;
 mod params;
+mod proofs;
 pub mod ratelimit;
 mod reads;
 mod server;
@@ -127,6 +128,10 @@ fn timed_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(reads::events))
         .routes(routes!(reads::integrity))
         .routes(routes!(reads::request_full_check))
+        .routes(routes!(proofs::latest))
+        .routes(routes!(proofs::at_least))
+        .routes(routes!(proofs::inclusion))
+        .routes(routes!(proofs::consistency))
         .routes(routes!(service::healthz))
         .routes(routes!(service::readyz))
         .routes(routes!(metrics::render))

@@ -3,6 +3,7 @@
 mod generate;
 mod projections;
 mod serve;
+mod signing;
 mod verify;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use anyhow::Context;
 pub use generate::{fill as fill_log, generate};
 pub use projections::{rebuild, worker};
 pub use serve::serve;
+pub use signing::{key_show, start_signer};
 pub use verify::verify;
 
 use crate::config::Settings;

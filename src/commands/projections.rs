@@ -20,6 +20,8 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         settings.verifier(),
         stop_rx.clone(),
     ));
+    workers
+        .push(super::start_signer(settings, &database, Default::default(), stop_rx.clone()).await?);
     super::serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
     for w in workers {

@@ -41,6 +41,9 @@ pub async fn serve(
             settings.verifier(),
             stop_rx.clone(),
         ));
+        workers.push(
+            super::start_signer(settings, &database, Default::default(), stop_rx.clone()).await?,
+        );
         workers
     };
 

@@ -9,6 +9,7 @@ mod facts;
 pub mod read;
 mod rebuild;
 mod runner;
+mod tree;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -127,9 +128,12 @@ pub struct BulkReport {
 /// The facts projection.
 pub const FACTS: &dyn AnyProjection = &facts::Facts;
 
+/// The Merkle tree projection (the verifiable log's tiles).
+pub const TREE: &dyn AnyProjection = &tree::Tree;
+
 /// Every projection, once: the runners (`spawn_all`), `factlog rebuild`,
 /// `/readyz`, `/metrics` and `wait_for` all take them from here.
-pub const ALL: &[&dyn AnyProjection] = &[FACTS];
+pub const ALL: &[&dyn AnyProjection] = &[FACTS, TREE];
 
 /// The one with that name.
 pub fn parse(name: &str) -> Option<&'static dyn AnyProjection> {
@@ -276,6 +280,9 @@ pub enum ProjectionError {
     /// A stage of a rebuild stopped (its task failed or ended early).
     #[error("rebuild stage failed: {0}")]
     Stage(String),
+    /// The stored tree does not add up (a missing or short tile).
+    #[error("the stored Merkle tree is inconsistent: {0}")]
+    Tree(String),
     /// A bulk pass left a table empty, or stopped short, though the log holds
     /// events the projection applies: nothing is swapped in.
     #[error(

@@ -2,6 +2,7 @@
 //! append the result with its expected version and idempotency key.
 //! Knows nothing of HTTP; the API maps its errors to status codes.
 
+pub mod checkpoints;
 mod claims;
 pub mod fact_cache;
 pub mod reads;

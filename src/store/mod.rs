@@ -13,6 +13,7 @@ pub mod lookup;
 mod read;
 pub mod seal;
 mod subscribe;
+pub mod tree;
 mod verify;
 
 use std::sync::Arc;

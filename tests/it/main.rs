@@ -30,3 +30,4 @@ mod store_ordering;
 mod store_subscribe;
 mod stream_limits;
 mod tidy;
+mod verifiable_log;

@@ -123,5 +123,5 @@ async fn migration_0015_fills_claim_versions_from_their_states() {
     .fetch_one(&db.pool)
     .await
     .expect("catalog");
-    assert_eq!(gone, (None, vec!["facts".to_owned()]));
+    assert_eq!(gone, (None, vec!["facts".to_owned(), "tree".to_owned()]));
 }

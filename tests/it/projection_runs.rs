@@ -829,9 +829,16 @@ async fn an_unreadable_event_stops_the_projections_at_its_position() {
         let all = projections::checkpoints(&db.pool)
             .await
             .expect("checkpoints");
-        if all.iter().all(|c| c.failed_position.is_some()) {
-            break all;
+        // The tree hashes an event's bytes whatever they mean: it has
+        // nothing to stop at. Every projection that reads claims stops.
+        let (tree, readers): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.name == "tree");
+        if readers.iter().all(|c| c.failed_position.is_some())
+            && tree.iter().all(|c| c.position >= bad)
+        {
+            assert!(tree.iter().all(|c| c.failed_position.is_none()), "{tree:?}");
+            break readers;
         }
+        let all = (readers, tree);
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the projections did not stop at the unreadable event: {all:?}"

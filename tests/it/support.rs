@@ -190,6 +190,8 @@ pub struct TestApp {
     /// The router the socket serves, to call without the server loop (as
     /// a test that sets the peer's address itself does).
     pub router: axum::Router,
+    /// The verifier key of the checkpoints this app signs (with workers).
+    pub vkey: Option<String>,
 }
 
 pub struct AppOptions {
@@ -263,6 +265,7 @@ impl TestApp {
         use factlog::api::{self, AppState, Limits};
         use factlog::service::{Rules, Services};
         let store = db.store().await;
+        let mut vkey = None;
         if opts.workers {
             let (stop, rx) = tokio::sync::watch::channel(false);
             factlog::projections::spawn_all(
@@ -272,6 +275,16 @@ impl TestApp {
                 factlog::projections::DEFAULT_LINGER,
             );
             factlog::store::integrity::spawn_verifier(&store, TEST_VERIFIER, rx.clone());
+            let signer = factlog::merkle::NoteSigner::generate(TEST_ORIGIN).expect("a signing key");
+            vkey = Some(signer.vkey());
+            factlog::service::checkpoints::spawn_signer(
+                db.pool.clone(),
+                std::sync::Arc::new(signer),
+                TEST_ORIGIN.into(),
+                std::time::Duration::from_millis(100),
+                Default::default(),
+                rx.clone(),
+            );
             // The workers end with the test's runtime.
             std::mem::forget(stop);
         }
@@ -321,6 +334,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             services,
             router,
+            vkey,
         }
     }
 
@@ -380,3 +394,6 @@ pub async fn send(
     };
     (status, headers, body)
 }
+
+/// The origin test apps sign checkpoints for.
+pub const TEST_ORIGIN: &str = "factlog/test";

@@ -28,7 +28,7 @@ type IndexDef = (
 /// the loaded rows (a sort), far cheaper than keeping it up row by row, and
 /// on a connection of its own so that a table's indexes build side by side;
 /// keys become constraints over their finished indexes.
-pub(super) async fn index_like_live(
+pub(crate) async fn index_like_live(
     options: &PgConnectOptions,
     mut conn: PgConnection,
     schema: &str,

@@ -14,6 +14,7 @@
 //! still being produced, then gets the live table's indexes, each built in
 //! one go over the loaded rows ([`index`]), and its statistics.
 
+pub(crate) use index::index_like_live;
 mod index;
 mod summaries;
 mod versions;

@@ -1,0 +1,170 @@
+//! The Merkle tree's storage (migrations/0019): its tiles, which the `tree`
+//! projection writes, and the signed checkpoints, which are append-only like
+//! the log. The arithmetic is `crate::merkle`'s; this is only rows.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::error::StoreError;
+use crate::merkle::{Hash, MemoryTiles, TileId};
+
+/// Reads the widest stored copy of each tile in `wanted`. A tile that is
+/// missing or narrower than asked is left for the caller's arithmetic to
+/// report (it names the tile).
+pub async fn read_tiles(
+    conn: &mut PgConnection,
+    wanted: &[(TileId, usize)],
+) -> Result<MemoryTiles, StoreError> {
+    let mut tiles = MemoryTiles::new();
+    if wanted.is_empty() {
+        return Ok(tiles);
+    }
+    let levels: Vec<i16> = wanted.iter().map(|(t, _)| i16::from(t.level)).collect();
+    let idxs: Vec<i64> = wanted.iter().map(|(t, _)| t.index as i64).collect();
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (t.level, t.idx) t.level, t.idx, t.hashes \
+         FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx) \
+         JOIN tree_tiles t ON t.level = w.level AND t.idx = w.idx \
+         ORDER BY t.level, t.idx, t.width DESC",
+    )
+    .bind(&levels)
+    .bind(&idxs)
+    .fetch_all(conn)
+    .await?;
+    for (level, idx, bytes) in rows {
+        let hashes = bytes
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+        tiles.insert(
+            TileId {
+                level: level as u8,
+                index: idx as u64,
+            },
+            hashes,
+        );
+    }
+    Ok(tiles)
+}
+
+/// Stores tiles (full or partial) and drops the narrower copies they
+/// supersede, inside the caller's transaction.
+pub async fn write_tiles(
+    conn: &mut PgConnection,
+    tiles: &[(TileId, Vec<Hash>)],
+) -> Result<(), StoreError> {
+    if tiles.is_empty() {
+        return Ok(());
+    }
+    let levels: Vec<i16> = tiles.iter().map(|(t, _)| i16::from(t.level)).collect();
+    let idxs: Vec<i64> = tiles.iter().map(|(t, _)| t.index as i64).collect();
+    let widths: Vec<i16> = tiles.iter().map(|(_, h)| h.len() as i16).collect();
+    let bytes: Vec<Vec<u8>> = tiles.iter().map(|(_, h)| h.concat()).collect();
+    sqlx::query(
+        "INSERT INTO tree_tiles (level, idx, width, hashes) \
+         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::smallint[], $4::bytea[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&levels)
+    .bind(&idxs)
+    .bind(&widths)
+    .bind(&bytes)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM tree_tiles t USING unnest($1::smallint[], $2::bigint[], $3::smallint[]) \
+             AS w(level, idx, width) \
+         WHERE t.level = w.level AND t.idx = w.idx AND t.width < w.width",
+    )
+    .bind(&levels)
+    .bind(&idxs)
+    .bind(&widths)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The number of leaves the tree holds: the `tree` projection's checkpoint.
+pub async fn tree_size(conn: &mut PgConnection) -> Result<u64, StoreError> {
+    let p: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = 'tree'")
+            .fetch_optional(conn)
+            .await?;
+    Ok(p.unwrap_or(0).max(0) as u64)
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The C2SP signed note, exactly as published.
+    pub note: String,
+    pub signed_at: DateTime<Utc>,
+}
+
+type CheckpointRow = (i64, Vec<u8>, String, DateTime<Utc>);
+
+fn to_checkpoint(r: CheckpointRow) -> Result<StoredCheckpoint, StoreError> {
+    let root: Hash =
+        r.1.as_slice().try_into().map_err(|_| {
+            StoreError::InvalidAppend(format!("checkpoint {} has a corrupt root", r.0))
+        })?;
+    Ok(StoredCheckpoint {
+        size: r.0 as u64,
+        root,
+        note: r.2,
+        signed_at: r.3,
+    })
+}
+
+/// The largest checkpoint signed so far.
+pub async fn latest_checkpoint(
+    conn: &mut PgConnection,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT size, root, note, signed_at FROM checkpoints ORDER BY size DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(to_checkpoint).transpose()
+}
+
+/// The smallest checkpoint whose tree holds at least `size` leaves.
+pub async fn checkpoint_at_least(
+    pool: &PgPool,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT size, root, note, signed_at FROM checkpoints WHERE size >= $1 \
+         ORDER BY size LIMIT 1",
+    )
+    .bind(size.min(i64::MAX as u64) as i64)
+    .fetch_optional(pool)
+    .await?;
+    row.map(to_checkpoint).transpose()
+}
+
+/// Keeps a checkpoint; `false` when one of that size exists already (it is
+/// never replaced).
+pub async fn insert_checkpoint(
+    conn: &mut PgConnection,
+    size: u64,
+    root: &Hash,
+    note: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) \
+         ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(size as i64)
+    .bind(root.as_slice())
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,280 @@
+//! The verifiable log through the public API: checkpoints follow the log,
+//! every event's inclusion and every pair of checkpoints' consistency
+//! verify against the signed roots, bad input is a 422 naming its field,
+//! and the tree a rebuild makes is the tree the worker made.
+
+use std::time::{Duration, Instant};
+
+use factlog::merkle::{self, Checkpoint, NoteVerifier};
+use serde_json::{Value, json};
+
+use crate::support::{AppOptions, TestApp};
+
+async fn app() -> (TestApp, String, String) {
+    let app = TestApp::start_with(AppOptions {
+        workers: true,
+        ..AppOptions::default()
+    })
+    .await;
+    let editor = app.token("ann", "editor").await;
+    let reader = app.token("rita", "reader").await;
+    (app, editor, reader)
+}
+
+async fn stories(app: &TestApp, token: &str, n: usize) -> i64 {
+    let mut last = 0;
+    for i in 0..n {
+        let (s, _, b) = app
+            .post_json(
+                "/v1/stories",
+                token,
+                &json!({"title": format!("t{i}"), "publisher": "p",
+                        "published_at": "2020-01-01", "body": format!("body {i}")}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        last = b["position"].as_i64().expect("position");
+    }
+    last
+}
+
+/// The latest checkpoint once it covers `position`, opened with the app's key.
+async fn checkpoint_covering(app: &TestApp, token: &str, position: i64) -> (Checkpoint, String) {
+    let verifier = NoteVerifier::from_vkey(app.vkey.as_deref().expect("vkey")).expect("vkey");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/v1/checkpoint", token).send().await.expect("get");
+        if r.status() == 200 {
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .expect("ct")
+                    .starts_with("text/plain")
+            );
+            let note = r.text().await.expect("text");
+            let c = merkle::open(&note, &verifier).expect("a checkpoint signed by the app's key");
+            if c.size as i64 >= position {
+                return (c, note);
+            }
+        }
+        assert!(Instant::now() < deadline, "no checkpoint covers {position}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn hashes(v: &Value) -> Vec<merkle::Hash> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().expect("hex"))
+                .expect("hex")
+                .try_into()
+                .expect("32 bytes")
+        })
+        .collect()
+}
+
+fn hash(v: &Value) -> merkle::Hash {
+    hashes(&json!([v]))[0]
+}
+
+#[tokio::test]
+async fn every_event_is_provably_in_the_log_and_the_log_only_grows() {
+    let (app, editor, reader) = app().await;
+    let head = stories(&app, &editor, 12).await;
+    let (first, note) = checkpoint_covering(&app, &reader, head).await;
+    assert_eq!(first.origin, crate::support::TEST_ORIGIN);
+    assert_eq!(first.size as i64, head);
+    assert!(note.contains("\n\n\u{2014} factlog/test "), "{note}");
+
+    let auditor = app.token("audrey", "auditor").await;
+    let (s, _, events) = app.get_json("/v1/events?limit=1000", &auditor).await;
+    assert_eq!(s, 200);
+    let events = events["events"].as_array().expect("events").clone();
+    for e in events
+        .iter()
+        .filter(|e| e["position"].as_u64() <= Some(first.size))
+    {
+        let p = e["position"].as_i64().expect("position");
+        let (s, _, proof) = app
+            .get_json(
+                &format!("/v1/proofs/inclusion?position={p}&tree_size={}", first.size),
+                &reader,
+            )
+            .await;
+        assert_eq!(s, 200, "{proof}");
+        assert_eq!(proof["leaf_index"], p - 1);
+        assert_eq!(proof["tree_size"], first.size);
+        assert_eq!(
+            proof["leaf_hash"], e["leaf_hash"],
+            "the tree holds the event's leaf"
+        );
+        merkle::verify_inclusion(
+            &hash(&proof["leaf_hash"]),
+            (p - 1) as u64,
+            first.size,
+            &hashes(&proof["path"]),
+            &first.root,
+        )
+        .expect("the audit path leads to the signed root");
+    }
+
+    let head = stories(&app, &editor, 7).await;
+    let (second, _) = checkpoint_covering(&app, &reader, head).await;
+    let (s, _, proof) = app
+        .get_json(
+            &format!(
+                "/v1/proofs/consistency?from={}&to={}",
+                first.size, second.size
+            ),
+            &reader,
+        )
+        .await;
+    assert_eq!(s, 200, "{proof}");
+    merkle::verify_consistency(
+        first.size,
+        second.size,
+        &first.root,
+        &second.root,
+        &hashes(&proof["path"]),
+    )
+    .expect("the newer checkpoint extends the older");
+    // The same proof does not hold for another old root.
+    let mut forged = first.root;
+    forged[0] ^= 1;
+    assert!(
+        merkle::verify_consistency(
+            first.size,
+            second.size,
+            &forged,
+            &second.root,
+            &hashes(&proof["path"])
+        )
+        .is_err()
+    );
+
+    // An old size finds the earliest checkpoint at least that large.
+    let r = app
+        .get(&format!("/v1/checkpoints?size={}", first.size), &reader)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let verifier = NoteVerifier::from_vkey(app.vkey.as_deref().expect("vkey")).expect("vkey");
+    let again = merkle::open(&r.text().await.expect("text"), &verifier).expect("signed");
+    assert!(again.size >= first.size && again.size <= second.size);
+
+    // A checkpoint checked with another key is refused.
+    let other = merkle::NoteSigner::generate(crate::support::TEST_ORIGIN).expect("key");
+    assert!(merkle::open(&note, &other.verifier()).is_err());
+}
+
+#[tokio::test]
+async fn bad_proof_requests_are_422_naming_the_field_and_nothing_signed_is_404() {
+    let unsigned = TestApp::start_with(AppOptions {
+        workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let token = unsigned.token("rita", "reader").await;
+    for path in [
+        "/v1/checkpoint",
+        "/v1/proofs/inclusion?position=1",
+        "/v1/checkpoints?size=1",
+    ] {
+        let r = unsigned.get(path, &token).send().await.expect("get");
+        assert_eq!(r.status(), 404, "{path}: no signer has run");
+    }
+    let (app, editor, reader) = app().await;
+    let head = stories(&app, &editor, 3).await;
+    let (c, _) = checkpoint_covering(&app, &reader, head).await;
+    let n = c.size;
+    for (query, field) in [
+        ("/v1/proofs/inclusion?position=0".to_owned(), "position"),
+        (
+            format!("/v1/proofs/inclusion?position={}", n + 1),
+            "position",
+        ),
+        ("/v1/proofs/inclusion?position=x".to_owned(), "position"),
+        ("/v1/proofs/inclusion".to_owned(), "position"),
+        (
+            format!("/v1/proofs/inclusion?position=1&tree_size={}", n + 1),
+            "tree_size",
+        ),
+        (
+            "/v1/proofs/inclusion?position=1&tree_size=0".to_owned(),
+            "tree_size",
+        ),
+        ("/v1/proofs/consistency?from=0".to_owned(), "from"),
+        ("/v1/proofs/consistency?from=3&to=2".to_owned(), "from"),
+        (format!("/v1/proofs/consistency?from=1&to={}", n + 1), "to"),
+        ("/v1/proofs/consistency?from=-1".to_owned(), "from"),
+        (format!("/v1/checkpoints?size={}", n + 1), "size"),
+        ("/v1/checkpoints".to_owned(), "size"),
+    ] {
+        let (s, _, body) = app.get_json(&query, &reader).await;
+        assert_eq!(s, 422, "{query}: {body}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+    let r = app
+        .get("/v1/proofs/inclusion?position=1", "not-a-token")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401);
+    let (s, _, proof) = app
+        .get_json(&format!("/v1/proofs/consistency?from={n}&to={n}"), &reader)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(proof["path"], json!([]));
+}
+
+#[tokio::test]
+async fn a_rebuild_of_the_tree_gives_the_same_tiles_and_roots() {
+    let (app, editor, reader) = app().await;
+    // More than one full tile, so that level 1 exists.
+    let mut head = 0;
+    for _ in 0..3 {
+        head = stories(&app, &editor, 100).await;
+    }
+    let (c, _) = checkpoint_covering(&app, &reader, head).await;
+    let tiles = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i16, i64, Vec<u8>)>(
+            "SELECT DISTINCT ON (level, idx) level, idx, hashes FROM tree_tiles \
+             ORDER BY level, idx, width DESC",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("tiles")
+    };
+    let before = tiles(app.db.pool.clone()).await;
+    assert!(before.iter().any(|t| t.0 == 1), "a level-1 tile");
+    factlog::projections::rebuild(&app.db.pool, factlog::projections::TREE, |_| {})
+        .await
+        .expect("rebuild");
+    let after = tiles(app.db.pool.clone()).await;
+    // The worker may have moved on; compare what both cover.
+    assert!(after.len() >= before.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((b.0, b.1), (a.0, a.1));
+        let n = b.2.len().min(a.2.len());
+        assert_eq!(b.2[..n], a.2[..n], "tile {} {}", b.0, b.1);
+    }
+    // And the signed root is still the root of the rebuilt tree.
+    let (s, _, proof) = app
+        .get_json(
+            &format!("/v1/proofs/inclusion?position=1&tree_size={}", c.size),
+            &reader,
+        )
+        .await;
+    assert_eq!(s, 200, "{proof}");
+    merkle::verify_inclusion(
+        &hash(&proof["leaf_hash"]),
+        0,
+        c.size,
+        &hashes(&proof["path"]),
+        &c.root,
+    )
+    .expect("proof against the signed root after the rebuild");
+}
