@@ -10,6 +10,7 @@
 //! invariants.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod config;

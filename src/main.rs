@@ -1,6 +1,7 @@
 //! The `factlog` command line: parse, then hand over to `factlog::commands`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -91,6 +92,34 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// The auditor's check: from a saved checkpoint, prove the log only grew
+    /// (and with --events that every new event is in it); exit 0 and save the
+    /// newer checkpoint, or 1 naming what failed.
+    Audit {
+        /// The checkpoint kept from the last audit (a signed note from
+        /// GET /v1/checkpoint); replaced by the newer one when all holds.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A running server (http://host:port), read through its public API;
+        /// the database itself when omitted.
+        #[arg(long, env = "FACTLOG_AUDIT_URL")]
+        url: Option<String>,
+        /// Bearer token for --url (an auditor's or admin's for --events).
+        #[arg(long, env = "FACTLOG_AUDIT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The verifier key to trust (the text `factlog key show` prints, or a
+        /// file holding it). Default: the key of this configuration's signing key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Recompute the leaf of every event added since the saved checkpoint
+        /// and check them against the new signed root.
+        #[arg(long)]
+        events: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
     /// Fill the log with generated newsroom work (benchmarks, load tests).
     Generate {
         /// How many events (at least).
@@ -135,7 +164,9 @@ impl Command {
             Command::Worker { db, workers, keys } => {
                 (db.clone(), None, None, Some(workers), Some(keys))
             }
-            Command::Key { db, keys, .. } => (db.clone(), None, None, None, Some(keys)),
+            Command::Key { db, keys, .. } | Command::Audit { db, keys, .. } => {
+                (db.clone(), None, None, None, Some(keys))
+            }
             Command::Generate { db, store, .. } => (db.clone(), Some(store), None, None, None),
             Command::Migrate { db }
             | Command::Token { db, .. }
@@ -266,6 +297,41 @@ fn main() -> ExitCode {
             } => {
                 println!("{}", commands::key_show(&settings).await?);
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Audit {
+                checkpoint,
+                url,
+                token,
+                key,
+                events,
+                ..
+            } => {
+                let file = checkpoint.display().to_string();
+                let request = commands::AuditRequest {
+                    checkpoint,
+                    url,
+                    token,
+                    key,
+                    events,
+                };
+                match commands::audit(&settings, request).await? {
+                    Ok(r) => {
+                        let recomputed = if events {
+                            format!("{} new events recomputed", r.events_checked)
+                        } else {
+                            "new events not recomputed (--events does)".to_owned()
+                        };
+                        println!(
+                            "ok: the log of {} only grew, from {} to {} events (consistency proof checked); {recomputed}; {file} now holds the checkpoint of {}",
+                            r.latest.origin, r.saved.size, r.latest.size, r.latest.size
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        println!("FAILED: {e}");
+                        Ok(ExitCode::from(1))
+                    }
+                }
             }
             Command::Rebuild { projection, .. } => {
                 commands::rebuild(&settings, projection.as_deref()).await?;

@@ -24,6 +24,11 @@ impl Progress {
         }
     }
 
+    /// For work whose size is learnt after it starts.
+    pub fn set_total(&mut self, total: u64) {
+        self.total = Some(total);
+    }
+
     /// Reports `done` items; throttled to a few times a second on a
     /// terminal and every 5 s in logs.
     pub fn update(&mut self, done: u64) {

@@ -1,5 +1,6 @@
 //! What each subcommand does. `main.rs` parses the command line and calls one of these.
 
+mod audit;
 mod generate;
 mod projections;
 mod serve;
@@ -8,6 +9,7 @@ mod verify;
 
 use anyhow::Context;
 
+pub use audit::{AuditRequest, audit};
 pub use generate::{fill as fill_log, generate};
 pub use projections::{rebuild, worker};
 pub use serve::serve;

@@ -16,6 +16,7 @@
 //! Everything here is pure: the caller fetches the tiles a plan
 //! (`tiles_for_*`) lists, then computes.
 
+mod frontier;
 mod hash;
 mod note;
 mod proof;
@@ -25,6 +26,7 @@ mod tiles;
 #[cfg(test)]
 mod tests;
 
+pub use frontier::Frontier;
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier, open};
 pub use proof::{

@@ -82,7 +82,7 @@ async fn an_edit_inside_the_prefix_that_keeps_the_hashes_is_caught_by_the_full_p
 /// Rewrites event `position`'s data and recomputes every later hash (and
 /// the recorded head), as someone with the database and this code could:
 /// the chain then holds link by link, and `factlog verify` passes.
-async fn rewrite_and_rechain(db: &TestDb, position: i64) {
+pub(crate) async fn rewrite_and_rechain(db: &TestDb, position: i64) {
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     sqlx::query("ALTER TABLE events DISABLE TRIGGER ALL")
         .execute(&mut conn)

@@ -7,6 +7,7 @@ mod support;
 mod api_auth;
 mod api_docs;
 mod api_writes;
+mod auditing;
 mod batch_plans;
 mod chain_verifier;
 mod cli;

@@ -61,6 +61,30 @@ fn the_domain_does_no_io() {
     );
 }
 
+/// The Merkle code is what an auditor reruns anywhere: hashes, proofs and
+/// notes from their arguments alone.
+#[test]
+fn the_merkle_tree_does_no_io() {
+    let found = uses(
+        "merkle",
+        &[
+            "sqlx",
+            "axum",
+            "hyper",
+            "tokio",
+            "reqwest",
+            "std::fs",
+            "std::net",
+            "crate::store",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "I/O in src/merkle/:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn services_know_nothing_of_http() {
     let found = uses("service", &["axum", "hyper", "http"]);

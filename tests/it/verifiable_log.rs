@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{AppOptions, TestApp};
 
-async fn app() -> (TestApp, String, String) {
+pub(crate) async fn app() -> (TestApp, String, String) {
     let app = TestApp::start_with(AppOptions {
         workers: true,
         ..AppOptions::default()
@@ -21,7 +21,7 @@ async fn app() -> (TestApp, String, String) {
     (app, editor, reader)
 }
 
-async fn stories(app: &TestApp, token: &str, n: usize) -> i64 {
+pub(crate) async fn stories(app: &TestApp, token: &str, n: usize) -> i64 {
     let mut last = 0;
     for i in 0..n {
         let (s, _, b) = app
@@ -39,7 +39,11 @@ async fn stories(app: &TestApp, token: &str, n: usize) -> i64 {
 }
 
 /// The latest checkpoint once it covers `position`, opened with the app's key.
-async fn checkpoint_covering(app: &TestApp, token: &str, position: i64) -> (Checkpoint, String) {
+pub(crate) async fn checkpoint_covering(
+    app: &TestApp,
+    token: &str,
+    position: i64,
+) -> (Checkpoint, String) {
     let verifier = NoteVerifier::from_vkey(app.vkey.as_deref().expect("vkey")).expect("vkey");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -1,0 +1,280 @@
+//! The auditor's check (`factlog audit`): from a checkpoint the auditor
+//! saved and the verifier key they hold, prove that the log only grew and,
+//! with `--events`, that every event added since is what the new signed root
+//! covers. It trusts nothing the server says: every hash the server sends is
+//! checked against a root signed with the auditor's key before it is used.
+
+mod source;
+
+use thiserror::Error;
+
+pub use source::{Source, SourceError};
+
+use crate::merkle::{
+    Checkpoint, Frontier, Hash, NoteError, NoteVerifier, ProofError, open, verify_consistency,
+    verify_inclusion,
+};
+use crate::store::RecordedEvent;
+use crate::store::chain::canonical_json;
+use crate::store::leaf::{LeafFields, leaf_hash};
+use crate::store::seal::commitment;
+
+/// Events asked for per page (the API's largest page).
+const PAGE: u64 = 1_000;
+
+/// The recomputed root is kept every this many events, so that a mismatch
+/// can be narrowed to one event with a few proofs (`find_altered`).
+const MARK: u64 = 1_024;
+
+/// What failed, in words an auditor can act on.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    #[error("the saved checkpoint does not verify with the key: {0}")]
+    SavedCheckpoint(NoteError),
+    #[error("the server's latest checkpoint does not verify with the key: {0}")]
+    LatestCheckpoint(NoteError),
+    #[error("the server's checkpoint is of log {latest:?}, the saved one of log {saved:?}")]
+    Origin { saved: String, latest: String },
+    #[error(
+        "the log shrank: the server's latest checkpoint has {latest} events, the saved one {saved} \
+         (a truncated or rewritten log)"
+    )]
+    Shrank { saved: u64, latest: u64 },
+    #[error(
+        "the log was rewritten: no proof that the tree of {latest} events extends the saved tree \
+         of {saved} ({reason})"
+    )]
+    Rewritten {
+        saved: u64,
+        latest: u64,
+        reason: ProofError,
+    },
+    #[error("the server's proof for event {position} in the saved tree fails: {reason}")]
+    SavedEdge { position: u64, reason: ProofError },
+    #[error("event {position}: {reason}")]
+    Event { position: u64, reason: String },
+    #[error(
+        "the events {from}..={to} do not hash to the signed root of {to} events \
+         (an event was altered, dropped or inserted)"
+    )]
+    NewLeaves { from: u64, to: u64 },
+    #[error(
+        "event {position} is not the event the signed root of {size} events covers: its fields \
+         hash to leaf {leaf}, which that tree does not hold (the event was altered after it was signed)"
+    )]
+    Altered {
+        position: u64,
+        size: u64,
+        leaf: String,
+    },
+    #[error("the server stopped returning events after position {after}; the checkpoint has {to}")]
+    MissingEvents { after: u64, to: u64 },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// What an audit established.
+#[derive(Debug)]
+pub struct AuditReport {
+    pub saved: Checkpoint,
+    pub latest: Checkpoint,
+    /// The latest checkpoint's signed note, to save in place of the old one.
+    pub latest_note: String,
+    /// Events whose leaves were recomputed (0 without `--events`).
+    pub events_checked: u64,
+}
+
+/// Checks the log behind `source` against the `saved` signed note;
+/// `progress` hears (events recomputed, events to recompute).
+pub async fn audit(
+    source: &Source,
+    saved_note: &str,
+    key: &NoteVerifier,
+    with_events: bool,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<AuditReport, AuditError> {
+    let saved = open(saved_note, key).map_err(AuditError::SavedCheckpoint)?;
+    let latest_note = source.latest_checkpoint().await?;
+    let latest = open(&latest_note, key).map_err(AuditError::LatestCheckpoint)?;
+    if latest.origin != saved.origin {
+        return Err(AuditError::Origin {
+            saved: saved.origin,
+            latest: latest.origin,
+        });
+    }
+    if latest.size < saved.size {
+        return Err(AuditError::Shrank {
+            saved: saved.size,
+            latest: latest.size,
+        });
+    }
+    if saved.size > 0 {
+        let path = if latest.size == saved.size {
+            Vec::new()
+        } else {
+            source.consistency(saved.size, latest.size).await?
+        };
+        verify_consistency(saved.size, latest.size, &saved.root, &latest.root, &path).map_err(
+            |reason| AuditError::Rewritten {
+                saved: saved.size,
+                latest: latest.size,
+                reason,
+            },
+        )?;
+    }
+    let events_checked = if with_events {
+        recompute_new_leaves(source, &saved, &latest, &mut progress).await?
+    } else {
+        0
+    };
+    Ok(AuditReport {
+        saved,
+        latest,
+        latest_note,
+        events_checked,
+    })
+}
+
+/// Hashes every event after the saved tree onto its right edge and compares
+/// the result with the latest signed root. The edge comes from the server
+/// but is checked against the saved root first.
+async fn recompute_new_leaves(
+    source: &Source,
+    saved: &Checkpoint,
+    latest: &Checkpoint,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<u64, AuditError> {
+    let mut edge = if saved.size == 0 {
+        Frontier::new()
+    } else {
+        let (leaf, path) = source.inclusion(saved.size, saved.size).await?;
+        Frontier::from_last_leaf(saved.size, &saved.root, &leaf, &path).map_err(|reason| {
+            AuditError::SavedEdge {
+                position: saved.size,
+                reason,
+            }
+        })?
+    };
+    let mut marks = Vec::new();
+    let mut after = saved.size;
+    while after < latest.size {
+        let page = source.events(after, PAGE.min(latest.size - after)).await?;
+        if page.is_empty() {
+            return Err(AuditError::MissingEvents {
+                after,
+                to: latest.size,
+            });
+        }
+        for event in page.iter().take_while(|e| e.position as u64 <= latest.size) {
+            let position = after + 1;
+            if event.position as u64 != position {
+                return Err(AuditError::Event {
+                    position,
+                    reason: format!("the server sent position {} in its place", event.position),
+                });
+            }
+            let leaf =
+                published_leaf(event).map_err(|reason| AuditError::Event { position, reason })?;
+            if hex::encode(leaf) != event.leaf_hash {
+                return Err(AuditError::Event {
+                    position,
+                    reason: format!(
+                        "its fields hash to leaf {}, but the server says {}",
+                        hex::encode(leaf),
+                        event.leaf_hash
+                    ),
+                });
+            }
+            edge.push(leaf);
+            after = position;
+            if position.is_multiple_of(MARK) {
+                marks.push((position, edge.root()));
+            }
+        }
+        progress(after - saved.size, latest.size - saved.size);
+    }
+    if edge.root() != latest.root {
+        return Err(find_altered(source, saved.size, latest, &marks).await);
+    }
+    Ok(latest.size - saved.size)
+}
+
+/// Names the first event whose leaf the signed tree does not hold: the
+/// first mark whose root the latest tree does not prove to extend, then,
+/// within that stretch, the first event without an inclusion proof.
+async fn find_altered(
+    source: &Source,
+    start: u64,
+    latest: &Checkpoint,
+    marks: &[(u64, Hash)],
+) -> AuditError {
+    let extends = async |size: u64, root: &Hash| match source.consistency(size, latest.size).await {
+        Ok(path) => verify_consistency(size, latest.size, root, &latest.root, &path).is_ok(),
+        Err(_) => false,
+    };
+    // Marks before the bad event prove consistent, those after do not.
+    let (mut good, mut bad) = (0, marks.len());
+    while good < bad {
+        let mid = (good + bad) / 2;
+        let (size, root) = &marks[mid];
+        if extends(*size, root).await {
+            good = mid + 1;
+        } else {
+            bad = mid;
+        }
+    }
+    let from = if good == 0 { start } else { marks[good - 1].0 };
+    let to = marks.get(good).map_or(latest.size, |m| m.0);
+    let generic = AuditError::NewLeaves {
+        from: start + 1,
+        to: latest.size,
+    };
+    let Ok(events) = source.events(from, to - from).await else {
+        return generic;
+    };
+    for event in &events {
+        let (position, Ok(leaf)) = (event.position as u64, published_leaf(event)) else {
+            continue;
+        };
+        let holds = match source.inclusion(position, latest.size).await {
+            Ok((_, path)) => {
+                verify_inclusion(&leaf, position - 1, latest.size, &path, &latest.root).is_ok()
+            }
+            Err(_) => false,
+        };
+        if !holds {
+            return AuditError::Altered {
+                position,
+                size: latest.size,
+                leaf: hex::encode(leaf),
+            };
+        }
+    }
+    generic
+}
+
+/// The leaf hash of an event as `/v1/events` shows it (AUDITING.md, "The
+/// leaf"): each salted value back to its commitment, then the leaf.
+pub fn published_leaf(event: &RecordedEvent) -> Result<Hash, String> {
+    let mut data = event.data.clone();
+    for (path, salt) in &event.salts {
+        let salt = hex::decode(salt).map_err(|_| format!("the salt of {path} is not hex"))?;
+        let slot = path
+            .split('.')
+            .try_fold(&mut data, |node, key| node.as_object_mut()?.get_mut(key))
+            .ok_or_else(|| format!("it has a salt for {path} but no such field"))?;
+        let value = slot
+            .as_str()
+            .ok_or_else(|| format!("its sealed field {path} is not a string"))?;
+        *slot = serde_json::Value::String(hex::encode(commitment(&salt, value)));
+    }
+    Ok(leaf_hash(&LeafFields {
+        position: event.position,
+        stream: &event.stream,
+        version: event.version,
+        event_type: &event.event_type,
+        recorded_at: event.recorded_at,
+        actor: &event.actor,
+        data: &canonical_json(&data),
+    }))
+}
