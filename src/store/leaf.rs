@@ -3,7 +3,6 @@
 //! only as their commitments, so an erasure never changes a leaf.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 /// Domain separation; a new encoding gets a new tag.
 pub const LEAF_TAG: &[u8] = b"factlog-leaf-v1";
@@ -45,10 +44,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// RFC 9162's leaf hash of the event: `SHA-256(0x00 || leaf bytes)`.
 pub fn leaf_hash(f: &LeafFields<'_>) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(leaf_bytes(f));
-    h.finalize().into()
+    crate::merkle::leaf_hash(&leaf_bytes(f))
 }
 
 #[cfg(test)]

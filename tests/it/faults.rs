@@ -220,6 +220,7 @@ fn serve(db: &TestDb, port: u16) -> Child {
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
         .env("FACTLOG_RATE_LIMIT", "0")
+        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -150,6 +150,7 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "trace")
         .env("FACTLOG_LOG_FORMAT", "json")
+        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -134,9 +134,10 @@ pub async fn random_work(services: &Services, seed: u64, steps: usize) {
     }
 }
 
-const TABLES: [(&str, &str); 2] = [
+const TABLES: [(&str, &str); 3] = [
     ("facts_view", "fact_id"),
     ("claim_versions", "claim_id, from_position"),
+    ("tree_tiles", "level, idx, width"),
 ];
 
 pub async fn dump(db: &TestDb) -> Vec<(String, Vec<Value>)> {
@@ -161,7 +162,7 @@ async fn head(db: &TestDb) -> i64 {
 }
 
 async fn lowest(db: &TestDb) -> i64 {
-    projections::lowest_checkpoint(&db.pool, &["facts"])
+    projections::lowest_checkpoint(&db.pool, &["facts", "tree"])
         .await
         .expect("checkpoints")
 }
@@ -256,6 +257,7 @@ async fn rebuilt_tables_equal_the_ones_built_live() {
 fn worker(db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_factlog"))
         .arg("worker")
+        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -297,6 +299,65 @@ async fn a_worker_killed_mid_batch_neither_skips_nor_double_applies() {
     caught_up(&db, Duration::from_secs(60)).await;
     w.kill().expect("stop");
     w.wait().expect("reap");
+    let live = dump(&db).await;
+    rebuild_all(&db).await;
+    assert_same(&live, &dump(&db).await);
+}
+
+/// The tree's batches are larger (2,000 leaves) than the facts'; this kill
+/// lands inside the tree's work, and the tree it finishes has exactly one
+/// leaf per event: the root of its tiles is the root of the leaves
+/// recomputed from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_worker_killed_mid_batch_loses_and_doubles_no_leaf() {
+    let db = TestDb::new().await;
+    random_work(&services(&db, db.store().await), 4_242, 6_000).await;
+    let target = head(&db).await;
+    let tree = async || {
+        projections::lowest_checkpoint(&db.pool, &["tree"])
+            .await
+            .expect("checkpoint")
+    };
+    let mut w = worker(&db);
+    let started = Instant::now();
+    while tree().await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no tree batch");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    w.kill().expect("kill -9");
+    w.wait().expect("reap");
+    let at_kill = tree().await;
+    assert!(
+        at_kill < target,
+        "the tree was done before the kill ({at_kill}/{target})"
+    );
+
+    let mut w = worker(&db);
+    caught_up(&db, Duration::from_secs(60)).await;
+    w.kill().expect("stop");
+    w.wait().expect("reap");
+
+    let mut edge = factlog::merkle::Frontier::new();
+    let mut after = 0;
+    loop {
+        let page = db.store().await.read_all(after, 1_000).await.expect("read");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            edge.push(factlog::audit::published_leaf(e).expect("leaf"));
+        }
+    }
+    assert_eq!(edge.size(), target as u64);
+    let mut conn = db.pool.acquire().await.expect("conn");
+    let size = target as u64;
+    let tiles = factlog::store::tree::read_tiles(&mut conn, &factlog::merkle::tiles_for_root(size))
+        .await
+        .expect("tiles");
+    assert_eq!(
+        factlog::merkle::root_at(size, &tiles).expect("root"),
+        edge.root(),
+        "the stored tree is the log's tree"
+    );
     let live = dump(&db).await;
     rebuild_all(&db).await;
     assert_same(&live, &dump(&db).await);

@@ -397,3 +397,9 @@ pub async fn send(
 
 /// The origin test apps sign checkpoints for.
 pub const TEST_ORIGIN: &str = "factlog/test";
+
+/// A signing key file for the `serve` and `worker` processes tests start,
+/// outside the checkout (whose `.factlog/` they would otherwise make it in).
+pub fn test_key_file() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("factlog-test-{}-signing.key", std::process::id()))
+}
