@@ -134,6 +134,23 @@ fn describe() {
         "factlog_chain_broken",
         "1 when a verification found the hash chain broken (see /v1/integrity)"
     );
+    describe_gauge!(
+        "factlog_checkpoint_size",
+        "Tree size of the latest signed checkpoint"
+    );
+    describe_gauge!(
+        "factlog_checkpoint_unsigned_events",
+        "Leaves of the Merkle tree that no signed checkpoint covers yet"
+    );
+    describe_gauge!(
+        "factlog_checkpoint_unsigned_seconds",
+        Unit::Seconds,
+        "How long the oldest unsigned leaf has waited (0 when none)"
+    );
+    describe_gauge!(
+        "factlog_checkpoint_fork",
+        "1 while this process's signer finds that the tree does not extend the latest checkpoint"
+    );
     for (name, help) in [
         (
             "factlog_fact_cache_entries",
@@ -198,6 +215,16 @@ pub async fn render(State(state): State<SharedState>) -> Response {
         metrics::gauge!("factlog_chain_unverified_events")
             .set((head - chain.position).max(0) as f64);
         metrics::gauge!("factlog_chain_broken").set(if chain.first_bad_position.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    if let Ok(signing) = state.services.signing_state().await {
+        metrics::gauge!("factlog_checkpoint_size").set(signing.size as f64);
+        metrics::gauge!("factlog_checkpoint_unsigned_events").set(signing.unsigned_events as f64);
+        metrics::gauge!("factlog_checkpoint_unsigned_seconds").set(signing.unsigned_seconds);
+        metrics::gauge!("factlog_checkpoint_fork").set(if signing.fork.is_some() {
             1.0
         } else {
             0.0

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::SharedState;
 use super::error::{ApiError, Problem};
 use crate::db;
+use crate::service::checkpoints::SigningState;
 
 /// Liveness
 #[utoipa::path(
@@ -75,6 +76,8 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
     // what an operator must hear about first.
     let chain = state.services.store().chain_status().get().await?;
     degraded |= chain.first_bad_position.is_some();
+    let checkpoints = state.services.signing_state().await?;
+    degraded |= checkpoints.stalled();
     let ready = Ready {
         status: if degraded {
             Readiness::Degraded
@@ -89,6 +92,7 @@ pub async fn readyz(State(state): State<SharedState>) -> Result<Json<Value>, Api
             verified_position: chain.position,
             unverified_events: (head - chain.position).max(0),
         },
+        checkpoints,
     };
     // Through a `Value`, as every view (sorted keys).
     Ok(Json(
@@ -104,14 +108,17 @@ pub struct Ready {
     /// Each projection by name (`facts`).
     projections: BTreeMap<String, ProjectionProgress>,
     integrity: ChainProgress,
+    /// Signed checkpoints of the Merkle tree: degraded on a fork, or when
+    /// growth has waited over 10 s for a signature.
+    checkpoints: SigningState,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Readiness {
     Ready,
-    /// A projection is stuck on an event, or the chain is broken; writes
-    /// and the log still work.
+    /// A projection is stuck on an event, the chain is broken, or signing
+    /// has stopped; writes and the log still work.
     Degraded,
 }
 

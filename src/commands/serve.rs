@@ -24,6 +24,7 @@ pub async fn serve(
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signer = crate::service::checkpoints::SignerStatus::default();
     let workers = if no_workers {
         tracing::info!(
             "--no-workers: serving the API only; projections and the chain verifier run elsewhere"
@@ -41,9 +42,8 @@ pub async fn serve(
             settings.verifier(),
             stop_rx.clone(),
         ));
-        workers.push(
-            super::start_signer(settings, &database, Default::default(), stop_rx.clone()).await?,
-        );
+        workers
+            .push(super::start_signer(settings, &database, signer.clone(), stop_rx.clone()).await?);
         workers
     };
 
@@ -71,6 +71,12 @@ pub async fn serve(
     )
     .with_fact_cache(settings.fact_cache_limits())
     .with_verifier(settings.verifier());
+    // An API-only process signs nothing, so it has no fork of its own to report.
+    let services = if no_workers {
+        services
+    } else {
+        services.with_signer(signer)
+    };
     let app = api::router(AppState {
         services,
         tokens,

@@ -113,6 +113,50 @@ impl SignerStatus {
     }
 }
 
+/// Signing as `/readyz` reports it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SigningState {
+    /// The latest checkpoint's tree size (0 before the first).
+    pub size: u64,
+    pub signed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Leaves the tree holds that no checkpoint covers yet.
+    pub unsigned_events: u64,
+    /// How long the oldest of them has waited (0 when none).
+    pub unsigned_seconds: f64,
+    /// The fork this process's signer found, when it found one: the tree
+    /// does not extend the latest checkpoint and nothing is signed.
+    pub fork: Option<String>,
+}
+
+/// Unsigned leaves waiting longer than this mean signing has stopped (a
+/// fork, or no process with workers) rather than lagging.
+pub const SIGNING_STALLED_SECS: f64 = 10.0;
+
+impl SigningState {
+    /// A fork, or growth left unsigned past [`SIGNING_STALLED_SECS`].
+    pub fn stalled(&self) -> bool {
+        self.fork.is_some() || self.unsigned_seconds > SIGNING_STALLED_SECS
+    }
+}
+
+/// How far signing has followed the tree; `signer` is this process's own.
+pub async fn signing_state(
+    pool: &PgPool,
+    signer: Option<&SignerStatus>,
+) -> Result<SigningState, ServiceError> {
+    let p = crate::store::tree::signing_progress(pool).await?;
+    let unsigned_seconds = p.oldest_unsigned_at.map_or(0.0, |t| {
+        (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    Ok(SigningState {
+        size: p.size,
+        signed_at: p.signed_at,
+        unsigned_events: p.unsigned_leaves,
+        unsigned_seconds,
+        fork: signer.and_then(SignerStatus::fork),
+    })
+}
+
 /// Signs a checkpoint of the tree as the `tree` projection has built it,
 /// when it has grown past the latest checkpoint and extends it.
 pub async fn sign_once(

@@ -237,6 +237,8 @@ pub struct Services {
     facts: Option<fact_cache::FactCache>,
     /// How the chain verifier runs (for when a full pass comes next).
     verifier: crate::store::integrity::VerifierConfig,
+    /// This process's checkpoint signer, when it runs one.
+    signer: Option<checkpoints::SignerStatus>,
 }
 
 impl Services {
@@ -248,7 +250,19 @@ impl Services {
             stories: Default::default(),
             facts: None,
             verifier: Default::default(),
+            signer: None,
         }
+    }
+
+    /// The same, reporting this process's checkpoint signer at `/readyz`.
+    pub fn with_signer(mut self, status: checkpoints::SignerStatus) -> Self {
+        self.signer = Some(status);
+        self
+    }
+
+    /// How far checkpoints follow the tree (`/readyz`, `/metrics`).
+    pub async fn signing_state(&self) -> Result<checkpoints::SigningState, ServiceError> {
+        checkpoints::signing_state(self.store.pool(), self.signer.as_ref()).await
     }
 
     /// The same, reporting full verification passes as `config` schedules

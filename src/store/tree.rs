@@ -97,6 +97,46 @@ pub async fn tree_size(conn: &mut PgConnection) -> Result<u64, StoreError> {
     Ok(p.unwrap_or(0).max(0) as u64)
 }
 
+/// How far signing has followed the tree, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct SigningProgress {
+    /// The latest checkpoint's size (0 before the first).
+    pub size: u64,
+    pub signed_at: Option<DateTime<Utc>>,
+    /// Leaves the tree holds past it.
+    pub unsigned_leaves: u64,
+    /// When the first of them was recorded.
+    pub oldest_unsigned_at: Option<DateTime<Utc>>,
+}
+
+/// One round trip: the latest checkpoint, the tree's size and the record
+/// time of the first leaf past the checkpoint (a primary-key look-up).
+pub async fn signing_progress(pool: &PgPool) -> Result<SigningProgress, StoreError> {
+    type Row = (
+        Option<i64>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+    );
+    let (size, signed_at, tree, oldest): Row = sqlx::query_as(
+        "WITH c AS (SELECT size, signed_at FROM checkpoints ORDER BY size DESC LIMIT 1), \
+              t AS (SELECT position FROM projection_checkpoints WHERE name = 'tree') \
+         SELECT (SELECT size FROM c), (SELECT signed_at FROM c), (SELECT position FROM t), \
+                (SELECT recorded_at FROM events \
+                  WHERE position = COALESCE((SELECT size FROM c), 0) + 1 \
+                    AND position <= COALESCE((SELECT position FROM t), 0))",
+    )
+    .fetch_one(pool)
+    .await?;
+    let size = size.unwrap_or(0).max(0) as u64;
+    Ok(SigningProgress {
+        size,
+        signed_at,
+        unsigned_leaves: (tree.unwrap_or(0).max(0) as u64).saturating_sub(size),
+        oldest_unsigned_at: oldest,
+    })
+}
+
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {

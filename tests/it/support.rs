@@ -266,6 +266,7 @@ impl TestApp {
         use factlog::service::{Rules, Services};
         let store = db.store().await;
         let mut vkey = None;
+        let signer_status = factlog::service::checkpoints::SignerStatus::default();
         if opts.workers {
             let (stop, rx) = tokio::sync::watch::channel(false);
             factlog::projections::spawn_all(
@@ -282,7 +283,7 @@ impl TestApp {
                 std::sync::Arc::new(signer),
                 TEST_ORIGIN.into(),
                 std::time::Duration::from_millis(100),
-                Default::default(),
+                signer_status.clone(),
                 rx.clone(),
             );
             // The workers end with the test's runtime.
@@ -299,7 +300,8 @@ impl TestApp {
             },
         )
         .with_fact_cache(opts.fact_cache)
-        .with_verifier(TEST_VERIFIER);
+        .with_verifier(TEST_VERIFIER)
+        .with_signer(signer_status);
         let app = api::router(AppState {
             services: services.clone(),
             tokens,

@@ -282,3 +282,69 @@ async fn a_rebuild_of_the_tree_gives_the_same_tiles_and_roots() {
     )
     .expect("proof against the signed root after the rebuild");
 }
+
+/// A tree that no longer extends the latest checkpoint (here a stored tile
+/// altered under it) is never signed: the signer reports the fork, and
+/// `/readyz` and `/metrics` say so, while the old checkpoint stays latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fork_is_not_signed_and_readiness_and_metrics_report_it() {
+    let (app, editor, reader) = app().await;
+    let head = stories(&app, &editor, 300).await;
+    let (signed, _) = checkpoint_covering(&app, &reader, head).await;
+    let (s, _, ready) = app.get_json("/readyz", &reader).await;
+    assert_eq!(s, 200);
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checkpoints"]["size"], signed.size, "{ready}");
+    assert_eq!(ready["checkpoints"]["fork"], Value::Null, "{ready}");
+
+    // The level-1 tile's first hash, the root of leaves 0..256: every proof
+    // and root over the first tile reads it (not the 256 leaves beneath).
+    sqlx::query(
+        "UPDATE tree_tiles SET hashes = set_byte(hashes, 0, get_byte(hashes, 0) # 1) \
+         WHERE level = 1 AND idx = 0",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("alter a tile");
+    stories(&app, &editor, 1).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let (_, _, ready) = app.get_json("/readyz", &reader).await;
+        if ready["checkpoints"]["fork"].is_string() {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "no fork reported: {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(
+        ready["checkpoints"]["fork"]
+            .as_str()
+            .expect("fork")
+            .contains(&format!(
+                "does not extend the checkpoint of size {}",
+                signed.size
+            )),
+        "{ready}"
+    );
+    assert!(
+        ready["checkpoints"]["unsigned_events"].as_u64() >= Some(1),
+        "{ready}"
+    );
+    let metrics = app
+        .get("/metrics", &reader)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("factlog_checkpoint_fork 1"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("factlog_checkpoint_size {}", signed.size)),
+        "{metrics}"
+    );
+    let (latest, _) = checkpoint_covering(&app, &reader, 1).await;
+    assert_eq!(latest.size, signed.size, "nothing was signed over the fork");
+}
