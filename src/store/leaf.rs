@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::chain::canonical_json_text;
+use super::read::LogRow;
+
 /// Domain separation; a new encoding gets a new tag.
 pub const LEAF_TAG: &[u8] = b"factlog-leaf-v1";
 
@@ -49,6 +52,22 @@ pub fn leaf_hash(f: &LeafFields<'_>) -> [u8; 32] {
     h.update([0u8]);
     h.update(leaf_bytes(f));
     h.finalize().into()
+}
+
+/// The leaf hash of a log row, from the data as stored (sealed values as
+/// their commitments): what the `tree` projection appends and `factlog
+/// verify` recomputes. `None` when the stored data is not JSON.
+pub fn leaf_of_row(row: &LogRow) -> Option<[u8; 32]> {
+    let data = canonical_json_text(&row.data)?;
+    Some(leaf_hash(&LeafFields {
+        position: row.position,
+        stream: &row.stream,
+        version: row.version,
+        event_type: &row.event_type,
+        recorded_at: row.recorded_at,
+        actor: &row.actor,
+        data: &data,
+    }))
 }
 
 #[cfg(test)]
