@@ -14,7 +14,7 @@ pub use generate::{fill as fill_log, generate};
 pub use projections::{rebuild, worker};
 pub use serve::serve;
 pub use signing::{key_show, start_signer};
-pub use verify::verify;
+pub use verify::{Verification, verify};
 
 use crate::config::Settings;
 use crate::db::{self, Database};

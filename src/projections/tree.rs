@@ -8,9 +8,8 @@ use sqlx::{Connection, PgConnection};
 
 use super::{BulkReport, LogRow, Memory, Projection, ProjectionError, Shadow};
 use crate::merkle::{Hash, TreeState, tiles_for_root};
-use crate::store::chain::canonical_json_text;
-use crate::store::leaf::{LeafFields, leaf_hash};
-use crate::store::tree::{read_tiles, write_tiles};
+use crate::store::leaf::leaf_of_row;
+use crate::store::tree::{read_leaf_rows, read_tiles, write_tiles};
 
 pub(crate) struct Tree;
 
@@ -24,21 +23,13 @@ impl Leaf {
     /// The leaf of a log row, from the data as stored (sealed values as
     /// their commitments: AUDITING.md, "The leaf").
     fn of(row: &LogRow) -> Result<Leaf, ProjectionError> {
-        let data = canonical_json_text(&row.data).ok_or_else(|| ProjectionError::Unappliable {
+        let hash = leaf_of_row(row).ok_or_else(|| ProjectionError::Unappliable {
             position: row.position,
             reason: "its data is not JSON".into(),
         })?;
         Ok(Leaf {
             position: row.position,
-            hash: leaf_hash(&LeafFields {
-                position: row.position,
-                stream: &row.stream,
-                version: row.version,
-                event_type: &row.event_type,
-                recorded_at: row.recorded_at,
-                actor: &row.actor,
-                data: &data,
-            }),
+            hash,
         })
     }
 }
@@ -156,16 +147,7 @@ impl Projection for Tree {
         let mut after = 0i64;
         const PAGE: i64 = 20_000;
         while after < upto {
-            let rows: Vec<LogRow> = sqlx::query_as(
-                "SELECT position, stream, version, type, data::text AS data, actor, recorded_at, \
-                 NULL::text AS secrets FROM events WHERE position > $1 AND position <= $2 \
-                 ORDER BY position LIMIT $3",
-            )
-            .bind(after)
-            .bind(upto)
-            .bind(PAGE)
-            .fetch_all(&mut reader)
-            .await?;
+            let rows = read_leaf_rows(&mut reader, after, upto, PAGE).await?;
             let Some(last) = rows.last() else {
                 break;
             };

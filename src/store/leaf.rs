@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::chain::canonical_json_text;
+use super::read::LogRow;
+
 /// Domain separation; a new encoding gets a new tag.
 pub const LEAF_TAG: &[u8] = b"factlog-leaf-v1";
 
@@ -45,6 +48,22 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// RFC 9162's leaf hash of the event: `SHA-256(0x00 || leaf bytes)`.
 pub fn leaf_hash(f: &LeafFields<'_>) -> [u8; 32] {
     crate::merkle::leaf_hash(&leaf_bytes(f))
+}
+
+/// The leaf hash of a log row, from the data as stored (sealed values as
+/// their commitments): what the `tree` projection appends and `factlog
+/// verify` recomputes. `None` when the stored data is not JSON.
+pub fn leaf_of_row(row: &LogRow) -> Option<[u8; 32]> {
+    let data = canonical_json_text(&row.data)?;
+    Some(leaf_hash(&LeafFields {
+        position: row.position,
+        stream: &row.stream,
+        version: row.version,
+        event_type: &row.event_type,
+        recorded_at: row.recorded_at,
+        actor: &row.actor,
+        data: &data,
+    }))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod read;
 pub mod seal;
 mod subscribe;
 pub mod tree;
+pub mod tree_check;
 mod verify;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use read::{
 };
 pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};
+pub use tree_check::{TreeProblem, TreeReport, check_tree};
 pub use verify::{Segment, VerifyReport, rehash, verify as verify_chain};
 
 /// The channel appends notify on commit; its payload is the new head position.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::error::StoreError;
+use super::read::LogRow;
 use crate::merkle::{Hash, MemoryTiles, TileId};
 
 /// Reads the widest stored copy of each tile in `wanted`. A tile that is
@@ -86,6 +87,27 @@ pub async fn write_tiles(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The events after `after` up to `upto`, at most `limit`, in position
+/// order, as their leaves take them: the data as stored, sealed values as
+/// their commitments (so no secrets are read).
+pub async fn read_leaf_rows(
+    conn: &mut PgConnection,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<LogRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT position, stream, version, type, data::text AS data, actor, recorded_at, \
+         NULL::text AS secrets FROM events WHERE position > $1 AND position <= $2 \
+         ORDER BY position LIMIT $3",
+    )
+    .bind(after)
+    .bind(upto)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The number of leaves the tree holds: the `tree` projection's checkpoint.

@@ -348,3 +348,296 @@ async fn a_fork_is_not_signed_and_readiness_and_metrics_report_it() {
     let (latest, _) = checkpoint_covering(&app, &reader, 1).await;
     assert_eq!(latest.size, signed.size, "nothing was signed over the fork");
 }
+
+/// `factlog verify` as a user runs it, against the app's database: its exit
+/// code and what it printed.
+async fn cli_verify(app: &TestApp) -> (Option<i32>, String) {
+    cli_verify_on(&app.db).await
+}
+
+async fn cli_verify_on(db: &crate::support::TestDb) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factlog"))
+        .arg("verify")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .await
+        .expect("run factlog verify");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Runs `sql` with the refuse-change triggers of `checkpoints` off, then
+/// back on as the migration left them (as only the database owner can).
+async fn on_checkpoints(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    let run = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql));
+    run("ALTER TABLE checkpoints DISABLE TRIGGER USER".to_owned())
+        .execute(&mut conn)
+        .await
+        .expect("disable");
+    run(sql.to_owned()).execute(&mut conn).await.expect(sql);
+    for trigger in ["checkpoints_no_update_delete", "checkpoints_no_truncate"] {
+        run(format!(
+            "ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER {trigger}"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("enable");
+    }
+}
+
+/// Flips one bit of byte `byte` of the stored tile at `level`, `idx` (the
+/// tiles have no refuse-change triggers: the projection rewrites them).
+async fn flip(app: &TestApp, level: i16, idx: i64, byte: i32) {
+    let done = sqlx::query(
+        "UPDATE tree_tiles SET hashes = set_byte(hashes, $3, get_byte(hashes, $3) # 1) \
+         WHERE level = $1 AND idx = $2",
+    )
+    .bind(level)
+    .bind(idx)
+    .bind(byte)
+    .execute(&app.db.pool)
+    .await
+    .expect("flip");
+    assert_eq!(done.rows_affected(), 1);
+}
+
+async fn check(app: &TestApp) -> factlog::store::TreeReport {
+    factlog::store::check_tree(&app.db.pool, |_| {})
+        .await
+        .expect("check the tree")
+}
+
+/// `factlog verify` recomputes the tree from the log: an intact log passes
+/// (chain, tiles of two levels, the signed root), and a flipped bit in a
+/// leaf tile or a level-1 tile, a deleted tile and a checkpoint whose root
+/// is not the log's are each caught, naming the first bad position.
+#[tokio::test]
+async fn verify_recomputes_the_tree_and_names_a_bad_tile_or_checkpoint() {
+    use factlog::merkle::TileId;
+    use factlog::store::TreeProblem;
+    let (app, editor, reader) = app().await;
+    let mut head = 0;
+    for _ in 0..3 {
+        head = stories(&app, &editor, 100).await;
+    }
+    assert!(head > 256, "more than one full leaf tile");
+    let (c, _) = checkpoint_covering(&app, &reader, head).await;
+    assert_eq!(c.size as i64, head, "nothing else appends");
+
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with(&format!("ok: {head} events checked")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "ok: the Merkle tree of {head} leaves matches the log; root {}; \
+             the latest checkpoint (size {head}) matches",
+            hex::encode(c.root)
+        )),
+        "{out}"
+    );
+    let intact = check(&app).await;
+    assert!(intact.ok(), "{:?}", intact.problems);
+    assert_eq!(
+        (intact.tree_size, intact.not_in_tree, intact.root),
+        (head as u64, 0, Some(c.root))
+    );
+
+    // A bit of leaf 5 of the second leaf tile: event 256 + 5 + 1.
+    flip(&app, 0, 1, 5 * 32 + 3).await;
+    let r = check(&app).await;
+    assert_eq!(r.first_bad_position(), Some(262));
+    assert_eq!(
+        r.problems,
+        vec![TreeProblem::TileDiffers {
+            position: 262,
+            tile: TileId { level: 0, index: 1 }
+        }]
+    );
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(&format!("ok: {head} events checked")),
+        "the chain is intact: {out}"
+    );
+    assert!(
+        out.contains(
+            "BROKEN: the stored tree differs from the log at position 262 (tile level 0 index 1)"
+        ),
+        "{out}"
+    );
+    flip(&app, 0, 1, 5 * 32 + 3).await;
+    assert!(check(&app).await.ok());
+
+    // The level-1 tile: its first hash is the root of events 1..=256.
+    flip(&app, 1, 0, 31).await;
+    assert_eq!(
+        check(&app).await.problems,
+        vec![TreeProblem::TileDiffers {
+            position: 1,
+            tile: TileId { level: 1, index: 0 }
+        }]
+    );
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("at position 1 (tile level 1 index 0)"),
+        "{out}"
+    );
+    flip(&app, 1, 0, 31).await;
+
+    // A deleted tile.
+    let saved: Vec<u8> =
+        sqlx::query_scalar("SELECT hashes FROM tree_tiles WHERE level = 0 AND idx = 0")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("tile");
+    sqlx::query("DELETE FROM tree_tiles WHERE level = 0 AND idx = 0")
+        .execute(&app.db.pool)
+        .await
+        .expect("delete a tile");
+    assert_eq!(
+        check(&app).await.problems,
+        vec![TreeProblem::TileMissing {
+            position: 1,
+            tile: TileId { level: 0, index: 0 }
+        }]
+    );
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("(tile level 0 index 0 is missing)"), "{out}");
+    sqlx::query("INSERT INTO tree_tiles (level, idx, width, hashes) VALUES (0, 0, 256, $1)")
+        .bind(&saved)
+        .execute(&app.db.pool)
+        .await
+        .expect("put the tile back");
+    assert!(check(&app).await.ok());
+
+    // The latest checkpoint's root, altered: the stored tree still matches
+    // the log, the signed root does not.
+    let size = c.size;
+    let forge = format!(
+        "UPDATE checkpoints SET root = set_byte(root, 0, get_byte(root, 0) # 1) \
+         WHERE size = {size}"
+    );
+    on_checkpoints(&app, &forge).await;
+    let r = check(&app).await;
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(
+        matches!(&r.problems[0], TreeProblem::Checkpoint { size: s, .. } if *s == size),
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(r.first_bad_position(), None);
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "BROKEN: the latest checkpoint (size {size}) does not match the log's tree"
+        )),
+        "{out}"
+    );
+    on_checkpoints(&app, &forge).await;
+    assert!(check(&app).await.ok());
+
+    // A forged checkpoint beyond the log: the log cannot give its root.
+    let note = format!("factlog/test\n{}\n{}\n\n— x\n", size + 5, "A".repeat(44));
+    sqlx::query("INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3)")
+        .bind((size + 5) as i64)
+        .bind(c.root.as_slice())
+        .bind(&note)
+        .execute(&app.db.pool)
+        .await
+        .expect("forge");
+    let r = check(&app).await;
+    assert!(
+        matches!(&r.problems[..], [TreeProblem::Checkpoint { size: s, .. }] if *s == size + 5),
+        "{:?}",
+        r.problems
+    );
+    let (code, _) = cli_verify(&app).await;
+    assert_eq!(code, Some(1));
+}
+
+/// Someone who rewrites a signed event and rebuilds the tree to match still
+/// cannot make the log agree with the signed checkpoint.
+#[tokio::test]
+async fn a_log_rewritten_after_signing_disagrees_with_its_checkpoint_even_with_the_tree_rebuilt() {
+    use factlog::store::TreeProblem;
+    let (app, editor, reader) = app().await;
+    let head = stories(&app, &editor, 12).await;
+    let (c, _) = checkpoint_covering(&app, &reader, head).await;
+    assert!(check(&app).await.ok());
+
+    crate::store_integrity::tamper(
+        &app.db,
+        "UPDATE events SET data = data || '{\"forged\": true}' WHERE position = 5",
+    )
+    .await;
+    let r = check(&app).await;
+    assert_eq!(r.first_bad_position(), Some(5), "{:?}", r.problems);
+    assert!(
+        matches!(
+            &r.problems[..],
+            [TreeProblem::TileDiffers { position: 5, .. }, TreeProblem::Checkpoint { size, .. }]
+                if *size == c.size
+        ),
+        "{:?}",
+        r.problems
+    );
+
+    factlog::projections::rebuild(&app.db.pool, factlog::projections::TREE, |_| {})
+        .await
+        .expect("rebuild");
+    let r = check(&app).await;
+    assert!(
+        matches!(&r.problems[..], [TreeProblem::Checkpoint { size, .. }] if *size == c.size),
+        "{:?}",
+        r.problems
+    );
+    let (code, out) = cli_verify(&app).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("BROKEN: the hash chain breaks at position 5"),
+        "{out}"
+    );
+}
+
+/// The tree projection may lag the head: `verify` checks the tree it has
+/// built and says how many events it has not reached, without failing.
+#[tokio::test]
+async fn a_tree_behind_the_head_is_checked_as_far_as_it_goes() {
+    let db = crate::support::TestDb::new().await;
+    let store = db.store().await;
+    crate::store_integrity::seed(&store, 12).await;
+    factlog::projections::rebuild(&db.pool, factlog::projections::TREE, |_| {})
+        .await
+        .expect("build the tree");
+    crate::store_integrity::seed(&store, 3).await;
+    let r = factlog::store::check_tree(&db.pool, |_| {})
+        .await
+        .expect("check");
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(
+        (r.tree_size, r.not_in_tree, r.checkpoint_size),
+        (12, 3, None)
+    );
+    let (code, out) = cli_verify_on(&db).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok: the Merkle tree of 12 leaves matches the log"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: 3 events are not in the tree yet"),
+        "{out}"
+    );
+}
