@@ -24,6 +24,7 @@ mod projection_runs;
 mod read_audit;
 mod read_facts;
 mod sealed_values;
+mod signing;
 mod store_append;
 mod store_idempotency;
 mod store_integrity;
