@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factlog::merkle::{self, NoteSigner, NoteVerifier};
-use factlog::projections::{AnyProjection as _, DEFAULT_LINGER, TREE};
+use factlog::projections::{DEFAULT_LINGER, TREE};
 use factlog::service::checkpoints::{self, load_or_create_key};
 
 use crate::store_integrity::seed;
