@@ -95,6 +95,10 @@ pub async fn pool(url: &str, size: u32) -> Result<PgPool, DbError> {
     let options: PgConnectOptions = url.parse().map_err(DbError::BadUrl)?;
     let options = options
         .application_name("factlog")
+        // Every statement here reads a page or a key: JIT compilation never
+        // pays, yet a generic plan over a large log is estimated above
+        // `jit_above_cost` and would compile for milliseconds per execution.
+        .options([("jit", "off")])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(2));
     PgPoolOptions::new()

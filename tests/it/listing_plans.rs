@@ -22,6 +22,18 @@ async fn generic_plans(db: &TestDb) -> sqlx::PgConnection {
     conn
 }
 
+/// Generic plans over a large log cost more than `jit_above_cost`; the
+/// service's pooled connections never pay for compiling them.
+#[tokio::test]
+async fn the_services_connections_never_jit_compile() {
+    let db = TestDb::new().await;
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&db.pool)
+        .await
+        .expect("show");
+    assert_eq!(jit, "off");
+}
+
 #[tokio::test]
 async fn pending_claims_are_listed_from_the_status_index() {
     let db = TestDb::new().await;
