@@ -157,46 +157,83 @@ async fn recompute_new_leaves(
     };
     let mut marks = Vec::new();
     let mut after = saved.size;
+    let fetch = |from: u64| source.events(from, PAGE.min(latest.size - from));
+    let mut page = if after < latest.size {
+        fetch(after).await?
+    } else {
+        Vec::new()
+    };
     while after < latest.size {
-        let page = source.events(after, PAGE.min(latest.size - after)).await?;
         if page.is_empty() {
             return Err(AuditError::MissingEvents {
                 after,
                 to: latest.size,
             });
         }
-        for event in page.iter().take_while(|e| e.position as u64 <= latest.size) {
-            let position = after + 1;
-            if event.position as u64 != position {
-                return Err(AuditError::Event {
-                    position,
-                    reason: format!("the server sent position {} in its place", event.position),
-                });
+        // The next page is fetched while this one is hashed.
+        let guess = after + page.len() as u64;
+        let prefetch = async {
+            if guess < latest.size {
+                Some(fetch(guess).await)
+            } else {
+                None
             }
-            let leaf =
-                published_leaf(event).map_err(|reason| AuditError::Event { position, reason })?;
-            if hex::encode(leaf) != event.leaf_hash {
-                return Err(AuditError::Event {
-                    position,
-                    reason: format!(
-                        "its fields hash to leaf {}, but the server says {}",
-                        hex::encode(leaf),
-                        event.leaf_hash
-                    ),
-                });
-            }
-            edge.push(leaf);
-            after = position;
-            if position.is_multiple_of(MARK) {
-                marks.push((position, edge.root()));
-            }
-        }
+        };
+        let check = async { check_page(&page, latest.size, &mut after, &mut edge, &mut marks) };
+        let (next, checked) = tokio::join!(prefetch, check);
+        checked?;
         progress(after - saved.size, latest.size - saved.size);
+        page = match next {
+            Some(next) if after == guess => next?,
+            _ if after < latest.size => fetch(after).await?,
+            _ => Vec::new(),
+        };
     }
     if edge.root() != latest.root {
         return Err(find_altered(source, saved.size, latest, &marks).await);
     }
     Ok(latest.size - saved.size)
+}
+
+/// Recomputes the leaves of one page of events after `after`, in order,
+/// onto `edge`, keeping a root every [`MARK`] events.
+fn check_page(
+    page: &[RecordedEvent],
+    size: u64,
+    after: &mut u64,
+    edge: &mut Frontier,
+    marks: &mut Vec<(u64, Hash)>,
+) -> Result<(), AuditError> {
+    for event in page {
+        if *after >= size {
+            break;
+        }
+        let position = *after + 1;
+        if event.position as u64 != position {
+            return Err(AuditError::Event {
+                position,
+                reason: format!("the server sent position {} in its place", event.position),
+            });
+        }
+        let leaf =
+            published_leaf(event).map_err(|reason| AuditError::Event { position, reason })?;
+        if hex::encode(leaf) != event.leaf_hash {
+            return Err(AuditError::Event {
+                position,
+                reason: format!(
+                    "its fields hash to leaf {}, but the server says {}",
+                    hex::encode(leaf),
+                    event.leaf_hash
+                ),
+            });
+        }
+        edge.push(leaf);
+        *after = position;
+        if position.is_multiple_of(MARK) {
+            marks.push((position, edge.root()));
+        }
+    }
+    Ok(())
 }
 
 /// Names the first event whose leaf the signed tree does not hold: the

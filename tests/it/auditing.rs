@@ -322,3 +322,41 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_deleted_after_it_was_signed_is_named_by_the_audit() {
+    let (app, editor, reader) = app().await;
+    let auditor = app.token("audrey", "auditor").await;
+    let head = stories(&app, &editor, 3).await;
+    let (_, note) = checkpoint_covering(&app, &reader, head).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("checkpoint");
+    std::fs::write(&file, &note).expect("save");
+    let head = stories(&app, &editor, 40).await;
+    checkpoint_covering(&app, &reader, head).await;
+
+    let gone = head - 5;
+    let mut conn = PgConnection::connect(&app.db.url).await.expect("connect");
+    for q in [
+        "ALTER TABLE events DISABLE TRIGGER ALL",
+        "DELETE FROM events WHERE position = $1",
+        "ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_update_delete",
+    ] {
+        let query = sqlx::query(q);
+        let query = if q.contains("$1") {
+            query.bind(gone)
+        } else {
+            query
+        };
+        query.execute(&mut conn).await.expect(q);
+    }
+    let (code, out) = audit(&app, &file, &auditor, &["--events"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAILED: event {gone}: the server sent position {} in its place",
+            gone + 1
+        )),
+        "{out}"
+    );
+}
