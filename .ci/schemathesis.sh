@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the running API from its own OpenAPI document with schemathesis,
+# Fuzzes the running API from its own OpenAPI document with schemathesis
+# (the editors' console under /console is HTML, not in that document, and
+# so not fuzzed; tests/it/api_docs.rs keeps it out),
 # once per role: every response as documented (status, content type,
 # headers, schema; an undocumented status such as 500 fails), every error
 # problem+json; and nothing in the server's log says 500 or panic. Bounded by SCHEMATHESIS_SECONDS

@@ -37,6 +37,16 @@ impl JsonBody {
         }
     }
 
+    /// A body made in the process rather than read from a request (the
+    /// console's forms), so it is checked field by field like any other.
+    pub(crate) fn of_value(value: Value) -> JsonBody {
+        let raw = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        JsonBody {
+            value: Some(value),
+            raw,
+        }
+    }
+
     fn is_object(&self) -> bool {
         match &self.value {
             Some(v) => v.is_object(),

@@ -2,11 +2,11 @@
 //! Nothing here writes SQL; handlers call `service` (writes and reads).
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod claims;
 mod docs;
 pub mod error;
-mod input;
+pub(crate) mod input;
 mod metrics;
 mod middleware;
 pub mod openapi;
@@ -77,7 +77,12 @@ pub fn router(state: AppState) -> Router {
     let state = SharedState(Arc::new(state));
     let request_id = HeaderName::from_static("x-request-id");
     let (timed, _) = timed_routes().split_for_parts();
+    // The editors' console: HTML, not part of the API's document.
     let timed = timed
+        .nest(
+            "/console",
+            crate::console::router(state.limits.max_body_bytes),
+        )
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
             middleware::timeout,

@@ -140,6 +140,49 @@ fn fold_runs(s: &str, is_space: fn(char) -> bool) -> String {
     out
 }
 
+/// Where `quote` occurs in `body`, as byte ranges of `body`, matched as
+/// [`quote_occurs`] matches (white space folded in both, nothing else):
+/// every occurrence, left to right, none overlapping. A range starts at the
+/// first character of the match and ends after its last, so white space
+/// that the folding merged is inside it only between two matched words.
+pub fn quote_spans(body: &str, quote: &str) -> Vec<std::ops::Range<usize>> {
+    let quote = fold_whitespace(quote);
+    if quote.is_empty() {
+        return Vec::new();
+    }
+    // The folded body, and for each of its bytes the original range of
+    // the character (or white-space run) it came from.
+    let mut folded = String::with_capacity(body.len());
+    let mut origin: Vec<std::ops::Range<usize>> = Vec::with_capacity(body.len());
+    let mut space: Option<std::ops::Range<usize>> = None;
+    for (i, c) in body.char_indices() {
+        let end = i + c.len_utf8();
+        if c.is_whitespace() {
+            space = Some(space.map_or(i..end, |r| r.start..end));
+            continue;
+        }
+        if let Some(run) = space.take()
+            && !folded.is_empty()
+        {
+            folded.push(' ');
+            origin.push(run);
+        }
+        folded.push(c);
+        origin.extend(std::iter::repeat_n(i..end, c.len_utf8()));
+    }
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = folded.get(from..).and_then(|rest| rest.find(&quote)) {
+        let start = from + found;
+        let last = start + quote.len() - 1;
+        if let (Some(a), Some(b)) = (origin.get(start), origin.get(last)) {
+            spans.push(a.start..b.end);
+        }
+        from = start + quote.len();
+    }
+    spans
+}
+
 /// The id of the fact about `property` of `subject`: a UUID v5, so every
 /// writer derives the same id for the same normalized pair without a lookup.
 pub fn fact_id(subject: &str, property: &str) -> Uuid {
@@ -207,6 +250,18 @@ mod tests {
             FACT_NAMESPACE.to_string(),
             "cb7bb280-7e28-4fe2-be5e-98c0839a5aa9"
         );
+    }
+
+    #[test]
+    fn quote_spans_are_the_occurrences_in_the_original_text() {
+        let body = "He said: “We\n will pass it.” We will pass it.";
+        let spans = quote_spans(body, "We will  pass it.");
+        let found: Vec<&str> = spans.iter().map(|r| &body[r.clone()]).collect();
+        assert_eq!(found, ["We\n will pass it.", "We will pass it."]);
+        assert!(quote_spans(body, " ").is_empty());
+        assert!(quote_spans(body, "nowhere").is_empty());
+        let e = "é é";
+        assert_eq!(quote_spans(e, "é"), vec![0..2, 3..5]);
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn listing<'a>(
     key: &str,
     filters: &'a [(&'static str, Filter<'a>)],
     indexed: &[&[&'static str]],
-    after: Option<Uuid>,
+    (after, order): (Option<Uuid>, Order),
     limit: i64,
 ) -> QueryBuilder<Postgres> {
     let filtered = |c: &&str| {
@@ -94,15 +94,27 @@ fn listing<'a>(
         }
         glue = " AND ";
     }
+    let (past, direction) = match order {
+        Order::Ascending => (" > ", ""),
+        Order::Descending => (" < ", " DESC"),
+    };
     if let Some(a) = after {
-        q.push(glue).push(key).push(" > ").push_bind(a);
+        q.push(glue).push(key).push(past).push_bind(a);
     }
     q.push(" ORDER BY ");
     for column in leading {
-        q.push(*column).push(", ");
+        q.push(*column).push(direction).push(", ");
     }
-    q.push(key).push(" LIMIT ").push_bind(limit);
+    q.push(key).push(direction).push(" LIMIT ").push_bind(limit);
     q
+}
+
+/// Which way a listing runs along its key (`after` is a cursor that way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    /// Newest first: the same indexes, read backwards.
+    Descending,
 }
 
 /// A claim's current state is its open version.
@@ -122,6 +134,7 @@ fn claims_listing<'a>(
     explain: bool,
     filters: &'a [(&'static str, Filter<'a>)],
     after: Option<Uuid>,
+    order: Order,
     limit: i64,
 ) -> QueryBuilder<Postgres> {
     let select = if explain {
@@ -136,7 +149,7 @@ fn claims_listing<'a>(
         filters,
         // claim_versions_open_story, _open_asserted_by, _open_status.
         &[&["story_id"], &["asserted_by"], &["status"]],
-        after,
+        (after, order),
         limit,
     )
 }
@@ -157,8 +170,20 @@ pub async fn claims(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
+    claims_in_order(pool, f, after, Order::Ascending, limit).await
+}
+
+/// [`claims`] in either order: newest first, `after` is the id the
+/// previous page ended at, and the page holds older claims.
+pub async fn claims_in_order(
+    pool: &PgPool,
+    f: &ClaimFilter,
+    after: Option<Uuid>,
+    order: Order,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
     let filters = claim_filters(f);
-    let mut q = claims_listing(false, &filters, after, limit);
+    let mut q = claims_listing(false, &filters, after, order, limit);
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
@@ -172,7 +197,7 @@ pub async fn explain_claims(
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
     let filters = claim_filters(f);
-    let mut q = claims_listing(true, &filters, after, limit);
+    let mut q = claims_listing(true, &filters, after, Order::Ascending, limit);
     Ok(q.build_query_scalar().fetch_all(conn).await?)
 }
 
@@ -207,7 +232,7 @@ pub async fn facts(
             &["property_key"],
             &["status"],
         ],
-        after,
+        (after, Order::Ascending),
         limit,
     );
     Ok(q.build_query_scalar().fetch_all(pool).await?)

@@ -16,6 +16,7 @@ use super::fact_cache::Lookup;
 use super::{ServiceError, Services, view};
 use crate::domain::claim::Claim;
 use crate::domain::fact::{self, Fact};
+use crate::domain::story::{Story, StoryRegistered};
 use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{self as pread, ClaimFilter, FactFilter};
 use crate::projections::{self, AnyProjection};
@@ -129,6 +130,66 @@ impl Services {
                 .iter()
                 .map(|(id, state)| render_claim(*id, state))
                 .collect::<Result<_, _>>()?,
+            next: p.next,
+        })
+    }
+
+    /// [`Services::list_claims`] newest first: `before` is the id the
+    /// previous page ended at (the console's queue).
+    pub async fn list_claims_newest_first(
+        &self,
+        filter: &ClaimFilter,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<Value>, ServiceError> {
+        let rows = pread::claims_in_order(
+            self.store.pool(),
+            filter,
+            before,
+            pread::Order::Descending,
+            limit + 1,
+        )
+        .await?;
+        let p = page(rows, limit, |(id, _)| id.to_string());
+        Ok(Page {
+            items: p
+                .items
+                .iter()
+                .map(|(id, state)| render_claim(*id, state))
+                .collect::<Result<_, _>>()?,
+            next: p.next,
+        })
+    }
+
+    /// Registered stories, newest first, from the log (`before`: the
+    /// position the previous page ended at). Each carries the position it
+    /// was registered at, the page's cursor.
+    pub async fn list_stories(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Page<(i64, Story)>, ServiceError> {
+        let rows = store::stories_newest_first(self.store.pool(), before, limit + 1).await?;
+        let p = page(rows, limit, |e| e.position.to_string());
+        let items = p
+            .items
+            .into_iter()
+            .map(|e| {
+                let registered: StoryRegistered =
+                    serde_json::from_value(e.data).map_err(corrupt)?;
+                Ok((
+                    e.position,
+                    Story {
+                        registered,
+                        registered_by: e.actor,
+                        registered_at: e.recorded_at,
+                        version: 1,
+                    },
+                ))
+            })
+            .collect::<Result<_, ServiceError>>()?;
+        Ok(Page {
+            items,
             next: p.next,
         })
     }

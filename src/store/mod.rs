@@ -32,6 +32,7 @@ pub use idempotency::{
 };
 pub use read::{
     AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_rows_in,
+    stories_newest_first,
 };
 pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};

@@ -196,6 +196,27 @@ pub async fn read_all(
     Ok(rows.into_iter().map(to_event).collect())
 }
 
+/// Story registrations, newest first: those with `position < before` (all
+/// when `None`), read backwards along `events_stories_by_position`.
+pub async fn stories_newest_first(
+    pool: &PgPool,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<OpenRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        ", secrets FROM ",
+        open_events!(),
+        " WHERE type = 'StoryRegistered' AND position < $1 ORDER BY position DESC LIMIT $2"
+    ))
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(clamp(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(to_event).collect())
+}
+
 /// The stream's current version (0 when it has no events).
 pub async fn stream_version(pool: &PgPool, stream: &str) -> Result<i64, StoreError> {
     let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = $1")

@@ -91,6 +91,31 @@ async fn openapi_json_is_3_1_and_has_every_contract_path() {
     );
 }
 
+/// The editors' console (`/console`) is HTML for people, not the API: it is
+/// exempt from the contract's rule that every route is described, stays out
+/// of `/openapi.json`, and so is never fuzzed as API (`.ci/schemathesis.sh`
+/// works from that document).
+#[tokio::test]
+async fn the_console_is_not_in_the_api_document() {
+    let app = TestApp::start().await;
+    let spec = spec(&app).await;
+    let paths = spec["paths"].as_object().expect("paths");
+    let console: Vec<&String> = paths
+        .keys()
+        .filter(|p| *p == "/console" || p.starts_with("/console/"))
+        .collect();
+    assert!(console.is_empty(), "{console:?}");
+    let res = app
+        .client
+        .get(app.url("/console"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 200);
+    let ct = res.headers()["content-type"].to_str().expect("ascii");
+    assert!(ct.starts_with("text/html"), "{ct}");
+}
+
 #[tokio::test]
 async fn every_api_operation_requires_a_token_and_errors_are_problems() {
     let app = TestApp::start().await;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, TestDb};
 
-fn hostile() -> Vec<String> {
+pub(crate) fn hostile() -> Vec<String> {
     vec![
         "'; DROP TABLE events; --".into(),
         "Robert'); DELETE FROM tokens WHERE ('1'='1".into(),

@@ -12,6 +12,7 @@ mod batch_plans;
 mod chain_verifier;
 mod cli;
 mod connection_limits;
+mod console;
 mod domain_claim;
 mod domain_fact;
 mod fact_cache;
