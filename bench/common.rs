@@ -1,7 +1,8 @@
-//! What both benchmarks share: pgbench's side of the comparison (the
+//! What the benchmarks share: pgbench's side of the comparison (the
 //! payload, the table, the single-row script, running it), the machine's description,
 //! CPU accounting from `/proc`, and number formatting. Each bench declares
-//! `mod common;`; every item here is used by both.
+//! `mod common;`; every item here is used by append, http and scale (tree,
+//! which writes nothing through pgbench, allows the rest to go unused).
 
 use std::path::Path;
 use std::process::Stdio;

@@ -10,27 +10,29 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 mod client;
 mod common;
+mod harness;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use factlog::db::{self, EphemeralCluster};
-use hyper::{Method, Request};
-use serde_json::Value;
+use hyper::Method;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use common::{
     PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
     postmaster_pid, process_ticks, single_insert_script, thousands,
+};
+use harness::{
+    Load, Op, SETTLE_LIMIT, Sample, Server, VERIFY_EVERY_MINUTES, binary_description, closed_loop,
+    command_line, create_token, date_u, env_number, find_server_binary, kib_mb, memory_of, mix,
+    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -49,15 +51,11 @@ const STORY_SAMPLE: i64 = 5_000;
 /// speed between sizes.
 const CONTROL_ROWS: u64 = 100_000;
 const PAGE: u32 = 100;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const SETTLE_LIMIT: Duration = Duration::from_secs(600);
 /// Per-request figures at the largest size within this factor of the smallest.
 const REQUEST_GOAL: f64 = 1.3;
 /// Verify and rebuild rates at the largest size at least this share of the smallest.
 const RATE_GOAL: f64 = 0.8;
 const MB: f64 = 1e6;
-/// The server's interval between full passes of its chain verifier.
-const VERIFY_EVERY_MINUTES: &str = "1440";
 /// A machine is quiet when anything but the benchmark used less than this
 /// share of it over [`QUIET_SAMPLE`].
 const QUIET_SHARE: f64 = 0.15;
@@ -110,31 +108,6 @@ impl Settings {
             },
         }
     }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
-        _ => default,
-    }
-}
-
-/// The command that reproduces this run: every `FACTLOG_BENCH*` and
-/// `FACTLOG_EPHEMERAL*` variable set, then cargo's.
-fn command_line() -> String {
-    let mut vars: Vec<String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FACTLOG_BENCH") || k.starts_with("FACTLOG_EPHEMERAL"))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    vars.sort();
-    vars.push("cargo bench --bench scale".into());
-    vars.join(" ")
 }
 
 /// The `factlog` binary run (a copy) and what it was built from.
@@ -256,7 +229,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     }
     let report = render(&bench, &machine, &results, started);
     println!("{report}");
-    let path = write_report(&report);
+    let path = write_report("scale", &report);
     eprintln!("written to {}", path.display());
     if bench.settings.hold_secs > 0 {
         eprintln!(
@@ -457,9 +430,9 @@ async fn measure_size(
     .await
     .expect("database size");
 
-    let server = Server::start(&bench.bin, &bench.url).await;
+    let server = Server::start(&bench.bin, &bench.url, &[]).await;
     let t = Instant::now();
-    wait_until_verified(bench, &server).await;
+    wait_until_verified(&server, &bench.tokens.auditor).await;
     drain_projections(pool).await;
     let ready_secs = t.elapsed().as_secs_f64();
     eprintln!("  server ready, verifier caught up after {ready_secs:.1} s");
@@ -560,7 +533,6 @@ async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(Stdio::inherit());
-    die_with_parent(&mut cmd);
     // The fill is not measured against anything: no need to wait for it.
     let quiet_wait = if args.first() == Some(&"generate") {
         0.0
@@ -568,36 +540,19 @@ async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
         wait_for_quiet(bench, None).await
     };
     let cpu_before = CpuSnapshot::take(bench.postmaster, None);
-    let start = Instant::now();
-    let child = cmd.spawn().expect("start a factlog command");
-    let pid = child.id() as libc::pid_t;
-    let (status, usage) = tokio::task::spawn_blocking(move || {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid out-parameter; wait4 fills it.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our own child, not yet waited for (the `Child`
-        // handle is never waited on: it is dropped below).
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-        (status, usage)
-    })
-    .await
-    .expect("wait for the child");
-    drop(child);
-    let secs = start.elapsed().as_secs_f64();
+    let run = run_waited(cmd).await;
     let cpu = CpuSnapshot::take(bench.postmaster, None).since(&cpu_before);
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "factlog {} failed (wait status {status}):\n{stdout}",
-        args.join(" ")
+        run.success(),
+        "factlog {} failed (wait status {}):\n{stdout}",
+        args.join(" "),
+        run.status
     );
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     ChildRun {
-        secs,
-        // Linux reports ru_maxrss in KiB.
-        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
-        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
+        secs: run.secs,
+        peak_rss_kib: run.peak_rss_kib,
+        cpu_secs: run.cpu_secs,
         cpu,
         stdout,
         quiet_wait,
@@ -624,52 +579,6 @@ async fn wait_for_quiet(bench: &Bench, server: Option<u32>) -> f64 {
         if share < QUIET_SHARE || start.elapsed() >= Duration::from_secs(limit) {
             return start.elapsed().as_secs_f64();
         }
-    }
-}
-
-fn die_with_parent(cmd: &mut std::process::Command) {
-    // SAFETY: prctl is async-signal-safe. Children must not outlive a bench
-    // that panics or is interrupted; they are spawned from the main thread,
-    // which lives as long as the bench.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Waits until `GET /v1/integrity` says nothing is unverified and the full
-/// pass a fresh server starts with has finished.
-async fn wait_until_verified(bench: &Bench, server: &Server) {
-    let mut conn = client::Conn::new(&server.authority, REQUEST_TIMEOUT);
-    let start = Instant::now();
-    loop {
-        let (status, body) = conn
-            .send(client::request(
-                &server.authority,
-                Method::GET,
-                "/v1/integrity",
-                &bench.tokens.auditor,
-                None,
-            ))
-            .await;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        assert!(
-            status == 200 || status == 0,
-            "GET /v1/integrity answered {status}: {v}"
-        );
-        assert!(v["ok"] != false, "the chain is broken: {v}");
-        if v["unverified"] == 0 && !v["full_check"]["finished_at"].is_null() {
-            return;
-        }
-        assert!(
-            start.elapsed() < SETTLE_LIMIT,
-            "the server's verifier did not catch up within {SETTLE_LIMIT:?}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -855,14 +764,6 @@ impl Window {
 
 fn time_param(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn pick<T>(list: &[T], r: u64) -> &T {
@@ -1106,13 +1007,10 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
     let targets = live.targets.clone();
     let authority = live.authority.clone();
     let path = spec.path;
-    let op = Op {
-        authority: live.authority.clone(),
-        next: Arc::new(move |i| {
-            let p = path(&targets, mix(i ^ 0x5ca1e));
-            Some(client::request(&authority, Method::GET, &p, &token, None))
-        }),
-    };
+    let op = Op::new(live.authority.clone(), move |i| {
+        let p = path(&targets, mix(i ^ 0x5ca1e));
+        Some(client::request(&authority, Method::GET, &p, &token, None))
+    });
     let s = &live.bench.settings;
     settle(&live.bench.pool).await;
     let quiet_wait = wait_for_quiet(live.bench, Some(live.server.pid())).await;
@@ -1148,43 +1046,13 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
 // Asserts against pgbench
 // ---------------------------------------------------------------------------
 
-static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// A claim about one of the generator's facts (`subject N`, `count`), at
-/// one of twelve valid times, with one of three values.
-fn claim_body_text(story: &str, facts: u64) -> String {
-    let h = mix(CLAIM_SEQ.fetch_add(1, Ordering::Relaxed) ^ 0xc1a1);
-    format!(
-        concat!(
-            r#"{{"story_id":"{}","subject":"subject {}","property":"count","#,
-            r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
-            r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
-        ),
-        story,
-        h % facts,
-        1000 + 100 * (h >> 20) % 3,
-        1 + (h >> 40) % 12
-    )
-}
-
 fn assert_op(live: &Live<'_>) -> Op {
-    let authority = live.authority.clone();
-    let editors = live.bench.tokens.editors.clone();
-    let story: Arc<str> = live.targets.stories[0].to_string().into();
-    let facts = live.targets.facts.len() as u64;
-    Op {
-        authority: live.authority.clone(),
-        next: Arc::new(move |i| {
-            let e = (i % editors.len() as u64) as usize;
-            Some(client::request(
-                &authority,
-                Method::POST,
-                "/v1/claims",
-                &editors[e],
-                Some(Bytes::from(claim_body_text(&story, facts))),
-            ))
-        }),
-    }
+    harness::assert_op(
+        live.authority.clone(),
+        live.bench.tokens.editors.clone(),
+        live.targets.stories[0].to_string().into(),
+        live.targets.facts.len() as u64,
+    )
 }
 
 async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
@@ -1251,342 +1119,6 @@ async fn run_pgbench(
         rate: run.tps,
         p50: run.p50,
         p99: run.p99,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Closed-loop load (as in bench/http.rs)
-// ---------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct Op {
-    authority: Arc<str>,
-    next: Arc<dyn Fn(u64) -> Option<Request<client::Body>> + Send + Sync>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Sample {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-#[derive(Default)]
-struct Load {
-    ok: u64,
-    latencies: Vec<Duration>,
-    errors: BTreeMap<u16, u64>,
-    elapsed: Duration,
-}
-
-impl Load {
-    fn sample(&mut self) -> Sample {
-        let (p50, p99) = percentiles(&mut self.latencies);
-        Sample {
-            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            p50,
-            p99,
-        }
-    }
-}
-
-/// `conns` connections, each sending its next request as soon as the last
-/// answered, until the deadline; on a single-threaded runtime of its own
-/// (see bench/http.rs's `closed_loop`).
-async fn closed_loop(conns: usize, d: Duration, op: Op) -> Load {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let _ = tx.send(runtime.block_on(clients(conns, d, op)));
-    });
-    rx.await.expect("load generator thread")
-}
-
-async fn clients(conns: usize, d: Duration, op: Op) -> Load {
-    let start = Instant::now();
-    let deadline = start + d;
-    let next = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..conns)
-        .map(|_| {
-            let op = op.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let mut conn = client::Conn::new(&op.authority, REQUEST_TIMEOUT);
-                let mut load = Load::default();
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let t = Instant::now();
-                    let Some(req) = (op.next)(i) else { break };
-                    let (status, _) = conn.send(req).await;
-                    let took = t.elapsed();
-                    if (200..300).contains(&status) {
-                        load.ok += 1;
-                        load.latencies.push(took);
-                    } else {
-                        *load.errors.entry(status).or_default() += 1;
-                    }
-                }
-                load
-            })
-        })
-        .collect();
-    let mut total = Load::default();
-    for t in tasks {
-        let l = t.await.expect("load task");
-        total.ok += l.ok;
-        total.latencies.extend(l.latencies);
-        for (s, n) in l.errors {
-            *total.errors.entry(s).or_default() += n;
-        }
-    }
-    total.elapsed = start.elapsed();
-    total
-}
-
-// ---------------------------------------------------------------------------
-// The server under test
-// ---------------------------------------------------------------------------
-
-/// The `factlog` binary cargo built for this bench, unless
-/// `FACTLOG_BENCH_BIN` names another.
-fn find_server_binary() -> PathBuf {
-    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
-        PathBuf::from,
-    );
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the bench through `cargo bench --bench scale`, which builds it \
-         (or point FACTLOG_BENCH_BIN at a factlog binary)",
-        bin.display()
-    );
-    if let Some(newer) = newest_source_after(&bin) {
-        eprintln!(
-            "WARNING: {} is older than {}; the figures will describe the old code. \
-             `cargo bench --bench scale` rebuilds it.",
-            bin.display(),
-            newer.display()
-        );
-    }
-    bin
-}
-
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-fn newest_source_after(bin: &Path) -> Option<PathBuf> {
-    let built = mtime(bin)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut stack = vec![root.join("src"), root.join("migrations")];
-    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
-        .into_iter()
-        .filter(|f| mtime(f).is_some_and(|t| t > built))
-        .max_by_key(|f| mtime(f))
-}
-
-fn binary_description(bin: &Path) -> String {
-    let built = mtime(bin)
-        .map(|t| {
-            DateTime::<Utc>::from(t)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let stale = match newest_source_after(bin) {
-        Some(f) => format!(
-            " (**older than {}: stale build**)",
-            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-                .unwrap_or(&f)
-                .display()
-        ),
-        None => String::new(),
-    };
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    // Others may be editing the same checkout: say when the build may hold
-    // changes no commit has.
-    let dirty = std::process::Command::new("git")
-        .args([
-            "status",
-            "--porcelain",
-            "--",
-            "src",
-            "migrations",
-            "Cargo.toml",
-            "Cargo.lock",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count());
-    let dirty = if dirty > 0 {
-        format!(" with uncommitted changes to {dirty} source file(s)")
-    } else {
-        String::new()
-    };
-    let path = bin
-        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(bin)
-        .display();
-    format!("`{path}` built {built}{stale}, working tree at commit {commit}{dirty}")
-}
-
-async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
-    let out = tokio::process::Command::new(bin)
-        .args(["token", "create", "--name", name, "--role", role])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run factlog token create");
-    assert!(
-        out.status.success(),
-        "factlog token create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("the token is text")
-        .trim()
-        .to_owned()
-}
-
-/// VmRSS and VmHWM of a process, in KiB.
-fn memory_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// `factlog serve` as a child process (`FACTLOG_RATE_LIMIT=0`), logging to
-/// a file of its own.
-struct Server {
-    child: std::process::Child,
-    authority: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(bin: &Path, url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let dir = tempfile::tempdir().expect("directory for the server log");
-        let log = dir.path().join("serve.log");
-        let out = std::fs::File::create(&log).expect("create the server log");
-        let err = out.try_clone().expect("server log handle");
-        let mut cmd = std::process::Command::new(bin);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", url)
-            .env("FACTLOG_RATE_LIMIT", "0")
-            // The verifier's hourly full pass over the whole log must not
-            // land in a measurement; the pass at the first start is waited for.
-            .env("FACTLOG_VERIFY_EVERY_MINUTES", VERIFY_EVERY_MINUTES)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        die_with_parent(&mut cmd);
-        let child = cmd.spawn().expect("start factlog serve");
-        let mut server = Server {
-            child,
-            authority: format!("127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let mut conn = client::Conn::new(&server.authority, Duration::from_secs(5));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let req = client::request(&server.authority, Method::GET, "/readyz", "", None);
-            if conn.send(req).await.0 == 200 {
-                break;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "factlog serve was not ready within 120 s:\n{}",
-                server.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Warnings and errors the server logged, with the first few.
-    fn log_summary(&self) -> (usize, Vec<String>) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        let first = lines.iter().take(5).cloned().collect();
-        (lines.len(), first)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -1921,7 +1453,7 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
         "Machine: {machine}. Whole run {:.0} min.\n",
         started.elapsed().as_secs_f64() / 60.0
     );
-    let _ = writeln!(out, "Command: `{}`\n", command_line());
+    let _ = writeln!(out, "Command: `{}`\n", command_line("scale"));
     let _ = writeln!(
         out,
         "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
@@ -2159,56 +1691,4 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
             let _ = writeln!(out, "    {l}");
         }
     }
-}
-
-fn date_u() -> String {
-    std::process::Command::new("date")
-        .arg("-u")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| Utc::now().format("%a %b %e %T UTC %Y").to_string())
-}
-
-fn write_report(report: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-    std::fs::create_dir_all(&dir).expect("create bench/results");
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-    let path = dir.join(format!("scale-{stamp}.md"));
-    std::fs::write(&path, report).expect("write the results file");
-    path
-}
-
-fn kib_mb(kib: u64) -> f64 {
-    kib as f64 * 1024.0 / MB
-}
-
-fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(s, n)| {
-            let s = if *s == 0 {
-                "no answer".into()
-            } else {
-                s.to_string()
-            };
-            format!("{s} ×{n}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn rate(per_sec: f64) -> String {
-    if !per_sec.is_finite() {
-        return "—".into();
-    }
-    thousands(per_sec.round() as u64)
-}
-
-fn ms_fmt(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }

@@ -126,6 +126,11 @@ pub struct WorkerArgs {
     /// projection's batch delay, and at most this often.
     #[arg(long, env = "FACTLOG_CHECKPOINT_INTERVAL_MS", default_value_t = 500)]
     pub checkpoint_interval_ms: u64,
+
+    /// Projections this process keeps up, comma-separated (`facts`, `tree`);
+    /// all when unset. One left out falls behind until a process runs it.
+    #[arg(long, env = "FACTLOG_PROJECTIONS", value_delimiter = ',')]
+    pub projections: Vec<String>,
 }
 
 /// The verifiable log's signing key and name (AUDITING.md).
@@ -185,6 +190,8 @@ pub struct Settings {
     pub verify_every_minutes: u64,
     pub verify_min_gap_minutes: u64,
     pub checkpoint_interval_ms: u64,
+    /// Names of the projections to run; empty for all.
+    pub projections: Vec<String>,
     pub signing_key_file: Option<PathBuf>,
     pub log_origin: Option<String>,
     pub log_format: LogFormat,
@@ -220,6 +227,7 @@ impl Settings {
             verify_every_minutes: workers.verify_every_minutes,
             verify_min_gap_minutes: workers.verify_min_gap_minutes,
             checkpoint_interval_ms: workers.checkpoint_interval_ms,
+            projections: workers.projections,
             signing_key_file: keys.signing_key_file,
             log_origin: keys.log_origin,
             log_format: log.log_format,
@@ -251,6 +259,15 @@ impl Settings {
             full_min_gap: std::time::Duration::from_secs(self.verify_min_gap_minutes * 60),
             ..Default::default()
         }
+    }
+
+    /// The projections this process runs (`FACTLOG_PROJECTIONS`): all when
+    /// none is named; an unknown name is an error listing the known ones.
+    pub fn projections(
+        &self,
+    ) -> anyhow::Result<Vec<&'static dyn crate::projections::AnyProjection>> {
+        crate::projections::select(&self.projections)
+            .map_err(|e| anyhow::anyhow!("FACTLOG_PROJECTIONS: {e}"))
     }
 
     /// Where the signing key lives: as set, else beside the private

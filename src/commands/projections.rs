@@ -6,10 +6,12 @@ use crate::projections::{self, AnyProjection};
 /// `factlog worker`: projection workers only, until SIGINT or SIGTERM. Any
 /// number may run, anywhere; they share the work through PostgreSQL.
 pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
+    let running = settings.projections()?;
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = projections::spawn_all(
+    let mut workers = projections::spawn_these(
+        &running,
         &database.pool,
         &store,
         &stop_rx,
@@ -35,16 +37,7 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
 pub async fn rebuild(settings: &Settings, which: Option<&str>) -> anyhow::Result<()> {
     let list: Vec<&'static dyn AnyProjection> = match which {
         None => projections::ALL.to_vec(),
-        Some(name) => vec![projections::parse(name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown projection {name:?}; there are: {}",
-                projections::ALL
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?],
+        Some(name) => projections::select(&[name.to_owned()])?,
     };
     let database = open_database(settings).await?;
     let total = crate::store::read_head(&database.pool)

@@ -21,6 +21,7 @@ pub async fn serve(
     listen: SocketAddr,
     no_workers: bool,
 ) -> anyhow::Result<()> {
+    let running = settings.projections()?;
     let database = open_database(settings).await?;
     let store = open_store(settings, &database).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -31,7 +32,8 @@ pub async fn serve(
         );
         Vec::new()
     } else {
-        let mut workers = projections::spawn_all(
+        let mut workers = projections::spawn_these(
+            &running,
             &database.pool,
             &store,
             &stop_rx,

@@ -30,7 +30,9 @@ pub use checkpoint::{Checkpoint, checkpoints, lowest as lowest_checkpoint};
 pub use rebuild::{
     BulkTimings, RebuildOptions, RebuildReport, rebuild, rebuild_many, rebuild_with,
 };
-pub use runner::{DEFAULT_LINGER, Runner, batch_options, explain_open_states, spawn_all};
+pub use runner::{
+    DEFAULT_LINGER, Runner, batch_options, explain_open_states, spawn_all, spawn_these,
+};
 
 /// A projection: a read model the runner keeps up with the log, batch by
 /// batch, and `factlog rebuild` builds afresh and swaps in. A new projection
@@ -138,6 +140,36 @@ pub const ALL: &[&dyn AnyProjection] = &[FACTS, TREE];
 /// The one with that name.
 pub fn parse(name: &str) -> Option<&'static dyn AnyProjection> {
     ALL.iter().copied().find(|p| p.name() == name)
+}
+
+/// A projection name that is not in [`ALL`].
+#[derive(Debug, Error)]
+#[error("unknown projection {name:?}; there are: {known}")]
+pub struct UnknownProjection {
+    pub name: String,
+    /// Every projection's name, comma-separated.
+    pub known: String,
+}
+
+/// The projections named (blank names ignored), in [`ALL`]'s order and
+/// each once; all of them when none is named.
+pub fn select(names: &[String]) -> Result<Vec<&'static dyn AnyProjection>, UnknownProjection> {
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(name) = names.iter().find(|n| parse(n).is_none()) {
+        return Err(UnknownProjection {
+            name: (*name).to_owned(),
+            known: ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(ALL
+        .iter()
+        .copied()
+        .filter(|p| names.is_empty() || names.contains(&p.name()))
+        .collect())
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -486,5 +518,36 @@ mod tests {
         tables.dedup();
         assert_eq!(tables.len(), count, "a table owned twice");
         assert_eq!(super::parse("facts").map(|p| p.name()), Some("facts"));
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::select;
+
+    fn names(list: &[&str]) -> Vec<&'static str> {
+        let owned: Vec<String> = list.iter().map(|n| (*n).to_owned()).collect();
+        select(&owned)
+            .expect("known names")
+            .iter()
+            .map(|p| p.name())
+            .collect()
+    }
+
+    #[test]
+    fn none_named_is_all_and_named_ones_keep_their_order() {
+        assert_eq!(names(&[]), ["facts", "tree"]);
+        assert_eq!(names(&[""]), ["facts", "tree"]);
+        assert_eq!(names(&["tree"]), ["tree"]);
+        assert_eq!(names(&[" tree", "facts ", "tree"]), ["facts", "tree"]);
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_ones() {
+        let e = select(&["facts".into(), "tres".into()]).expect_err("an unknown name");
+        assert_eq!(
+            e.to_string(),
+            "unknown projection \"tres\"; there are: facts, tree"
+        );
     }
 }

@@ -267,8 +267,19 @@ pub fn spawn_all(
     stop: &watch::Receiver<bool>,
     linger: Duration,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    super::ALL
-        .iter()
+    spawn_these(super::ALL, pool, store, stop, linger)
+}
+
+/// Starts a runner for each of `list` (`FACTLOG_PROJECTIONS`), as
+/// [`spawn_all`] does for all of them.
+pub fn spawn_these(
+    list: &[&'static dyn super::AnyProjection],
+    pool: &PgPool,
+    store: &EventStore,
+    stop: &watch::Receiver<bool>,
+    linger: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    list.iter()
         .map(|p| p.spawn(pool, store, stop.clone(), linger))
         .collect()
 }

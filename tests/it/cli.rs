@@ -281,4 +281,30 @@ fn each_subcommand_shows_only_the_settings_it_uses() {
     }
     assert!(help(&["worker"]).contains("FACTLOG_PROJECTION_LINGER_MS"));
     assert!(!help(&["verify"]).contains("FACTLOG_PROJECTION_LINGER_MS"));
+    for args in [&["serve"][..], &["worker"]] {
+        assert!(
+            help(args).contains("[env: FACTLOG_PROJECTIONS="),
+            "{args:?}"
+        );
+    }
+    assert!(!help(&["rebuild"]).contains("FACTLOG_PROJECTIONS"));
+}
+
+#[test]
+fn an_unknown_projection_is_a_startup_error_naming_the_known_ones() {
+    let out = factlog()
+        .arg("worker")
+        .env("FACTLOG_PROJECTIONS", "facts,trees")
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/never")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run factlog worker");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("FACTLOG_PROJECTIONS")
+            && err.contains("\"trees\"")
+            && err.contains("facts, tree"),
+        "{err}"
+    );
 }

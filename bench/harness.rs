@@ -1,0 +1,606 @@
+//! What the benches that run the `factlog` binary share (scale, tree): the
+//! binary and what it was built from, child commands waited for with
+//! `wait4`, `factlog serve` as a subprocess, tokens, the closed-loop load
+//! generator on bench/client.rs and the asserts it sends, and the report's
+//! formatting. Each declares `mod harness;` beside `mod client;` and
+//! `mod common;`; every item here is used by both.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hyper::{Method, Request};
+use serde_json::Value;
+
+use crate::client;
+use crate::common::{percentiles, thousands};
+
+/// A request without an answer by then counts as failed (status 0).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the server's verifier or projections to catch up.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(600);
+
+/// The server's interval between full passes of its chain verifier: its
+/// hourly full pass over the whole log must not land in a measurement.
+pub const VERIFY_EVERY_MINUTES: &str = "1440";
+
+/// A positive integer from the environment (`_` separators allowed), else `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
+        _ => default,
+    }
+}
+
+/// The command that reproduces this run: every `FACTLOG_BENCH*` and
+/// `FACTLOG_EPHEMERAL*` variable set, then cargo's.
+pub fn command_line(bench: &str) -> String {
+    let mut vars: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FACTLOG_BENCH") || k.starts_with("FACTLOG_EPHEMERAL"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    vars.sort();
+    vars.push(format!("cargo bench --bench {bench}"));
+    vars.join(" ")
+}
+
+fn die_with_parent(cmd: &mut std::process::Command) {
+    // SAFETY: prctl is async-signal-safe. Children must not outlive a bench
+    // that panics or is interrupted; they are spawned from the main thread,
+    // which lives as long as the bench.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A child process run to its end, as `wait4` saw it.
+pub struct Waited {
+    /// Its wait status.
+    pub status: i32,
+    pub secs: f64,
+    pub peak_rss_kib: u64,
+    /// User and system CPU time.
+    pub cpu_secs: f64,
+}
+
+impl Waited {
+    pub fn success(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+}
+
+/// Starts `cmd` (dying with the bench) and waits for it with `wait4`, which
+/// gives its peak RSS and CPU time. Call it from the main thread: the
+/// child's PR_SET_PDEATHSIG is tied to the thread that spawns it.
+pub async fn run_waited(mut cmd: std::process::Command) -> Waited {
+    die_with_parent(&mut cmd);
+    let start = Instant::now();
+    let child = cmd.spawn().expect("start a factlog command");
+    let pid = child.id() as libc::pid_t;
+    let (status, usage) = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid out-parameter; wait4 fills it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet waited for (the `Child`
+        // handle is never waited on: it is dropped below).
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+        (status, usage)
+    })
+    .await
+    .expect("wait for the child");
+    drop(child);
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Waited {
+        status,
+        secs: start.elapsed().as_secs_f64(),
+        // Linux reports ru_maxrss in KiB.
+        peak_rss_kib: usage.ru_maxrss.max(0) as u64,
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
+    }
+}
+
+/// Waits until `GET /v1/integrity` says nothing is unverified and the full
+/// pass a fresh server starts with has finished (`token`: an auditor's).
+pub async fn wait_until_verified(server: &Server, token: &str) {
+    let mut conn = client::Conn::new(&server.authority, REQUEST_TIMEOUT);
+    let start = Instant::now();
+    loop {
+        let (status, body) = conn
+            .send(client::request(
+                &server.authority,
+                Method::GET,
+                "/v1/integrity",
+                token,
+                None,
+            ))
+            .await;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert!(
+            status == 200 || status == 0,
+            "GET /v1/integrity answered {status}: {v}"
+        );
+        assert!(v["ok"] != false, "the chain is broken: {v}");
+        if v["unverified"] == 0 && !v["full_check"]["finished_at"].is_null() {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE_LIMIT,
+            "the server's verifier did not catch up within {SETTLE_LIMIT:?}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
+pub fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A claim about one of the generator's facts (`subject N`, `count`), at
+/// one of twelve valid times, with one of three values.
+pub fn claim_body_text(story: &str, facts: u64) -> String {
+    let h = mix(CLAIM_SEQ.fetch_add(1, Ordering::Relaxed) ^ 0xc1a1);
+    format!(
+        concat!(
+            r#"{{"story_id":"{}","subject":"subject {}","property":"count","#,
+            r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
+            r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
+        ),
+        story,
+        h % facts,
+        1000 + 100 * (h >> 20) % 3,
+        1 + (h >> 40) % 12
+    )
+}
+
+/// Sees a 2xx answer's body and the time it came.
+pub type Answered = Arc<dyn Fn(&Bytes, Instant) + Send + Sync>;
+
+/// What each simulated client sends: `next(i)` makes the `i`th request of
+/// the run (`None` ends that client), and `answered`, when set, sees each
+/// 2xx answer's body and the time it came.
+#[derive(Clone)]
+pub struct Op {
+    pub authority: Arc<str>,
+    pub next: Arc<dyn Fn(u64) -> Option<Request<client::Body>> + Send + Sync>,
+    pub answered: Option<Answered>,
+}
+
+impl Op {
+    pub fn new(
+        authority: Arc<str>,
+        next: impl Fn(u64) -> Option<Request<client::Body>> + Send + Sync + 'static,
+    ) -> Op {
+        Op {
+            authority,
+            next: Arc::new(next),
+            answered: None,
+        }
+    }
+}
+
+/// `POST /v1/claims` about the generator's `facts` facts in `story`, the
+/// editors' tokens taking turns.
+pub fn assert_op(
+    authority: Arc<str>,
+    editors: Arc<Vec<String>>,
+    story: Arc<str>,
+    facts: u64,
+) -> Op {
+    let to = authority.clone();
+    Op::new(authority, move |i| {
+        let e = (i % editors.len() as u64) as usize;
+        Some(client::request(
+            &to,
+            Method::POST,
+            "/v1/claims",
+            &editors[e],
+            Some(Bytes::from(claim_body_text(&story, facts))),
+        ))
+    })
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub rate: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+#[derive(Default)]
+pub struct Load {
+    pub ok: u64,
+    pub latencies: Vec<Duration>,
+    pub errors: BTreeMap<u16, u64>,
+    pub elapsed: Duration,
+}
+
+impl Load {
+    pub fn sample(&mut self) -> Sample {
+        let (p50, p99) = percentiles(&mut self.latencies);
+        Sample {
+            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            p50,
+            p99,
+        }
+    }
+}
+
+/// `conns` connections, each sending its next request as soon as the last
+/// answered, until the deadline; on a single-threaded runtime of its own
+/// (see bench/http.rs's `closed_loop`).
+pub async fn closed_loop(conns: usize, d: Duration, op: Op) -> Load {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("load generator runtime");
+        let _ = tx.send(runtime.block_on(clients(conns, d, op)));
+    });
+    rx.await.expect("load generator thread")
+}
+
+async fn clients(conns: usize, d: Duration, op: Op) -> Load {
+    let start = Instant::now();
+    let deadline = start + d;
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let op = op.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut conn = client::Conn::new(&op.authority, REQUEST_TIMEOUT);
+                let mut load = Load::default();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    let Some(req) = (op.next)(i) else { break };
+                    let (status, body) = conn.send(req).await;
+                    let took = t.elapsed();
+                    if (200..300).contains(&status) {
+                        if let Some(f) = &op.answered {
+                            f(&body, t + took);
+                        }
+                        load.ok += 1;
+                        load.latencies.push(took);
+                    } else {
+                        *load.errors.entry(status).or_default() += 1;
+                    }
+                }
+                load
+            })
+        })
+        .collect();
+    let mut total = Load::default();
+    for t in tasks {
+        let l = t.await.expect("load task");
+        total.ok += l.ok;
+        total.latencies.extend(l.latencies);
+        for (s, n) in l.errors {
+            *total.errors.entry(s).or_default() += n;
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// The `factlog` binary cargo built for this bench, unless
+/// `FACTLOG_BENCH_BIN` names another.
+pub fn find_server_binary() -> PathBuf {
+    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
+        PathBuf::from,
+    );
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the bench through `cargo bench`, which builds it \
+         (or point FACTLOG_BENCH_BIN at a factlog binary)",
+        bin.display()
+    );
+    if let Some(newer) = newest_source_after(&bin) {
+        eprintln!(
+            "WARNING: {} is older than {}; the figures will describe the old code. \
+             `cargo bench` rebuilds it.",
+            bin.display(),
+            newer.display()
+        );
+    }
+    bin
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn newest_source_after(bin: &Path) -> Option<PathBuf> {
+    let built = mtime(bin)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src"), root.join("migrations")];
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .filter(|f| mtime(f).is_some_and(|t| t > built))
+        .max_by_key(|f| mtime(f))
+}
+
+pub fn binary_description(bin: &Path) -> String {
+    let built = mtime(bin)
+        .map(|t| {
+            DateTime::<Utc>::from(t)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let stale = match newest_source_after(bin) {
+        Some(f) => format!(
+            " (**older than {}: stale build**)",
+            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(&f)
+                .display()
+        ),
+        None => String::new(),
+    };
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    // Others may be editing the same checkout: say when the build may hold
+    // changes no commit has.
+    let dirty = std::process::Command::new("git")
+        .args([
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "migrations",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count());
+    let dirty = if dirty > 0 {
+        format!(" with uncommitted changes to {dirty} source file(s)")
+    } else {
+        String::new()
+    };
+    let path = bin
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(bin)
+        .display();
+    format!("`{path}` built {built}{stale}, working tree at commit {commit}{dirty}")
+}
+
+pub async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
+    let out = tokio::process::Command::new(bin)
+        .args(["token", "create", "--name", name, "--role", role])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run factlog token create");
+    assert!(
+        out.status.success(),
+        "factlog token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the token is text")
+        .trim()
+        .to_owned()
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+pub fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `factlog serve` as a child process (`FACTLOG_RATE_LIMIT=0`), logging to
+/// a file of its own.
+pub struct Server {
+    child: std::process::Child,
+    pub authority: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// With `FACTLOG_RATE_LIMIT=0`, `FACTLOG_VERIFY_EVERY_MINUTES` at
+    /// [`VERIFY_EVERY_MINUTES`] and `env` besides; ready when `/readyz` answers 200.
+    pub async fn start(bin: &Path, url: &str, env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = tempfile::tempdir().expect("directory for the server log");
+        let log = dir.path().join("serve.log");
+        let out = std::fs::File::create(&log).expect("create the server log");
+        let err = out.try_clone().expect("server log handle");
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", url)
+            .env("FACTLOG_RATE_LIMIT", "0")
+            // The verifier's hourly full pass over the whole log must not
+            // land in a measurement; the pass at the first start is waited for.
+            .env("FACTLOG_VERIFY_EVERY_MINUTES", VERIFY_EVERY_MINUTES)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("start factlog serve");
+        let mut server = Server {
+            child,
+            authority: format!("127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        let mut conn = client::Conn::new(&server.authority, Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let req = client::request(&server.authority, Method::GET, "/readyz", "", None);
+            if conn.send(req).await.0 == 200 {
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "factlog serve was not ready within 120 s:\n{}",
+                server.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Warnings and errors the server logged, with the first few.
+    pub fn log_summary(&self) -> (usize, Vec<String>) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let first = lines.iter().take(5).cloned().collect();
+        (lines.len(), first)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn date_u() -> String {
+    std::process::Command::new("date")
+        .arg("-u")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| Utc::now().format("%a %b %e %T UTC %Y").to_string())
+}
+
+/// Writes the report to `bench/results/<bench>-<UTC timestamp>.md`.
+pub fn write_report(bench: &str, report: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).expect("create bench/results");
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let path = dir.join(format!("{bench}-{stamp}.md"));
+    std::fs::write(&path, report).expect("write the results file");
+    path
+}
+
+/// KiB as megabytes (10^6 bytes).
+pub fn kib_mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+pub fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(s, n)| {
+            let s = if *s == 0 {
+                "no answer".into()
+            } else {
+                s.to_string()
+            };
+            format!("{s} ×{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() {
+        return "—".into();
+    }
+    thousands(per_sec.round() as u64)
+}
+
+pub fn ms_fmt(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
