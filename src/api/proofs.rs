@@ -48,7 +48,7 @@ fn note(c: StoredCheckpoint) -> Response {
 )]
 pub async fn latest(State(state): State<SharedState>, _: Caller) -> Result<Response, ApiError> {
     Ok(note(
-        checkpoints::latest(state.services.store().pool()).await?,
+        checkpoints::latest(state.services.store().pool(), state.services.proofs()).await?,
     ))
 }
 
@@ -77,7 +77,7 @@ pub async fn at_least(
 ) -> Result<Response, ApiError> {
     let size = count(&p, "size")?.ok_or_else(|| FieldError::new("size", "is required"))?;
     Ok(note(
-        checkpoints::at_least(state.services.store().pool(), size).await?,
+        checkpoints::at_least(state.services.store().pool(), state.services.proofs(), size).await?,
     ))
 }
 
@@ -111,7 +111,13 @@ pub async fn inclusion(
         count(&p, "position")?.ok_or_else(|| FieldError::new("position", "is required"))?;
     let size = count(&p, "tree_size")?;
     Ok(Json(
-        checkpoints::inclusion(state.services.store().pool(), position, size).await?,
+        checkpoints::inclusion(
+            state.services.store().pool(),
+            state.services.proofs(),
+            position,
+            size,
+        )
+        .await?,
     ))
 }
 
@@ -142,6 +148,12 @@ pub async fn consistency(
     let from = count(&p, "from")?.ok_or_else(|| FieldError::new("from", "is required"))?;
     let to = count(&p, "to")?;
     Ok(Json(
-        checkpoints::consistency(state.services.store().pool(), from, to).await?,
+        checkpoints::consistency(
+            state.services.store().pool(),
+            state.services.proofs(),
+            from,
+            to,
+        )
+        .await?,
     ))
 }

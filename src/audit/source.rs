@@ -146,7 +146,7 @@ impl Source {
                         reason: e.to_string(),
                     })
             }
-            Source::Database(store) => Ok(checkpoints::latest(store.pool())
+            Source::Database(store) => Ok(checkpoints::latest(store.pool(), &Default::default())
                 .await
                 .map_err(Self::database_error("the latest checkpoint"))?
                 .note),
@@ -167,9 +167,10 @@ impl Source {
                 (body.leaf_hash, body.path)
             }
             Source::Database(store) => {
-                let proof = checkpoints::inclusion(store.pool(), position, Some(size))
-                    .await
-                    .map_err(Self::database_error(&what))?;
+                let proof =
+                    checkpoints::inclusion(store.pool(), &Default::default(), position, Some(size))
+                        .await
+                        .map_err(Self::database_error(&what))?;
                 (proof.leaf_hash, proof.path)
             }
         };
@@ -182,7 +183,7 @@ impl Source {
         let path = match self {
             Source::Http(server) => server.get_json::<ConsistencyBody>(&what).await?.path,
             Source::Database(store) => {
-                checkpoints::consistency(store.pool(), from, Some(to))
+                checkpoints::consistency(store.pool(), &Default::default(), from, Some(to))
                     .await
                     .map_err(Self::database_error(&what))?
                     .path

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use super::ServiceError;
+use super::proof_cache::ProofCache;
 use crate::domain::error::FieldError;
 use crate::merkle::{
     self, Checkpoint, Hash, NoteSigner, consistency_proof, inclusion_proof, leaf_hashes, root_at,
@@ -250,17 +251,39 @@ pub fn spawn_signer(
     })
 }
 
-/// The latest checkpoint, or 404 before the first.
-pub async fn latest(pool: &PgPool) -> Result<StoredCheckpoint, ServiceError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    latest_checkpoint(&mut conn)
+/// The latest checkpoint (from `cache` when fresh enough), or 404 before
+/// the first.
+pub async fn latest(pool: &PgPool, cache: &ProofCache) -> Result<StoredCheckpoint, ServiceError> {
+    cache
+        .latest(pool, false)
+        .await?
+        .ok_or(ServiceError::NotFound("checkpoint"))
+}
+
+/// The latest checkpoint as large as `size` if there is one: the cached one
+/// when it is, else the database's, so a size just signed is never refused.
+async fn latest_for(
+    pool: &PgPool,
+    cache: &ProofCache,
+    size: u64,
+) -> Result<StoredCheckpoint, ServiceError> {
+    let cached = latest(pool, cache).await?;
+    if size <= cached.size {
+        return Ok(cached);
+    }
+    cache
+        .latest(pool, true)
         .await?
         .ok_or(ServiceError::NotFound("checkpoint"))
 }
 
 /// The earliest checkpoint whose tree has at least `size` leaves.
-pub async fn at_least(pool: &PgPool, size: u64) -> Result<StoredCheckpoint, ServiceError> {
-    let latest = latest(pool).await?;
+pub async fn at_least(
+    pool: &PgPool,
+    cache: &ProofCache,
+    size: u64,
+) -> Result<StoredCheckpoint, ServiceError> {
+    let latest = latest_for(pool, cache, size).await?;
     if size > latest.size {
         return Err(FieldError::new(
             "size",
@@ -303,8 +326,13 @@ fn hexes(hashes: &[Hash]) -> Vec<String> {
 }
 
 /// The tree size a proof is asked at: `asked`, or the latest checkpoint's.
-async fn proof_size(pool: &PgPool, asked: Option<u64>, field: &str) -> Result<u64, ServiceError> {
-    let latest = latest(pool).await?.size;
+async fn proof_size(
+    pool: &PgPool,
+    cache: &ProofCache,
+    asked: Option<u64>,
+    field: &str,
+) -> Result<u64, ServiceError> {
+    let latest = latest_for(pool, cache, asked.unwrap_or(0)).await?.size;
     match asked {
         None => Ok(latest),
         Some(n) if n > latest => Err(FieldError::new(
@@ -320,6 +348,7 @@ async fn proof_size(pool: &PgPool, asked: Option<u64>, field: &str) -> Result<u6
 /// leaves (the latest checkpoint's when `None`).
 pub async fn inclusion(
     pool: &PgPool,
+    cache: &ProofCache,
     position: u64,
     tree_size: Option<u64>,
 ) -> Result<InclusionProof, ServiceError> {
@@ -329,7 +358,7 @@ pub async fn inclusion(
     if tree_size == Some(0) {
         return Err(FieldError::new("tree_size", "must be at least 1").into());
     }
-    let size = proof_size(pool, tree_size, "tree_size").await?;
+    let size = proof_size(pool, cache, tree_size, "tree_size").await?;
     if position > size {
         return Err(
             FieldError::new("position", format!("is beyond the tree of size {size}")).into(),
@@ -338,8 +367,7 @@ pub async fn inclusion(
     let index = position - 1;
     let mut wanted = tiles_for_inclusion(index, size);
     wanted.extend(tiles_for_leaf_range(index, index + 1));
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let tiles = read_tiles(&mut conn, &wanted).await?;
+    let tiles = cache.tiles(pool, &wanted).await?;
     let corrupt = |e: merkle::ProofError| ServiceError::Corrupt(e.to_string());
     let path = inclusion_proof(index, size, &tiles).map_err(corrupt)?;
     let leaf = leaf_hashes(index, index + 1, &tiles).map_err(corrupt)?;
@@ -355,18 +383,18 @@ pub async fn inclusion(
 /// `None`) extends the tree of `from` leaves.
 pub async fn consistency(
     pool: &PgPool,
+    cache: &ProofCache,
     from: u64,
     to: Option<u64>,
 ) -> Result<ConsistencyProof, ServiceError> {
     if from == 0 {
         return Err(FieldError::new("from", "must be at least 1").into());
     }
-    let to = proof_size(pool, to, "to").await?;
+    let to = proof_size(pool, cache, to, "to").await?;
     if from > to {
         return Err(FieldError::new("from", format!("is beyond to ({to})")).into());
     }
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let tiles = read_tiles(&mut conn, &tiles_for_consistency(from, to)).await?;
+    let tiles = cache.tiles(pool, &tiles_for_consistency(from, to)).await?;
     let path =
         consistency_proof(from, to, &tiles).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
     Ok(ConsistencyProof {

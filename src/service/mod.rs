@@ -5,6 +5,7 @@
 pub mod checkpoints;
 mod claims;
 pub mod fact_cache;
+pub mod proof_cache;
 pub mod reads;
 pub(crate) mod stories;
 pub mod view;
@@ -239,6 +240,8 @@ pub struct Services {
     verifier: crate::store::integrity::VerifierConfig,
     /// This process's checkpoint signer, when it runs one.
     signer: Option<checkpoints::SignerStatus>,
+    /// Tiles and the latest checkpoint for the proof endpoints.
+    proofs: proof_cache::ProofCache,
 }
 
 impl Services {
@@ -251,6 +254,7 @@ impl Services {
             facts: None,
             verifier: Default::default(),
             signer: None,
+            proofs: Default::default(),
         }
     }
 
@@ -258,6 +262,11 @@ impl Services {
     pub fn with_signer(mut self, status: checkpoints::SignerStatus) -> Self {
         self.signer = Some(status);
         self
+    }
+
+    /// The proof endpoints' cache of tiles and the latest checkpoint.
+    pub fn proofs(&self) -> &proof_cache::ProofCache {
+        &self.proofs
     }
 
     /// How far checkpoints follow the tree (`/readyz`, `/metrics`).

@@ -86,7 +86,12 @@ async fn signers_in_several_processes_publish_one_line_of_checkpoints() {
         .expect("head")
         .position as u64;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while checkpoints::latest(&db.pool).await.map(|c| c.size).ok() != Some(head) {
+    while checkpoints::latest(&db.pool, &Default::default())
+        .await
+        .map(|c| c.size)
+        .ok()
+        != Some(head)
+    {
         assert!(Instant::now() < deadline, "no checkpoint of the head");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -109,9 +114,10 @@ async fn signers_in_several_processes_publish_one_line_of_checkpoints() {
         .collect();
     for pair in opened.windows(2) {
         let (old, new) = (&pair[0], &pair[1]);
-        let proof = checkpoints::consistency(&db.pool, old.size, Some(new.size))
-            .await
-            .expect("proof");
+        let proof =
+            checkpoints::consistency(&db.pool, &Default::default(), old.size, Some(new.size))
+                .await
+                .expect("proof");
         let path: Vec<merkle::Hash> = proof
             .path
             .iter()

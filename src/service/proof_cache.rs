@@ -1,0 +1,129 @@
+//! Tiles and the latest checkpoint kept in memory for the proof endpoints.
+//!
+//! A proof reads a handful of tiles; a full tile never changes, and a
+//! partial one only grows, so any copy at least as long as a proof needs
+//! serves it (`merkle::TileSource` takes prefixes). Only a rebuild of the
+//! tree, which bumps its generation, can replace a tile: the cache is
+//! dropped whole when it sees a new one. The latest checkpoint is re-read at
+//! most every [`LATEST_TTL`]: a proof at a checkpoint a few milliseconds
+//! old is as valid as one at the newest, and a size beyond it is checked
+//! against the database before it is refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use super::ServiceError;
+use crate::merkle::{Hash, TileId, TileSource};
+use crate::store::StoreError;
+use crate::store::tree::{StoredCheckpoint, latest_checkpoint, read_tiles};
+
+/// How long the latest checkpoint is taken from memory.
+pub const LATEST_TTL: Duration = Duration::from_millis(100);
+/// Tiles kept (8 KiB each when full): every upper-level tile of a large log,
+/// and as many leaf tiles as fit.
+pub const MAX_TILES: usize = 4_096;
+
+#[derive(Default)]
+struct Inner {
+    generation: i64,
+    latest: Option<(Instant, Option<StoredCheckpoint>)>,
+    tiles: HashMap<TileId, Arc<Vec<Hash>>>,
+}
+
+#[derive(Clone, Default)]
+pub struct ProofCache(Arc<Mutex<Inner>>);
+
+/// The tiles one proof reads, shared with the cache.
+pub struct CachedTiles(HashMap<TileId, Arc<Vec<Hash>>>);
+
+impl TileSource for CachedTiles {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        self.0.get(&id).map(|t| t.as_slice())
+    }
+}
+
+impl ProofCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding it leaves plain data behind: keep serving.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The latest checkpoint, at most [`LATEST_TTL`] old unless `fresh`.
+    pub async fn latest(
+        &self,
+        pool: &PgPool,
+        fresh: bool,
+    ) -> Result<Option<StoredCheckpoint>, ServiceError> {
+        if !fresh
+            && let Some((at, latest)) = &self.lock().latest
+            && at.elapsed() < LATEST_TTL
+        {
+            return Ok(latest.clone());
+        }
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        let latest = latest_checkpoint(&mut conn).await?;
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM projection_checkpoints WHERE name = 'tree'")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+        let mut inner = self.lock();
+        let generation = generation.unwrap_or(0);
+        if generation != inner.generation {
+            inner.generation = generation;
+            inner.tiles.clear();
+        }
+        inner.latest = Some((Instant::now(), latest.clone()));
+        Ok(latest)
+    }
+
+    /// The tiles `wanted` lists, each at least as long as needed: from
+    /// memory where it holds them, the rest in one query.
+    pub async fn tiles(
+        &self,
+        pool: &PgPool,
+        wanted: &[(TileId, usize)],
+    ) -> Result<CachedTiles, ServiceError> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let inner = self.lock();
+            for &(id, needed) in wanted {
+                match inner.tiles.get(&id) {
+                    Some(t) if t.len() >= needed => {
+                        found.insert(id, t.clone());
+                    }
+                    _ => missing.push((id, needed)),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(CachedTiles(found));
+        }
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        let read = read_tiles(&mut conn, &missing).await?;
+        let mut inner = self.lock();
+        for (id, hashes) in read.0 {
+            let hashes = Arc::new(hashes);
+            if inner.tiles.len() >= MAX_TILES && !inner.tiles.contains_key(&id) {
+                // Any victim will do: upper tiles are few and come back in
+                // one read; leaf tiles are read at random anyway.
+                if let Some(victim) = inner.tiles.keys().next().copied() {
+                    inner.tiles.remove(&victim);
+                }
+            }
+            let longer = inner
+                .tiles
+                .get(&id)
+                .is_none_or(|old| old.len() <= hashes.len());
+            if longer {
+                inner.tiles.insert(id, hashes.clone());
+            }
+            found.insert(id, hashes);
+        }
+        Ok(CachedTiles(found))
+    }
+}
