@@ -14,6 +14,7 @@ mod cli;
 mod connection_limits;
 mod domain_claim;
 mod domain_fact;
+mod exchange;
 mod fact_cache;
 mod faults;
 mod fuzz_parsers;
