@@ -23,7 +23,7 @@ use crate::store::import::{ImportError, import_batch};
 use crate::store::{self, StoreError};
 
 /// Events per page read for an export.
-const EXPORT_PAGE: i64 = 10_000;
+const EXPORT_PAGE: i64 = 2_000;
 
 /// Lines per import transaction unless told otherwise.
 pub const IMPORT_BATCH: usize = 5_000;
@@ -39,6 +39,8 @@ pub enum ExportError {
     AfterBeyondHead { after: i64, head: i64 },
     #[error("the log has no event at position {0} (a gap: run factlog verify)")]
     Gap(i64),
+    #[error("reading the log stopped: {0}")]
+    Read(String),
     #[error("writing the export: {0}")]
     Write(#[source] std::io::Error),
     #[error(transparent)]
@@ -75,9 +77,10 @@ pub async fn export_to<W: Write + Send + 'static>(
     };
     let mut progress = Progress::new("export", Some((head - after) as u64));
 
-    // Pages go to a thread that serializes and writes them; two in flight
-    // at most, so memory stays at a few pages.
-    let (tx, mut rx) = mpsc::channel::<Vec<LogLine>>(2);
+    // Pages go to a thread that serializes and writes them. At most four
+    // pages are held at once (being read, converted, queued, written), so
+    // memory stays at a few thousand events whatever the log's size.
+    let (tx, mut rx) = mpsc::channel::<Vec<LogLine>>(1);
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut w = BufWriter::with_capacity(1 << 20, out);
         while let Some(page) = rx.blocking_recv() {
@@ -99,9 +102,7 @@ pub async fn export_to<W: Write + Send + 'static>(
     let mut next = (after < head).then(|| read(after));
     let mut failed = None;
     while let Some(page) = next.take() {
-        let page = page
-            .await
-            .map_err(|e| StoreError::InvalidAppend(format!("a page read failed: {e}")))??;
+        let page = page.await.map_err(|e| ExportError::Read(e.to_string()))??;
         let page: Vec<_> = page.into_iter().filter(|e| e.position <= head).collect();
         let Some(last) = page.last().map(|e| e.position) else {
             failed = Some(ExportError::Gap(position + 1));
