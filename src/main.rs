@@ -120,6 +120,29 @@ enum Command {
         #[command(flatten)]
         keys: KeyArgs,
     },
+    /// Write the log (or the part after --after) to stdout as NDJSON, one
+    /// event per line, each line checkable alone (AUDITING.md).
+    Export {
+        /// Only the events after this position.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Append the events of an export to this log (migrating it first),
+    /// checking every line's chain hash and leaf; lines the log already
+    /// holds identically are skipped, so a run can be repeated or resumed.
+    /// Exit 1 names the first bad line or where the logs diverge.
+    Import {
+        /// The NDJSON file `factlog export` wrote.
+        file: PathBuf,
+        /// Lines per transaction.
+        #[arg(long, default_value_t = commands::IMPORT_BATCH as u64,
+              value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch: u64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Fill the log with generated newsroom work (benchmarks, load tests).
     Generate {
         /// How many events (at least).
@@ -172,6 +195,8 @@ impl Command {
             | Command::Token { db, .. }
             | Command::Rebuild { db, .. }
             | Command::Verify { db }
+            | Command::Export { db, .. }
+            | Command::Import { db, .. }
             | Command::Db { db, .. } => (db.clone(), None, None, None, None),
         };
         Settings::from_parts(
@@ -325,6 +350,25 @@ fn main() -> ExitCode {
                         println!("FAILED: {e}");
                         Ok(ExitCode::from(1))
                     }
+                }
+            }
+            Command::Export { after, .. } => {
+                commands::export(&settings, after).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Import { file, batch, .. } => {
+                match commands::import(&settings, &file, batch as usize).await {
+                    Ok(summary) => {
+                        println!("{}", serde_json::to_string(&summary)?);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => match e.downcast_ref::<factlog::store::import::ImportError>() {
+                        Some(refused) if refused.is_refusal() => {
+                            eprintln!("factlog import: {refused}");
+                            Ok(ExitCode::from(1))
+                        }
+                        _ => Err(e),
+                    },
                 }
             }
             Command::Rebuild { projection, .. } => {

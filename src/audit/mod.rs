@@ -17,7 +17,7 @@ use crate::merkle::{
 use crate::store::RecordedEvent;
 use crate::store::chain::canonical_json;
 use crate::store::leaf::{LeafFields, leaf_hash};
-use crate::store::seal::commitment;
+use crate::store::seal::reseal;
 
 /// Events asked for per page (the API's largest page).
 const PAGE: u64 = 1_000;
@@ -294,17 +294,7 @@ async fn find_altered(
 /// leaf"): each salted value back to its commitment, then the leaf.
 pub fn published_leaf(event: &RecordedEvent) -> Result<Hash, String> {
     let mut data = event.data.clone();
-    for (path, salt) in &event.salts {
-        let salt = hex::decode(salt).map_err(|_| format!("the salt of {path} is not hex"))?;
-        let slot = path
-            .split('.')
-            .try_fold(&mut data, |node, key| node.as_object_mut()?.get_mut(key))
-            .ok_or_else(|| format!("it has a salt for {path} but no such field"))?;
-        let value = slot
-            .as_str()
-            .ok_or_else(|| format!("its sealed field {path} is not a string"))?;
-        *slot = serde_json::Value::String(hex::encode(commitment(&salt, value)));
-    }
+    reseal(&mut data, &event.salts)?;
     Ok(leaf_hash(&LeafFields {
         position: event.position,
         stream: &event.stream,

@@ -1,6 +1,7 @@
 //! What each subcommand does. `main.rs` parses the command line and calls one of these.
 
 mod audit;
+mod exchange;
 mod generate;
 mod projections;
 mod serve;
@@ -10,6 +11,9 @@ mod verify;
 use anyhow::Context;
 
 pub use audit::{AuditRequest, audit};
+pub use exchange::{
+    ExportError, IMPORT_BATCH, ImportSummary, export, export_to, import, import_from,
+};
 pub use generate::{fill as fill_log, generate};
 pub use projections::{rebuild, worker};
 pub use serve::serve;

@@ -1,12 +1,15 @@
 //! The event log: append (group commit), read, subscribe, the hash chain and
-//! idempotency. Everything that writes to the `events` table lives here.
+//! idempotency. Everything that writes to the `events` table lives here: the
+//! appender and the importer (`import.rs`).
 
 mod append;
 pub mod chain;
 pub mod chain_status;
 mod error;
 mod event;
+pub mod exchange;
 pub mod idempotency;
+pub mod import;
 pub mod integrity;
 pub mod leaf;
 pub mod lookup;
@@ -31,8 +34,8 @@ pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
 pub use read::{
-    AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_rows_in,
-    stories_newest_first,
+    AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_all,
+    read_rows_in, stories_newest_first,
 };
 pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};

@@ -52,6 +52,33 @@ pub fn seal(data: &mut Value, paths: &[&str]) -> Result<Option<Value>, StoreErro
     Ok((!secrets.is_empty()).then_some(Value::Object(secrets)))
 }
 
+/// Seals `data` again with the salts it was sealed with (what
+/// `/v1/events` shows beside the values): each value at a salted path back
+/// to its commitment, so the data is exactly as stored. Returns the secrets
+/// to keep beside the log, as [`seal`] would have (`None` when no path is
+/// salted), or why the salts do not fit the data.
+pub fn reseal(
+    data: &mut Value,
+    salts: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<Value>, String> {
+    let mut secrets = Map::new();
+    for (path, salt_hex) in salts {
+        let salt = hex::decode(salt_hex).map_err(|_| format!("the salt of {path} is not hex"))?;
+        let slot = at_path_mut(data, path)
+            .ok_or_else(|| format!("it has a salt for {path} but no such field"))?;
+        let Value::String(value) = slot else {
+            return Err(format!("its sealed field {path} is not a string"));
+        };
+        let value = std::mem::take(value);
+        *slot = Value::String(hex::encode(commitment(&salt, &value)));
+        let mut entry = Map::new();
+        entry.insert("salt".into(), Value::String(salt_hex.clone()));
+        entry.insert("value".into(), Value::String(value));
+        secrets.insert(path.clone(), Value::Object(entry));
+    }
+    Ok((!secrets.is_empty()).then_some(Value::Object(secrets)))
+}
+
 /// Puts the kept values back into a sealed event's data. A path whose
 /// secret is gone keeps its commitment until erasure marks it (a later
 /// issue's reads show it as null).
@@ -129,6 +156,32 @@ mod tests {
         seal(&mut a, &["quote"]).unwrap();
         seal(&mut b, &["quote"]).unwrap();
         assert_ne!(a["quote"], b["quote"]);
+    }
+
+    #[test]
+    fn resealing_with_the_salts_gives_back_the_stored_data_and_secrets() {
+        let original = json!({"quote": "5,200 troops", "changes": {"quote": "q2"}, "n": 1});
+        let mut stored = original.clone();
+        let secrets = seal(&mut stored, &["quote", "changes.quote"])
+            .unwrap()
+            .unwrap();
+        let mut shown = stored.clone();
+        open(&mut shown, &secrets);
+        assert_eq!(shown, original);
+        let again = reseal(&mut shown, &salts(Some(&secrets))).unwrap();
+        assert_eq!(shown, stored);
+        assert_eq!(again, Some(secrets));
+        let mut bad = json!({"quote": 3});
+        let one = [("quote".to_owned(), "00".to_owned())]
+            .into_iter()
+            .collect();
+        assert!(reseal(&mut bad, &one).unwrap_err().contains("not a string"));
+        let mut bad = json!({});
+        assert!(
+            reseal(&mut bad, &one)
+                .unwrap_err()
+                .contains("no such field")
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod connection_limits;
 mod console;
 mod domain_claim;
 mod domain_fact;
+mod exchange;
 mod fact_cache;
 mod faults;
 mod fuzz_parsers;
