@@ -13,6 +13,7 @@
 //! and must come from the console's own origin (`csrf.rs`).
 
 mod assets;
+mod claim_form;
 mod claims;
 mod csrf;
 mod error;
@@ -41,7 +42,14 @@ pub fn router(max_body_bytes: usize) -> Router<SharedState> {
         .route("/queue", get(queue::page))
         .route("/stories", get(stories::list).post(stories::create))
         .route("/stories/{id}", get(stories::page))
+        .route("/stories/{id}/claims", post(claim_form::create))
+        .route("/stories/{id}/claims/new", get(claim_form::new))
         .route("/claims/{id}", get(claims::page))
+        .route(
+            "/claims/{id}/amend",
+            get(claims::amend).post(claims::act_amend),
+        )
+        .route("/claims/{id}/{action}", post(claims::act))
         .route("/facts", get(layout::facts_placeholder))
         .route("/audit", get(layout::audit_placeholder))
         .route("/assets/{file}", get(assets::serve))
