@@ -13,10 +13,12 @@
 //! and must come from the console's own origin (`csrf.rs`).
 
 mod assets;
+mod audit;
 mod claim_form;
 mod claims;
 mod csrf;
 mod error;
+mod facts;
 mod layout;
 mod queue;
 mod session;
@@ -50,8 +52,9 @@ pub fn router(max_body_bytes: usize) -> Router<SharedState> {
             get(claims::amend).post(claims::act_amend),
         )
         .route("/claims/{id}/{action}", post(claims::act))
-        .route("/facts", get(layout::facts_placeholder))
-        .route("/audit", get(layout::audit_placeholder))
+        .route("/facts", get(facts::list))
+        .route("/facts/{id}", get(facts::page))
+        .route("/audit", get(audit::page))
         .route("/assets/{file}", get(assets::serve))
         .fallback(layout::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
