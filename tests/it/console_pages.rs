@@ -332,9 +332,9 @@ async fn the_asserter_amends_and_adds_evidence_through_the_forms() {
         assert!(page.html.contains(filled_in), "{filled_in}: {}", page.html);
     }
     let path = format!("{}/amend", w.claim_path);
-    let hidden = form_fields(&page.html, &path);
+    let amend_fields = form_fields(&page.html, &path);
     let fields = filled(
-        &hidden,
+        &amend_fields,
         &[
             ("value_kind", "quantity"),
             ("value", "5300"),
@@ -378,7 +378,7 @@ async fn the_asserter_amends_and_adds_evidence_through_the_forms() {
             .contains("Only the editor who asserted a claim may amend it")
     );
     let before = w.app.count_events().await;
-    let csrf = hidden_value(&p.html, "csrf");
+    let csrf = hidden(&p.html, "csrf");
     let forged = filled(
         &[
             ("csrf".into(), csrf),
@@ -390,10 +390,6 @@ async fn the_asserter_amends_and_adds_evidence_through_the_forms() {
     let p = send_form(&w.app, &format!("{}/amend", w.claim_path), &bobs, &forged).await;
     assert_eq!(p.status, 403, "{}", p.html);
     assert_eq!(w.app.count_events().await, before);
-}
-
-fn hidden_value(html: &str, name: &str) -> String {
-    hidden(html, name)
 }
 
 #[tokio::test]
