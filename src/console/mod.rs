@@ -13,9 +13,12 @@
 //! and must come from the console's own origin (`csrf.rs`).
 
 mod assets;
+mod audit;
+mod claim_form;
 mod claims;
 mod csrf;
 mod error;
+mod facts;
 mod layout;
 mod queue;
 mod session;
@@ -41,9 +44,17 @@ pub fn router(max_body_bytes: usize) -> Router<SharedState> {
         .route("/queue", get(queue::page))
         .route("/stories", get(stories::list).post(stories::create))
         .route("/stories/{id}", get(stories::page))
+        .route("/stories/{id}/claims", post(claim_form::create))
+        .route("/stories/{id}/claims/new", get(claim_form::new))
         .route("/claims/{id}", get(claims::page))
-        .route("/facts", get(layout::facts_placeholder))
-        .route("/audit", get(layout::audit_placeholder))
+        .route(
+            "/claims/{id}/amend",
+            get(claims::amend).post(claims::act_amend),
+        )
+        .route("/claims/{id}/{action}", post(claims::act))
+        .route("/facts", get(facts::list))
+        .route("/facts/{id}", get(facts::page))
+        .route("/audit", get(audit::page))
         .route("/assets/{file}", get(assets::serve))
         .fallback(layout::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))

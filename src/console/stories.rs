@@ -272,6 +272,7 @@ pub async fn page(
     let story = state.services.load_story(id).await?.ok_or_else(missing)?;
     let claims = state.services.story_claims(id).await?;
     let r = &story.registered;
+    let new_claim = format!("/console/stories/{id}/claims/new");
     let quotes: Vec<&str> = claims
         .iter()
         .filter_map(|c| c.get("quote").and_then(Value::as_str))
@@ -290,6 +291,13 @@ pub async fn page(
             dt { "Registered by" } dd { (story.registered_by) " at " (story.registered_at.to_rfc3339()) }
         }
         h2 { "Body" }
+        @if session.actor.role.can_write() {
+            // The script adds `?quote=` (the text selected in the body) to
+            // `data-href`; without it the link opens the empty form.
+            p {
+                a id="new-claim" class="button" href=(new_claim) data-href=(new_claim) { "New claim" }
+            }
+        }
         @match &r.body {
             Some(body) => div class="story-body" { (highlighted(body, &quotes)) },
             None => p class="meta" { "This story has no body." },

@@ -464,6 +464,82 @@ pub fn decide(
     }
 }
 
+/// The life-cycle actions an editor may ask of a claim, one per [`Command`]
+/// variant, for clients that offer them (the console's buttons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Confirm,
+    Dispute,
+    Retract,
+    Amend,
+    AttachEvidence,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Confirm,
+        Action::Dispute,
+        Action::Retract,
+        Action::Amend,
+        Action::AttachEvidence,
+    ];
+
+    /// Which action a command is.
+    pub fn of(cmd: &Command) -> Action {
+        match cmd {
+            Command::Confirm { .. } => Action::Confirm,
+            Command::Dispute { .. } => Action::Dispute,
+            Command::Retract { .. } => Action::Retract,
+            Command::Amend(_) => Action::Amend,
+            Command::AttachEvidence { .. } => Action::AttachEvidence,
+        }
+    }
+
+    /// A command of this kind whose fields pass every check of their own,
+    /// so that [`decide`] answers only about the actor and the state.
+    fn probe(self, claim: &Claim) -> Command {
+        match self {
+            Action::Confirm => Command::Confirm { note: None },
+            Action::Dispute => Command::Dispute {
+                reason: String::new(),
+            },
+            Action::Retract => Command::Retract {
+                reason: String::new(),
+            },
+            Action::Amend => Command::Amend(Box::new(Amendment {
+                quote: Some(claim.asserted.quote.clone()),
+                ..Amendment::default()
+            })),
+            Action::AttachEvidence => Command::AttachEvidence {
+                url: String::new(),
+                note: None,
+            },
+        }
+    }
+}
+
+/// Whether `ctx.actor` may take `action` on `claim` now, and if not, why:
+/// a role that may not write is refused first (as the API refuses it before
+/// anything else), then [`decide`] answers for a command of this kind.
+/// Asked of `decide` itself, so the two cannot disagree.
+pub fn check_action(claim: &Claim, action: Action, ctx: &Context<'_>) -> Result<(), DomainError> {
+    if !ctx.actor.role.can_write() {
+        return Err(DomainError::Forbidden(format!(
+            "the {} role may not write; editors and admins may",
+            ctx.actor.role.as_str()
+        )));
+    }
+    decide(claim, &action.probe(claim), ctx).map(|_| ())
+}
+
+/// The actions `ctx.actor` may take on `claim` now ([`check_action`]).
+pub fn allowed_actions(claim: &Claim, ctx: &Context<'_>) -> Vec<Action> {
+    Action::ALL
+        .into_iter()
+        .filter(|a| check_action(claim, *a, ctx).is_ok())
+        .collect()
+}
+
 /// When a confirmation verifies a claim that corrects another, the corrected
 /// claim is superseded in the same transaction, unless it already is final.
 pub fn supersede_on_verify(
@@ -482,4 +558,207 @@ pub fn supersede_on_verify(
         schema: SCHEMA,
         by: correcting.asserted.claim_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn actor(name: &str, role: Role) -> Actor {
+        Actor {
+            name: name.into(),
+            role,
+        }
+    }
+
+    fn rec(actor: &str) -> Recorded {
+        Recorded {
+            actor: actor.into(),
+            at: Utc
+                .with_ymd_and_hms(2020, 1, 6, 0, 0, 0)
+                .single()
+                .expect("time"),
+        }
+    }
+
+    fn asserted_by(name: &str) -> Claim {
+        let a = Asserted {
+            schema: SCHEMA,
+            claim_id: Uuid::nil(),
+            story_id: Uuid::nil(),
+            subject: "s".into(),
+            property: "p".into(),
+            fact_id: Uuid::nil(),
+            value: ClaimValue::Text("t".into()),
+            quote: "q".into(),
+            valid_at: None,
+            attributed_to: None,
+            corrects: None,
+            story_published_at: rec(name).at,
+        };
+        evolve(None, &ClaimEvent::ClaimAsserted(Box::new(a)), &rec(name)).expect("claim")
+    }
+
+    fn then(claim: Claim, event: ClaimEvent, by: &str) -> Claim {
+        evolve(Some(claim), &event, &rec(by)).expect("claim")
+    }
+
+    /// Claims in every status, asserted by `ann`, `bob` having confirmed
+    /// the verified one.
+    fn states() -> Vec<Claim> {
+        let pending = asserted_by("ann");
+        let verified = then(
+            pending.clone(),
+            ClaimEvent::ClaimConfirmed {
+                schema: SCHEMA,
+                note: None,
+                verified: true,
+                confirmations: 1,
+                required: 1,
+            },
+            "bob",
+        );
+        let disputed = then(
+            pending.clone(),
+            ClaimEvent::ClaimDisputed {
+                schema: SCHEMA,
+                reason: "r".into(),
+            },
+            "bob",
+        );
+        let retracted = then(
+            pending.clone(),
+            ClaimEvent::ClaimRetracted {
+                schema: SCHEMA,
+                reason: "r".into(),
+            },
+            "ann",
+        );
+        let superseded = then(
+            verified.clone(),
+            ClaimEvent::ClaimSuperseded {
+                schema: SCHEMA,
+                by: Uuid::nil(),
+            },
+            "bob",
+        );
+        vec![pending, verified, disputed, retracted, superseded]
+    }
+
+    fn actors() -> Vec<Actor> {
+        vec![
+            actor("ann", Role::Editor),
+            actor("bob", Role::Editor),
+            actor("cy", Role::Editor),
+            actor("root", Role::Admin),
+            actor("rita", Role::Reader),
+            actor("audrey", Role::Auditor),
+        ]
+    }
+
+    fn real_commands() -> Vec<Command> {
+        vec![
+            Command::Confirm {
+                note: Some("checked".into()),
+            },
+            Command::Dispute {
+                reason: "doubt".into(),
+            },
+            Command::Retract {
+                reason: "wrong".into(),
+            },
+            Command::Amend(Box::new(Amendment {
+                value: Some(ClaimValue::Text("u".into())),
+                ..Amendment::default()
+            })),
+            Command::AttachEvidence {
+                url: "https://example.org/a".into(),
+                note: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn allowed_actions_are_exactly_what_decide_accepts_of_a_writer() {
+        for claim in states() {
+            for a in actors() {
+                let ctx = Context {
+                    actor: &a,
+                    required_confirmations: 2,
+                };
+                let allowed = allowed_actions(&claim, &ctx);
+                for cmd in real_commands() {
+                    let accepted = a.role.can_write() && decide(&claim, &cmd, &ctx).is_ok();
+                    assert_eq!(
+                        allowed.contains(&Action::of(&cmd)),
+                        accepted,
+                        "{} ({:?}) on a {} claim: {cmd:?}",
+                        a.name,
+                        a.role,
+                        claim.status.as_str()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_actions_by_example() {
+        use Action::*;
+        let [pending, verified, disputed, retracted, superseded] =
+            <[Claim; 5]>::try_from(states()).expect("five");
+        let ctx = |a: &Actor| {
+            allowed_actions(
+                &pending,
+                &Context {
+                    actor: a,
+                    required_confirmations: 1,
+                },
+            )
+        };
+        assert_eq!(
+            ctx(&actor("ann", Role::Editor)),
+            vec![Dispute, Retract, Amend, AttachEvidence],
+            "the asserter may not confirm"
+        );
+        assert_eq!(
+            ctx(&actor("bob", Role::Editor)),
+            vec![Confirm, Dispute, AttachEvidence]
+        );
+        assert_eq!(
+            ctx(&actor("root", Role::Admin)),
+            vec![Confirm, Dispute, Retract, AttachEvidence]
+        );
+        assert!(ctx(&actor("rita", Role::Reader)).is_empty());
+        assert!(ctx(&actor("audrey", Role::Auditor)).is_empty());
+        let on = |c: &Claim, a: &Actor| {
+            allowed_actions(
+                c,
+                &Context {
+                    actor: a,
+                    required_confirmations: 1,
+                },
+            )
+        };
+        let bob = actor("bob", Role::Editor);
+        assert_eq!(
+            on(&verified, &bob),
+            vec![Dispute, AttachEvidence],
+            "confirmed once"
+        );
+        assert_eq!(
+            on(&disputed, &bob),
+            vec![Confirm, Dispute, AttachEvidence],
+            "a dispute opens a new round"
+        );
+        assert_eq!(
+            on(&disputed, &actor("ann", Role::Editor)),
+            vec![Dispute, Retract, AttachEvidence],
+            "no amending once disputed"
+        );
+        assert!(on(&retracted, &actor("root", Role::Admin)).is_empty());
+        assert!(on(&superseded, &actor("ann", Role::Editor)).is_empty());
+    }
 }

@@ -510,6 +510,11 @@ const KINDS: &[(&str, &[&str])] = &[
     ("text", &["text"]),
 ];
 
+/// The kinds of value a claim may have, in the order the API lists them.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().map(|(kind, _)| *kind)
+}
+
 fn build(fields: Vec<(String, Field)>) -> Result<ClaimValue, FieldError> {
     let mut m = Members(fields);
     let kind = match m.take("kind") {

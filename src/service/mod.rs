@@ -301,6 +301,12 @@ impl Services {
         &self.store
     }
 
+    /// The settings the write rules depend on (for clients that ask the
+    /// domain what an actor may do, as the console does).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// Every event of a stream, in order.
     async fn read_whole_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, ServiceError> {
         let mut all = Vec::new();

@@ -12,20 +12,20 @@ use crate::support::TestApp;
 
 /// A browser without cookies or redirects of its own: each test says what
 /// it sends.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
 }
 
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) html: String,
 }
 
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
     let mut req = browser().get(app.url(path));
     if let Some(c) = cookie {
         req = req.header("cookie", c);
@@ -33,7 +33,7 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
     read(req).await
 }
 
-async fn read(req: reqwest::RequestBuilder) -> Page {
+pub(crate) async fn read(req: reqwest::RequestBuilder) -> Page {
     let res = req.send().await.expect("request");
     Page {
         status: res.status().as_u16(),
@@ -44,7 +44,7 @@ async fn read(req: reqwest::RequestBuilder) -> Page {
 
 /// A form POST as the console's own page sends it (Origin: the app), with
 /// `extra` headers on top; `origin: None` sends none.
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     path: &str,
     cookie: Option<&str>,
@@ -65,7 +65,7 @@ async fn post_form(
     read(req).await
 }
 
-fn location(p: &Page) -> &str {
+pub(crate) fn location(p: &Page) -> &str {
     p.headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -73,7 +73,7 @@ fn location(p: &Page) -> &str {
 }
 
 /// Signs in and returns the `name=value` pair to send as `Cookie`.
-async fn sign_in(app: &TestApp, token: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let p = post_form(
         app,
         "/console/sign-in",
@@ -88,7 +88,7 @@ async fn sign_in(app: &TestApp, token: &str) -> String {
 }
 
 /// The value of the first hidden field `name` on the page.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -98,7 +98,7 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// HTML-escaped as the templates escape text.
-fn escaped(s: &str) -> String {
+pub(crate) fn escaped(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -135,7 +135,7 @@ fn forged(csrf: Option<&str>) -> Vec<(&'static str, &str)> {
     fields
 }
 
-fn assert_page_headers(p: &Page, what: &str) {
+pub(crate) fn assert_page_headers(p: &Page, what: &str) {
     let h = |name: &str| {
         p.headers
             .get(name)

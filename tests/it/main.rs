@@ -13,6 +13,7 @@ mod chain_verifier;
 mod cli;
 mod connection_limits;
 mod console;
+mod console_pages;
 mod domain_claim;
 mod domain_fact;
 mod exchange;
