@@ -119,11 +119,12 @@ pub async fn page(
         }
         Err(words) => (None, Some(words)),
     };
-    let checkpoint = match checkpoints::latest(state.services.store().pool()).await {
-        Ok(c) => Some(c),
-        Err(ServiceError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let checkpoint =
+        match checkpoints::latest(state.services.store().pool(), state.services.proofs()).await {
+            Ok(c) => Some(c),
+            Err(ServiceError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
     let (since_value, until_value) = match &events {
         Some((_, s, u)) => (s.clone(), u.clone()),
         None => (q.since.clone(), q.until.clone()),
