@@ -32,3 +32,72 @@ window.addEventListener("pageshow", function () {
     }
   }
 });
+
+// The Queue, live: the page names a stream of claim events (data-live) and
+// the URL of its list alone (data-fragment). On each event the list is
+// fetched again, server-rendered, and put in place of the old one; events
+// that arrive during a fetch cause one more fetch after it.
+(function () {
+  var list = document.getElementById("queue-list");
+  if (!list || !list.dataset.live || !list.dataset.fragment || !window.EventSource) {
+    return;
+  }
+  var status = document.getElementById("queue-live");
+  var say = function (words) {
+    if (status) {
+      status.textContent = words;
+      status.hidden = false;
+    }
+  };
+  var busy = false;
+  var again = false;
+  var refresh = function () {
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    fetch(list.dataset.fragment, { credentials: "same-origin", cache: "no-store" })
+      .then(function (res) {
+        // Signed out meanwhile: the fetch ended on the sign-in page.
+        if (res.redirected || !res.ok) {
+          throw new Error("the queue could not be read (" + res.status + ")");
+        }
+        return res.text();
+      })
+      .then(function (html) {
+        // Keep the keyboard focus on the same link if it is still listed.
+        var focused = document.activeElement;
+        var href = focused && list.contains(focused) ? focused.getAttribute("href") : null;
+        list.innerHTML = html;
+        if (href) {
+          var same = list.querySelector('a[href="' + CSS.escape(href) + '"]');
+          if (same) {
+            same.focus();
+          }
+        }
+        say("Live: updated at " + new Date().toLocaleTimeString() + ".");
+      })
+      .catch(function () {
+        say("The queue could not be updated; reload the page.");
+      })
+      .then(function () {
+        busy = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  };
+  var source = new EventSource(list.dataset.live);
+  source.addEventListener("open", function () {
+    say("Live: new claims appear here as they are asserted.");
+  });
+  source.addEventListener("claim", refresh);
+  source.addEventListener("error", function () {
+    if (source.readyState === EventSource.CLOSED) {
+      say("Live updates stopped; reload the page to see new claims.");
+    }
+  });
+})();
+
