@@ -101,3 +101,44 @@ window.addEventListener("pageshow", function () {
   });
 })();
 
+// "New claim" on a story's page: the text selected in the story's body
+// becomes the new claim's quote (?quote=…). The button names the claim
+// form in data-href; without a selection it opens the form empty.
+(function () {
+  var button = document.getElementById("new-claim");
+  var body = document.querySelector(".story-body");
+  if (!button || !button.dataset.href) {
+    return;
+  }
+  // The selection inside the body, as last seen: pressing the button may
+  // clear it before the click arrives.
+  var inside = function () {
+    var sel = window.getSelection();
+    if (!body || !sel || sel.rangeCount === 0 || sel.isCollapsed) {
+      return "";
+    }
+    var range = sel.getRangeAt(0);
+    if (!body.contains(range.commonAncestorContainer)) {
+      return "";
+    }
+    return sel.toString().trim();
+  };
+  var last = "";
+  document.addEventListener("selectionchange", function () {
+    var now = inside();
+    if (now) {
+      last = now;
+    } else if (document.activeElement !== button) {
+      last = "";
+    }
+  });
+  button.addEventListener("click", function (event) {
+    event.preventDefault();
+    var quote = inside() || last;
+    var href = button.dataset.href;
+    if (quote) {
+      href += (href.indexOf("?") < 0 ? "?" : "&") + "quote=" + encodeURIComponent(quote);
+    }
+    window.location.assign(href);
+  });
+})();

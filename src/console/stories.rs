@@ -290,6 +290,14 @@ pub async fn page(
             dt { "Registered by" } dd { (story.registered_by) " at " (story.registered_at.to_rfc3339()) }
         }
         h2 { "Body" }
+        @if session.actor.role.can_write() {
+            // The script adds the body's selected text as ?quote=.
+            form class="toolbar" method="get" action={ "/console/stories/" (id) "/claims/new" } {
+                button type="submit" id="new-claim"
+                    data-href={ "/console/stories/" (id) "/claims/new" } { "New claim" }
+                span class="hint" { "Select the sentence a claim quotes in the body, then press New claim." }
+            }
+        }
         @match &r.body {
             Some(body) => div class="story-body" { (highlighted(body, &quotes)) },
             None => p class="meta" { "This story has no body." },
