@@ -33,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use server::{PeerAddr, ServerLimits, raise_fd_limit, serve};
+pub(crate) use stream::{Standing, follow, resume_after};
 pub use stream::{StreamCaps, StreamSlots};
 
 use crate::auth::TokenCache;

@@ -16,14 +16,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
 use super::SharedState;
-use super::auth::{Auditor, TokenHash};
+use super::auth::Auditor;
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::Params;
-use crate::auth::TokenCache;
 use crate::domain::error::FieldError;
 use crate::service::reads::event_json;
-use crate::store::Subscription;
+use crate::store::{EventStore, RecordedEvent, Subscription};
 
 /// How many event streams may be open at once.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +60,8 @@ impl StreamSlots {
         })
     }
 
-    fn take(self: &Arc<Self>, who: &str) -> Result<StreamSlot, ApiError> {
+    /// A place for one more stream of `who` (a token's name), or 429.
+    pub(crate) fn take(self: &Arc<Self>, who: &str) -> Result<StreamSlot, ApiError> {
         let full = |detail: String| ApiError::TooManyStreams {
             detail,
             retry_after: 5,
@@ -108,49 +108,107 @@ impl Drop for StreamSlot {
     }
 }
 
+/// Whether a stream's reader may still read it, as [`follow`] asks.
+pub(crate) enum Standing {
+    Allowed,
+    /// Its token was revoked, its session ended, …: the stream ends.
+    Ended,
+    /// Cannot tell now (the database is away: the subscription will say so).
+    Unknown,
+}
+
 /// What a stream carries from one event to the next.
-struct Live {
+struct Live<C, S> {
     sub: Subscription,
-    tokens: Arc<TokenCache>,
-    token: TokenHash,
+    standing: C,
+    show: S,
     check: tokio::time::Interval,
     _slot: StreamSlot,
 }
 
-impl Live {
-    /// The next event, or `None` when the stream must end: its token is no
-    /// longer active, or the log cannot be read (the client resumes with
-    /// `Last-Event-ID`).
+impl<C, CF, S, SF> Live<C, S>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Standing>,
+    S: FnMut(RecordedEvent) -> SF,
+    SF: Future<Output = Option<Event>>,
+{
+    /// The next event to send, or `None` when the stream must end: its
+    /// reader may no longer read it, or the log cannot be read (the client
+    /// resumes with `Last-Event-ID`).
     async fn next(&mut self) -> Option<Event> {
         loop {
             tokio::select! {
-                e = self.sub.next() => {
-                    return match e {
-                        Ok(e) => Some(
-                            Event::default()
-                                .id(e.position.to_string())
-                                .data(event_json(&e).to_string()),
-                        ),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "event stream ended");
-                            None
+                e = self.sub.next() => match e {
+                    Ok(e) => {
+                        if let Some(event) = (self.show)(e).await {
+                            return Some(event);
                         }
-                    };
-                }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "event stream ended");
+                        return None;
+                    }
+                },
                 _ = self.check.tick() => {
-                    match self.tokens.authenticate(&self.token).await {
-                        Ok(Some(actor)) if actor.role.can_audit() => {}
-                        Ok(_) => {
-                            tracing::info!("event stream ended: its token is no longer active");
-                            return None;
-                        }
-                        // The database is away: the subscription will say so.
-                        Err(_) => {}
+                    if let Standing::Ended = (self.standing)().await {
+                        tracing::info!("event stream ended: its reader may no longer read it");
+                        return None;
                     }
                 }
             }
         }
     }
+}
+
+/// The log after `after`, live, as Server-Sent Events: each event becomes
+/// what `show` makes of it (or nothing), and the stream ends once
+/// `standing` (asked every half reload of the token cache, so within the
+/// window that refuses the reader's new requests) says it is over. `slot`
+/// is held for as long as the stream is open.
+pub(crate) fn follow<C, CF, S, SF>(
+    store: &EventStore,
+    after: i64,
+    slot: StreamSlot,
+    standing: C,
+    show: S,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + use<C, CF, S, SF>>
+where
+    C: FnMut() -> CF + Send + 'static,
+    CF: Future<Output = Standing> + Send,
+    S: FnMut(RecordedEvent) -> SF + Send + 'static,
+    SF: Future<Output = Option<Event>> + Send,
+{
+    let mut check = tokio::time::interval(crate::auth::REFRESH / 2);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
+    let live = Live {
+        sub: store.subscribe(after),
+        standing,
+        show,
+        check,
+        _slot: slot,
+    };
+    let stream = futures::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The position a reconnecting `EventSource` resumes after: the
+/// `Last-Event-ID` it sends, when it sends one.
+pub(crate) fn resume_after(headers: &HeaderMap) -> Result<Option<i64>, FieldError> {
+    headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| FieldError::new("Last-Event-ID", "must be an event position"))
+        })
+        .transpose()
 }
 
 /// One Server-Sent Event of the stream, as an event-stream parser reads it
@@ -194,34 +252,28 @@ pub async fn events(
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // A reconnecting EventSource sends the last id it saw; it wins over `after`.
-    let resume = headers
-        .get("last-event-id")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| FieldError::new("Last-Event-ID", "must be an event position"))
-        })
-        .transpose()?;
-    let after = match resume {
+    let after = match resume_after(&headers)? {
         Some(p) => p,
         None => p.position("after")?.unwrap_or(0),
     };
     let slot = state.streams.take(&actor.name)?;
-    let mut check = tokio::time::interval(crate::auth::REFRESH / 2);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    check.reset();
-    let live = Live {
-        sub: state.services.store().subscribe(after),
-        tokens: state.tokens.clone(),
-        token,
-        check,
-        _slot: slot,
+    let tokens = state.tokens.clone();
+    let standing = move || {
+        let tokens = tokens.clone();
+        async move {
+            match tokens.authenticate(&token).await {
+                Ok(Some(actor)) if actor.role.can_audit() => Standing::Allowed,
+                Ok(_) => Standing::Ended,
+                Err(_) => Standing::Unknown,
+            }
+        }
     };
-    let stream = futures::stream::unfold(live, |mut live| async move {
-        let event = live.next().await?;
-        Some((Ok(event), live))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let show = |e: RecordedEvent| {
+        std::future::ready(Some(
+            Event::default()
+                .id(e.position.to_string())
+                .data(event_json(&e).to_string()),
+        ))
+    };
+    Ok(follow(state.services.store(), after, slot, standing, show))
 }

@@ -42,6 +42,7 @@ pub fn router(max_body_bytes: usize) -> Router<SharedState> {
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/queue", get(queue::page))
+        .route("/queue/stream", get(queue::stream))
         .route("/stories", get(stories::list).post(stories::create))
         .route("/stories/{id}", get(stories::page))
         .route("/stories/{id}/claims", post(claim_form::create))

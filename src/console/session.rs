@@ -36,6 +36,21 @@ impl Session {
     pub fn csrf_token(&self) -> String {
         csrf::token_for(&self.csrf_secret)
     }
+
+    /// Whether the session is still open: signed out, expired or its token
+    /// revoked, it is not (as a new request would find). For what outlives
+    /// the request that resolved it (the queue's live stream).
+    pub async fn still_open(&self, state: &SharedState) -> Result<bool, ConsoleError> {
+        let token_hash: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT token_hash FROM console_sessions WHERE id_hash = $1 AND expires_at > now()",
+        )
+        .bind(self.id_hash.to_vec())
+        .fetch_optional(state.services.store().pool())
+        .await?;
+        Ok(token_hash
+            .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+            .is_some_and(|h| state.tokens.active(&h).is_some()))
+    }
 }
 
 fn random32() -> Result<[u8; 32], ConsoleError> {

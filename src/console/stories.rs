@@ -292,10 +292,11 @@ pub async fn page(
         }
         h2 { "Body" }
         @if session.actor.role.can_write() {
-            // The script adds `?quote=` (the text selected in the body) to
-            // `data-href`; without it the link opens the empty form.
-            p {
-                a id="new-claim" class="button" href=(new_claim) data-href=(new_claim) { "New claim" }
+            // The script adds the body's selected text as ?quote=; without it
+            // the form opens the empty claim form.
+            form class="toolbar" method="get" action=(new_claim) {
+                button type="submit" id="new-claim" data-href=(new_claim) { "New claim" }
+                span class="hint" { "Select the sentence a claim quotes in the body, then press New claim." }
             }
         }
         @match &r.body {

@@ -87,18 +87,7 @@ impl Services {
         loop {
             head.borrow_and_update();
             checkpoints.borrow_and_update();
-            let reached = match source {
-                Source::Log => self.store.head().await?.position,
-                Source::Projections(list) => {
-                    let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
-                    projections::lowest_checkpoint(self.store.pool(), &names).await?
-                }
-                Source::FactDocuments => {
-                    projections::lowest_checkpoint(self.store.pool(), &[projections::FACTS.name()])
-                        .await?
-                }
-            };
-            if reached >= position {
+            if self.reached(source).await? >= position {
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
@@ -114,6 +103,23 @@ impl Services {
                 _ = tokio::time::sleep(nap) => {},
             }
         }
+    }
+
+    /// The position `source` has caught up with: everything at or before
+    /// it shows in what is read from it (for fact documents, the facts
+    /// projection's position, not the cache's).
+    pub async fn reached(&self, source: Source) -> Result<i64, ServiceError> {
+        Ok(match source {
+            Source::Log => self.store.head().await?.position,
+            Source::Projections(list) => {
+                let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
+                projections::lowest_checkpoint(self.store.pool(), &names).await?
+            }
+            Source::FactDocuments => {
+                projections::lowest_checkpoint(self.store.pool(), &[projections::FACTS.name()])
+                    .await?
+            }
+        })
     }
 
     pub async fn list_claims(

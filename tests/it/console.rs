@@ -714,3 +714,149 @@ async fn the_queue_lists_others_pending_claims_newest_first() {
     );
     assert!(page.html.contains("<mark>The vote passed.</mark>"));
 }
+
+/// Reads the stream until `want` shows up in what it sent, or panics after
+/// `within`; returns all it read.
+async fn read_until(res: &mut reqwest::Response, want: &str, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = String::new();
+    while !seen.contains(want) {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => panic!("the stream ended before {want:?}; it sent {seen:?}"),
+            Ok(Err(e)) => panic!("the stream failed before {want:?}: {e}; it sent {seen:?}"),
+            Err(_) => panic!("no {want:?} within {within:?}; the stream sent {seen:?}"),
+        }
+    }
+    seen
+}
+
+/// Asserts a claim through the API and returns its position.
+async fn assert_claim(app: &TestApp, token: &str, story: &str, subject: &str) -> i64 {
+    let (st, _, claim) = app
+        .post_json(
+            "/v1/claims",
+            token,
+            &json!({"story_id": story, "subject": subject, "property": "count",
+                    "value": {"kind": "quantity", "amount": "5200", "unit": "soldier"},
+                    "quote": "Some 5,200 U.S. troops remain."}),
+        )
+        .await;
+    assert_eq!(st, 201, "{claim}");
+    claim["position"].as_i64().expect("position")
+}
+
+#[tokio::test]
+async fn the_queue_stream_tells_of_claims_once_listed_and_ends_with_the_session() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let bob = app.token("bob", "editor").await;
+    let (_, _, story) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "Troops", "publisher": "Example Times",
+                    "published_at": "2020-01-06",
+                    "body": "Some 5,200 U.S. troops remain."}),
+        )
+        .await;
+    let story = story["id"].as_str().expect("id").to_owned();
+    let bobs = sign_in(&app, &bob).await;
+
+    // No session: 204, which tells an EventSource to stop reconnecting.
+    assert_eq!(get(&app, "/console/queue/stream", None).await.status, 204);
+
+    // The page names the stream, from where its list was read.
+    let page = get(&app, "/console/queue", Some(&bobs)).await;
+    let marker = "data-live=\"/console/queue/stream?after=";
+    let at = page.html.find(marker).expect("a live list") + marker.len();
+    let after: i64 = page.html[at..]
+        .split('"')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("a position");
+    assert!(
+        page.html
+            .contains("data-fragment=\"/console/queue?fragment=1\"")
+    );
+
+    let mut stream = browser()
+        .get(app.url(&format!("/console/queue/stream?after={after}")))
+        .header("cookie", &bobs)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().expect("ascii"),
+        "text/event-stream"
+    );
+    let position = assert_claim(&app, &ann, &story, "hostile <b>&amp;</b>").await;
+    let sent = read_until(
+        &mut stream,
+        &format!("event: claim\nid: {position}\ndata: {position}\n"),
+        Duration::from_secs(2),
+    )
+    .await;
+    // Only the position: nothing of the event itself.
+    assert!(!sent.contains("hostile"), "{sent}");
+
+    // Once told, the list shows it: only the list, escaped.
+    let fragment = get(&app, "/console/queue?fragment=1", Some(&bobs)).await;
+    assert_eq!(fragment.status, 200);
+    assert!(
+        fragment.html.starts_with("<ul class=\"items\">"),
+        "{}",
+        fragment.html
+    );
+    assert!(!fragment.html.contains("<html"), "{}", fragment.html);
+    assert!(
+        fragment
+            .html
+            .contains(&escaped("hostile <b>&amp;</b> — count")),
+        "{}",
+        fragment.html
+    );
+    assert_page_headers(&fragment, "the queue's list");
+
+    // Signing out ends the stream within the token cache's reload.
+    let csrf = hidden(&page.html, "csrf");
+    let out = post_form(
+        &app,
+        "/console/sign-out",
+        Some(&bobs),
+        Some(&app.base),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}
+
+#[tokio::test]
+async fn the_queue_stream_shares_the_event_streams_caps() {
+    let app = TestApp::start_with(crate::support::AppOptions {
+        streams: factlog::api::StreamCaps {
+            per_token: 1,
+            total: 10,
+        },
+        ..Default::default()
+    })
+    .await;
+    let audrey = app.token("audrey", "auditor").await;
+    let cookie = sign_in(&app, &audrey).await;
+    let api = app
+        .get("/v1/events/stream?after=0", &audrey)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(api.status(), 200);
+    let p = get(&app, "/console/queue/stream", Some(&cookie)).await;
+    assert_eq!(p.status, 429, "{}", p.html);
+    assert!(p.headers.contains_key("retry-after"));
+    drop(api);
+}

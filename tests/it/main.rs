@@ -9,6 +9,7 @@ mod api_docs;
 mod api_writes;
 mod auditing;
 mod batch_plans;
+mod browser;
 mod chain_verifier;
 mod cli;
 mod connection_limits;
