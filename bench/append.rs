@@ -19,10 +19,11 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles,
+    pgbench, postmaster_pid, single_insert_script, thousands,
 };
 
+#[allow(dead_code, reason = "the per-party CPU split is not reported here")]
 mod common;
 
 const EVENT_TYPE: &str = "ClaimAsserted";
@@ -217,7 +218,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
             // Alternating who goes first spreads any drift within a pair
             // (checkpoints, autovacuum, a noisy neighbour) over both sides.
             let factlog_first = round % 2 == 0;
-            let cpu_before = CpuSnapshot::take(postmaster);
+            let cpu_before = CpuSnapshot::take(postmaster, None);
             let mut factlog = None;
             let mut pgbench = None;
             for side in 0..2 {
@@ -233,7 +234,9 @@ async fn run(settings: Settings) -> EphemeralCluster {
                 round,
                 factlog: factlog.expect("factlog side ran"),
                 pgbench: pgbench.expect("pgbench side ran"),
-                others_cpu: CpuSnapshot::take(postmaster).others_share_since(&cpu_before),
+                others_cpu: CpuSnapshot::take(postmaster, None)
+                    .since(&cpu_before)
+                    .others_share,
             };
             eprintln!(
                 "round {} | {:<52} | factlog {:>9} ev/s ({:.1} ev/commit) | pgbench {:>9} ev/s | ratio {:.2} | others' CPU {:.0}%",
@@ -579,64 +582,6 @@ fn render_report(
         );
     }
     out
-}
-
-/// CPU time in clock ticks: the machine's, and this benchmark's (this
-/// process, its reaped children such as pgbench, and the cluster's processes).
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    ours: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal (guest is inside
-        // user). Interrupt time is charged to no process and is mostly our
-        // own loopback traffic, so it counts as nobody's.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let mut ours = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        if let Some(pm) = postmaster {
-            ours += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            // Live backends; exited ones are in the postmaster's reaped time.
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    ours += p.own;
-                }
-            }
-        }
-        CpuSnapshot { busy, total, ours }
-    }
-
-    fn others_share_since(&self, before: &CpuSnapshot) -> f64 {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return 0.0;
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let ours = self.ours.saturating_sub(before.ours);
-        busy.saturating_sub(ours) as f64 / total as f64
-    }
 }
 
 fn write_report(report: &str) -> PathBuf {

@@ -1,8 +1,8 @@
 //! What the benchmarks share: pgbench's side of the comparison (the
 //! payload, the table, the single-row script, running it), the machine's description,
 //! CPU accounting from `/proc`, and number formatting. Each bench declares
-//! `mod common;`; every item here is used by append, http and scale (tree,
-//! which writes nothing through pgbench, allows the rest to go unused).
+//! `mod common;`; a bench that uses only part of it allows the rest to go
+//! unused on that line.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -117,7 +117,7 @@ pub fn postmaster_pid(cluster_dir: &Path) -> Option<u32> {
 }
 
 /// utime+stime and cutime+cstime from `/proc/<pid>/stat`.
-pub fn process_ticks(pid: &str) -> Option<ProcessTicks> {
+fn process_ticks(pid: &str) -> Option<ProcessTicks> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; fields follow the last ')'.
     let fields: Vec<&str> = stat
@@ -132,10 +132,130 @@ pub fn process_ticks(pid: &str) -> Option<ProcessTicks> {
     })
 }
 
-pub struct ProcessTicks {
-    pub parent: u32,
-    pub own: u64,
-    pub reaped: u64,
+struct ProcessTicks {
+    parent: u32,
+    own: u64,
+    reaped: u64,
+}
+
+/// Where the machine's CPU went between two [`CpuSnapshot`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSplit {
+    /// Cores used on average: this process and its reaped children (the
+    /// load generator, pgbench, factlog commands), the server, PostgreSQL,
+    /// anything else.
+    pub client: f64,
+    pub server: f64,
+    pub postgres: f64,
+    pub others: f64,
+    /// Share of the whole machine used by anything but the benchmark.
+    pub others_share: f64,
+    /// CPU seconds of the server and of PostgreSQL.
+    pub server_secs: f64,
+    pub postgres_secs: f64,
+}
+
+/// CPU time in clock ticks: the machine's, and each party's: this process
+/// (the load generator, plus reaped children such as pgbench), the server,
+/// and the cluster's processes.
+pub struct CpuSnapshot {
+    busy: u64,
+    total: u64,
+    client: u64,
+    server: u64,
+    postgres: u64,
+}
+
+impl CpuSnapshot {
+    pub fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest is inside
+        // user). Interrupt time is charged to no process and is mostly our
+        // own loopback traffic, so it counts as nobody's.
+        let busy = at(0) + at(1) + at(2) + at(7);
+        let total = busy + at(3) + at(4);
+        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
+        let server = server
+            .and_then(|pid| process_ticks(&pid.to_string()))
+            .map_or(0, |p| p.own + p.reaped);
+        let mut postgres = 0;
+        if let Some(pm) = postmaster {
+            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
+            // Live backends; exited ones are in the postmaster's reaped time.
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                else {
+                    continue;
+                };
+                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
+                    postgres += p.own;
+                }
+            }
+        }
+        CpuSnapshot {
+            busy,
+            total,
+            client,
+            server,
+            postgres,
+        }
+    }
+
+    pub fn since(&self, before: &CpuSnapshot) -> CpuSplit {
+        let total = self.total.saturating_sub(before.total);
+        if total == 0 {
+            return CpuSplit::default();
+        }
+        let busy = self.busy.saturating_sub(before.busy);
+        let client = self.client.saturating_sub(before.client);
+        let server = self.server.saturating_sub(before.server);
+        let postgres = self.postgres.saturating_sub(before.postgres);
+        let others = busy.saturating_sub(client + server + postgres);
+        // Machine ticks count every CPU; one core's worth is total / cpus.
+        let per_core = total as f64 / cpu_count() as f64;
+        CpuSplit {
+            client: client as f64 / per_core,
+            server: server as f64 / per_core,
+            postgres: postgres as f64 / per_core,
+            others: others as f64 / per_core,
+            others_share: others as f64 / total as f64,
+            server_secs: server as f64 / clock_ticks_per_sec(),
+            postgres_secs: postgres as f64 / clock_ticks_per_sec(),
+        }
+    }
+}
+
+/// CPUs as /proc/stat counts them (what its tick totals add up).
+pub fn cpu_count() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count()
+        .max(1)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
 }
 
 pub async fn machine_description(pool: &PgPool) -> String {

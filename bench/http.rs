@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 mod client;
+#[allow(
+    dead_code,
+    reason = "PostgreSQL's CPU seconds are reported by scale only"
+)]
 mod common;
 
 use bytes::Bytes;
@@ -31,8 +35,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, checkpoint, cpu_count, machine_description,
+    median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
@@ -2829,121 +2833,6 @@ fn write_report(scenario: &str, report: &str) -> PathBuf {
     let path = dir.join(format!("{scenario}-{stamp}.md"));
     std::fs::write(&path, report).expect("write the results file");
     path
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuSplit {
-    /// Cores used on average by each party.
-    client: f64,
-    server: f64,
-    postgres: f64,
-    others: f64,
-    /// Share of the whole machine used by anything but the benchmark.
-    others_share: f64,
-    /// CPU seconds the server used.
-    server_secs: f64,
-}
-
-/// CPU time in clock ticks: the machine's, and each party's: this process
-/// (the load generator, plus reaped children such as pgbench), the server,
-/// and the cluster's processes.
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    client: u64,
-    server: u64,
-    postgres: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal (guest is inside
-        // user). Interrupt time is charged to no process and is mostly our
-        // own loopback traffic, so it counts as nobody's.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        let server = server
-            .and_then(|pid| process_ticks(&pid.to_string()))
-            .map_or(0, |p| p.own + p.reaped);
-        let mut postgres = 0;
-        if let Some(pm) = postmaster {
-            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            // Live backends; exited ones are in the postmaster's reaped time.
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    postgres += p.own;
-                }
-            }
-        }
-        CpuSnapshot {
-            busy,
-            total,
-            client,
-            server,
-            postgres,
-        }
-    }
-
-    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return CpuSplit::default();
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let client = self.client.saturating_sub(before.client);
-        let server = self.server.saturating_sub(before.server);
-        let postgres = self.postgres.saturating_sub(before.postgres);
-        let others = busy.saturating_sub(client + server + postgres);
-        // Machine ticks count every CPU; one core's worth is total / cpus.
-        let per_core = total as f64 / cpu_count() as f64;
-        CpuSplit {
-            client: client as f64 / per_core,
-            server: server as f64 / per_core,
-            postgres: postgres as f64 / per_core,
-            others: others as f64 / per_core,
-            others_share: others as f64 / total as f64,
-            server_secs: server as f64 / clock_ticks_per_sec(),
-        }
-    }
-}
-
-/// CPUs as /proc/stat counts them (what its tick totals add up).
-fn cpu_count() -> usize {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count()
-        .max(1)
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
 }
 
 fn status_name(status: u16) -> String {

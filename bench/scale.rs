@@ -26,8 +26,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, checkpoint, cpu_count, machine_description,
+    median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
 };
 use harness::{
     Load, Op, SETTLE_LIMIT, Sample, Server, VERIFY_EVERY_MINUTES, binary_description, closed_loop,
@@ -1120,121 +1120,6 @@ async fn run_pgbench(
         p50: run.p50,
         p99: run.p99,
     }
-}
-
-// ---------------------------------------------------------------------------
-// CPU accounting (as in bench/http.rs, from common.rs's process ticks)
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuSplit {
-    /// Cores used on average: this process and its reaped children (the
-    /// load generator, pgbench, factlog commands), the server, PostgreSQL,
-    /// anything else.
-    client: f64,
-    server: f64,
-    postgres: f64,
-    others: f64,
-    /// Share of the whole machine used by anything but the benchmark.
-    others_share: f64,
-    /// CPU seconds of the server and of PostgreSQL.
-    server_secs: f64,
-    postgres_secs: f64,
-}
-
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    client: u64,
-    server: u64,
-    postgres: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        let server = server
-            .and_then(|pid| process_ticks(&pid.to_string()))
-            .map_or(0, |p| p.own + p.reaped);
-        let mut postgres = 0;
-        if let Some(pm) = postmaster {
-            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    postgres += p.own;
-                }
-            }
-        }
-        CpuSnapshot {
-            busy,
-            total,
-            client,
-            server,
-            postgres,
-        }
-    }
-
-    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return CpuSplit::default();
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let client = self.client.saturating_sub(before.client);
-        let server = self.server.saturating_sub(before.server);
-        let postgres = self.postgres.saturating_sub(before.postgres);
-        let others = busy.saturating_sub(client + server + postgres);
-        let per_core = total as f64 / cpu_count() as f64;
-        CpuSplit {
-            client: client as f64 / per_core,
-            server: server as f64 / per_core,
-            postgres: postgres as f64 / per_core,
-            others: others as f64 / per_core,
-            others_share: others as f64 / total as f64,
-            server_secs: server as f64 / clock_ticks_per_sec(),
-            postgres_secs: postgres as f64 / clock_ticks_per_sec(),
-        }
-    }
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn cpu_count() -> usize {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count()
-        .max(1)
 }
 
 // ---------------------------------------------------------------------------
