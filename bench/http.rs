@@ -10,12 +10,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 mod client;
 #[allow(
@@ -23,6 +20,11 @@ mod client;
     reason = "PostgreSQL's CPU seconds are reported by scale only"
 )]
 mod common;
+#[allow(
+    dead_code,
+    reason = "child commands, the verifier's catch-up and the generator's asserts are scale's and tree's"
+)]
+mod harness;
 
 use bytes::Bytes;
 use factlog::db::{self, EphemeralCluster};
@@ -30,13 +32,18 @@ use factlog::projections::{self, AnyProjection};
 use factlog::store::{EventStore, StoreConfig};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use hyper::{Method, Request};
+use hyper::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use common::{
     CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, checkpoint, cpu_count, machine_description,
     median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
+};
+use harness::{
+    Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Sample, Server, binary_description, claim_text,
+    closed_loop, create_token, date_u, env_number, find_server_binary, mix, ms_fmt, ms_secs, rate,
+    status_counts, status_name, write_report,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
@@ -48,8 +55,6 @@ const WRITE_CONNECTIONS: [usize; 2] = [1, 32];
 const READ_CONNECTIONS: usize = 32;
 /// Connections used for unmeasured set-up work (seeding, topping up).
 const SETUP_CONNECTIONS: usize = 32;
-/// Per-request client timeout: bounds every loop even if the server hangs.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a visibility probe keeps polling before it counts as a timeout.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Visibility probes in flight at once; an assert arriving when all are busy
@@ -117,19 +122,6 @@ impl Settings {
 
     fn duration(&self) -> Duration {
         Duration::from_secs(self.secs)
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
-        _ => default,
     }
 }
 
@@ -218,89 +210,6 @@ fn db_name(scenario: &str) -> String {
 // The server under test, its database and its clients
 // ---------------------------------------------------------------------------
 
-/// The `factlog` binary cargo built for this bench (it builds a package's
-/// binaries before its benches, in the same profile), unless
-/// `FACTLOG_BENCH_BIN` names another.
-fn find_server_binary() -> PathBuf {
-    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
-        PathBuf::from,
-    );
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the bench through `cargo bench --bench http`, which builds it \
-         (or point FACTLOG_BENCH_BIN at a factlog binary)",
-        bin.display()
-    );
-    if let Some(newer) = newest_source_after(&bin) {
-        eprintln!(
-            "WARNING: {} is older than {}; the figures will describe the old code. \
-             `cargo bench --bench http` rebuilds it.",
-            bin.display(),
-            newer.display()
-        );
-    }
-    bin
-}
-
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// A source file changed after the binary was built, if any.
-fn newest_source_after(bin: &Path) -> Option<PathBuf> {
-    let built = mtime(bin)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut stack = vec![root.join("src"), root.join("migrations")];
-    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
-        .into_iter()
-        .filter(|f| mtime(f).is_some_and(|t| t > built))
-        .max_by_key(|f| mtime(f))
-}
-
-fn binary_description(bin: &Path) -> String {
-    let built = mtime(bin)
-        .map(|t| {
-            chrono::DateTime::<chrono::Utc>::from(t)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let stale = match newest_source_after(bin) {
-        Some(f) => format!(
-            " (**older than {}: stale build**)",
-            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-                .unwrap_or(&f)
-                .display()
-        ),
-        None => String::new(),
-    };
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    let path = bin
-        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(bin)
-        .display();
-    format!("`{path}` built {built}{stale}, working tree at commit {commit}")
-}
-
 struct Db {
     name: String,
     url: String,
@@ -337,175 +246,6 @@ async fn drop_database(cluster: &EphemeralCluster, name: &str) {
     .execute(&pool)
     .await;
     pool.close().await;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Memory {
-    fn rss_mb(self) -> f64 {
-        self.rss_kib as f64 * 1024.0 / MB
-    }
-
-    fn hwm_mb(self) -> f64 {
-        self.hwm_kib as f64 * 1024.0 / MB
-    }
-}
-
-fn memory_of(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    Memory {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-    }
-}
-
-/// `factlog serve` as a child process, logging to a file of its own.
-struct Server {
-    child: std::process::Child,
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(bin: &Path, url: &str) -> Server {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("directory for the server log");
-        let log = dir.path().join("serve.log");
-        let out = std::fs::File::create(&log).expect("create the server log");
-        let err = out.try_clone().expect("server log handle");
-        let mut cmd = std::process::Command::new(bin);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", url)
-            .env("FACTLOG_RATE_LIMIT", "0")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // SAFETY: prctl is async-signal-safe. The server must not outlive a
-        // bench that panics or is interrupted; this is spawned from the main
-        // thread, which lives as long as the bench.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("start factlog serve");
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let client = http_client(1);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if call_status(client.get(format!("{}/readyz", server.base))).await == 200 {
-                break;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "factlog serve was not ready within 60 s:\n{}",
-                server.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn memory(&self) -> Memory {
-        memory_of(self.pid())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Warnings and errors the server logged (it runs at `RUST_LOG=warn`, so
-    /// every line is one), with the first few shown.
-    fn log_summary(&self) -> (usize, Vec<String>) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        let first = lines.iter().take(5).cloned().collect();
-        (lines.len(), first)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
-    let out = tokio::process::Command::new(bin)
-        .args(["token", "create", "--name", name, "--role", role])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run factlog token create");
-    assert!(
-        out.status.success(),
-        "factlog token create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("the token is text")
-        .trim()
-        .to_owned()
 }
 
 /// One client per simulated connection: with `max_idle` 1 and requests sent
@@ -578,8 +318,8 @@ impl<'a> Live<'a> {
             editors.push(create_token(bin, &db.url, &format!("editor{i}"), "editor").await);
         }
         let reader = create_token(bin, &db.url, "reader", "reader").await;
-        let server = Server::start(bin, &db.url).await;
-        let base: Arc<str> = server.base.clone().into();
+        let server = Server::start(bin, &db.url, &[]).await;
+        let base: Arc<str> = format!("http://{}", server.authority).into();
         // No body: quotes need not match, and claims are all about this story.
         let (status, story) = call_json(
             http_client(1)
@@ -790,10 +530,6 @@ fn push_capped<T>(list: &Mutex<VecDeque<T>>, item: T, cap: usize) {
     l.push_back(item);
 }
 
-/// Numbers every claim body across the run, so successive phases do not
-/// replay the same subjects and valid times in the same order.
-static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
-
 /// A claim about one of `facts` (subject, property) pairs, at one of twelve
 /// valid times, with one of a few values, so facts hold a handful of claims
 /// and some valid times are contested, as in a real log.
@@ -801,23 +537,9 @@ fn claim_body(story: &str, facts: u64) -> Value {
     serde_json::from_str(&claim_body_text(story, facts)).expect("a claim body is JSON")
 }
 
-/// [`claim_body`] as the text sent: the load generator's hot path writes it
-/// directly (`story` is a uuid, the rest digits and fixed words, so nothing
-/// needs escaping).
+/// [`claim_body`] as the text sent, about `bench subject N`.
 fn claim_body_text(story: &str, facts: u64) -> String {
-    let n = CLAIM_SEQ.fetch_add(1, Ordering::Relaxed);
-    let h = mix(n);
-    format!(
-        concat!(
-            r#"{{"story_id":"{}","subject":"bench subject {}","property":"count","#,
-            r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
-            r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
-        ),
-        story,
-        h % facts,
-        1000 + 100 * (h >> 20) % 3,
-        1 + (h >> 40) % 12
-    )
+    claim_text(story, "bench subject", 0, facts)
 }
 
 /// What the load generator keeps of a created claim.
@@ -825,14 +547,6 @@ fn claim_body_text(story: &str, facts: u64) -> String {
 struct Created {
     id: String,
     fact_id: String,
-}
-
-/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn fact_has_claim(doc: &Value, claim: &str) -> bool {
@@ -845,124 +559,13 @@ fn fact_has_claim(doc: &Value, claim: &str) -> bool {
 // Closed-loop load
 // ---------------------------------------------------------------------------
 
-/// What to do with an answer: its status and body.
-type OnReply = Box<dyn FnOnce(u16, &[u8]) + Send>;
-/// A request, and what to do with its answer.
-type Call = (Request<client::Body>, Option<OnReply>);
-
-/// The `i`th request of a closed loop, or `None` when the work prepared for
-/// the measurement has run out; all of it to one server.
-#[derive(Clone)]
-struct Op {
-    authority: Arc<str>,
-    next: Arc<dyn Fn(u64) -> Option<Call> + Send + Sync>,
-}
-
-impl Op {
-    fn new(live: &Live, next: impl Fn(u64) -> Option<Call> + Send + Sync + 'static) -> Op {
-        Op {
-            authority: live.authority(),
-            next: Arc::new(next),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Load {
-    ok: u64,
-    latencies: Vec<Duration>,
-    errors: BTreeMap<u16, u64>,
-    elapsed: Duration,
-    ran_out: bool,
-}
-
-impl Load {
-    fn sample(&mut self) -> Sample {
-        let (p50, p99) = percentiles(&mut self.latencies);
-        Sample {
-            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            p50,
-            p99,
-        }
-    }
-}
-
-/// `conns` connections, each sending its next request as soon as the last
-/// answered, until the deadline or `limit` requests in all.
-async fn closed_loop(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
-    // The simulated clients run on a thread of their own, on a single-threaded
-    // runtime: they share two cores with the server and PostgreSQL, and a
-    // multi-threaded runtime's wake-ups between its workers cost more CPU per
-    // request than the clients' own work.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let _ = tx.send(runtime.block_on(clients(conns, d, limit, op)));
-    });
-    rx.await.expect("load generator thread")
-}
-
-async fn clients(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
-    let start = Instant::now();
-    let deadline = start + d;
-    let next = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..conns)
-        .map(|_| {
-            let op = op.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let mut conn = client::Conn::new(&op.authority, REQUEST_TIMEOUT);
-                let mut load = Load::default();
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= limit {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let Some((req, on_reply)) = (op.next)(i) else {
-                        load.ran_out = true;
-                        break;
-                    };
-                    let (status, body) = conn.send(req).await;
-                    let took = t.elapsed();
-                    if let Some(f) = on_reply {
-                        f(status, &body);
-                    }
-                    if (200..300).contains(&status) {
-                        load.ok += 1;
-                        load.latencies.push(took);
-                    } else {
-                        *load.errors.entry(status).or_default() += 1;
-                    }
-                }
-                load
-            })
-        })
-        .collect();
-    let mut total = Load::default();
-    for t in tasks {
-        let l = t.await.expect("load task");
-        total.ok += l.ok;
-        total.latencies.extend(l.latencies);
-        for (s, n) in l.errors {
-            *total.errors.entry(s).or_default() += n;
-        }
-        total.ran_out |= l.ran_out;
-    }
-    total.elapsed = start.elapsed();
-    total
-}
-
 fn assert_op(live: &Live) -> Op {
     let authority = live.authority();
     let editors = live.editors.clone();
     let story = live.story.clone();
     let known = live.known.clone();
     let facts = live.bench.settings.facts;
-    Op::new(live, move |i| {
+    Op::with_replies(live.authority(), move |i| {
         let e = (i % editors.len() as u64) as usize;
         let req = client::request(
             &authority,
@@ -990,7 +593,7 @@ fn confirm_op(live: &Live) -> Op {
     let editors = live.editors.clone();
     let known = live.known.clone();
     let note = Bytes::from_static(br#"{"note":"matches the agency figure"}"#);
-    Op::new(live, move |_| {
+    Op::with_replies(live.authority(), move |_| {
         let p = known.take_pending()?;
         let confirmer = &editors[(p.asserter + 1) % editors.len()];
         let req = client::request(
@@ -1007,7 +610,7 @@ fn confirm_op(live: &Live) -> Op {
 fn read_fact_op(live: &Live, facts: Arc<Vec<String>>) -> Op {
     let authority = live.authority();
     let reader = live.reader.clone();
-    Op::new(live, move |i| {
+    Op::with_replies(live.authority(), move |i| {
         let id = &facts[(mix(i ^ 0x5eed) % facts.len() as u64) as usize];
         let req = client::request(
             &authority,
@@ -1084,14 +687,6 @@ fn write_script(bench: &Bench, name: &str, text: &str) {
 
 fn write_single_insert_script(bench: &Bench) {
     write_script(bench, "single.sql", &single_insert_script());
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Sample {
-    /// Requests (HTTP) or transactions (pgbench) per second.
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
 }
 
 async fn run_pgbench(
@@ -1196,7 +791,7 @@ async fn measure_http(live: &Live<'_>, conns: usize, d: Duration, op: Op) -> Htt
     settle(&live.db.pool).await;
     let xacts_before = committed(&live.db.pool).await;
     let before = live.cpu();
-    let mut load = closed_loop(conns, d, u64::MAX, op).await;
+    let mut load = closed_loop(conns, d, NO_LIMIT, op).await;
     let cpu = live.cpu().since(&before);
     let memory = live.server.memory();
     let lag_at_stop = projection_lag(&live.db.pool).await;
@@ -1252,7 +847,7 @@ async fn writes(bench: &Bench) -> String {
     // relation extension and connection set-up on both sides.
     eprintln!("warming up...");
     let warm = Duration::from_secs(1);
-    closed_loop(8, warm, u64::MAX, assert_op(&live)).await;
+    closed_loop(8, warm, NO_LIMIT, assert_op(&live)).await;
     run_pgbench(bench, &live.db.name, "single.sql", 8, warm, &[]).await;
 
     let pairs: Vec<Pair> = WRITE_CONNECTIONS
@@ -1541,7 +1136,7 @@ async fn reads(bench: &Bench) -> String {
     let client = http_client(SETUP_CONNECTIONS);
     let docs: Vec<String> = futures::stream::iter(ids.iter().map(|id| {
         let req = client
-            .get(format!("{}/v1/facts/{id}", live.server.base))
+            .get(format!("{}/v1/facts/{id}", live.base))
             .bearer_auth(&*live.reader);
         async move {
             let (status, doc) = call_json(req).await;
@@ -1592,7 +1187,7 @@ async fn reads(bench: &Bench) -> String {
     closed_loop(
         8,
         warm,
-        u64::MAX,
+        NO_LIMIT,
         read_fact_op(&live, live_facts(&live).await),
     )
     .await;
@@ -2789,16 +2384,6 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 // Machine, CPU accounting, reports
 // ---------------------------------------------------------------------------
 
-fn date_u() -> String {
-    std::process::Command::new("date")
-        .arg("-u")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| chrono::Utc::now().format("%a %b %e %T UTC %Y").to_string())
-}
-
 fn header(scenario: &str, machine: &str, bench: &Bench, started: Instant) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -2826,49 +2411,6 @@ fn header(scenario: &str, machine: &str, bench: &Bench, started: Instant) -> Str
     out
 }
 
-fn write_report(scenario: &str, report: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-    std::fs::create_dir_all(&dir).expect("create bench/results");
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let path = dir.join(format!("{scenario}-{stamp}.md"));
-    std::fs::write(&path, report).expect("write the results file");
-    path
-}
-
-fn status_name(status: u16) -> String {
-    if status == 0 {
-        "no answer".into()
-    } else {
-        status.to_string()
-    }
-}
-
-fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(s, n)| format!("{} ×{n}", status_name(*s)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
-}
-
-fn rate(per_sec: f64) -> String {
-    if !per_sec.is_finite() {
-        return "—".into();
-    }
-    thousands(per_sec.round() as u64)
-}
-
-fn ms_fmt(d: Duration) -> String {
-    ms_secs(d.as_secs_f64())
-}
-
-fn ms_secs(secs: f64) -> String {
-    format!("{:.2} ms", secs * 1e3)
 }

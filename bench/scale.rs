@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod client;
 mod common;
+#[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
 mod harness;
 
 use chrono::{DateTime, Utc};
@@ -30,9 +31,10 @@ use common::{
     median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
 };
 use harness::{
-    Load, Op, SETTLE_LIMIT, Sample, Server, VERIFY_EVERY_MINUTES, binary_description, closed_loop,
-    command_line, create_token, date_u, env_number, find_server_binary, kib_mb, memory_of, mix,
-    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, SETTLE_LIMIT, Sample, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
+    binary_description, closed_loop, command_line, create_token, date_u, env_number,
+    find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified,
+    write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -430,7 +432,7 @@ async fn measure_size(
     .await
     .expect("database size");
 
-    let server = Server::start(&bench.bin, &bench.url, &[]).await;
+    let server = Server::start(&bench.bin, &bench.url, &[VERIFY_DAILY]).await;
     let t = Instant::now();
     wait_until_verified(&server, &bench.tokens.auditor).await;
     drain_projections(pool).await;
@@ -467,7 +469,7 @@ async fn measure_size(
     );
     let asserts = measure_asserts(&live).await;
     let full_pass_during = full_passes_started(pool).await != passes_before;
-    let server_peak_kib = memory_of(server.pid()).1;
+    let server_peak_kib = server.memory().hwm_kib;
     let server_log = server.log_summary();
     let facts = live.targets.facts.len();
     let matched_claims = claim_range(&live.targets.matched);
@@ -1015,9 +1017,9 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
     settle(&live.bench.pool).await;
     let quiet_wait = wait_for_quiet(live.bench, Some(live.server.pid())).await;
     // Warm-up: connections, the server's statement cache, the pages read.
-    closed_loop(s.conns, Duration::from_secs(1), op.clone()).await;
+    closed_loop(s.conns, Duration::from_secs(1), NO_LIMIT, op.clone()).await;
     let before = live.cpu();
-    let mut load = closed_loop(s.conns, Duration::from_secs(s.secs), op).await;
+    let mut load = closed_loop(s.conns, Duration::from_secs(s.secs), NO_LIMIT, op).await;
     let cpu = live.cpu().since(&before);
     let sample = load.sample();
     eprintln!(
@@ -1060,7 +1062,7 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
     let d = Duration::from_secs(s.write_secs);
     let pool = &live.bench.pool;
     eprintln!("  warming up the asserts...");
-    closed_loop(8, Duration::from_secs(1), assert_op(live)).await;
+    closed_loop(8, Duration::from_secs(1), NO_LIMIT, assert_op(live)).await;
     run_pgbench(live.bench, "single.sql", 8, Duration::from_secs(1), &[]).await;
     let mut rounds = Vec::new();
     for round in 0..s.rounds {
@@ -1071,7 +1073,7 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
             settle(pool).await;
             wait_for_quiet(live.bench, Some(live.server.pid())).await;
             if (side == 0) == round.is_multiple_of(2) {
-                http = Some(closed_loop(WRITE_CONNECTIONS, d, assert_op(live)).await);
+                http = Some(closed_loop(WRITE_CONNECTIONS, d, NO_LIMIT, assert_op(live)).await);
             } else {
                 pg = Some(run_pgbench(live.bench, "single.sql", WRITE_CONNECTIONS, d, &[]).await);
             }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 mod client;
 #[allow(dead_code, reason = "the write benches' pgbench side is not used here")]
 mod common;
+#[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
 mod harness;
 
 use factlog::db::{self, EphemeralCluster};
@@ -34,9 +35,10 @@ use sqlx::PgPool;
 
 use common::{checkpoint, machine_description, median, percentiles, pgbench, thousands};
 use harness::{
-    Load, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Sample, Server, binary_description, closed_loop,
-    command_line, create_token, date_u, env_number, find_server_binary, kib_mb, memory_of, mix,
-    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Sample, Server, VERIFY_DAILY,
+    binary_description, closed_loop, command_line, create_token, date_u, env_number,
+    find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified,
+    write_report,
 };
 
 const DB_NAME: &str = "tree";
@@ -100,7 +102,7 @@ impl Bench {
     async fn serve(&self, tree: bool) -> Server {
         let key = self.key_file();
         let key = key.to_str().expect("a UTF-8 temporary path");
-        let mut env = vec![("FACTLOG_SIGNING_KEY_FILE", key)];
+        let mut env = vec![VERIFY_DAILY, ("FACTLOG_SIGNING_KEY_FILE", key)];
         if !tree {
             env.push(("FACTLOG_PROJECTIONS", "facts"));
         }
@@ -178,7 +180,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     let proofs = measure_proofs(&bench, &server, head.size).await;
     let verify = measure_verify(&bench, &server, &head).await;
     let audit = measure_audit(&bench, &server, &head).await;
-    let server_peak_kib = memory_of(server.pid()).1;
+    let server_peak_kib = server.memory().hwm_kib;
     let server_log = server.log_summary();
     drop(server);
 
@@ -399,9 +401,9 @@ async fn measure_proofs(bench: &Bench, server: &Server, size: u64) -> Proofs {
     let d = Duration::from_secs(bench.settings.secs);
     eprintln!("inclusion proofs, {CONNECTIONS} connections...");
     // Warm-up: connections, the server's statement cache, the pages read.
-    closed_loop(CONNECTIONS, Duration::from_secs(1), op.clone()).await;
+    closed_loop(CONNECTIONS, Duration::from_secs(1), NO_LIMIT, op.clone()).await;
     checkpoint(&bench.pool).await;
-    let mut load = closed_loop(CONNECTIONS, d, op).await;
+    let mut load = closed_loop(CONNECTIONS, d, NO_LIMIT, op).await;
     let http = load.sample();
     std::fs::write(
         bench.scratch.path().join("select.sql"),
@@ -777,7 +779,7 @@ async fn measure_write_side(bench: &Bench, tree: bool) -> WriteSide {
         )
     };
     settle(bench, &server, tree).await;
-    closed_loop(8, Duration::from_secs(1), op()).await;
+    closed_loop(8, Duration::from_secs(1), NO_LIMIT, op()).await;
     settle(bench, &server, tree).await;
 
     let acks: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
@@ -794,8 +796,13 @@ async fn measure_write_side(bench: &Bench, tree: bool) -> WriteSide {
         bench.auditor.clone(),
         stopped,
     ));
-    let mut load: Load =
-        closed_loop(CONNECTIONS, Duration::from_secs(bench.settings.secs), op).await;
+    let mut load: Load = closed_loop(
+        CONNECTIONS,
+        Duration::from_secs(bench.settings.secs),
+        NO_LIMIT,
+        op,
+    )
+    .await;
     let acks = std::mem::take(&mut *acks.lock().expect("acks"));
     // With the tree on, the poller goes on until the last write is covered;
     // with it off, it stops at once (the poll's own cost is on both sides).
