@@ -19,8 +19,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles,
-    pgbench, postmaster_pid, single_insert_script, thousands,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, machine_description, median,
+    percentiles, postmaster_pid, single_insert_script, thousands,
 };
 
 #[allow(dead_code, reason = "the per-party CPU split is not reported here")]
@@ -127,7 +127,9 @@ struct Bench {
     cluster: EphemeralCluster,
     store: EventStore,
     pool: PgPool,
-    scripts: tempfile::TempDir,
+    /// pgbench's scripts and logs (`pgbench.scripts`); gone with the run.
+    _scripts: tempfile::TempDir,
+    pgbench: Pgbench,
 }
 
 fn main() {
@@ -184,10 +186,15 @@ async fn run(settings: Settings) -> EphemeralCluster {
     // Scripts and pgbench's per-transaction logs go away with this directory.
     write_pgbench_scripts(scripts.path());
     let bench = Bench {
+        pgbench: Pgbench {
+            scripts: scripts.path().to_owned(),
+            port: cluster.port(),
+            db: "bench".into(),
+        },
         cluster,
         store,
         pool,
-        scripts,
+        _scripts: scripts,
     };
 
     let machine = machine_description(&bench.pool).await;
@@ -387,18 +394,9 @@ async fn run_pgbench(
     rows_per_txn: usize,
     d: Duration,
 ) -> Sample {
-    let run = pgbench(
-        bench.scripts.path(),
-        bench.cluster.port(),
-        "bench",
-        script,
-        clients,
-        d,
-        &[],
-    )
-    .await;
+    let run = bench.pgbench.run(script, clients, d, &[]).await;
     Sample {
-        events_per_sec: run.tps * rows_per_txn as f64,
+        events_per_sec: run.rate * rows_per_txn as f64,
         p50: run.p50,
         p99: run.p99,
         events_per_commit: rows_per_txn as f64,

@@ -4,7 +4,7 @@
 //! `mod common;`; a bench that uses only part of it allows the rest to go
 //! unused on that line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -296,76 +296,83 @@ pub fn single_insert_script() -> String {
     )
 }
 
-/// What a pgbench run measured: transactions per second and the p50/p99 of
-/// its per-transaction log.
-pub struct PgbenchRun {
-    pub tps: f64,
+/// What one side of a measurement did: requests (HTTP) or transactions
+/// (pgbench) per second, and the p50/p99 latency of each.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub rate: f64,
     pub p50: Duration,
     pub p99: Duration,
 }
 
-/// `scripts/<script>` with one transaction per script run, `clients` clients
-/// (`-j` up to 2) for `d`, against database `db` of the cluster on `port`;
-/// latencies come from its per-transaction log (`-l`), so both sides get
-/// p50/p99 the same way. Any failed transaction fails the bench.
-pub async fn pgbench(
-    scripts: &Path,
-    port: u16,
-    db: &str,
-    script: &str,
-    clients: usize,
-    d: Duration,
-    extra: &[&str],
-) -> PgbenchRun {
-    let logs = tempfile::Builder::new()
-        .prefix("pgbench-log")
-        .tempdir_in(scripts)
-        .expect("pgbench log directory");
-    let prefix = logs.path().join("txn");
-    let output = tokio::process::Command::new("pgbench")
-        .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
-        .arg("-p")
-        .arg(port.to_string())
-        .args(extra)
-        .arg("-f")
-        .arg(scripts.join(script))
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-j")
-        .arg(clients.min(2).to_string())
-        .arg("-T")
-        .arg(d.as_secs().max(1).to_string())
-        .arg("-l")
-        .arg(format!("--log-prefix={}", prefix.display()))
-        .arg(db)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run pgbench (is it on PATH?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tps: f64 = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
-    if let Some(failed) = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
-    {
+/// pgbench against database `db` of the cluster on `port`, with its scripts
+/// in `scripts` (each run's per-transaction logs go to a directory there).
+pub struct Pgbench {
+    pub scripts: PathBuf,
+    pub port: u16,
+    pub db: String,
+}
+
+impl Pgbench {
+    /// `scripts/<script>` with one transaction per script run, `clients`
+    /// clients (`-j` up to 2) for `d`; latencies come from its
+    /// per-transaction log (`-l`), so both sides get p50/p99 the same way.
+    /// Any failed transaction fails the bench.
+    pub async fn run(&self, script: &str, clients: usize, d: Duration, extra: &[&str]) -> Sample {
+        let logs = tempfile::Builder::new()
+            .prefix("pgbench-log")
+            .tempdir_in(&self.scripts)
+            .expect("pgbench log directory");
+        let prefix = logs.path().join("txn");
+        let output = tokio::process::Command::new("pgbench")
+            .args(["-n", "-h", "127.0.0.1", "-U", "postgres"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(extra)
+            .arg("-f")
+            .arg(self.scripts.join(script))
+            .arg("-c")
+            .arg(clients.to_string())
+            .arg("-j")
+            .arg(clients.min(2).to_string())
+            .arg("-T")
+            .arg(d.as_secs().max(1).to_string())
+            .arg("-l")
+            .arg(format!("--log-prefix={}", prefix.display()))
+            .arg(&self.db)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run pgbench (is it on PATH?)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            failed.starts_with('0'),
-            "pgbench transactions failed: {failed}"
+            output.status.success(),
+            "pgbench failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
         );
+        let tps: f64 = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tps = "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no tps in pgbench output:\n{stdout}"));
+        if let Some(failed) = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("number of failed transactions: "))
+        {
+            assert!(
+                failed.starts_with('0'),
+                "pgbench transactions failed: {failed}"
+            );
+        }
+        let mut latencies = read_pgbench_latencies(logs.path());
+        assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
+        let (p50, p99) = percentiles(&mut latencies);
+        Sample {
+            rate: tps,
+            p50,
+            p99,
+        }
     }
-    let mut latencies = read_pgbench_latencies(logs.path());
-    assert!(!latencies.is_empty(), "pgbench wrote no transaction log");
-    let (p50, p99) = percentiles(&mut latencies);
-    PgbenchRun { tps, p50, p99 }
 }

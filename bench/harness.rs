@@ -19,7 +19,7 @@ use hyper::{Method, Request};
 use serde_json::Value;
 
 use crate::client;
-use crate::common::{percentiles, thousands};
+use crate::common::{Sample, percentiles, thousands};
 
 /// A request without an answer by then counts as failed (status 0).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -250,13 +250,6 @@ pub fn assert_op(
             Some(Bytes::from(claim_body_text(&story, facts))),
         ))
     })
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
-    pub rate: f64,
-    pub p50: Duration,
-    pub p99: Duration,
 }
 
 #[derive(Default)]

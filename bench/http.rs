@@ -37,11 +37,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use common::{
-    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, checkpoint, cpu_count, machine_description,
-    median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
+    machine_description, median, percentiles, postmaster_pid, single_insert_script, thousands,
 };
 use harness::{
-    Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Sample, Server, binary_description, claim_text,
+    Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description, claim_text,
     closed_loop, create_token, date_u, env_number, find_server_binary, mix, ms_fmt, ms_secs, rate,
     status_counts, status_name, write_report,
 };
@@ -292,6 +292,8 @@ async fn call_json(req: reqwest::RequestBuilder) -> (u16, Value) {
 /// Everything a scenario needs from a running server.
 struct Live<'a> {
     bench: &'a Bench,
+    /// pgbench against the scenario's database.
+    pgbench: Pgbench,
     db: Db,
     server: Server,
     base: Arc<str>,
@@ -333,6 +335,11 @@ impl<'a> Live<'a> {
         let story = story["id"].as_str().expect("story id").into();
         Live {
             bench,
+            pgbench: Pgbench {
+                scripts: bench.scripts.path().to_owned(),
+                port: bench.cluster.port(),
+                db: db.name.clone(),
+            },
             db,
             server,
             base,
@@ -689,31 +696,6 @@ fn write_single_insert_script(bench: &Bench) {
     write_script(bench, "single.sql", &single_insert_script());
 }
 
-async fn run_pgbench(
-    bench: &Bench,
-    db: &str,
-    script: &str,
-    clients: usize,
-    d: Duration,
-    extra: &[&str],
-) -> Sample {
-    let run = pgbench(
-        bench.scripts.path(),
-        bench.cluster.port(),
-        db,
-        script,
-        clients,
-        d,
-        extra,
-    )
-    .await;
-    Sample {
-        rate: run.tps,
-        p50: run.p50,
-        p99: run.p99,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Paired measurements (writes, reads)
 // ---------------------------------------------------------------------------
@@ -828,7 +810,7 @@ async fn measure_pgbench(
     extra: &[&str],
 ) -> Sample {
     settle(&live.db.pool).await;
-    run_pgbench(live.bench, &live.db.name, script, clients, d, extra).await
+    live.pgbench.run(script, clients, d, extra).await
 }
 
 async fn writes(bench: &Bench) -> String {
@@ -848,7 +830,7 @@ async fn writes(bench: &Bench) -> String {
     eprintln!("warming up...");
     let warm = Duration::from_secs(1);
     closed_loop(8, warm, NO_LIMIT, assert_op(&live)).await;
-    run_pgbench(bench, &live.db.name, "single.sql", 8, warm, &[]).await;
+    live.pgbench.run("single.sql", 8, warm, &[]).await;
 
     let pairs: Vec<Pair> = WRITE_CONNECTIONS
         .iter()
@@ -1191,7 +1173,7 @@ async fn reads(bench: &Bench) -> String {
         read_fact_op(&live, live_facts(&live).await),
     )
     .await;
-    run_pgbench(bench, &live.db.name, "read.sql", 8, warm, prepared).await;
+    live.pgbench.run("read.sql", 8, warm, prepared).await;
 
     let mut results = Vec::new();
     for round in 0..s.rounds {

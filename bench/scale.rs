@@ -27,11 +27,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use common::{
-    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, checkpoint, cpu_count, machine_description,
-    median, percentiles, pgbench, postmaster_pid, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
+    machine_description, median, percentiles, postmaster_pid, single_insert_script, thousands,
 };
 use harness::{
-    Load, NO_LIMIT, Op, SETTLE_LIMIT, Sample, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
+    Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
     binary_description, closed_loop, command_line, create_token, date_u, env_number,
     find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified,
     write_report,
@@ -120,7 +120,8 @@ struct Binary {
 
 struct Bench {
     settings: Settings,
-    cluster: EphemeralCluster,
+    /// The throw-away cluster, stopped when the bench ends.
+    _cluster: EphemeralCluster,
     bin: PathBuf,
     bin_description: String,
     url: String,
@@ -128,6 +129,7 @@ struct Bench {
     postmaster: Option<u32>,
     /// pgbench scripts and logs, child logs; gone with the run.
     scratch: tempfile::TempDir,
+    pgbench: Pgbench,
     tokens: Tokens,
 }
 
@@ -215,8 +217,13 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     eprintln!("{machine}");
     let bench = Bench {
         postmaster: postmaster_pid(cluster.dir()),
+        pgbench: Pgbench {
+            scripts: scratch.path().to_owned(),
+            port: cluster.port(),
+            db: DB_NAME.into(),
+        },
         settings,
-        cluster,
+        _cluster: cluster,
         bin,
         bin_description: binary.description,
         url,
@@ -454,14 +461,15 @@ async fn measure_size(
     eprintln!("  control: pgbench primary-key SELECT on a fixed {CONTROL_ROWS}-row table");
     settle(pool).await;
     wait_for_quiet(bench, Some(server.pid())).await;
-    let control = run_pgbench(
-        bench,
-        "control.sql",
-        bench.settings.conns,
-        Duration::from_secs(bench.settings.secs),
-        &["-M", "prepared"],
-    )
-    .await;
+    let control = bench
+        .pgbench
+        .run(
+            "control.sql",
+            bench.settings.conns,
+            Duration::from_secs(bench.settings.secs),
+            &["-M", "prepared"],
+        )
+        .await;
     eprintln!(
         "  control: {} tps, p99 {}",
         rate(control.rate),
@@ -1063,7 +1071,10 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
     let pool = &live.bench.pool;
     eprintln!("  warming up the asserts...");
     closed_loop(8, Duration::from_secs(1), NO_LIMIT, assert_op(live)).await;
-    run_pgbench(live.bench, "single.sql", 8, Duration::from_secs(1), &[]).await;
+    live.bench
+        .pgbench
+        .run("single.sql", 8, Duration::from_secs(1), &[])
+        .await;
     let mut rounds = Vec::new();
     for round in 0..s.rounds {
         let before = live.cpu();
@@ -1075,7 +1086,12 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
             if (side == 0) == round.is_multiple_of(2) {
                 http = Some(closed_loop(WRITE_CONNECTIONS, d, NO_LIMIT, assert_op(live)).await);
             } else {
-                pg = Some(run_pgbench(live.bench, "single.sql", WRITE_CONNECTIONS, d, &[]).await);
+                pg = Some(
+                    live.bench
+                        .pgbench
+                        .run("single.sql", WRITE_CONNECTIONS, d, &[])
+                        .await,
+                );
             }
         }
         let mut http = http.expect("the HTTP side ran");
@@ -1098,30 +1114,6 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
     }
     drain_projections(pool).await;
     rounds
-}
-
-async fn run_pgbench(
-    bench: &Bench,
-    script: &str,
-    clients: usize,
-    d: Duration,
-    extra: &[&str],
-) -> Sample {
-    let run = pgbench(
-        bench.scratch.path(),
-        bench.cluster.port(),
-        DB_NAME,
-        script,
-        clients,
-        d,
-        extra,
-    )
-    .await;
-    Sample {
-        rate: run.tps,
-        p50: run.p50,
-        p99: run.p99,
-    }
 }
 
 // ---------------------------------------------------------------------------

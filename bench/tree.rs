@@ -33,12 +33,11 @@ use hyper::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{checkpoint, machine_description, median, percentiles, pgbench, thousands};
+use common::{Pgbench, Sample, checkpoint, machine_description, median, percentiles, thousands};
 use harness::{
-    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Sample, Server, VERIFY_DAILY,
-    binary_description, closed_loop, command_line, create_token, date_u, env_number,
-    find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified,
-    write_report,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
+    closed_loop, command_line, create_token, date_u, env_number, find_server_binary, kib_mb, mix,
+    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
@@ -82,12 +81,14 @@ impl Settings {
 
 struct Bench {
     settings: Settings,
-    cluster: EphemeralCluster,
+    /// The throw-away cluster, stopped when the bench ends.
+    _cluster: EphemeralCluster,
     bin: PathBuf,
     url: String,
     pool: PgPool,
     /// pgbench scripts and logs, the signing key, the audited checkpoint.
     scratch: tempfile::TempDir,
+    pgbench: Pgbench,
     auditor: Arc<str>,
     editors: Arc<Vec<String>>,
 }
@@ -154,15 +155,21 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     for i in 0..EDITORS {
         editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
     }
+    let scratch = tempfile::tempdir().expect("scratch directory");
     let bench = Bench {
         settings,
         auditor: create_token(&bin, &url, "auditor", "auditor").await.into(),
         editors: Arc::new(editors),
-        cluster,
+        pgbench: Pgbench {
+            scripts: scratch.path().to_owned(),
+            port: cluster.port(),
+            db: DB_NAME.into(),
+        },
+        _cluster: cluster,
         bin,
         url,
         pool,
-        scratch: tempfile::tempdir().expect("scratch directory"),
+        scratch,
     };
     let machine = machine_description(&bench.pool).await;
     eprintln!("{machine}");
@@ -413,21 +420,10 @@ async fn measure_proofs(bench: &Bench, server: &Server, size: u64) -> Proofs {
     )
     .expect("write a pgbench script");
     checkpoint(&bench.pool).await;
-    let pg = pgbench(
-        bench.scratch.path(),
-        bench.cluster.port(),
-        DB_NAME,
-        "select.sql",
-        CONNECTIONS,
-        d,
-        &["-M", "prepared"],
-    )
-    .await;
-    let pgbench = Sample {
-        rate: pg.tps,
-        p50: pg.p50,
-        p99: pg.p99,
-    };
+    let pgbench = bench
+        .pgbench
+        .run("select.sql", CONNECTIONS, d, &["-M", "prepared"])
+        .await;
     eprintln!(
         "  factlog {} req/s p99 {} | pgbench {} tps p99 {} | ratio {:.2}",
         rate(http.rate),
