@@ -17,9 +17,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::{Method, Request};
 use serde_json::Value;
+use sqlx::PgPool;
 
 use crate::client;
-use crate::common::{Sample, percentiles, thousands};
+use crate::common::{Sample, checkpoint, percentiles, thousands};
 
 /// A request without an answer by then counts as failed (status 0).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,6 +151,40 @@ pub async fn wait_until_verified(server: &Server, token: &str) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How far the slowest projection is behind the head of the log.
+pub async fn projection_lag(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT position FROM event_head) - \
+                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("projection lag")
+}
+
+/// Waits until the projections have caught up with the log, or `limit` has
+/// passed (then warns and goes on); returns how long that took. Work left
+/// over from one measurement would otherwise take CPU from the next,
+/// whichever side it is.
+pub async fn drain_projections(pool: &PgPool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while projection_lag(pool).await > 0 {
+        if start.elapsed() > limit {
+            eprintln!("WARNING: projections still behind after {limit:?}; going on");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Projections at the head (see [`drain_projections`]) and a clean
+/// checkpoint before each measurement.
+pub async fn settle(pool: &PgPool, limit: Duration) {
+    drain_projections(pool, limit).await;
+    checkpoint(pool).await;
 }
 
 /// splitmix64: cheap, stateless pseudo-random numbers from a counter.

@@ -42,8 +42,8 @@ use common::{
 };
 use harness::{
     Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description, claim_text,
-    closed_loop, create_token, date_u, env_number, find_server_binary, mix, ms_fmt, ms_secs, rate,
-    status_counts, status_name, write_report,
+    closed_loop, create_token, date_u, drain_projections, env_number, find_server_binary, mix,
+    ms_fmt, ms_secs, projection_lag, rate, settle, status_counts, status_name, write_report,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
@@ -657,37 +657,6 @@ async fn top_up_pending(live: &Live<'_>, want: usize) {
 // Projections, checkpoints, pgbench
 // ---------------------------------------------------------------------------
 
-/// How far the slowest projection is behind the head of the log.
-async fn projection_lag(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT position FROM event_head) - \
-                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("projection lag")
-}
-
-/// Waits until the projections have caught up with the log; returns how long
-/// that took. Work left over from one measurement would otherwise take CPU
-/// from the next, whichever side it is.
-async fn drain_projections(pool: &PgPool) -> Duration {
-    let start = Instant::now();
-    while projection_lag(pool).await > 0 {
-        if start.elapsed() > SETTLE_LIMIT {
-            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-async fn settle(pool: &PgPool) {
-    drain_projections(pool).await;
-    checkpoint(pool).await;
-}
-
 fn write_script(bench: &Bench, name: &str, text: &str) {
     std::fs::write(bench.scripts.path().join(name), text).expect("write a pgbench script");
 }
@@ -770,14 +739,14 @@ impl Measured {
 }
 
 async fn measure_http(live: &Live<'_>, conns: usize, d: Duration, op: Op) -> HttpSide {
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
     let xacts_before = committed(&live.db.pool).await;
     let before = live.cpu();
     let mut load = closed_loop(conns, d, NO_LIMIT, op).await;
     let cpu = live.cpu().since(&before);
     let memory = live.server.memory();
     let lag_at_stop = projection_lag(&live.db.pool).await;
-    let catch_up = drain_projections(&live.db.pool).await;
+    let catch_up = drain_projections(&live.db.pool, SETTLE_LIMIT).await;
     let xacts = committed(&live.db.pool).await - xacts_before;
     HttpSide {
         sample: load.sample(),
@@ -809,7 +778,7 @@ async fn measure_pgbench(
     d: Duration,
     extra: &[&str],
 ) -> Sample {
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
     live.pgbench.run(script, clients, d, extra).await
 }
 
@@ -1105,7 +1074,7 @@ async fn reads(bench: &Bench) -> String {
             );
         }
     }
-    drain_projections(&live.db.pool).await;
+    drain_projections(&live.db.pool, SETTLE_LIMIT).await;
 
     // pgbench's counterpart: the same documents under an integer key it can
     // draw at random, fetched by primary key with a prepared statement. The
@@ -1309,7 +1278,7 @@ async fn visible(bench: &Bench) -> String {
     // A little traffic first, so the measured asserts do not pay for the
     // first connections and a cold cache.
     closed_loop(4, Duration::from_secs(1), 200, assert_op(&live)).await;
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
 
     let stats = Arc::new(Mutex::new(VisibleStats::default()));
     let probe = Arc::new(Probe {
@@ -2130,7 +2099,7 @@ async fn soak(bench: &Bench) -> String {
         assert_op(&live),
     )
     .await;
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
 
     eprintln!(
         "soak: {} writes/s and {} reads/s for {} s, {} connections each, sampled every {} s",

@@ -32,9 +32,9 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
-    binary_description, closed_loop, command_line, create_token, date_u, env_number,
-    find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified,
-    write_report,
+    binary_description, closed_loop, command_line, create_token, date_u, drain_projections,
+    env_number, find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, settle, status_counts,
+    wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -442,7 +442,7 @@ async fn measure_size(
     let server = Server::start(&bench.bin, &bench.url, &[VERIFY_DAILY]).await;
     let t = Instant::now();
     wait_until_verified(&server, &bench.tokens.auditor).await;
-    drain_projections(pool).await;
+    drain_projections(pool, SETTLE_LIMIT).await;
     let ready_secs = t.elapsed().as_secs_f64();
     eprintln!("  server ready, verifier caught up after {ready_secs:.1} s");
     let targets = Targets::load(pool, history_claims).await;
@@ -459,7 +459,7 @@ async fn measure_size(
         reads.push(measure_read(&live, &spec).await);
     }
     eprintln!("  control: pgbench primary-key SELECT on a fixed {CONTROL_ROWS}-row table");
-    settle(pool).await;
+    settle(pool, SETTLE_LIMIT).await;
     wait_for_quiet(bench, Some(server.pid())).await;
     let control = bench
         .pgbench
@@ -590,33 +590,6 @@ async fn wait_for_quiet(bench: &Bench, server: Option<u32>) -> f64 {
             return start.elapsed().as_secs_f64();
         }
     }
-}
-
-async fn projection_lag(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT position FROM event_head) - \
-                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("projection lag")
-}
-
-async fn drain_projections(pool: &PgPool) {
-    let start = Instant::now();
-    while projection_lag(pool).await > 0 {
-        if start.elapsed() > SETTLE_LIMIT {
-            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Projections at the head and a clean checkpoint before each measurement.
-async fn settle(pool: &PgPool) {
-    drain_projections(pool).await;
-    checkpoint(pool).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1022,7 +995,7 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
         Some(client::request(&authority, Method::GET, &p, &token, None))
     });
     let s = &live.bench.settings;
-    settle(&live.bench.pool).await;
+    settle(&live.bench.pool, SETTLE_LIMIT).await;
     let quiet_wait = wait_for_quiet(live.bench, Some(live.server.pid())).await;
     // Warm-up: connections, the server's statement cache, the pages read.
     closed_loop(s.conns, Duration::from_secs(1), NO_LIMIT, op.clone()).await;
@@ -1081,7 +1054,7 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
         let mut http = None;
         let mut pg = None;
         for side in 0..2 {
-            settle(pool).await;
+            settle(pool, SETTLE_LIMIT).await;
             wait_for_quiet(live.bench, Some(live.server.pid())).await;
             if (side == 0) == round.is_multiple_of(2) {
                 http = Some(closed_loop(WRITE_CONNECTIONS, d, NO_LIMIT, assert_op(live)).await);
@@ -1112,7 +1085,7 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
         );
         rounds.push(r);
     }
-    drain_projections(pool).await;
+    drain_projections(pool, SETTLE_LIMIT).await;
     rounds
 }
 
