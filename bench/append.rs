@@ -19,8 +19,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, machine_description, median,
-    percentiles, postmaster_pid, single_insert_script, thousands,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, machine_description, percentiles,
+    postmaster_pid, single_insert_script, thousands, write_medians,
 };
 
 #[allow(dead_code, reason = "the per-party CPU split is not reported here")]
@@ -495,45 +495,33 @@ fn render_report(
         store_config().lanes,
         total.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "Medians over rounds; the ratio is the median of the per-round ratios \
-         (factlog and pgbench measured back to back).\n"
+    write_medians(
+        &mut out,
+        "| measurement | events/s | p50 | p99 | ev/commit | pgbench events/s | pgbench p50 | pgbench p99 | ratio (factlog/pgbench) | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        results,
+        |m| m.pair,
+        |pair, med| {
+            let ratio = med(&|m| m.ratio());
+            let goal = match pair.goal() {
+                Some(g) => format!("≥ {g}x: {}", if ratio >= g { "met" } else { "NOT met" }),
+                None => "—".into(),
+            };
+            format!(
+                "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
+                pair.label(),
+                rate(med(&|m| m.factlog.events_per_sec)),
+                ms_fmt(med(&|m| m.factlog.p50.as_secs_f64())),
+                ms_fmt(med(&|m| m.factlog.p99.as_secs_f64())),
+                med(&|m| m.factlog.events_per_commit),
+                rate(med(&|m| m.pgbench.events_per_sec)),
+                ms_fmt(med(&|m| m.pgbench.p50.as_secs_f64())),
+                ms_fmt(med(&|m| m.pgbench.p99.as_secs_f64())),
+                ratio,
+                goal
+            )
+        },
     );
-    let _ = writeln!(
-        out,
-        "| measurement | events/s | p50 | p99 | ev/commit | pgbench events/s | pgbench p50 | pgbench p99 | ratio (factlog/pgbench) | goal |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    let mut pairs: Vec<Pair> = Vec::new();
-    for m in results {
-        if !pairs.contains(&m.pair) {
-            pairs.push(m.pair);
-        }
-    }
-    for pair in pairs {
-        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
-        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
-        let ratio = med(&|m| m.ratio());
-        let goal = match pair.goal() {
-            Some(g) => format!("≥ {g}x: {}", if ratio >= g { "met" } else { "NOT met" }),
-            None => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
-            pair.label(),
-            rate(med(&|m| m.factlog.events_per_sec)),
-            ms_fmt(med(&|m| m.factlog.p50.as_secs_f64())),
-            ms_fmt(med(&|m| m.factlog.p99.as_secs_f64())),
-            med(&|m| m.factlog.events_per_commit),
-            rate(med(&|m| m.pgbench.events_per_sec)),
-            ms_fmt(med(&|m| m.pgbench.p50.as_secs_f64())),
-            ms_fmt(med(&|m| m.pgbench.p99.as_secs_f64())),
-            ratio,
-            goal
-        );
-    }
     let fill_rate = verify.events as f64 / verify.fill.as_secs_f64();
     let verify_rate = verify.events as f64 / verify.verify.as_secs_f64();
     let _ = writeln!(

@@ -4,6 +4,7 @@
 //! `mod common;`; a bench that uses only part of it allows the rest to go
 //! unused on that line.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -91,6 +92,41 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
         xs[n / 2]
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// The median of `f` over one pair's rounds.
+type Median<'a, M> = &'a dyn Fn(&dyn Fn(&M) -> f64) -> f64;
+
+/// A table of medians over rounds of paired measurements (factlog against
+/// pgbench): how to read it, `header` and its `align` line, then one row per
+/// pair in the order the pairs first ran, `row(pair, med)`, where `med(f)`
+/// is the median of `f` over that pair's rounds.
+pub fn write_medians<M, P: Copy + PartialEq>(
+    out: &mut String,
+    header: &str,
+    align: &str,
+    results: &[M],
+    pair_of: impl Fn(&M) -> P,
+    row: impl Fn(P, Median<'_, M>) -> String,
+) {
+    let _ = writeln!(
+        out,
+        "Medians over rounds; the ratio is the median of the per-round ratios \
+         (factlog and pgbench measured back to back).\n"
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "{align}");
+    let mut pairs: Vec<P> = Vec::new();
+    for m in results {
+        if !pairs.contains(&pair_of(m)) {
+            pairs.push(pair_of(m));
+        }
+    }
+    for pair in pairs {
+        let ms: Vec<&M> = results.iter().filter(|m| pair_of(m) == pair).collect();
+        let med = |f: &dyn Fn(&M) -> f64| median(ms.iter().map(|m| f(m)).collect());
+        let _ = writeln!(out, "{}", row(pair, &med));
     }
 }
 

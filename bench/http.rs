@@ -39,6 +39,7 @@ use sqlx::PgPool;
 use common::{
     CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
     machine_description, median, percentiles, postmaster_pid, single_insert_script, thousands,
+    write_medians,
 };
 use harness::{
     Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description, claim_text,
@@ -947,50 +948,38 @@ async fn live_facts(live: &Live<'_>) -> Arc<Vec<String>> {
 }
 
 fn render_pairs(out: &mut String, results: &[Measured]) {
-    let _ = writeln!(
+    write_medians(
         out,
-        "Medians over rounds; the ratio is the median of the per-round ratios \
-         (factlog and pgbench measured back to back).\n"
+        "| measurement | factlog req/s | p50 | p99 | pgbench | pgbench tps | pgbench p50 | pgbench p99 | ratio | goal |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        results,
+        |m| m.pair,
+        |pair, med| {
+            let ratio = med(&|m| m.ratio());
+            let p99 = med(&|m| m.http.sample.p99.as_secs_f64());
+            let goal = match pair.goal() {
+                Some((min_ratio, max_p99)) => format!(
+                    "≥ {min_ratio}x and p99 < {} ms: {}",
+                    max_p99.as_millis(),
+                    met(ratio >= min_ratio && p99 < max_p99.as_secs_f64())
+                ),
+                None => "—".into(),
+            };
+            format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+                pair.label(),
+                rate(med(&|m| m.http.sample.rate)),
+                ms_secs(med(&|m| m.http.sample.p50.as_secs_f64())),
+                ms_secs(p99),
+                pair.pgbench_label(),
+                rate(med(&|m| m.pgbench.rate)),
+                ms_secs(med(&|m| m.pgbench.p50.as_secs_f64())),
+                ms_secs(med(&|m| m.pgbench.p99.as_secs_f64())),
+                ratio,
+                goal
+            )
+        },
     );
-    let _ = writeln!(
-        out,
-        "| measurement | factlog req/s | p50 | p99 | pgbench | pgbench tps | pgbench p50 | pgbench p99 | ratio | goal |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|---|");
-    let mut pairs: Vec<Pair> = Vec::new();
-    for m in results {
-        if !pairs.contains(&m.pair) {
-            pairs.push(m.pair);
-        }
-    }
-    for pair in pairs {
-        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
-        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
-        let ratio = med(&|m| m.ratio());
-        let p99 = med(&|m| m.http.sample.p99.as_secs_f64());
-        let goal = match pair.goal() {
-            Some((min_ratio, max_p99)) => format!(
-                "≥ {min_ratio}x and p99 < {} ms: {}",
-                max_p99.as_millis(),
-                met(ratio >= min_ratio && p99 < max_p99.as_secs_f64())
-            ),
-            None => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
-            pair.label(),
-            rate(med(&|m| m.http.sample.rate)),
-            ms_secs(med(&|m| m.http.sample.p50.as_secs_f64())),
-            ms_secs(p99),
-            pair.pgbench_label(),
-            rate(med(&|m| m.pgbench.rate)),
-            ms_secs(med(&|m| m.pgbench.p50.as_secs_f64())),
-            ms_secs(med(&|m| m.pgbench.p99.as_secs_f64())),
-            ratio,
-            goal
-        );
-    }
     let _ = writeln!(
         out,
         "\nPer round. \"Lag\" is how far the slowest projection was behind the log when the \

@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod client;
+#[allow(
+    dead_code,
+    reason = "the table of paired rounds is append's and http's"
+)]
 mod common;
 #[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
 mod harness;
