@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use factlog::store::{self, EventStore, ExpectedVersion, Metadata, NewEvent, StoreConfig};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, machine_description, percentiles,
-    postmaster_pid, single_insert_script, thousands, write_medians,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, database, machine_description,
+    percentiles, postmaster_pid, single_insert_script, thousands, write_medians,
 };
 
 #[allow(dead_code, reason = "the per-party CPU split is not reported here")]
@@ -165,16 +165,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
         .await
         .expect("cluster start-up task")
         .expect("start the ephemeral PostgreSQL cluster");
-    let url = cluster.url("bench");
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 40)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
+    let (_, pool) = database(&cluster, "bench", 40).await;
     sqlx::raw_sql(PGBENCH_SCHEMA)
         .execute(&pool)
         .await
@@ -412,16 +403,7 @@ struct VerifyResult {
 /// Fills a database of its own, so the chain verified is exactly
 /// `target` events long whatever the rounds before appended.
 async fn measure_verify(bench: &Bench, payload: &Value, target: u64) -> VerifyResult {
-    let url = bench.cluster.url("verify");
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the verify database");
-    let pool = db::pool(&url, 40)
-        .await
-        .expect("connect to the verify database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the verify database");
+    let (_, pool) = database(&bench.cluster, "verify", 40).await;
     let store = EventStore::open(pool.clone(), store_config())
         .await
         .expect("open the verify event store");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use factlog::db::{self, EphemeralCluster};
 use sqlx::PgPool;
 
 /// A fact-check claim of about 300 bytes, written canonically (keys sorted,
@@ -41,6 +42,26 @@ CREATE INDEX IF NOT EXISTS bench_events_actor_recorded_at ON bench_events (actor
 CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at, position);
 CREATE SEQUENCE IF NOT EXISTS bench_events_position;
 ";
+
+/// Database `name` of `cluster`, created if missing and migrated; its URL
+/// and a pool of `connections`.
+pub async fn database(
+    cluster: &EphemeralCluster,
+    name: &str,
+    connections: u32,
+) -> (String, PgPool) {
+    let url = cluster.url(name);
+    db::create_database_if_missing(&url)
+        .await
+        .unwrap_or_else(|e| panic!("create the {name} database: {e}"));
+    let pool = db::pool(&url, connections)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the {name} database: {e}"));
+    db::migrate(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("migrate the {name} database: {e}"));
+    (url, pool)
+}
 
 /// Each measurement starts from a clean checkpoint so that one side does not
 /// pay for the dirty pages the other left behind.

@@ -218,16 +218,7 @@ struct Db {
 }
 
 async fn database(cluster: &EphemeralCluster, name: &str, pool_size: u32) -> Db {
-    let url = cluster.url(name);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the scenario's database");
-    let pool = db::pool(&url, pool_size)
-        .await
-        .expect("connect to the scenario's database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the scenario's database");
+    let (url, pool) = common::database(cluster, name, pool_size).await;
     Db {
         name: name.to_owned(),
         url,

@@ -25,14 +25,15 @@ mod common;
 mod harness;
 
 use chrono::{DateTime, Utc};
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use hyper::Method;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use common::{
     CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
-    machine_description, median, percentiles, postmaster_pid, single_insert_script, thousands,
+    database, machine_description, median, percentiles, postmaster_pid, single_insert_script,
+    thousands,
 };
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
@@ -176,16 +177,7 @@ fn main() {
 async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     let bin = binary.path;
     let started = Instant::now();
-    let url = cluster.url(DB_NAME);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 8)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
+    let (url, pool) = database(&cluster, DB_NAME, 8).await;
     sqlx::raw_sql(PGBENCH_SCHEMA)
         .execute(&pool)
         .await

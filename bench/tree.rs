@@ -23,7 +23,7 @@ mod common;
 #[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
 mod harness;
 
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use factlog::merkle::{
     self, Checkpoint, Hash, NoteSigner, root_at, tiles_for_root, verify_consistency,
     verify_inclusion,
@@ -33,7 +33,9 @@ use hyper::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{Pgbench, Sample, checkpoint, machine_description, median, percentiles, thousands};
+use common::{
+    Pgbench, Sample, checkpoint, database, machine_description, median, percentiles, thousands,
+};
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
     closed_loop, command_line, create_token, date_u, env_number, find_server_binary, kib_mb, mix,
@@ -141,16 +143,7 @@ fn main() {
 
 async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     let started = Instant::now();
-    let url = cluster.url(DB_NAME);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 8)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
+    let (url, pool) = database(&cluster, DB_NAME, 8).await;
     let mut editors = Vec::new();
     for i in 0..EDITORS {
         editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
