@@ -508,6 +508,20 @@ pub async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> Stri
         .to_owned()
 }
 
+/// Editors' tokens per server: confirmations need someone other than the
+/// asserter, and asserts spread over several actors, taking turns, as in a
+/// newsroom.
+pub const EDITORS: usize = 4;
+
+/// [`EDITORS`] editors' tokens (`editor0`, `editor1`, …).
+pub async fn editor_tokens(bin: &Path, url: &str) -> Vec<String> {
+    let mut editors = Vec::new();
+    for i in 0..EDITORS {
+        editors.push(create_token(bin, url, &format!("editor{i}"), "editor").await);
+    }
+    editors
+}
+
 /// A process's resident memory: now (VmRSS) and at its peak (VmHWM).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {

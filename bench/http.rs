@@ -42,16 +42,14 @@ use common::{
     write_medians,
 };
 use harness::{
-    Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description, claim_text,
-    closed_loop, create_token, date_u, drain_projections, env_number, find_server_binary, mix,
-    ms_fmt, ms_secs, projection_lag, rate, settle, status_counts, status_name, write_report,
+    EDITORS, Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description,
+    claim_text, closed_loop, create_token, date_u, drain_projections, editor_tokens, env_number,
+    find_server_binary, mix, ms_fmt, ms_secs, projection_lag, rate, settle, status_counts,
+    status_name, write_report,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
 
-/// Editors' tokens per scenario: confirmations need someone other than the
-/// asserter, and spreading writes over several actors is what a newsroom does.
-const EDITORS: usize = 4;
 const WRITE_CONNECTIONS: [usize; 2] = [1, 32];
 const READ_CONNECTIONS: usize = 32;
 /// Connections used for unmeasured set-up work (seeding, topping up).
@@ -307,10 +305,7 @@ impl<'a> Live<'a> {
             .server_bin
             .as_deref()
             .expect("the server binary was found");
-        let mut editors = Vec::new();
-        for i in 0..EDITORS {
-            editors.push(create_token(bin, &db.url, &format!("editor{i}"), "editor").await);
-        }
+        let editors = editor_tokens(bin, &db.url).await;
         let reader = create_token(bin, &db.url, "reader", "reader").await;
         let server = Server::start(bin, &db.url, &[]).await;
         let base: Arc<str> = format!("http://{}", server.authority).into();

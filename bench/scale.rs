@@ -38,15 +38,13 @@ use common::{
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
     binary_description, closed_loop, command_line, create_token, date_u, drain_projections,
-    env_number, find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, settle, status_counts,
-    wait_until_verified, write_report,
+    editor_tokens, env_number, find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, settle,
+    status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
 /// The asserts are measured where the write goal is set (bench/http.rs).
 const WRITE_CONNECTIONS: usize = 32;
-/// Editors' tokens for the asserts, taking turns.
-const EDITORS: usize = 4;
 /// The generator's editors (src/commands/generate.rs): the audit's actors
 /// and the claims' `asserted_by`.
 const GENERATED_ACTORS: [&str; 6] = ["ann", "bob", "cy", "dee", "eli", "fay"];
@@ -200,10 +198,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
         format!("\\set n random(1, {CONTROL_ROWS})\nSELECT doc FROM bench_control WHERE n = :n;\n"),
     )
     .expect("write a pgbench script");
-    let mut editors = Vec::new();
-    for i in 0..EDITORS {
-        editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
-    }
+    let editors = editor_tokens(&bin, &url).await;
     let tokens = Tokens {
         reader: create_token(&bin, &url, "reader", "reader").await.into(),
         auditor: create_token(&bin, &url, "auditor", "auditor").await.into(),

@@ -38,15 +38,13 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, command_line, create_token, date_u, env_number, find_server_binary, kib_mb, mix,
-    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    closed_loop, command_line, create_token, date_u, editor_tokens, env_number, find_server_binary,
+    kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
 /// Connections for the proofs and the asserts (pgbench clients likewise).
 const CONNECTIONS: usize = 32;
-/// Editors' tokens for the asserts, taking turns.
-const EDITORS: usize = 4;
 /// How often the checkpoint is polled while the asserts run.
 const POLL: Duration = Duration::from_millis(20);
 /// Verifications timed per proof.
@@ -144,10 +142,7 @@ fn main() {
 async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     let started = Instant::now();
     let (url, pool) = database(&cluster, DB_NAME, 8).await;
-    let mut editors = Vec::new();
-    for i in 0..EDITORS {
-        editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
-    }
+    let editors = editor_tokens(&bin, &url).await;
     let scratch = tempfile::tempdir().expect("scratch directory");
     let bench = Bench {
         settings,
