@@ -677,6 +677,16 @@ pub fn date_u() -> String {
         .unwrap_or_else(|| Utc::now().format("%a %b %e %T UTC %Y").to_string())
 }
 
+/// A report's opening: `title` with the date, the machine, how long the
+/// whole run took (`took`), and the command that reproduces it.
+pub fn report_head(bench: &str, title: &str, machine: &str, took: &str) -> String {
+    format!(
+        "## {title}, {}\n\nMachine: {machine}. Whole run {took}.\n\nCommand: `{}`\n\n",
+        date_u(),
+        command_line(bench)
+    )
+}
+
 /// Writes the report to `bench/results/<bench>-<UTC timestamp>.md`.
 pub fn write_report(bench: &str, report: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");

@@ -37,9 +37,9 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
-    binary_description, closed_loop, command_line, create_token, date_u, drain_projections,
-    editor_tokens, env_number, find_server_binary, kib_mb, mix, ms_fmt, rate, run_waited, settle,
-    status_counts, wait_until_verified, write_report,
+    binary_description, closed_loop, create_token, drain_projections, editor_tokens, env_number,
+    find_server_binary, kib_mb, mix, ms_fmt, rate, report_head, run_waited, settle, status_counts,
+    wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -1284,19 +1284,12 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
     let labels: Vec<String> = results.iter().map(|r| size_label(r.target)).collect();
     let first = labels.first().cloned().unwrap_or_default();
     let last = labels.last().cloned().unwrap_or_default();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## factlog scale benchmark ({}), {}\n",
-        labels.join(" and "),
-        date_u()
+    let mut out = report_head(
+        "scale",
+        &format!("factlog scale benchmark ({})", labels.join(" and ")),
+        machine,
+        &format!("{:.0} min", started.elapsed().as_secs_f64() / 60.0),
     );
-    let _ = writeln!(
-        out,
-        "Machine: {machine}. Whole run {:.0} min.\n",
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    let _ = writeln!(out, "Command: `{}`\n", command_line("scale"));
     let _ = writeln!(
         out,
         "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \

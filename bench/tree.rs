@@ -38,8 +38,8 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, command_line, create_token, date_u, editor_tokens, env_number, find_server_binary,
-    kib_mb, mix, ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    closed_loop, create_token, editor_tokens, env_number, find_server_binary, kib_mb, mix, ms_fmt,
+    rate, report_head, run_waited, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
@@ -1073,19 +1073,15 @@ fn summary_rows(r: &Results) -> Vec<Row> {
 
 fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String {
     let s = &bench.settings;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## factlog tree benchmark ({} events), {}\n",
-        thousands(r.events as u64),
-        date_u()
+    let mut out = report_head(
+        "tree",
+        &format!(
+            "factlog tree benchmark ({} events)",
+            thousands(r.events as u64)
+        ),
+        machine,
+        &format!("{:.1} min", started.elapsed().as_secs_f64() / 60.0),
     );
-    let _ = writeln!(
-        out,
-        "Machine: {machine}. Whole run {:.1} min.\n",
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    let _ = writeln!(out, "Command: `{}`\n", command_line("tree"));
     let _ = writeln!(
         out,
         "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
