@@ -19,8 +19,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, database, machine_description,
-    percentiles, postmaster_pid, single_insert_script, thousands, write_medians,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, database, init_logging,
+    machine_description, percentiles, postmaster_pid, single_insert_script, thousands,
+    write_medians,
 };
 
 #[allow(dead_code, reason = "the per-party CPU split is not reported here")]
@@ -133,13 +134,7 @@ struct Bench {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cluster = runtime.block_on(run(Settings::from_env()));
     // The stores' background tasks have no shutdown of their own; ending the

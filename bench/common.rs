@@ -43,6 +43,17 @@ CREATE INDEX IF NOT EXISTS bench_events_recorded_at ON bench_events (recorded_at
 CREATE SEQUENCE IF NOT EXISTS bench_events_position;
 ";
 
+/// The library's log to stderr, at `RUST_LOG` (default `warn`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Database `name` of `cluster`, created if missing and migrated; its URL
 /// and a pool of `connections`.
 pub async fn database(

@@ -38,8 +38,8 @@ use sqlx::PgPool;
 
 use common::{
     CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
-    machine_description, median, percentiles, postmaster_pid, single_insert_script, thousands,
-    write_medians,
+    init_logging, machine_description, median, percentiles, postmaster_pid, single_insert_script,
+    thousands, write_medians,
 };
 use harness::{
     EDITORS, Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description,
@@ -134,13 +134,7 @@ struct Bench {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     // cargo passes `--bench` (and libtest-style flags) to harness-less benches.
     let wanted: Vec<String> = std::env::args()
         .skip(1)

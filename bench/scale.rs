@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use common::{
     CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
-    database, machine_description, median, percentiles, postmaster_pid, single_insert_script,
-    thousands,
+    database, init_logging, machine_description, median, percentiles, postmaster_pid,
+    single_insert_script, thousands,
 };
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
@@ -143,13 +143,7 @@ struct Tokens {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let settings = Settings::from_env();
     let built = find_server_binary();
     // A private copy: the target directory is shared, and a build made

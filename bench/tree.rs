@@ -34,7 +34,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    Pgbench, Sample, checkpoint, database, machine_description, median, percentiles, thousands,
+    Pgbench, Sample, checkpoint, database, init_logging, machine_description, median, percentiles,
+    thousands,
 };
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
@@ -122,13 +123,7 @@ impl Bench {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let settings = Settings::from_env();
     let bin = find_server_binary();
     eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
