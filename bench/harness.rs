@@ -153,6 +153,29 @@ pub async fn wait_until_verified(server: &Server, token: &str) {
     }
 }
 
+/// The position of the log's newest event.
+pub async fn log_head(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT position FROM event_head")
+        .fetch_one(pool)
+        .await
+        .expect("log head")
+}
+
+/// `synchronous_commit` for new connections to database `db`: off for the
+/// generator only (it connects after this), back to the default for
+/// everything measured.
+pub async fn set_synchronous_commit(pool: &PgPool, db: &str, on: bool) {
+    let sql = if on {
+        format!("ALTER DATABASE {db} RESET synchronous_commit")
+    } else {
+        format!("ALTER DATABASE {db} SET synchronous_commit = off")
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .expect("set synchronous_commit");
+}
+
 /// How far the slowest projection is behind the head of the log.
 pub async fn projection_lag(pool: &PgPool) -> i64 {
     sqlx::query_scalar(

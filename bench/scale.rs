@@ -38,8 +38,8 @@ use common::{
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
     binary_description, closed_loop, create_token, drain_projections, editor_tokens, env_number,
-    find_server_binary, kib_mb, mix, ms_fmt, rate, report_head, run_waited, settle, status_counts,
-    wait_until_verified, write_report,
+    find_server_binary, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
+    set_synchronous_commit, settle, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -338,13 +338,6 @@ impl SizeResult {
     }
 }
 
-async fn head(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT position FROM event_head")
-        .fetch_one(pool)
-        .await
-        .expect("log head")
-}
-
 async fn measure_size(
     bench: &Bench,
     size: u64,
@@ -352,14 +345,14 @@ async fn measure_size(
     history_claims: Option<(i64, i64)>,
 ) -> SizeResult {
     let pool = &bench.pool;
-    let before = head(pool).await;
+    let before = log_head(pool).await;
     let want = (size as i64 - before).max(1) as u64;
     eprintln!(
         "== {} events: appending {} with `factlog generate` (synchronous_commit off for the fill) ==",
         thousands(size),
         thousands(want)
     );
-    set_synchronous_commit(pool, false).await;
+    set_synchronous_commit(pool, DB_NAME, false).await;
     let fill = run_child(
         bench,
         &[
@@ -372,8 +365,8 @@ async fn measure_size(
         "info",
     )
     .await;
-    set_synchronous_commit(pool, true).await;
-    let events = head(pool).await;
+    set_synchronous_commit(pool, DB_NAME, true).await;
+    let events = log_head(pool).await;
     let fill_events = events - before;
     eprintln!(
         "  {} events in {:.0} s ({}/s); log now {}",
@@ -501,21 +494,6 @@ async fn full_passes_started(pool: &PgPool) -> Option<DateTime<Utc>> {
         .expect("the verifier's state")
 }
 
-/// `synchronous_commit` for new connections to the bench database: off for
-/// the generator only (it connects after this), back to the default for
-/// everything measured.
-async fn set_synchronous_commit(pool: &PgPool, on: bool) {
-    let sql = if on {
-        format!("ALTER DATABASE {DB_NAME} RESET synchronous_commit")
-    } else {
-        format!("ALTER DATABASE {DB_NAME} SET synchronous_commit = off")
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .expect("set synchronous_commit");
-}
-
 /// Runs `factlog <args>` against the bench database and waits for it with
 /// `wait4`, which gives its peak RSS and CPU time. Its log goes to stderr.
 async fn run_child(bench: &Bench, args: &[&str], log_level: &str) -> ChildRun {
@@ -619,7 +597,7 @@ impl Targets {
     /// `claims`: the range of claim counts whose facts' history is compared
     /// (`None` at the first size: its busiest facts set it).
     async fn load(pool: &PgPool, claims: Option<(i64, i64)>) -> Targets {
-        let head = head(pool).await;
+        let head = log_head(pool).await;
         let facts: Vec<Uuid> = sqlx::query_scalar("SELECT fact_id FROM facts_view")
             .fetch_all(pool)
             .await

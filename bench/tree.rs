@@ -39,8 +39,9 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, create_token, editor_tokens, env_number, find_server_binary, kib_mb, mix, ms_fmt,
-    rate, report_head, run_waited, status_counts, wait_until_verified, write_report,
+    closed_loop, create_token, editor_tokens, env_number, find_server_binary, kib_mb, log_head,
+    mix, ms_fmt, rate, report_head, run_waited, set_synchronous_commit, status_counts,
+    wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
@@ -193,13 +194,6 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     bench.pool.close().await;
 }
 
-async fn head(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT position FROM event_head")
-        .fetch_one(pool)
-        .await
-        .expect("log head")
-}
-
 /// `factlog generate` (with `synchronous_commit` off for its connections
 /// only), the `facts` projection rebuilt (unmeasured: the server's worker
 /// must not start it from scratch during the measurements), `VACUUM
@@ -208,14 +202,14 @@ async fn fill(bench: &Bench) -> i64 {
     let n = bench.settings.events;
     eprintln!("filling the log with {} events...", thousands(n));
     let t = Instant::now();
-    set_synchronous_commit(&bench.pool, false).await;
+    set_synchronous_commit(&bench.pool, DB_NAME, false).await;
     run_ok(
         bench.factlog(&["generate", "--events", &n.to_string()]),
         "generate",
     )
     .await;
-    set_synchronous_commit(&bench.pool, true).await;
-    let events = head(&bench.pool).await;
+    set_synchronous_commit(&bench.pool, DB_NAME, true).await;
+    let events = log_head(&bench.pool).await;
     eprintln!(
         "  {} events in {:.0} s; rebuilding facts, VACUUM ANALYZE...",
         thousands(events as u64),
@@ -237,19 +231,6 @@ async fn run_ok(cmd: std::process::Command, what: &str) -> harness::Waited {
         run.status
     );
     run
-}
-
-/// `synchronous_commit` for new connections to the bench database.
-async fn set_synchronous_commit(pool: &PgPool, on: bool) {
-    let sql = if on {
-        format!("ALTER DATABASE {DB_NAME} RESET synchronous_commit")
-    } else {
-        format!("ALTER DATABASE {DB_NAME} SET synchronous_commit = off")
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .expect("set synchronous_commit");
 }
 
 // ---------------------------------------------------------------------------
@@ -722,7 +703,7 @@ async fn drain(pool: &PgPool, names: &[&str]) {
 async fn settle(bench: &Bench, server: &Server, tree: bool) {
     drain(&bench.pool, running(tree)).await;
     if tree {
-        wait_for_checkpoint(bench, server, head(&bench.pool).await as u64).await;
+        wait_for_checkpoint(bench, server, log_head(&bench.pool).await as u64).await;
     }
     checkpoint(&bench.pool).await;
 }
