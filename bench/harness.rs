@@ -720,6 +720,24 @@ pub fn write_report(bench: &str, report: &str) -> PathBuf {
     path
 }
 
+/// A summary row's goal column: met, **NOT met**, or none.
+pub fn goal_mark(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**NOT met**",
+        None => "—",
+    }
+}
+
+/// The line under a summary table: every goal met, or the rows that missed theirs.
+pub fn goals_line(missed: &[String]) -> String {
+    if missed.is_empty() {
+        "Every goal met.".into()
+    } else {
+        format!("Goals not met: {}.", missed.join("; "))
+    }
+}
+
 /// KiB as megabytes (10^6 bytes).
 pub fn kib_mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6

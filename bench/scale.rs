@@ -38,8 +38,8 @@ use common::{
 use harness::{
     Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
     binary_description, closed_loop, create_token, drain_projections, editor_tokens, env_number,
-    find_server_binary, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
-    set_synchronous_commit, settle, status_counts, wait_until_verified, write_report,
+    find_server_binary, goal_mark, goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head,
+    run_waited, set_synchronous_commit, settle, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
@@ -1347,18 +1347,10 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
         let _ = writeln!(
             out,
             " {ratio:.2} | {goal} | {} | {p50} | {cpu} |",
-            match ok {
-                Some(true) => "met",
-                Some(false) => "**NOT met**",
-                None => "—",
-            }
+            goal_mark(ok)
         );
     }
-    if missed.is_empty() {
-        let _ = writeln!(out, "\nEvery goal met.");
-    } else {
-        let _ = writeln!(out, "\nGoals not met: {}.", missed.join("; "));
-    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
     for r in results {
         render_size(&mut out, s, r);
     }

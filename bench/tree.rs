@@ -39,9 +39,9 @@ use common::{
 };
 use harness::{
     Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, create_token, editor_tokens, env_number, find_server_binary, kib_mb, log_head,
-    mix, ms_fmt, rate, report_head, run_waited, set_synchronous_commit, status_counts,
-    wait_until_verified, write_report,
+    closed_loop, create_token, editor_tokens, env_number, find_server_binary, goal_mark,
+    goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
+    set_synchronous_commit, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
@@ -1116,18 +1116,10 @@ fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String
             row.limit,
             row.ratio,
             row.goal,
-            match row.met {
-                Some(true) => "met",
-                Some(false) => "**NOT met**",
-                None => "—",
-            }
+            goal_mark(row.met)
         );
     }
-    if missed.is_empty() {
-        let _ = writeln!(out, "\nEvery goal met.");
-    } else {
-        let _ = writeln!(out, "\nGoals not met: {}.", missed.join("; "));
-    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
     render_details(&mut out, r);
     out
 }
