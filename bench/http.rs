@@ -22,7 +22,7 @@ mod client;
 mod common;
 #[allow(
     dead_code,
-    reason = "child commands, the verifier's catch-up and the generator's asserts are scale's and tree's"
+    reason = "child commands, the verifier's catch-up, the generator's asserts and the goal summaries are scale's and tree's"
 )]
 mod harness;
 

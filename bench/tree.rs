@@ -18,9 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod client;
-#[allow(dead_code, reason = "the write benches' pgbench side is not used here")]
+#[allow(
+    dead_code,
+    reason = "pgbench's write side, the CPU accounting and the paired-rounds table are the other benches'"
+)]
 mod common;
-#[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
+#[allow(
+    dead_code,
+    reason = "the server's current RSS and the projections' catch-up are the other benches'"
+)]
 mod harness;
 
 use factlog::db::EphemeralCluster;
