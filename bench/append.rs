@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use factlog::store::{self, EventStore, ExpectedVersion, Metadata, NewEvent, StoreConfig};
 use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, PAYLOAD, PGBENCH_SCHEMA, Pgbench, checkpoint, database, init_logging,
+    machine_description, percentiles, postmaster_pid, single_insert_script, thousands,
+    write_medians,
 };
 
+#[allow(dead_code, reason = "the per-party CPU split is not reported here")]
 mod common;
 
 const EVENT_TYPE: &str = "ClaimAsserted";
@@ -126,17 +128,13 @@ struct Bench {
     cluster: EphemeralCluster,
     store: EventStore,
     pool: PgPool,
-    scripts: tempfile::TempDir,
+    /// pgbench's scripts and logs (`pgbench.scripts`); gone with the run.
+    _scripts: tempfile::TempDir,
+    pgbench: Pgbench,
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cluster = runtime.block_on(run(Settings::from_env()));
     // The stores' background tasks have no shutdown of their own; ending the
@@ -162,16 +160,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
         .await
         .expect("cluster start-up task")
         .expect("start the ephemeral PostgreSQL cluster");
-    let url = cluster.url("bench");
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 40)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
+    let (_, pool) = database(&cluster, "bench", 40).await;
     sqlx::raw_sql(PGBENCH_SCHEMA)
         .execute(&pool)
         .await
@@ -183,10 +172,15 @@ async fn run(settings: Settings) -> EphemeralCluster {
     // Scripts and pgbench's per-transaction logs go away with this directory.
     write_pgbench_scripts(scripts.path());
     let bench = Bench {
+        pgbench: Pgbench {
+            scripts: scripts.path().to_owned(),
+            port: cluster.port(),
+            db: "bench".into(),
+        },
         cluster,
         store,
         pool,
-        scripts,
+        _scripts: scripts,
     };
 
     let machine = machine_description(&bench.pool).await;
@@ -217,7 +211,7 @@ async fn run(settings: Settings) -> EphemeralCluster {
             // Alternating who goes first spreads any drift within a pair
             // (checkpoints, autovacuum, a noisy neighbour) over both sides.
             let factlog_first = round % 2 == 0;
-            let cpu_before = CpuSnapshot::take(postmaster);
+            let cpu_before = CpuSnapshot::take(postmaster, None);
             let mut factlog = None;
             let mut pgbench = None;
             for side in 0..2 {
@@ -233,7 +227,9 @@ async fn run(settings: Settings) -> EphemeralCluster {
                 round,
                 factlog: factlog.expect("factlog side ran"),
                 pgbench: pgbench.expect("pgbench side ran"),
-                others_cpu: CpuSnapshot::take(postmaster).others_share_since(&cpu_before),
+                others_cpu: CpuSnapshot::take(postmaster, None)
+                    .since(&cpu_before)
+                    .others_share,
             };
             eprintln!(
                 "round {} | {:<52} | factlog {:>9} ev/s ({:.1} ev/commit) | pgbench {:>9} ev/s | ratio {:.2} | others' CPU {:.0}%",
@@ -384,18 +380,9 @@ async fn run_pgbench(
     rows_per_txn: usize,
     d: Duration,
 ) -> Sample {
-    let run = pgbench(
-        bench.scripts.path(),
-        bench.cluster.port(),
-        "bench",
-        script,
-        clients,
-        d,
-        &[],
-    )
-    .await;
+    let run = bench.pgbench.run(script, clients, d, &[]).await;
     Sample {
-        events_per_sec: run.tps * rows_per_txn as f64,
+        events_per_sec: run.rate * rows_per_txn as f64,
         p50: run.p50,
         p99: run.p99,
         events_per_commit: rows_per_txn as f64,
@@ -411,16 +398,7 @@ struct VerifyResult {
 /// Fills a database of its own, so the chain verified is exactly
 /// `target` events long whatever the rounds before appended.
 async fn measure_verify(bench: &Bench, payload: &Value, target: u64) -> VerifyResult {
-    let url = bench.cluster.url("verify");
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the verify database");
-    let pool = db::pool(&url, 40)
-        .await
-        .expect("connect to the verify database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the verify database");
+    let (_, pool) = database(&bench.cluster, "verify", 40).await;
     let store = EventStore::open(pool.clone(), store_config())
         .await
         .expect("open the verify event store");
@@ -494,45 +472,33 @@ fn render_report(
         store_config().lanes,
         total.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "Medians over rounds; the ratio is the median of the per-round ratios \
-         (factlog and pgbench measured back to back).\n"
+    write_medians(
+        &mut out,
+        "| measurement | events/s | p50 | p99 | ev/commit | pgbench events/s | pgbench p50 | pgbench p99 | ratio (factlog/pgbench) | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        results,
+        |m| m.pair,
+        |pair, med| {
+            let ratio = med(&|m| m.ratio());
+            let goal = match pair.goal() {
+                Some(g) => format!("≥ {g}x: {}", if ratio >= g { "met" } else { "NOT met" }),
+                None => "—".into(),
+            };
+            format!(
+                "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
+                pair.label(),
+                rate(med(&|m| m.factlog.events_per_sec)),
+                ms_fmt(med(&|m| m.factlog.p50.as_secs_f64())),
+                ms_fmt(med(&|m| m.factlog.p99.as_secs_f64())),
+                med(&|m| m.factlog.events_per_commit),
+                rate(med(&|m| m.pgbench.events_per_sec)),
+                ms_fmt(med(&|m| m.pgbench.p50.as_secs_f64())),
+                ms_fmt(med(&|m| m.pgbench.p99.as_secs_f64())),
+                ratio,
+                goal
+            )
+        },
     );
-    let _ = writeln!(
-        out,
-        "| measurement | events/s | p50 | p99 | ev/commit | pgbench events/s | pgbench p50 | pgbench p99 | ratio (factlog/pgbench) | goal |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    let mut pairs: Vec<Pair> = Vec::new();
-    for m in results {
-        if !pairs.contains(&m.pair) {
-            pairs.push(m.pair);
-        }
-    }
-    for pair in pairs {
-        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
-        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
-        let ratio = med(&|m| m.ratio());
-        let goal = match pair.goal() {
-            Some(g) => format!("≥ {g}x: {}", if ratio >= g { "met" } else { "NOT met" }),
-            None => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
-            pair.label(),
-            rate(med(&|m| m.factlog.events_per_sec)),
-            ms_fmt(med(&|m| m.factlog.p50.as_secs_f64())),
-            ms_fmt(med(&|m| m.factlog.p99.as_secs_f64())),
-            med(&|m| m.factlog.events_per_commit),
-            rate(med(&|m| m.pgbench.events_per_sec)),
-            ms_fmt(med(&|m| m.pgbench.p50.as_secs_f64())),
-            ms_fmt(med(&|m| m.pgbench.p99.as_secs_f64())),
-            ratio,
-            goal
-        );
-    }
     let fill_rate = verify.events as f64 / verify.fill.as_secs_f64();
     let verify_rate = verify.events as f64 / verify.verify.as_secs_f64();
     let _ = writeln!(
@@ -579,64 +545,6 @@ fn render_report(
         );
     }
     out
-}
-
-/// CPU time in clock ticks: the machine's, and this benchmark's (this
-/// process, its reaped children such as pgbench, and the cluster's processes).
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    ours: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal (guest is inside
-        // user). Interrupt time is charged to no process and is mostly our
-        // own loopback traffic, so it counts as nobody's.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let mut ours = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        if let Some(pm) = postmaster {
-            ours += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            // Live backends; exited ones are in the postmaster's reaped time.
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    ours += p.own;
-                }
-            }
-        }
-        CpuSnapshot { busy, total, ours }
-    }
-
-    fn others_share_since(&self, before: &CpuSnapshot) -> f64 {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return 0.0;
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let ours = self.ours.saturating_sub(before.ours);
-        busy.saturating_sub(ours) as f64 / total as f64
-    }
 }
 
 fn write_report(report: &str) -> PathBuf {

@@ -1,9 +1,9 @@
-//! What the benches that run the `factlog` binary share (scale, tree): the
-//! binary and what it was built from, child commands waited for with
-//! `wait4`, `factlog serve` as a subprocess, tokens, the closed-loop load
-//! generator on bench/client.rs and the asserts it sends, and the report's
-//! formatting. Each declares `mod harness;` beside `mod client;` and
-//! `mod common;`; every item here is used by both.
+//! What the benches that run the `factlog` binary share (http, scale,
+//! tree): the binary and what it was built from, child commands waited for
+//! with `wait4`, `factlog serve` as a subprocess, tokens, the closed-loop
+//! load generator on bench/client.rs and the asserts it sends, and the
+//! report's formatting. Each declares `mod harness;` beside `mod client;`
+//! and `mod common;`, allowing what it does not use to go unused.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt as _;
@@ -17,9 +17,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::{Method, Request};
 use serde_json::Value;
+use sqlx::PgPool;
 
 use crate::client;
-use crate::common::{percentiles, thousands};
+use crate::common::{Sample, checkpoint, percentiles, thousands};
 
 /// A request without an answer by then counts as failed (status 0).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +30,9 @@ pub const SETTLE_LIMIT: Duration = Duration::from_secs(600);
 /// The server's interval between full passes of its chain verifier: its
 /// hourly full pass over the whole log must not land in a measurement.
 pub const VERIFY_EVERY_MINUTES: &str = "1440";
+/// [`VERIFY_EVERY_MINUTES`] as an `env` entry for [`Server::start`]; the
+/// pass at the server's first start is waited for ([`wait_until_verified`]).
+pub const VERIFY_DAILY: (&str, &str) = ("FACTLOG_VERIFY_EVERY_MINUTES", VERIFY_EVERY_MINUTES);
 
 /// A positive integer from the environment (`_` separators allowed), else `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
@@ -149,6 +153,63 @@ pub async fn wait_until_verified(server: &Server, token: &str) {
     }
 }
 
+/// The position of the log's newest event.
+pub async fn log_head(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT position FROM event_head")
+        .fetch_one(pool)
+        .await
+        .expect("log head")
+}
+
+/// `synchronous_commit` for new connections to database `db`: off for the
+/// generator only (it connects after this), back to the default for
+/// everything measured.
+pub async fn set_synchronous_commit(pool: &PgPool, db: &str, on: bool) {
+    let sql = if on {
+        format!("ALTER DATABASE {db} RESET synchronous_commit")
+    } else {
+        format!("ALTER DATABASE {db} SET synchronous_commit = off")
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .expect("set synchronous_commit");
+}
+
+/// How far the slowest projection is behind the head of the log.
+pub async fn projection_lag(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT position FROM event_head) - \
+                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("projection lag")
+}
+
+/// Waits until the projections have caught up with the log, or `limit` has
+/// passed (then warns and goes on); returns how long that took. Work left
+/// over from one measurement would otherwise take CPU from the next,
+/// whichever side it is.
+pub async fn drain_projections(pool: &PgPool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while projection_lag(pool).await > 0 {
+        if start.elapsed() > limit {
+            eprintln!("WARNING: projections still behind after {limit:?}; going on");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Projections at the head (see [`drain_projections`]) and a clean
+/// checkpoint before each measurement.
+pub async fn settle(pool: &PgPool, limit: Duration) {
+    drain_projections(pool, limit).await;
+    checkpoint(pool).await;
+}
+
 /// splitmix64: cheap, stateless pseudo-random numbers from a counter.
 pub fn mix(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -157,19 +218,32 @@ pub fn mix(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Numbers every claim body across the run, so successive phases do not
+/// replay the same subjects and valid times in the same order.
 static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A claim about one of the generator's facts (`subject N`, `count`), at
 /// one of twelve valid times, with one of three values.
 pub fn claim_body_text(story: &str, facts: u64) -> String {
-    let h = mix(CLAIM_SEQ.fetch_add(1, Ordering::Relaxed) ^ 0xc1a1);
+    claim_text(story, "subject", 0xc1a1, facts)
+}
+
+/// A claim about one of `facts` facts (`<subject> N`, `count`), at one of
+/// twelve valid times, with one of three values, so facts hold a handful of
+/// claims and some valid times are contested, as in a real log; `salt`
+/// picks the sequence. The load generator's hot path sends the text as it
+/// is (`story` is a uuid, the rest digits and fixed words, so nothing needs
+/// escaping).
+pub fn claim_text(story: &str, subject: &str, salt: u64, facts: u64) -> String {
+    let h = mix(CLAIM_SEQ.fetch_add(1, Ordering::Relaxed) ^ salt);
     format!(
         concat!(
-            r#"{{"story_id":"{}","subject":"subject {}","property":"count","#,
+            r#"{{"story_id":"{}","subject":"{} {}","property":"count","#,
             r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
             r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
         ),
         story,
+        subject,
         h % facts,
         1000 + 100 * (h >> 20) % 3,
         1 + (h >> 40) % 12
@@ -178,14 +252,19 @@ pub fn claim_body_text(story: &str, facts: u64) -> String {
 
 /// Sees a 2xx answer's body and the time it came.
 pub type Answered = Arc<dyn Fn(&Bytes, Instant) + Send + Sync>;
+/// What to do with one request's answer: its status and body.
+pub type OnReply = Box<dyn FnOnce(u16, &[u8]) + Send>;
+/// A request, and what to do with its answer.
+pub type Call = (Request<client::Body>, Option<OnReply>);
 
-/// What each simulated client sends: `next(i)` makes the `i`th request of
-/// the run (`None` ends that client), and `answered`, when set, sees each
-/// 2xx answer's body and the time it came.
+/// What each simulated client sends, all of it to one server: `next(i)`
+/// makes the `i`th request of the run (`None`: the work prepared for the
+/// measurement has run out, which ends that client), and `answered`, when
+/// set, sees each 2xx answer's body and the time it came.
 #[derive(Clone)]
 pub struct Op {
     pub authority: Arc<str>,
-    pub next: Arc<dyn Fn(u64) -> Option<Request<client::Body>> + Send + Sync>,
+    pub next: Arc<dyn Fn(u64) -> Option<Call> + Send + Sync>,
     pub answered: Option<Answered>,
 }
 
@@ -193,6 +272,14 @@ impl Op {
     pub fn new(
         authority: Arc<str>,
         next: impl Fn(u64) -> Option<Request<client::Body>> + Send + Sync + 'static,
+    ) -> Op {
+        Op::with_replies(authority, move |i| next(i).map(|req| (req, None)))
+    }
+
+    /// Requests that each carry what to do with their own answer.
+    pub fn with_replies(
+        authority: Arc<str>,
+        next: impl Fn(u64) -> Option<Call> + Send + Sync + 'static,
     ) -> Op {
         Op {
             authority,
@@ -223,19 +310,14 @@ pub fn assert_op(
     })
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
-    pub rate: f64,
-    pub p50: Duration,
-    pub p99: Duration,
-}
-
 #[derive(Default)]
 pub struct Load {
     pub ok: u64,
     pub latencies: Vec<Duration>,
     pub errors: BTreeMap<u16, u64>,
     pub elapsed: Duration,
+    /// Some client's `next` had nothing more to send.
+    pub ran_out: bool,
 }
 
 impl Load {
@@ -249,22 +331,28 @@ impl Load {
     }
 }
 
+/// No limit on a closed loop's requests: it runs until its deadline.
+pub const NO_LIMIT: u64 = u64::MAX;
+
 /// `conns` connections, each sending its next request as soon as the last
-/// answered, until the deadline; on a single-threaded runtime of its own
-/// (see bench/http.rs's `closed_loop`).
-pub async fn closed_loop(conns: usize, d: Duration, op: Op) -> Load {
+/// answered, until the deadline or `limit` requests in all.
+pub async fn closed_loop(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
+    // The simulated clients run on a thread of their own, on a single-threaded
+    // runtime: they share two cores with the server and PostgreSQL, and a
+    // multi-threaded runtime's wake-ups between its workers cost more CPU per
+    // request than the clients' own work.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("load generator runtime");
-        let _ = tx.send(runtime.block_on(clients(conns, d, op)));
+        let _ = tx.send(runtime.block_on(clients(conns, d, limit, op)));
     });
     rx.await.expect("load generator thread")
 }
 
-async fn clients(conns: usize, d: Duration, op: Op) -> Load {
+async fn clients(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
     let start = Instant::now();
     let deadline = start + d;
     let next = Arc::new(AtomicU64::new(0));
@@ -277,10 +365,19 @@ async fn clients(conns: usize, d: Duration, op: Op) -> Load {
                 let mut load = Load::default();
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= limit {
+                        break;
+                    }
                     let t = Instant::now();
-                    let Some(req) = (op.next)(i) else { break };
+                    let Some((req, on_reply)) = (op.next)(i) else {
+                        load.ran_out = true;
+                        break;
+                    };
                     let (status, body) = conn.send(req).await;
                     let took = t.elapsed();
+                    if let Some(f) = on_reply {
+                        f(status, &body);
+                    }
                     if (200..300).contains(&status) {
                         if let Some(f) = &op.answered {
                             f(&body, t + took);
@@ -303,12 +400,14 @@ async fn clients(conns: usize, d: Duration, op: Op) -> Load {
         for (s, n) in l.errors {
             *total.errors.entry(s).or_default() += n;
         }
+        total.ran_out |= l.ran_out;
     }
     total.elapsed = start.elapsed();
     total
 }
 
-/// The `factlog` binary cargo built for this bench, unless
+/// The `factlog` binary cargo built for this bench (it builds a package's
+/// binaries before its benches, in the same profile), unless
 /// `FACTLOG_BENCH_BIN` names another.
 pub fn find_server_binary() -> PathBuf {
     let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
@@ -336,6 +435,7 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// A source file changed after the binary was built, if any.
 fn newest_source_after(bin: &Path) -> Option<PathBuf> {
     let built = mtime(bin)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -431,8 +531,38 @@ pub async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> Stri
         .to_owned()
 }
 
-/// VmRSS and VmHWM of a process, in KiB.
-pub fn memory_of(pid: u32) -> (u64, u64) {
+/// Editors' tokens per server: confirmations need someone other than the
+/// asserter, and asserts spread over several actors, taking turns, as in a
+/// newsroom.
+pub const EDITORS: usize = 4;
+
+/// [`EDITORS`] editors' tokens (`editor0`, `editor1`, …).
+pub async fn editor_tokens(bin: &Path, url: &str) -> Vec<String> {
+    let mut editors = Vec::new();
+    for i in 0..EDITORS {
+        editors.push(create_token(bin, url, &format!("editor{i}"), "editor").await);
+    }
+    editors
+}
+
+/// A process's resident memory: now (VmRSS) and at its peak (VmHWM).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+impl Memory {
+    pub fn rss_mb(self) -> f64 {
+        kib_mb(self.rss_kib)
+    }
+
+    pub fn hwm_mb(self) -> f64 {
+        kib_mb(self.hwm_kib)
+    }
+}
+
+pub fn memory_of(pid: u32) -> Memory {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -441,11 +571,14 @@ pub fn memory_of(pid: u32) -> (u64, u64) {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Memory {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    }
 }
 
 /// `factlog serve` as a child process (`FACTLOG_RATE_LIMIT=0`), logging to
-/// a file of its own.
+/// a file of its own; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Server {
     child: std::process::Child,
     pub authority: String,
@@ -454,13 +587,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// With `FACTLOG_RATE_LIMIT=0`, `FACTLOG_VERIFY_EVERY_MINUTES` at
-    /// [`VERIFY_EVERY_MINUTES`] and `env` besides; ready when `/readyz` answers 200.
+    /// With `FACTLOG_RATE_LIMIT=0`, `RUST_LOG=warn` and `env` besides;
+    /// ready when `/readyz` answers 200.
     pub async fn start(bin: &Path, url: &str, env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().expect("directory for the server log");
         let log = dir.path().join("serve.log");
         let out = std::fs::File::create(&log).expect("create the server log");
@@ -471,9 +601,6 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", url)
             .env("FACTLOG_RATE_LIMIT", "0")
-            // The verifier's hourly full pass over the whole log must not
-            // land in a measurement; the pass at the first start is waited for.
-            .env("FACTLOG_VERIFY_EVERY_MINUTES", VERIFY_EVERY_MINUTES)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -511,13 +638,18 @@ impl Server {
         self.child.id()
     }
 
+    pub fn memory(&self) -> Memory {
+        memory_of(self.pid())
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Warnings and errors the server logged, with the first few.
+    /// Warnings and errors the server logged (it runs at `RUST_LOG=warn`, so
+    /// every line is one), with the first few.
     pub fn log_summary(&self) -> (usize, Vec<String>) {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<String> = text
@@ -528,6 +660,13 @@ impl Server {
         let first = lines.iter().take(5).cloned().collect();
         (lines.len(), first)
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl Drop for Server {
@@ -561,6 +700,16 @@ pub fn date_u() -> String {
         .unwrap_or_else(|| Utc::now().format("%a %b %e %T UTC %Y").to_string())
 }
 
+/// A report's opening: `title` with the date, the machine, how long the
+/// whole run took (`took`), and the command that reproduces it.
+pub fn report_head(bench: &str, title: &str, machine: &str, took: &str) -> String {
+    format!(
+        "## {title}, {}\n\nMachine: {machine}. Whole run {took}.\n\nCommand: `{}`\n\n",
+        date_u(),
+        command_line(bench)
+    )
+}
+
 /// Writes the report to `bench/results/<bench>-<UTC timestamp>.md`.
 pub fn write_report(bench: &str, report: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
@@ -571,9 +720,36 @@ pub fn write_report(bench: &str, report: &str) -> PathBuf {
     path
 }
 
+/// A summary row's goal column: met, **NOT met**, or none.
+pub fn goal_mark(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**NOT met**",
+        None => "—",
+    }
+}
+
+/// The line under a summary table: every goal met, or the rows that missed theirs.
+pub fn goals_line(missed: &[String]) -> String {
+    if missed.is_empty() {
+        "Every goal met.".into()
+    } else {
+        format!("Goals not met: {}.", missed.join("; "))
+    }
+}
+
 /// KiB as megabytes (10^6 bytes).
 pub fn kib_mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
+}
+
+/// An HTTP status, or "no answer" for 0.
+pub fn status_name(status: u16) -> String {
+    if status == 0 {
+        "no answer".into()
+    } else {
+        status.to_string()
+    }
 }
 
 pub fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
@@ -582,14 +758,7 @@ pub fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
     }
     counts
         .iter()
-        .map(|(s, n)| {
-            let s = if *s == 0 {
-                "no answer".into()
-            } else {
-                s.to_string()
-            };
-            format!("{s} ×{n}")
-        })
+        .map(|(s, n)| format!("{} ×{n}", status_name(*s)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -602,5 +771,9 @@ pub fn rate(per_sec: f64) -> String {
 }
 
 pub fn ms_fmt(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    ms_secs(d.as_secs_f64())
+}
+
+pub fn ms_secs(secs: f64) -> String {
+    format!("{:.2} ms", secs * 1e3)
 }

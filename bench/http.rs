@@ -10,15 +10,21 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 mod client;
+#[allow(
+    dead_code,
+    reason = "PostgreSQL's CPU seconds are reported by scale only"
+)]
 mod common;
+#[allow(
+    dead_code,
+    reason = "child commands, the verifier's catch-up, the generator's asserts and the goal summaries are scale's and tree's"
+)]
+mod harness;
 
 use bytes::Bytes;
 use factlog::db::{self, EphemeralCluster};
@@ -26,26 +32,28 @@ use factlog::projections::{self, AnyProjection};
 use factlog::store::{EventStore, StoreConfig};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use hyper::{Method, Request};
+use hyper::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
+    init_logging, machine_description, median, percentiles, postmaster_pid, single_insert_script,
+    thousands, write_medians,
+};
+use harness::{
+    EDITORS, Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description,
+    claim_text, closed_loop, create_token, date_u, drain_projections, editor_tokens, env_number,
+    find_server_binary, mix, ms_fmt, ms_secs, projection_lag, rate, settle, status_counts,
+    status_name, write_report,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
 
-/// Editors' tokens per scenario: confirmations need someone other than the
-/// asserter, and spreading writes over several actors is what a newsroom does.
-const EDITORS: usize = 4;
 const WRITE_CONNECTIONS: [usize; 2] = [1, 32];
 const READ_CONNECTIONS: usize = 32;
 /// Connections used for unmeasured set-up work (seeding, topping up).
 const SETUP_CONNECTIONS: usize = 32;
-/// Per-request client timeout: bounds every loop even if the server hangs.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a visibility probe keeps polling before it counts as a timeout.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// Visibility probes in flight at once; an assert arriving when all are busy
@@ -116,19 +124,6 @@ impl Settings {
     }
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| panic!("{name} must be a positive integer, got {v:?}")),
-        _ => default,
-    }
-}
-
 struct Bench {
     cluster: EphemeralCluster,
     settings: Settings,
@@ -139,13 +134,7 @@ struct Bench {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     // cargo passes `--bench` (and libtest-style flags) to harness-less benches.
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -214,89 +203,6 @@ fn db_name(scenario: &str) -> String {
 // The server under test, its database and its clients
 // ---------------------------------------------------------------------------
 
-/// The `factlog` binary cargo built for this bench (it builds a package's
-/// binaries before its benches, in the same profile), unless
-/// `FACTLOG_BENCH_BIN` names another.
-fn find_server_binary() -> PathBuf {
-    let bin = std::env::var_os("FACTLOG_BENCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_factlog")),
-        PathBuf::from,
-    );
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the bench through `cargo bench --bench http`, which builds it \
-         (or point FACTLOG_BENCH_BIN at a factlog binary)",
-        bin.display()
-    );
-    if let Some(newer) = newest_source_after(&bin) {
-        eprintln!(
-            "WARNING: {} is older than {}; the figures will describe the old code. \
-             `cargo bench --bench http` rebuilds it.",
-            bin.display(),
-            newer.display()
-        );
-    }
-    bin
-}
-
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// A source file changed after the binary was built, if any.
-fn newest_source_after(bin: &Path) -> Option<PathBuf> {
-    let built = mtime(bin)?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut stack = vec![root.join("src"), root.join("migrations")];
-    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
-        .into_iter()
-        .filter(|f| mtime(f).is_some_and(|t| t > built))
-        .max_by_key(|f| mtime(f))
-}
-
-fn binary_description(bin: &Path) -> String {
-    let built = mtime(bin)
-        .map(|t| {
-            chrono::DateTime::<chrono::Utc>::from(t)
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string()
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let stale = match newest_source_after(bin) {
-        Some(f) => format!(
-            " (**older than {}: stale build**)",
-            f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-                .unwrap_or(&f)
-                .display()
-        ),
-        None => String::new(),
-    };
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    let path = bin
-        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(bin)
-        .display();
-    format!("`{path}` built {built}{stale}, working tree at commit {commit}")
-}
-
 struct Db {
     name: String,
     url: String,
@@ -304,16 +210,7 @@ struct Db {
 }
 
 async fn database(cluster: &EphemeralCluster, name: &str, pool_size: u32) -> Db {
-    let url = cluster.url(name);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the scenario's database");
-    let pool = db::pool(&url, pool_size)
-        .await
-        .expect("connect to the scenario's database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the scenario's database");
+    let (url, pool) = common::database(cluster, name, pool_size).await;
     Db {
         name: name.to_owned(),
         url,
@@ -333,175 +230,6 @@ async fn drop_database(cluster: &EphemeralCluster, name: &str) {
     .execute(&pool)
     .await;
     pool.close().await;
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Memory {
-    fn rss_mb(self) -> f64 {
-        self.rss_kib as f64 * 1024.0 / MB
-    }
-
-    fn hwm_mb(self) -> f64 {
-        self.hwm_kib as f64 * 1024.0 / MB
-    }
-}
-
-fn memory_of(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    Memory {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-    }
-}
-
-/// `factlog serve` as a child process, logging to a file of its own.
-struct Server {
-    child: std::process::Child,
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(bin: &Path, url: &str) -> Server {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("directory for the server log");
-        let log = dir.path().join("serve.log");
-        let out = std::fs::File::create(&log).expect("create the server log");
-        let err = out.try_clone().expect("server log handle");
-        let mut cmd = std::process::Command::new(bin);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", url)
-            .env("FACTLOG_RATE_LIMIT", "0")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // SAFETY: prctl is async-signal-safe. The server must not outlive a
-        // bench that panics or is interrupted; this is spawned from the main
-        // thread, which lives as long as the bench.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("start factlog serve");
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let client = http_client(1);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if call_status(client.get(format!("{}/readyz", server.base))).await == 200 {
-                break;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("factlog serve exited ({status}):\n{}", server.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "factlog serve was not ready within 60 s:\n{}",
-                server.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn memory(&self) -> Memory {
-        memory_of(self.pid())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Warnings and errors the server logged (it runs at `RUST_LOG=warn`, so
-    /// every line is one), with the first few shown.
-    fn log_summary(&self) -> (usize, Vec<String>) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        let first = lines.iter().take(5).cloned().collect();
-        (lines.len(), first)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        // SAFETY: a plain signal to our own child; SIGTERM lets it drain.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-async fn create_token(bin: &Path, url: &str, name: &str, role: &str) -> String {
-    let out = tokio::process::Command::new(bin)
-        .args(["token", "create", "--name", name, "--role", role])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run factlog token create");
-    assert!(
-        out.status.success(),
-        "factlog token create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("the token is text")
-        .trim()
-        .to_owned()
 }
 
 /// One client per simulated connection: with `max_idle` 1 and requests sent
@@ -548,6 +276,8 @@ async fn call_json(req: reqwest::RequestBuilder) -> (u16, Value) {
 /// Everything a scenario needs from a running server.
 struct Live<'a> {
     bench: &'a Bench,
+    /// pgbench against the scenario's database.
+    pgbench: Pgbench,
     db: Db,
     server: Server,
     base: Arc<str>,
@@ -569,13 +299,10 @@ impl<'a> Live<'a> {
             .server_bin
             .as_deref()
             .expect("the server binary was found");
-        let mut editors = Vec::new();
-        for i in 0..EDITORS {
-            editors.push(create_token(bin, &db.url, &format!("editor{i}"), "editor").await);
-        }
+        let editors = editor_tokens(bin, &db.url).await;
         let reader = create_token(bin, &db.url, "reader", "reader").await;
-        let server = Server::start(bin, &db.url).await;
-        let base: Arc<str> = server.base.clone().into();
+        let server = Server::start(bin, &db.url, &[]).await;
+        let base: Arc<str> = format!("http://{}", server.authority).into();
         // No body: quotes need not match, and claims are all about this story.
         let (status, story) = call_json(
             http_client(1)
@@ -589,6 +316,11 @@ impl<'a> Live<'a> {
         let story = story["id"].as_str().expect("story id").into();
         Live {
             bench,
+            pgbench: Pgbench {
+                scripts: bench.scripts.path().to_owned(),
+                port: bench.cluster.port(),
+                db: db.name.clone(),
+            },
             db,
             server,
             base,
@@ -786,10 +518,6 @@ fn push_capped<T>(list: &Mutex<VecDeque<T>>, item: T, cap: usize) {
     l.push_back(item);
 }
 
-/// Numbers every claim body across the run, so successive phases do not
-/// replay the same subjects and valid times in the same order.
-static CLAIM_SEQ: AtomicU64 = AtomicU64::new(0);
-
 /// A claim about one of `facts` (subject, property) pairs, at one of twelve
 /// valid times, with one of a few values, so facts hold a handful of claims
 /// and some valid times are contested, as in a real log.
@@ -797,23 +525,9 @@ fn claim_body(story: &str, facts: u64) -> Value {
     serde_json::from_str(&claim_body_text(story, facts)).expect("a claim body is JSON")
 }
 
-/// [`claim_body`] as the text sent: the load generator's hot path writes it
-/// directly (`story` is a uuid, the rest digits and fixed words, so nothing
-/// needs escaping).
+/// [`claim_body`] as the text sent, about `bench subject N`.
 fn claim_body_text(story: &str, facts: u64) -> String {
-    let n = CLAIM_SEQ.fetch_add(1, Ordering::Relaxed);
-    let h = mix(n);
-    format!(
-        concat!(
-            r#"{{"story_id":"{}","subject":"bench subject {}","property":"count","#,
-            r#""value":{{"kind":"quantity","amount":"{}","unit":"person"}},"#,
-            r#""quote":"some people were there","valid_at":"2020-{:02}"}}"#
-        ),
-        story,
-        h % facts,
-        1000 + 100 * (h >> 20) % 3,
-        1 + (h >> 40) % 12
-    )
+    claim_text(story, "bench subject", 0, facts)
 }
 
 /// What the load generator keeps of a created claim.
@@ -821,14 +535,6 @@ fn claim_body_text(story: &str, facts: u64) -> String {
 struct Created {
     id: String,
     fact_id: String,
-}
-
-/// splitmix64: cheap, stateless pseudo-random numbers from a counter.
-fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn fact_has_claim(doc: &Value, claim: &str) -> bool {
@@ -841,124 +547,13 @@ fn fact_has_claim(doc: &Value, claim: &str) -> bool {
 // Closed-loop load
 // ---------------------------------------------------------------------------
 
-/// What to do with an answer: its status and body.
-type OnReply = Box<dyn FnOnce(u16, &[u8]) + Send>;
-/// A request, and what to do with its answer.
-type Call = (Request<client::Body>, Option<OnReply>);
-
-/// The `i`th request of a closed loop, or `None` when the work prepared for
-/// the measurement has run out; all of it to one server.
-#[derive(Clone)]
-struct Op {
-    authority: Arc<str>,
-    next: Arc<dyn Fn(u64) -> Option<Call> + Send + Sync>,
-}
-
-impl Op {
-    fn new(live: &Live, next: impl Fn(u64) -> Option<Call> + Send + Sync + 'static) -> Op {
-        Op {
-            authority: live.authority(),
-            next: Arc::new(next),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Load {
-    ok: u64,
-    latencies: Vec<Duration>,
-    errors: BTreeMap<u16, u64>,
-    elapsed: Duration,
-    ran_out: bool,
-}
-
-impl Load {
-    fn sample(&mut self) -> Sample {
-        let (p50, p99) = percentiles(&mut self.latencies);
-        Sample {
-            rate: self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            p50,
-            p99,
-        }
-    }
-}
-
-/// `conns` connections, each sending its next request as soon as the last
-/// answered, until the deadline or `limit` requests in all.
-async fn closed_loop(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
-    // The simulated clients run on a thread of their own, on a single-threaded
-    // runtime: they share two cores with the server and PostgreSQL, and a
-    // multi-threaded runtime's wake-ups between its workers cost more CPU per
-    // request than the clients' own work.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let _ = tx.send(runtime.block_on(clients(conns, d, limit, op)));
-    });
-    rx.await.expect("load generator thread")
-}
-
-async fn clients(conns: usize, d: Duration, limit: u64, op: Op) -> Load {
-    let start = Instant::now();
-    let deadline = start + d;
-    let next = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..conns)
-        .map(|_| {
-            let op = op.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let mut conn = client::Conn::new(&op.authority, REQUEST_TIMEOUT);
-                let mut load = Load::default();
-                while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= limit {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let Some((req, on_reply)) = (op.next)(i) else {
-                        load.ran_out = true;
-                        break;
-                    };
-                    let (status, body) = conn.send(req).await;
-                    let took = t.elapsed();
-                    if let Some(f) = on_reply {
-                        f(status, &body);
-                    }
-                    if (200..300).contains(&status) {
-                        load.ok += 1;
-                        load.latencies.push(took);
-                    } else {
-                        *load.errors.entry(status).or_default() += 1;
-                    }
-                }
-                load
-            })
-        })
-        .collect();
-    let mut total = Load::default();
-    for t in tasks {
-        let l = t.await.expect("load task");
-        total.ok += l.ok;
-        total.latencies.extend(l.latencies);
-        for (s, n) in l.errors {
-            *total.errors.entry(s).or_default() += n;
-        }
-        total.ran_out |= l.ran_out;
-    }
-    total.elapsed = start.elapsed();
-    total
-}
-
 fn assert_op(live: &Live) -> Op {
     let authority = live.authority();
     let editors = live.editors.clone();
     let story = live.story.clone();
     let known = live.known.clone();
     let facts = live.bench.settings.facts;
-    Op::new(live, move |i| {
+    Op::with_replies(live.authority(), move |i| {
         let e = (i % editors.len() as u64) as usize;
         let req = client::request(
             &authority,
@@ -986,7 +581,7 @@ fn confirm_op(live: &Live) -> Op {
     let editors = live.editors.clone();
     let known = live.known.clone();
     let note = Bytes::from_static(br#"{"note":"matches the agency figure"}"#);
-    Op::new(live, move |_| {
+    Op::with_replies(live.authority(), move |_| {
         let p = known.take_pending()?;
         let confirmer = &editors[(p.asserter + 1) % editors.len()];
         let req = client::request(
@@ -1003,7 +598,7 @@ fn confirm_op(live: &Live) -> Op {
 fn read_fact_op(live: &Live, facts: Arc<Vec<String>>) -> Op {
     let authority = live.authority();
     let reader = live.reader.clone();
-    Op::new(live, move |i| {
+    Op::with_replies(live.authority(), move |i| {
         let id = &facts[(mix(i ^ 0x5eed) % facts.len() as u64) as usize];
         let req = client::request(
             &authority,
@@ -1043,76 +638,12 @@ async fn top_up_pending(live: &Live<'_>, want: usize) {
 // Projections, checkpoints, pgbench
 // ---------------------------------------------------------------------------
 
-/// How far the slowest projection is behind the head of the log.
-async fn projection_lag(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT position FROM event_head) - \
-                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("projection lag")
-}
-
-/// Waits until the projections have caught up with the log; returns how long
-/// that took. Work left over from one measurement would otherwise take CPU
-/// from the next, whichever side it is.
-async fn drain_projections(pool: &PgPool) -> Duration {
-    let start = Instant::now();
-    while projection_lag(pool).await > 0 {
-        if start.elapsed() > SETTLE_LIMIT {
-            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-async fn settle(pool: &PgPool) {
-    drain_projections(pool).await;
-    checkpoint(pool).await;
-}
-
 fn write_script(bench: &Bench, name: &str, text: &str) {
     std::fs::write(bench.scripts.path().join(name), text).expect("write a pgbench script");
 }
 
 fn write_single_insert_script(bench: &Bench) {
     write_script(bench, "single.sql", &single_insert_script());
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Sample {
-    /// Requests (HTTP) or transactions (pgbench) per second.
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-async fn run_pgbench(
-    bench: &Bench,
-    db: &str,
-    script: &str,
-    clients: usize,
-    d: Duration,
-    extra: &[&str],
-) -> Sample {
-    let run = pgbench(
-        bench.scripts.path(),
-        bench.cluster.port(),
-        db,
-        script,
-        clients,
-        d,
-        extra,
-    )
-    .await;
-    Sample {
-        rate: run.tps,
-        p50: run.p50,
-        p99: run.p99,
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1189,14 +720,14 @@ impl Measured {
 }
 
 async fn measure_http(live: &Live<'_>, conns: usize, d: Duration, op: Op) -> HttpSide {
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
     let xacts_before = committed(&live.db.pool).await;
     let before = live.cpu();
-    let mut load = closed_loop(conns, d, u64::MAX, op).await;
+    let mut load = closed_loop(conns, d, NO_LIMIT, op).await;
     let cpu = live.cpu().since(&before);
     let memory = live.server.memory();
     let lag_at_stop = projection_lag(&live.db.pool).await;
-    let catch_up = drain_projections(&live.db.pool).await;
+    let catch_up = drain_projections(&live.db.pool, SETTLE_LIMIT).await;
     let xacts = committed(&live.db.pool).await - xacts_before;
     HttpSide {
         sample: load.sample(),
@@ -1228,8 +759,8 @@ async fn measure_pgbench(
     d: Duration,
     extra: &[&str],
 ) -> Sample {
-    settle(&live.db.pool).await;
-    run_pgbench(live.bench, &live.db.name, script, clients, d, extra).await
+    settle(&live.db.pool, SETTLE_LIMIT).await;
+    live.pgbench.run(script, clients, d, extra).await
 }
 
 async fn writes(bench: &Bench) -> String {
@@ -1248,8 +779,8 @@ async fn writes(bench: &Bench) -> String {
     // relation extension and connection set-up on both sides.
     eprintln!("warming up...");
     let warm = Duration::from_secs(1);
-    closed_loop(8, warm, u64::MAX, assert_op(&live)).await;
-    run_pgbench(bench, &live.db.name, "single.sql", 8, warm, &[]).await;
+    closed_loop(8, warm, NO_LIMIT, assert_op(&live)).await;
+    live.pgbench.run("single.sql", 8, warm, &[]).await;
 
     let pairs: Vec<Pair> = WRITE_CONNECTIONS
         .iter()
@@ -1397,50 +928,38 @@ async fn live_facts(live: &Live<'_>) -> Arc<Vec<String>> {
 }
 
 fn render_pairs(out: &mut String, results: &[Measured]) {
-    let _ = writeln!(
+    write_medians(
         out,
-        "Medians over rounds; the ratio is the median of the per-round ratios \
-         (factlog and pgbench measured back to back).\n"
+        "| measurement | factlog req/s | p50 | p99 | pgbench | pgbench tps | pgbench p50 | pgbench p99 | ratio | goal |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        results,
+        |m| m.pair,
+        |pair, med| {
+            let ratio = med(&|m| m.ratio());
+            let p99 = med(&|m| m.http.sample.p99.as_secs_f64());
+            let goal = match pair.goal() {
+                Some((min_ratio, max_p99)) => format!(
+                    "≥ {min_ratio}x and p99 < {} ms: {}",
+                    max_p99.as_millis(),
+                    met(ratio >= min_ratio && p99 < max_p99.as_secs_f64())
+                ),
+                None => "—".into(),
+            };
+            format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+                pair.label(),
+                rate(med(&|m| m.http.sample.rate)),
+                ms_secs(med(&|m| m.http.sample.p50.as_secs_f64())),
+                ms_secs(p99),
+                pair.pgbench_label(),
+                rate(med(&|m| m.pgbench.rate)),
+                ms_secs(med(&|m| m.pgbench.p50.as_secs_f64())),
+                ms_secs(med(&|m| m.pgbench.p99.as_secs_f64())),
+                ratio,
+                goal
+            )
+        },
     );
-    let _ = writeln!(
-        out,
-        "| measurement | factlog req/s | p50 | p99 | pgbench | pgbench tps | pgbench p50 | pgbench p99 | ratio | goal |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|---|");
-    let mut pairs: Vec<Pair> = Vec::new();
-    for m in results {
-        if !pairs.contains(&m.pair) {
-            pairs.push(m.pair);
-        }
-    }
-    for pair in pairs {
-        let ms: Vec<&Measured> = results.iter().filter(|m| m.pair == pair).collect();
-        let med = |f: &dyn Fn(&Measured) -> f64| median(ms.iter().map(|m| f(m)).collect());
-        let ratio = med(&|m| m.ratio());
-        let p99 = med(&|m| m.http.sample.p99.as_secs_f64());
-        let goal = match pair.goal() {
-            Some((min_ratio, max_p99)) => format!(
-                "≥ {min_ratio}x and p99 < {} ms: {}",
-                max_p99.as_millis(),
-                met(ratio >= min_ratio && p99 < max_p99.as_secs_f64())
-            ),
-            None => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
-            pair.label(),
-            rate(med(&|m| m.http.sample.rate)),
-            ms_secs(med(&|m| m.http.sample.p50.as_secs_f64())),
-            ms_secs(p99),
-            pair.pgbench_label(),
-            rate(med(&|m| m.pgbench.rate)),
-            ms_secs(med(&|m| m.pgbench.p50.as_secs_f64())),
-            ms_secs(med(&|m| m.pgbench.p99.as_secs_f64())),
-            ratio,
-            goal
-        );
-    }
     let _ = writeln!(
         out,
         "\nPer round. \"Lag\" is how far the slowest projection was behind the log when the \
@@ -1524,7 +1043,7 @@ async fn reads(bench: &Bench) -> String {
             );
         }
     }
-    drain_projections(&live.db.pool).await;
+    drain_projections(&live.db.pool, SETTLE_LIMIT).await;
 
     // pgbench's counterpart: the same documents under an integer key it can
     // draw at random, fetched by primary key with a prepared statement. The
@@ -1537,7 +1056,7 @@ async fn reads(bench: &Bench) -> String {
     let client = http_client(SETUP_CONNECTIONS);
     let docs: Vec<String> = futures::stream::iter(ids.iter().map(|id| {
         let req = client
-            .get(format!("{}/v1/facts/{id}", live.server.base))
+            .get(format!("{}/v1/facts/{id}", live.base))
             .bearer_auth(&*live.reader);
         async move {
             let (status, doc) = call_json(req).await;
@@ -1588,11 +1107,11 @@ async fn reads(bench: &Bench) -> String {
     closed_loop(
         8,
         warm,
-        u64::MAX,
+        NO_LIMIT,
         read_fact_op(&live, live_facts(&live).await),
     )
     .await;
-    run_pgbench(bench, &live.db.name, "read.sql", 8, warm, prepared).await;
+    live.pgbench.run("read.sql", 8, warm, prepared).await;
 
     let mut results = Vec::new();
     for round in 0..s.rounds {
@@ -1728,7 +1247,7 @@ async fn visible(bench: &Bench) -> String {
     // A little traffic first, so the measured asserts do not pay for the
     // first connections and a cold cache.
     closed_loop(4, Duration::from_secs(1), 200, assert_op(&live)).await;
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
 
     let stats = Arc::new(Mutex::new(VisibleStats::default()));
     let probe = Arc::new(Probe {
@@ -2549,7 +2068,7 @@ async fn soak(bench: &Bench) -> String {
         assert_op(&live),
     )
     .await;
-    settle(&live.db.pool).await;
+    settle(&live.db.pool, SETTLE_LIMIT).await;
 
     eprintln!(
         "soak: {} writes/s and {} reads/s for {} s, {} connections each, sampled every {} s",
@@ -2785,16 +2304,6 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 // Machine, CPU accounting, reports
 // ---------------------------------------------------------------------------
 
-fn date_u() -> String {
-    std::process::Command::new("date")
-        .arg("-u")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| chrono::Utc::now().format("%a %b %e %T UTC %Y").to_string())
-}
-
 fn header(scenario: &str, machine: &str, bench: &Bench, started: Instant) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -2822,164 +2331,6 @@ fn header(scenario: &str, machine: &str, bench: &Bench, started: Instant) -> Str
     out
 }
 
-fn write_report(scenario: &str, report: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-    std::fs::create_dir_all(&dir).expect("create bench/results");
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let path = dir.join(format!("{scenario}-{stamp}.md"));
-    std::fs::write(&path, report).expect("write the results file");
-    path
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuSplit {
-    /// Cores used on average by each party.
-    client: f64,
-    server: f64,
-    postgres: f64,
-    others: f64,
-    /// Share of the whole machine used by anything but the benchmark.
-    others_share: f64,
-    /// CPU seconds the server used.
-    server_secs: f64,
-}
-
-/// CPU time in clock ticks: the machine's, and each party's: this process
-/// (the load generator, plus reaped children such as pgbench), the server,
-/// and the cluster's processes.
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    client: u64,
-    server: u64,
-    postgres: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal (guest is inside
-        // user). Interrupt time is charged to no process and is mostly our
-        // own loopback traffic, so it counts as nobody's.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        let server = server
-            .and_then(|pid| process_ticks(&pid.to_string()))
-            .map_or(0, |p| p.own + p.reaped);
-        let mut postgres = 0;
-        if let Some(pm) = postmaster {
-            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            // Live backends; exited ones are in the postmaster's reaped time.
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    postgres += p.own;
-                }
-            }
-        }
-        CpuSnapshot {
-            busy,
-            total,
-            client,
-            server,
-            postgres,
-        }
-    }
-
-    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return CpuSplit::default();
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let client = self.client.saturating_sub(before.client);
-        let server = self.server.saturating_sub(before.server);
-        let postgres = self.postgres.saturating_sub(before.postgres);
-        let others = busy.saturating_sub(client + server + postgres);
-        // Machine ticks count every CPU; one core's worth is total / cpus.
-        let per_core = total as f64 / cpu_count() as f64;
-        CpuSplit {
-            client: client as f64 / per_core,
-            server: server as f64 / per_core,
-            postgres: postgres as f64 / per_core,
-            others: others as f64 / per_core,
-            others_share: others as f64 / total as f64,
-            server_secs: server as f64 / clock_ticks_per_sec(),
-        }
-    }
-}
-
-/// CPUs as /proc/stat counts them (what its tick totals add up).
-fn cpu_count() -> usize {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count()
-        .max(1)
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn status_name(status: u16) -> String {
-    if status == 0 {
-        "no answer".into()
-    } else {
-        status.to_string()
-    }
-}
-
-fn status_counts(counts: &BTreeMap<u16, u64>) -> String {
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(s, n)| format!("{} ×{n}", status_name(*s)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
-}
-
-fn rate(per_sec: f64) -> String {
-    if !per_sec.is_finite() {
-        return "—".into();
-    }
-    thousands(per_sec.round() as u64)
-}
-
-fn ms_fmt(d: Duration) -> String {
-    ms_secs(d.as_secs_f64())
-}
-
-fn ms_secs(secs: f64) -> String {
-    format!("{:.2} ms", secs * 1e3)
 }

@@ -16,30 +16,35 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod client;
+#[allow(
+    dead_code,
+    reason = "the table of paired rounds is append's and http's"
+)]
 mod common;
+#[allow(dead_code, reason = "the server's current RSS is bench/http.rs's")]
 mod harness;
 
 use chrono::{DateTime, Utc};
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use hyper::Method;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use common::{
-    PAYLOAD, PGBENCH_SCHEMA, checkpoint, machine_description, median, percentiles, pgbench,
-    postmaster_pid, process_ticks, single_insert_script, thousands,
+    CpuSnapshot, CpuSplit, PAYLOAD, PGBENCH_SCHEMA, Pgbench, Sample, checkpoint, cpu_count,
+    database, init_logging, machine_description, median, percentiles, postmaster_pid,
+    single_insert_script, thousands,
 };
 use harness::{
-    Load, Op, SETTLE_LIMIT, Sample, Server, VERIFY_EVERY_MINUTES, binary_description, closed_loop,
-    command_line, create_token, date_u, env_number, find_server_binary, kib_mb, memory_of, mix,
-    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, SETTLE_LIMIT, Server, VERIFY_DAILY, VERIFY_EVERY_MINUTES,
+    binary_description, closed_loop, create_token, drain_projections, editor_tokens, env_number,
+    find_server_binary, goal_mark, goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head,
+    run_waited, set_synchronous_commit, settle, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "scale";
 /// The asserts are measured where the write goal is set (bench/http.rs).
 const WRITE_CONNECTIONS: usize = 32;
-/// Editors' tokens for the asserts, taking turns.
-const EDITORS: usize = 4;
 /// The generator's editors (src/commands/generate.rs): the audit's actors
 /// and the claims' `asserted_by`.
 const GENERATED_ACTORS: [&str; 6] = ["ann", "bob", "cy", "dee", "eli", "fay"];
@@ -118,7 +123,8 @@ struct Binary {
 
 struct Bench {
     settings: Settings,
-    cluster: EphemeralCluster,
+    /// The throw-away cluster, stopped when the bench ends.
+    _cluster: EphemeralCluster,
     bin: PathBuf,
     bin_description: String,
     url: String,
@@ -126,6 +132,7 @@ struct Bench {
     postmaster: Option<u32>,
     /// pgbench scripts and logs, child logs; gone with the run.
     scratch: tempfile::TempDir,
+    pgbench: Pgbench,
     tokens: Tokens,
 }
 
@@ -136,13 +143,7 @@ struct Tokens {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let settings = Settings::from_env();
     let built = find_server_binary();
     // A private copy: the target directory is shared, and a build made
@@ -168,16 +169,7 @@ fn main() {
 async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     let bin = binary.path;
     let started = Instant::now();
-    let url = cluster.url(DB_NAME);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 8)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
+    let (url, pool) = database(&cluster, DB_NAME, 8).await;
     sqlx::raw_sql(PGBENCH_SCHEMA)
         .execute(&pool)
         .await
@@ -200,10 +192,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
         format!("\\set n random(1, {CONTROL_ROWS})\nSELECT doc FROM bench_control WHERE n = :n;\n"),
     )
     .expect("write a pgbench script");
-    let mut editors = Vec::new();
-    for i in 0..EDITORS {
-        editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
-    }
+    let editors = editor_tokens(&bin, &url).await;
     let tokens = Tokens {
         reader: create_token(&bin, &url, "reader", "reader").await.into(),
         auditor: create_token(&bin, &url, "auditor", "auditor").await.into(),
@@ -213,8 +202,13 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     eprintln!("{machine}");
     let bench = Bench {
         postmaster: postmaster_pid(cluster.dir()),
+        pgbench: Pgbench {
+            scripts: scratch.path().to_owned(),
+            port: cluster.port(),
+            db: DB_NAME.into(),
+        },
         settings,
-        cluster,
+        _cluster: cluster,
         bin,
         bin_description: binary.description,
         url,
@@ -344,13 +338,6 @@ impl SizeResult {
     }
 }
 
-async fn head(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT position FROM event_head")
-        .fetch_one(pool)
-        .await
-        .expect("log head")
-}
-
 async fn measure_size(
     bench: &Bench,
     size: u64,
@@ -358,14 +345,14 @@ async fn measure_size(
     history_claims: Option<(i64, i64)>,
 ) -> SizeResult {
     let pool = &bench.pool;
-    let before = head(pool).await;
+    let before = log_head(pool).await;
     let want = (size as i64 - before).max(1) as u64;
     eprintln!(
         "== {} events: appending {} with `factlog generate` (synchronous_commit off for the fill) ==",
         thousands(size),
         thousands(want)
     );
-    set_synchronous_commit(pool, false).await;
+    set_synchronous_commit(pool, DB_NAME, false).await;
     let fill = run_child(
         bench,
         &[
@@ -378,8 +365,8 @@ async fn measure_size(
         "info",
     )
     .await;
-    set_synchronous_commit(pool, true).await;
-    let events = head(pool).await;
+    set_synchronous_commit(pool, DB_NAME, true).await;
+    let events = log_head(pool).await;
     let fill_events = events - before;
     eprintln!(
         "  {} events in {:.0} s ({}/s); log now {}",
@@ -430,10 +417,10 @@ async fn measure_size(
     .await
     .expect("database size");
 
-    let server = Server::start(&bench.bin, &bench.url, &[]).await;
+    let server = Server::start(&bench.bin, &bench.url, &[VERIFY_DAILY]).await;
     let t = Instant::now();
     wait_until_verified(&server, &bench.tokens.auditor).await;
-    drain_projections(pool).await;
+    drain_projections(pool, SETTLE_LIMIT).await;
     let ready_secs = t.elapsed().as_secs_f64();
     eprintln!("  server ready, verifier caught up after {ready_secs:.1} s");
     let targets = Targets::load(pool, history_claims).await;
@@ -450,16 +437,17 @@ async fn measure_size(
         reads.push(measure_read(&live, &spec).await);
     }
     eprintln!("  control: pgbench primary-key SELECT on a fixed {CONTROL_ROWS}-row table");
-    settle(pool).await;
+    settle(pool, SETTLE_LIMIT).await;
     wait_for_quiet(bench, Some(server.pid())).await;
-    let control = run_pgbench(
-        bench,
-        "control.sql",
-        bench.settings.conns,
-        Duration::from_secs(bench.settings.secs),
-        &["-M", "prepared"],
-    )
-    .await;
+    let control = bench
+        .pgbench
+        .run(
+            "control.sql",
+            bench.settings.conns,
+            Duration::from_secs(bench.settings.secs),
+            &["-M", "prepared"],
+        )
+        .await;
     eprintln!(
         "  control: {} tps, p99 {}",
         rate(control.rate),
@@ -467,7 +455,7 @@ async fn measure_size(
     );
     let asserts = measure_asserts(&live).await;
     let full_pass_during = full_passes_started(pool).await != passes_before;
-    let server_peak_kib = memory_of(server.pid()).1;
+    let server_peak_kib = server.memory().hwm_kib;
     let server_log = server.log_summary();
     let facts = live.targets.facts.len();
     let matched_claims = claim_range(&live.targets.matched);
@@ -504,21 +492,6 @@ async fn full_passes_started(pool: &PgPool) -> Option<DateTime<Utc>> {
         .fetch_one(pool)
         .await
         .expect("the verifier's state")
-}
-
-/// `synchronous_commit` for new connections to the bench database: off for
-/// the generator only (it connects after this), back to the default for
-/// everything measured.
-async fn set_synchronous_commit(pool: &PgPool, on: bool) {
-    let sql = if on {
-        format!("ALTER DATABASE {DB_NAME} RESET synchronous_commit")
-    } else {
-        format!("ALTER DATABASE {DB_NAME} SET synchronous_commit = off")
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .expect("set synchronous_commit");
 }
 
 /// Runs `factlog <args>` against the bench database and waits for it with
@@ -582,33 +555,6 @@ async fn wait_for_quiet(bench: &Bench, server: Option<u32>) -> f64 {
     }
 }
 
-async fn projection_lag(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT position FROM event_head) - \
-                (SELECT coalesce(min(position), 0) FROM projection_checkpoints)",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("projection lag")
-}
-
-async fn drain_projections(pool: &PgPool) {
-    let start = Instant::now();
-    while projection_lag(pool).await > 0 {
-        if start.elapsed() > SETTLE_LIMIT {
-            eprintln!("WARNING: projections still behind after {SETTLE_LIMIT:?}; going on");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Projections at the head and a clean checkpoint before each measurement.
-async fn settle(pool: &PgPool) {
-    drain_projections(pool).await;
-    checkpoint(pool).await;
-}
-
 // ---------------------------------------------------------------------------
 // What the reads address, taken from the database
 // ---------------------------------------------------------------------------
@@ -651,7 +597,7 @@ impl Targets {
     /// `claims`: the range of claim counts whose facts' history is compared
     /// (`None` at the first size: its busiest facts set it).
     async fn load(pool: &PgPool, claims: Option<(i64, i64)>) -> Targets {
-        let head = head(pool).await;
+        let head = log_head(pool).await;
         let facts: Vec<Uuid> = sqlx::query_scalar("SELECT fact_id FROM facts_view")
             .fetch_all(pool)
             .await
@@ -1012,12 +958,12 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
         Some(client::request(&authority, Method::GET, &p, &token, None))
     });
     let s = &live.bench.settings;
-    settle(&live.bench.pool).await;
+    settle(&live.bench.pool, SETTLE_LIMIT).await;
     let quiet_wait = wait_for_quiet(live.bench, Some(live.server.pid())).await;
     // Warm-up: connections, the server's statement cache, the pages read.
-    closed_loop(s.conns, Duration::from_secs(1), op.clone()).await;
+    closed_loop(s.conns, Duration::from_secs(1), NO_LIMIT, op.clone()).await;
     let before = live.cpu();
-    let mut load = closed_loop(s.conns, Duration::from_secs(s.secs), op).await;
+    let mut load = closed_loop(s.conns, Duration::from_secs(s.secs), NO_LIMIT, op).await;
     let cpu = live.cpu().since(&before);
     let sample = load.sample();
     eprintln!(
@@ -1060,20 +1006,28 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
     let d = Duration::from_secs(s.write_secs);
     let pool = &live.bench.pool;
     eprintln!("  warming up the asserts...");
-    closed_loop(8, Duration::from_secs(1), assert_op(live)).await;
-    run_pgbench(live.bench, "single.sql", 8, Duration::from_secs(1), &[]).await;
+    closed_loop(8, Duration::from_secs(1), NO_LIMIT, assert_op(live)).await;
+    live.bench
+        .pgbench
+        .run("single.sql", 8, Duration::from_secs(1), &[])
+        .await;
     let mut rounds = Vec::new();
     for round in 0..s.rounds {
         let before = live.cpu();
         let mut http = None;
         let mut pg = None;
         for side in 0..2 {
-            settle(pool).await;
+            settle(pool, SETTLE_LIMIT).await;
             wait_for_quiet(live.bench, Some(live.server.pid())).await;
             if (side == 0) == round.is_multiple_of(2) {
-                http = Some(closed_loop(WRITE_CONNECTIONS, d, assert_op(live)).await);
+                http = Some(closed_loop(WRITE_CONNECTIONS, d, NO_LIMIT, assert_op(live)).await);
             } else {
-                pg = Some(run_pgbench(live.bench, "single.sql", WRITE_CONNECTIONS, d, &[]).await);
+                pg = Some(
+                    live.bench
+                        .pgbench
+                        .run("single.sql", WRITE_CONNECTIONS, d, &[])
+                        .await,
+                );
             }
         }
         let mut http = http.expect("the HTTP side ran");
@@ -1094,147 +1048,8 @@ async fn measure_asserts(live: &Live<'_>) -> Vec<AssertRound> {
         );
         rounds.push(r);
     }
-    drain_projections(pool).await;
+    drain_projections(pool, SETTLE_LIMIT).await;
     rounds
-}
-
-async fn run_pgbench(
-    bench: &Bench,
-    script: &str,
-    clients: usize,
-    d: Duration,
-    extra: &[&str],
-) -> Sample {
-    let run = pgbench(
-        bench.scratch.path(),
-        bench.cluster.port(),
-        DB_NAME,
-        script,
-        clients,
-        d,
-        extra,
-    )
-    .await;
-    Sample {
-        rate: run.tps,
-        p50: run.p50,
-        p99: run.p99,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// CPU accounting (as in bench/http.rs, from common.rs's process ticks)
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuSplit {
-    /// Cores used on average: this process and its reaped children (the
-    /// load generator, pgbench, factlog commands), the server, PostgreSQL,
-    /// anything else.
-    client: f64,
-    server: f64,
-    postgres: f64,
-    others: f64,
-    /// Share of the whole machine used by anything but the benchmark.
-    others_share: f64,
-    /// CPU seconds of the server and of PostgreSQL.
-    server_secs: f64,
-    postgres_secs: f64,
-}
-
-struct CpuSnapshot {
-    busy: u64,
-    total: u64,
-    client: u64,
-    server: u64,
-    postgres: u64,
-}
-
-impl CpuSnapshot {
-    fn take(postmaster: Option<u32>, server: Option<u32>) -> CpuSnapshot {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
-        // user nice system idle iowait irq softirq steal.
-        let busy = at(0) + at(1) + at(2) + at(7);
-        let total = busy + at(3) + at(4);
-        let client = process_ticks("self").map_or(0, |p| p.own + p.reaped);
-        let server = server
-            .and_then(|pid| process_ticks(&pid.to_string()))
-            .map_or(0, |p| p.own + p.reaped);
-        let mut postgres = 0;
-        if let Some(pm) = postmaster {
-            postgres += process_ticks(&pm.to_string()).map_or(0, |p| p.own + p.reaped);
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                if let Some(p) = process_ticks(pid).filter(|p| p.parent == pm) {
-                    postgres += p.own;
-                }
-            }
-        }
-        CpuSnapshot {
-            busy,
-            total,
-            client,
-            server,
-            postgres,
-        }
-    }
-
-    fn since(&self, before: &CpuSnapshot) -> CpuSplit {
-        let total = self.total.saturating_sub(before.total);
-        if total == 0 {
-            return CpuSplit::default();
-        }
-        let busy = self.busy.saturating_sub(before.busy);
-        let client = self.client.saturating_sub(before.client);
-        let server = self.server.saturating_sub(before.server);
-        let postgres = self.postgres.saturating_sub(before.postgres);
-        let others = busy.saturating_sub(client + server + postgres);
-        let per_core = total as f64 / cpu_count() as f64;
-        CpuSplit {
-            client: client as f64 / per_core,
-            server: server as f64 / per_core,
-            postgres: postgres as f64 / per_core,
-            others: others as f64 / per_core,
-            others_share: others as f64 / total as f64,
-            server_secs: server as f64 / clock_ticks_per_sec(),
-            postgres_secs: postgres as f64 / clock_ticks_per_sec(),
-        }
-    }
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn cpu_count() -> usize {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.strip_prefix("cpu")
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .count()
-        .max(1)
 }
 
 // ---------------------------------------------------------------------------
@@ -1441,19 +1256,12 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
     let labels: Vec<String> = results.iter().map(|r| size_label(r.target)).collect();
     let first = labels.first().cloned().unwrap_or_default();
     let last = labels.last().cloned().unwrap_or_default();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## factlog scale benchmark ({}), {}\n",
-        labels.join(" and "),
-        date_u()
+    let mut out = report_head(
+        "scale",
+        &format!("factlog scale benchmark ({})", labels.join(" and ")),
+        machine,
+        &format!("{:.0} min", started.elapsed().as_secs_f64() / 60.0),
     );
-    let _ = writeln!(
-        out,
-        "Machine: {machine}. Whole run {:.0} min.\n",
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    let _ = writeln!(out, "Command: `{}`\n", command_line("scale"));
     let _ = writeln!(
         out,
         "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
@@ -1539,18 +1347,10 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
         let _ = writeln!(
             out,
             " {ratio:.2} | {goal} | {} | {p50} | {cpu} |",
-            match ok {
-                Some(true) => "met",
-                Some(false) => "**NOT met**",
-                None => "—",
-            }
+            goal_mark(ok)
         );
     }
-    if missed.is_empty() {
-        let _ = writeln!(out, "\nEvery goal met.");
-    } else {
-        let _ = writeln!(out, "\nGoals not met: {}.", missed.join("; "));
-    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
     for r in results {
         render_size(&mut out, s, r);
     }

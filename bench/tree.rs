@@ -18,11 +18,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod client;
-#[allow(dead_code, reason = "the write benches' pgbench side is not used here")]
+#[allow(
+    dead_code,
+    reason = "pgbench's write side, the CPU accounting and the paired-rounds table are the other benches'"
+)]
 mod common;
+#[allow(
+    dead_code,
+    reason = "the server's current RSS and the projections' catch-up are the other benches'"
+)]
 mod harness;
 
-use factlog::db::{self, EphemeralCluster};
+use factlog::db::EphemeralCluster;
 use factlog::merkle::{
     self, Checkpoint, Hash, NoteSigner, root_at, tiles_for_root, verify_consistency,
     verify_inclusion,
@@ -32,18 +39,20 @@ use hyper::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{checkpoint, machine_description, median, percentiles, pgbench, thousands};
+use common::{
+    Pgbench, Sample, checkpoint, database, init_logging, machine_description, median, percentiles,
+    thousands,
+};
 use harness::{
-    Load, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Sample, Server, binary_description, closed_loop,
-    command_line, create_token, date_u, env_number, find_server_binary, kib_mb, memory_of, mix,
-    ms_fmt, rate, run_waited, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
+    closed_loop, create_token, editor_tokens, env_number, find_server_binary, goal_mark,
+    goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
+    set_synchronous_commit, status_counts, wait_until_verified, write_report,
 };
 
 const DB_NAME: &str = "tree";
 /// Connections for the proofs and the asserts (pgbench clients likewise).
 const CONNECTIONS: usize = 32;
-/// Editors' tokens for the asserts, taking turns.
-const EDITORS: usize = 4;
 /// How often the checkpoint is polled while the asserts run.
 const POLL: Duration = Duration::from_millis(20);
 /// Verifications timed per proof.
@@ -80,12 +89,14 @@ impl Settings {
 
 struct Bench {
     settings: Settings,
-    cluster: EphemeralCluster,
+    /// The throw-away cluster, stopped when the bench ends.
+    _cluster: EphemeralCluster,
     bin: PathBuf,
     url: String,
     pool: PgPool,
     /// pgbench scripts and logs, the signing key, the audited checkpoint.
     scratch: tempfile::TempDir,
+    pgbench: Pgbench,
     auditor: Arc<str>,
     editors: Arc<Vec<String>>,
 }
@@ -100,7 +111,7 @@ impl Bench {
     async fn serve(&self, tree: bool) -> Server {
         let key = self.key_file();
         let key = key.to_str().expect("a UTF-8 temporary path");
-        let mut env = vec![("FACTLOG_SIGNING_KEY_FILE", key)];
+        let mut env = vec![VERIFY_DAILY, ("FACTLOG_SIGNING_KEY_FILE", key)];
         if !tree {
             env.push(("FACTLOG_PROJECTIONS", "facts"));
         }
@@ -119,13 +130,7 @@ impl Bench {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let settings = Settings::from_env();
     let bin = find_server_binary();
     eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
@@ -138,29 +143,23 @@ fn main() {
 
 async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     let started = Instant::now();
-    let url = cluster.url(DB_NAME);
-    db::create_database_if_missing(&url)
-        .await
-        .expect("create the bench database");
-    let pool = db::pool(&url, 8)
-        .await
-        .expect("connect to the bench database");
-    db::migrate(&pool)
-        .await
-        .expect("migrate the bench database");
-    let mut editors = Vec::new();
-    for i in 0..EDITORS {
-        editors.push(create_token(&bin, &url, &format!("editor{i}"), "editor").await);
-    }
+    let (url, pool) = database(&cluster, DB_NAME, 8).await;
+    let editors = editor_tokens(&bin, &url).await;
+    let scratch = tempfile::tempdir().expect("scratch directory");
     let bench = Bench {
         settings,
         auditor: create_token(&bin, &url, "auditor", "auditor").await.into(),
         editors: Arc::new(editors),
-        cluster,
+        pgbench: Pgbench {
+            scripts: scratch.path().to_owned(),
+            port: cluster.port(),
+            db: DB_NAME.into(),
+        },
+        _cluster: cluster,
         bin,
         url,
         pool,
-        scratch: tempfile::tempdir().expect("scratch directory"),
+        scratch,
     };
     let machine = machine_description(&bench.pool).await;
     eprintln!("{machine}");
@@ -178,7 +177,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     let proofs = measure_proofs(&bench, &server, head.size).await;
     let verify = measure_verify(&bench, &server, &head).await;
     let audit = measure_audit(&bench, &server, &head).await;
-    let server_peak_kib = memory_of(server.pid()).1;
+    let server_peak_kib = server.memory().hwm_kib;
     let server_log = server.log_summary();
     drop(server);
 
@@ -201,13 +200,6 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
     bench.pool.close().await;
 }
 
-async fn head(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT position FROM event_head")
-        .fetch_one(pool)
-        .await
-        .expect("log head")
-}
-
 /// `factlog generate` (with `synchronous_commit` off for its connections
 /// only), the `facts` projection rebuilt (unmeasured: the server's worker
 /// must not start it from scratch during the measurements), `VACUUM
@@ -216,14 +208,14 @@ async fn fill(bench: &Bench) -> i64 {
     let n = bench.settings.events;
     eprintln!("filling the log with {} events...", thousands(n));
     let t = Instant::now();
-    set_synchronous_commit(&bench.pool, false).await;
+    set_synchronous_commit(&bench.pool, DB_NAME, false).await;
     run_ok(
         bench.factlog(&["generate", "--events", &n.to_string()]),
         "generate",
     )
     .await;
-    set_synchronous_commit(&bench.pool, true).await;
-    let events = head(&bench.pool).await;
+    set_synchronous_commit(&bench.pool, DB_NAME, true).await;
+    let events = log_head(&bench.pool).await;
     eprintln!(
         "  {} events in {:.0} s; rebuilding facts, VACUUM ANALYZE...",
         thousands(events as u64),
@@ -245,19 +237,6 @@ async fn run_ok(cmd: std::process::Command, what: &str) -> harness::Waited {
         run.status
     );
     run
-}
-
-/// `synchronous_commit` for new connections to the bench database.
-async fn set_synchronous_commit(pool: &PgPool, on: bool) {
-    let sql = if on {
-        format!("ALTER DATABASE {DB_NAME} RESET synchronous_commit")
-    } else {
-        format!("ALTER DATABASE {DB_NAME} SET synchronous_commit = off")
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(pool)
-        .await
-        .expect("set synchronous_commit");
 }
 
 // ---------------------------------------------------------------------------
@@ -399,9 +378,9 @@ async fn measure_proofs(bench: &Bench, server: &Server, size: u64) -> Proofs {
     let d = Duration::from_secs(bench.settings.secs);
     eprintln!("inclusion proofs, {CONNECTIONS} connections...");
     // Warm-up: connections, the server's statement cache, the pages read.
-    closed_loop(CONNECTIONS, Duration::from_secs(1), op.clone()).await;
+    closed_loop(CONNECTIONS, Duration::from_secs(1), NO_LIMIT, op.clone()).await;
     checkpoint(&bench.pool).await;
-    let mut load = closed_loop(CONNECTIONS, d, op).await;
+    let mut load = closed_loop(CONNECTIONS, d, NO_LIMIT, op).await;
     let http = load.sample();
     std::fs::write(
         bench.scratch.path().join("select.sql"),
@@ -411,21 +390,10 @@ async fn measure_proofs(bench: &Bench, server: &Server, size: u64) -> Proofs {
     )
     .expect("write a pgbench script");
     checkpoint(&bench.pool).await;
-    let pg = pgbench(
-        bench.scratch.path(),
-        bench.cluster.port(),
-        DB_NAME,
-        "select.sql",
-        CONNECTIONS,
-        d,
-        &["-M", "prepared"],
-    )
-    .await;
-    let pgbench = Sample {
-        rate: pg.tps,
-        p50: pg.p50,
-        p99: pg.p99,
-    };
+    let pgbench = bench
+        .pgbench
+        .run("select.sql", CONNECTIONS, d, &["-M", "prepared"])
+        .await;
     eprintln!(
         "  factlog {} req/s p99 {} | pgbench {} tps p99 {} | ratio {:.2}",
         rate(http.rate),
@@ -741,7 +709,7 @@ async fn drain(pool: &PgPool, names: &[&str]) {
 async fn settle(bench: &Bench, server: &Server, tree: bool) {
     drain(&bench.pool, running(tree)).await;
     if tree {
-        wait_for_checkpoint(bench, server, head(&bench.pool).await as u64).await;
+        wait_for_checkpoint(bench, server, log_head(&bench.pool).await as u64).await;
     }
     checkpoint(&bench.pool).await;
 }
@@ -777,7 +745,7 @@ async fn measure_write_side(bench: &Bench, tree: bool) -> WriteSide {
         )
     };
     settle(bench, &server, tree).await;
-    closed_loop(8, Duration::from_secs(1), op()).await;
+    closed_loop(8, Duration::from_secs(1), NO_LIMIT, op()).await;
     settle(bench, &server, tree).await;
 
     let acks: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
@@ -794,8 +762,13 @@ async fn measure_write_side(bench: &Bench, tree: bool) -> WriteSide {
         bench.auditor.clone(),
         stopped,
     ));
-    let mut load: Load =
-        closed_loop(CONNECTIONS, Duration::from_secs(bench.settings.secs), op).await;
+    let mut load: Load = closed_loop(
+        CONNECTIONS,
+        Duration::from_secs(bench.settings.secs),
+        NO_LIMIT,
+        op,
+    )
+    .await;
     let acks = std::mem::take(&mut *acks.lock().expect("acks"));
     // With the tree on, the poller goes on until the last write is covered;
     // with it off, it stops at once (the poll's own cost is on both sides).
@@ -1082,19 +1055,15 @@ fn summary_rows(r: &Results) -> Vec<Row> {
 
 fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String {
     let s = &bench.settings;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## factlog tree benchmark ({} events), {}\n",
-        thousands(r.events as u64),
-        date_u()
+    let mut out = report_head(
+        "tree",
+        &format!(
+            "factlog tree benchmark ({} events)",
+            thousands(r.events as u64)
+        ),
+        machine,
+        &format!("{:.1} min", started.elapsed().as_secs_f64() / 60.0),
     );
-    let _ = writeln!(
-        out,
-        "Machine: {machine}. Whole run {:.1} min.\n",
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    let _ = writeln!(out, "Command: `{}`\n", command_line("tree"));
     let _ = writeln!(
         out,
         "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
@@ -1153,18 +1122,10 @@ fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String
             row.limit,
             row.ratio,
             row.goal,
-            match row.met {
-                Some(true) => "met",
-                Some(false) => "**NOT met**",
-                None => "—",
-            }
+            goal_mark(row.met)
         );
     }
-    if missed.is_empty() {
-        let _ = writeln!(out, "\nEvery goal met.");
-    } else {
-        let _ = writeln!(out, "\nGoals not met: {}.", missed.join("; "));
-    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
     render_details(&mut out, r);
     out
 }
