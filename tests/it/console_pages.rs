@@ -402,7 +402,7 @@ async fn the_new_claim_form_takes_its_quote_from_the_link_and_asserts_the_claim(
     let form_path = format!("/console/stories/{story_id}/claims/new");
     assert!(
         story_page.html.contains(&format!(
-            "id=\"new-claim\" class=\"button\" href=\"{form_path}\" data-href=\"{form_path}\""
+            "action=\"{form_path}\"><button type=\"submit\" id=\"new-claim\" data-href=\"{form_path}\""
         )),
         "{}",
         story_page.html
