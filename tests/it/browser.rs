@@ -12,10 +12,13 @@
 //! machine that has no browser (never in CI). Each page visited is saved as
 //! `target/browser-screenshots/<test>-<step>.png`.
 //!
-//! Steps that wait for the claim page slice (the claim form, "Confirm", the
-//! fact page) are marked `CLAIM PAGE SLICE:` below; until it lands, the
-//! claim is asserted through the API and the test stops at the claim form's
-//! URL.
+//! The newsroom story: editor A registers a story, selects a sentence and
+//! saves a claim through "New claim"; editor B's Queue shows it live, B
+//! opens it and presses "Confirm", and its fact page says "verified" with a
+//! "Timeline". A is offered no "Confirm" on A's own claim and a confirm
+//! forged with the page's own token is refused in words, writing nothing;
+//! a confirm sent from a page opened before a dispute says the claim
+//! "changed since you opened it"; a reader is offered no writing at all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -190,21 +193,28 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    /// The text of the first element `css` finds.
+    /// The text of the first element `css` finds, as shown. Read in one
+    /// script: the live Queue may replace its list between a find and a
+    /// read.
     async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on {}: {e}", self.test))
-            .text()
-            .await
-            .expect("text")
+        let text = self
+            .js(
+                "const e = document.querySelector(arguments[0]); \
+                 return e ? e.innerText.trim() : null;",
+                vec![json!(css)],
+            )
+            .await;
+        match text {
+            Value::String(s) => s,
+            _ => panic!("no {css} on {}: {}", self.test, self.path().await),
+        }
     }
 
-    /// The form field whose visible label starts with `label`.
+    /// The form field whose label says `label` (its own words, before any
+    /// hint: "Value" is not "Value kind").
     async fn field(&self, label: &str) -> fantoccini::elements::Element {
         let xpath = format!(
-            "//label[starts-with(normalize-space(.), '{label}')]\
+            "//label[normalize-space(text()[1]) = '{label}']\
              //*[self::input or self::textarea or self::select] \
              | //*[@id = //label[normalize-space(.) = '{label}']/@for]"
         );
@@ -220,8 +230,66 @@ impl Browser {
         f.send_keys(text).await.expect("type");
     }
 
-    /// Presses the button that says `words`.
+    /// What the field labelled `label` holds.
+    async fn value_of(&self, label: &str) -> String {
+        self.field(label)
+            .await
+            .prop("value")
+            .await
+            .expect("a field's value")
+            .unwrap_or_default()
+    }
+
+    /// Picks the option `value` of the list labelled `label`.
+    async fn choose(&self, label: &str, value: &str) {
+        self.field(label)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choose {value:?} as {label:?}: {e}"));
+    }
+
+    /// Follows the link in the content whose words start with `words`,
+    /// and waits for the page it opens.
+    async fn follow(&self, words: &str) {
+        self.js("window.beforeFollow = true; return true", vec![])
+            .await;
+        self.client
+            .find(Locator::XPath(&format!(
+                "//main//a[starts-with(normalize-space(.), '{words}')]"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("{}: no link {words:?}: {e}", self.test))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("follow {words:?}: {e}"));
+        self.wait_until(
+            Duration::from_secs(10),
+            &format!("the page {words:?} opens"),
+            "return window.beforeFollow === undefined \
+                 && document.readyState === 'complete';",
+        )
+        .await;
+    }
+
+    /// The words of the buttons and button-like links in the page's
+    /// content (the header's "Sign out" is not content).
+    async fn buttons(&self) -> Vec<String> {
+        let words = self
+            .js(
+                "return [...document.querySelectorAll('main button, main a.button')] \
+                     .map(e => e.textContent.trim());",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(words).expect("a list of words")
+    }
+
+    /// Presses the button that says `words` (each sends a form) and waits
+    /// for the page that answers: a click may return before it is shown.
     async fn press(&self, words: &str) {
+        self.js("window.beforePress = true; return true", vec![])
+            .await;
         let xpath = format!("//button[normalize-space(.) = '{words}']");
         self.client
             .find(Locator::XPath(&xpath))
@@ -230,6 +298,13 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("press {words:?}: {e}"));
+        self.wait_until(
+            Duration::from_secs(10),
+            &format!("the answer to {words:?}"),
+            "return window.beforePress === undefined \
+                 && document.readyState === 'complete';",
+        )
+        .await;
     }
 
     /// Presses a key, sent to whatever has the focus.
@@ -247,7 +322,9 @@ impl Browser {
     async fn wait_until(&self, within: Duration, what: &str, script: &str) -> Duration {
         let start = Instant::now();
         loop {
-            if self.js(script, vec![]).await == json!(true) {
+            // A script may fail while one page replaces another: not yet.
+            let ready = self.client.execute(script, vec![]).await;
+            if ready.is_ok_and(|v| v == json!(true)) {
                 return start.elapsed();
             }
             assert!(
@@ -445,12 +522,8 @@ async fn the_newsroom_story_in_a_browser() {
         .collect();
     assert_eq!(quote, [SENTENCE], "{url}");
     a.shot("claim-form").await;
-    // CLAIM PAGE SLICE: fill "Subject", "Property", "Value kind", "Value",
-    // "Unit" here, check "Quote" holds SENTENCE, press the form's button,
-    // and take the claim's id from the claim page it lands on; then A's
-    // claim page has no "Confirm" button, and a forged confirm POST shows
-    // the 403 in words. Until then the claim is asserted through the API,
-    // below, once B is watching.
+    assert_eq!(a.text("main h1").await, "New claim");
+    assert_eq!(a.value_of("Quote").await, SENTENCE);
 
     // Editor B, in a browser of their own, has the Queue open.
     let b = driver.browser(test, 1280, 900).await;
@@ -466,19 +539,17 @@ async fn the_newsroom_story_in_a_browser() {
     assert!(b.text("#queue-list").await.contains("Nothing is waiting"));
     b.shot("b-queue-empty").await;
 
-    // A asserts a claim quoting the sentence; it appears in B's Queue
-    // within 2 s, without a reload.
-    let (status, _, claim) = app
-        .post_json(
-            "/v1/claims",
-            &ann,
-            &json!({"story_id": story_id, "subject": "us-troops-in-country",
-                    "property": "count",
-                    "value": {"kind": "quantity", "amount": "5200", "unit": "soldier"},
-                    "valid_at": "2020-01", "quote": SENTENCE}),
-        )
-        .await;
-    assert_eq!(status, 201, "{claim}");
+    // A fills in the claim and saves it; its page opens.
+    a.fill("Subject", "us-troops-in-country").await;
+    a.fill("Property", "count").await;
+    a.choose("Value kind", "quantity").await;
+    a.fill("Value", "5200").await;
+    a.fill("Unit", "soldier").await;
+    a.fill("Valid at", "2020-01").await;
+    a.fill("Attributed to", "the ministry").await;
+    a.shot("claim-form-filled").await;
+    a.press("Save claim").await;
+    // It appears in B's Queue within 2 s, without a reload.
     let took = b
         .wait_until(
             Duration::from_secs(2),
@@ -496,11 +567,157 @@ async fn the_newsroom_story_in_a_browser() {
     assert!(b.text("#queue-list").await.contains("Troops stay"));
     assert!(b.text("#queue-list").await.contains(SENTENCE));
     b.shot("b-queue-live").await;
-    // CLAIM PAGE SLICE: B opens the claim from the Queue and presses
-    // "Confirm"; the claim says "verified"; the fact page ("Facts", search
-    // by subject and property) shows "verified" and the "Timeline"; a
-    // confirmation from a page opened before another change says "changed
-    // since you opened it".
+
+    let claim_path = a.path().await;
+    let claim_id = claim_path
+        .strip_prefix("/console/claims/")
+        .unwrap_or_else(|| panic!("not on the claim's page: {claim_path}"))
+        .to_owned();
+    assert_eq!(a.text("main h1").await, "us-troops-in-country — count");
+    assert_eq!(a.text("dd.status").await, "pending");
+    let main = a.text("main").await;
+    for shown in ["5200 soldier", "2020-01", "the ministry", SENTENCE] {
+        assert!(
+            main.contains(shown),
+            "{shown:?} not on the claim's page: {main}"
+        );
+    }
+    let (status, _, claim) = app.get_json(&format!("/v1/claims/{claim_id}"), &ann).await;
+    assert_eq!(status, 200, "{claim}");
+    assert_eq!(claim["asserted_by"], "ann", "{claim}");
+    assert_eq!(claim["quote"], SENTENCE, "{claim}");
+    assert_eq!(claim["value"]["amount"], "5200", "{claim}");
+    a.shot("a-claim").await;
+
+    // A may not confirm A's own claim: no "Confirm" button, and a confirm
+    // forged with the page's own token and version is refused in words
+    // and writes nothing.
+    let buttons = a.buttons().await;
+    assert!(!buttons.iter().any(|b| b == "Confirm"), "{buttons:?}");
+    for b in ["Dispute", "Retract", "Amend", "Add evidence"] {
+        assert!(buttons.iter().any(|x| x == b), "no {b:?} in {buttons:?}");
+    }
+    let before = app.count_events().await;
+    a.js(
+        "const [action] = arguments; \
+         const from = document.querySelector('form.action'); \
+         const forged = document.createElement('form'); \
+         forged.method = 'post'; \
+         forged.action = action; \
+         for (const name of ['csrf', 'idempotency_key', 'version']) { \
+             const i = document.createElement('input'); \
+             i.type = 'hidden'; \
+             i.name = name; \
+             i.value = from.elements[name].value; \
+             forged.append(i); \
+         } \
+         document.body.append(forged); \
+         forged.submit(); \
+         return true;",
+        vec![json!(format!("{claim_path}/confirm"))],
+    )
+    .await;
+    a.wait_until(
+        Duration::from_secs(5),
+        "the forged confirm's answer",
+        "return location.pathname.endsWith('/confirm') \
+             && document.readyState === 'complete';",
+    )
+    .await;
+    let refused = a.text("main").await;
+    assert!(
+        refused.contains("The editor who asserted a claim cannot confirm it. Nothing was saved."),
+        "{refused}"
+    );
+    let buttons = a.buttons().await;
+    assert!(!buttons.iter().any(|b| b == "Confirm"), "{buttons:?}");
+    a.shot("a-forged-confirm").await;
+    assert_eq!(app.count_events().await, before, "a forged confirm wrote");
+    let (_, _, claim) = app.get_json(&format!("/v1/claims/{claim_id}"), &ann).await;
+    assert_eq!(claim["status"], "pending", "{claim}");
+    assert_eq!(claim["confirmations"], json!([]), "{claim}");
+
+    // B opens the claim from the Queue and presses "Confirm": it is verified.
+    b.follow("us-troops-in-country — count").await;
+    assert_eq!(b.path().await, claim_path);
+    assert_eq!(b.text("dd.status").await, "pending");
+    b.shot("b-claim").await;
+    b.press("Confirm").await;
+    assert_eq!(b.path().await, claim_path);
+    assert_eq!(b.text("dd.status").await, "verified");
+    assert!(b.text("main").await.contains("bob at "));
+    assert!(
+        !b.buttons().await.iter().any(|x| x == "Confirm"),
+        "confirmed once"
+    );
+    b.shot("b-confirmed").await;
+
+    // Its fact (the claim's "Fact" link) is verified, with a timeline and
+    // "As of"; it shows once the read side has caught up.
+    b.follow("everything claimed about").await;
+    let fact_path = b.path().await;
+    assert!(fact_path.starts_with("/console/facts/"), "{fact_path}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.text("dd.status").await != "verified" {
+        assert!(
+            Instant::now() < deadline,
+            "the fact is not verified: {}",
+            b.text("main").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.goto(&app, &fact_path).await;
+    }
+    assert_eq!(b.text("main h1").await, "us-troops-in-country — count");
+    let h2: Vec<String> = serde_json::from_value(
+        b.js(
+            "return [...document.querySelectorAll('main h2')].map(e => e.textContent);",
+            vec![],
+        )
+        .await,
+    )
+    .expect("headings");
+    assert!(h2.iter().any(|h| h == "Timeline"), "{h2:?}");
+    let timeline = b.text("ol.timeline").await;
+    assert!(timeline.contains("verified"), "{timeline}");
+    assert!(timeline.contains("5200 soldier"), "{timeline}");
+    assert!(b.field("As of").await.is_displayed().await.expect("shown"));
+    b.shot("fact").await;
+
+    // A stale confirm: B opens another claim of A's, A disputes it
+    // meanwhile, then B presses "Confirm": refused, said so, nothing written.
+    let (status, _, other) = app
+        .post_json(
+            "/v1/claims",
+            &ann,
+            &json!({"story_id": story_id, "subject": "senate-vote",
+                    "property": "outcome",
+                    "value": {"kind": "outcome", "outcome": "passed"},
+                    "quote": "The vote passed 70 to 30."}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let other_id = other["id"].as_str().expect("id");
+    let other_path = format!("/console/claims/{other_id}");
+    b.goto(&app, &other_path).await;
+    assert_eq!(b.text("dd.status").await, "pending");
+    let (status, _, disputed) = app
+        .post_json(
+            &format!("/v1/claims/{other_id}/disputes"),
+            &ann,
+            &json!({"reason": "the clerk's count differs"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{disputed}");
+    let before = app.count_events().await;
+    b.press("Confirm").await;
+    let stale = b.text("main").await;
+    assert!(stale.contains("changed since you opened it"), "{stale}");
+    assert_eq!(b.text("dd.status").await, "disputed");
+    assert!(stale.contains("the clerk's count differs"), "{stale}");
+    b.shot("b-stale-confirm").await;
+    assert_eq!(app.count_events().await, before, "a stale confirm wrote");
+    let (_, _, other) = app.get_json(&format!("/v1/claims/{other_id}"), &bob).await;
+    assert_eq!(other["confirmations"], json!([]), "{other}");
 
     // The story's page now marks the quote.
     a.goto(&app, &story_path).await;
@@ -529,7 +746,19 @@ async fn the_newsroom_story_in_a_browser() {
             .is_empty()
     );
     r.shot("reader-story").await;
-    // CLAIM PAGE SLICE: the reader's claim page shows no write buttons.
+    // ... and a claim's page with no write buttons and no forms.
+    r.goto(&app, &claim_path).await;
+    assert_eq!(r.text("dd.status").await, "verified");
+    let buttons = r.buttons().await;
+    assert!(buttons.is_empty(), "a reader is offered {buttons:?}");
+    assert!(
+        r.client
+            .find_all(Locator::Css("main form[method=post]"))
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    r.shot("reader-claim").await;
     r.close().await;
 
     // "Sign out" ends A's session: the Queue sends A to sign in.
