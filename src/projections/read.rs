@@ -423,7 +423,8 @@ const FACT_HISTORY: &str = concat!(
          ORDER BY e.version LIMIT $3) e \
      WHERE v.fact_id = $1 AND v.to_position IS NULL \
      ORDER BY e.position LIMIT $3) h \
-     LEFT JOIN event_secrets s ON s.position = h.position ORDER BY h.position"
+     LEFT JOIN LATERAL (SELECT secrets FROM event_secrets \
+         WHERE event_secrets.position = h.position LIMIT 1) s ON true ORDER BY h.position"
 );
 
 /// The events of fact `id` after position `after`, oldest first: the events

@@ -40,6 +40,17 @@ macro_rules! open_events {
     };
 }
 
+/// The same for a page of the log: each event's secrets looked up by key.
+/// A plain join is planned as a merge join that walks `event_secrets` from
+/// its first row to the page, costing what the log before the page costs
+/// (the `LIMIT 1` keeps the planner from turning it back into one).
+macro_rules! paged_open_events {
+    () => {
+        "events LEFT JOIN LATERAL (SELECT s.secrets FROM event_secrets s \
+         WHERE s.position = events.position LIMIT 1) sec ON true"
+    };
+}
+
 /// A [`Row`] and the event's secrets, if it has any.
 type OpenRow = (
     i64,
@@ -103,7 +114,7 @@ pub async fn read_stream(
         "SELECT ",
         event_columns!(),
         ", secrets FROM ",
-        open_events!(),
+        paged_open_events!(),
         " WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3"
     ))
     .bind(stream)
@@ -165,7 +176,7 @@ pub async fn read_rows_in(
         "SELECT ",
         log_row_columns!(),
         " FROM ",
-        open_events!(),
+        paged_open_events!(),
         " WHERE position > $1 ORDER BY position LIMIT $2"
     ))
     .bind(after)
@@ -186,7 +197,7 @@ pub async fn read_all(
         "SELECT ",
         event_columns!(),
         ", secrets FROM ",
-        open_events!(),
+        paged_open_events!(),
         " WHERE position > $1 ORDER BY position LIMIT $2"
     ))
     .bind(after)
@@ -207,7 +218,7 @@ pub async fn stories_newest_first(
         "SELECT ",
         event_columns!(),
         ", secrets FROM ",
-        open_events!(),
+        paged_open_events!(),
         " WHERE type = 'StoryRegistered' AND position < $1 ORDER BY position DESC LIMIT $2"
     ))
     .bind(before.unwrap_or(i64::MAX))
@@ -269,8 +280,12 @@ fn audit_query(explain: bool, f: &AuditFilter, after: i64, limit: i64) -> QueryB
     } else {
         "SELECT "
     });
-    q.push(concat!(event_columns!(), ", secrets FROM ", open_events!()))
-        .push(" WHERE position > ");
+    q.push(concat!(
+        event_columns!(),
+        ", secrets FROM ",
+        paged_open_events!()
+    ))
+    .push(" WHERE position > ");
     q.push_bind(after);
     // The page starts just past the later of `since` and the cursor, as a
     // (record time, position) pair: no event after the cursor was recorded

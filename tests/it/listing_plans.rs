@@ -138,13 +138,16 @@ async fn a_log_to_tempt_the_planner(db: &TestDb, analyze: bool) {
                 ('00000000-0000-5000-8000-' || lpad(to_hex(c % 500), 12, '0'))::uuid, \
                 c * 10, now(), '{}', gen_random_uuid(), 'pending', 'ann' \
          FROM generate_series(0, 9999) AS c; \
+         INSERT INTO event_secrets (position, secrets) \
+         SELECT i, '{\"quote\": {\"salt\": \"00\", \"value\": \"x\"}}' \
+         FROM generate_series(2, 100000, 2) AS i; \
          UPDATE projection_checkpoints SET position = 100000 WHERE name = 'facts';",
     )
     .execute(&db.pool)
     .await
     .expect("a log");
     if analyze {
-        sqlx::raw_sql("ANALYZE events; ANALYZE claim_versions;")
+        sqlx::raw_sql("ANALYZE events; ANALYZE claim_versions; ANALYZE event_secrets;")
             .execute(&db.pool)
             .await
             .expect("analyze");
@@ -243,6 +246,12 @@ async fn every_audit_filter_reads_its_page_from_an_index() {
                     && !plan.contains("Sort")
                     && !plan.contains("Seq Scan"),
                 "analyzed: {analyze}, {filter:?} after {after}: expected {index}:\n{plan}"
+            );
+            // Each event's sealed values by key, never a merge join that
+            // walks `event_secrets` from its first row up to the page.
+            assert!(
+                plan.contains("Index Scan using event_secrets_pkey") && !plan.contains("Merge"),
+                "{filter:?} after {after}: secrets not looked up by key:\n{plan}"
             );
         }
     }
