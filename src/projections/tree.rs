@@ -142,12 +142,34 @@ impl Projection for Tree {
         )))
         .execute(&mut writer)
         .await?;
+        // A task reads the next pages while this one hashes: the two
+        // halves of the pass then share the machine's cores.
+        const PAGE: i64 = 20_000;
+        let (pages, mut received) = tokio::sync::mpsc::channel(2);
+        let read = tokio::spawn(async move {
+            let mut after = 0i64;
+            while after < upto {
+                let rows = read_leaf_rows(&mut reader, after, upto, PAGE).await;
+                let last = rows
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.last().map(|l| l.position));
+                let failed = rows.is_err();
+                if pages.send(rows).await.is_err() || failed {
+                    break;
+                }
+                match last {
+                    Some(last) => after = last,
+                    None => break,
+                }
+            }
+            let _ = reader.close().await;
+        });
         let mut state = TreeState::new();
         let mut pending = Vec::new();
         let mut after = 0i64;
-        const PAGE: i64 = 20_000;
-        while after < upto {
-            let rows = read_leaf_rows(&mut reader, after, upto, PAGE).await?;
+        while let Some(rows) = received.recv().await {
+            let rows = rows?;
             let Some(last) = rows.last() else {
                 break;
             };
@@ -163,9 +185,10 @@ impl Projection for Tree {
             }
             progress(state.size());
         }
+        drop(received);
+        let _ = read.await;
         pending.extend(state.partial_tiles());
         write_tiles(&mut writer, &pending).await?;
-        let _ = reader.close().await;
         super::bulk::index_like_live(shadow.connect, writer, shadow.schema, "tree_tiles").await?;
         Ok(BulkReport {
             position: after.max(0),
