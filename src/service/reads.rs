@@ -128,16 +128,8 @@ impl Services {
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<Page<Value>, ServiceError> {
-        let rows = pread::claims(self.store.pool(), filter, cursor, limit + 1).await?;
-        let p = page(rows, limit, |(id, _)| id.to_string());
-        Ok(Page {
-            items: p
-                .items
-                .iter()
-                .map(|(id, state)| render_claim(*id, state))
-                .collect::<Result<_, _>>()?,
-            next: p.next,
-        })
+        self.claims_page(filter, cursor, pread::Order::Ascending, limit)
+            .await
     }
 
     /// [`Services::list_claims`] newest first: `before` is the id the
@@ -148,14 +140,19 @@ impl Services {
         before: Option<Uuid>,
         limit: i64,
     ) -> Result<Page<Value>, ServiceError> {
-        let rows = pread::claims_in_order(
-            self.store.pool(),
-            filter,
-            before,
-            pread::Order::Descending,
-            limit + 1,
-        )
-        .await?;
+        self.claims_page(filter, before, pread::Order::Descending, limit)
+            .await
+    }
+
+    async fn claims_page(
+        &self,
+        filter: &ClaimFilter,
+        cursor: Option<Uuid>,
+        order: pread::Order,
+        limit: i64,
+    ) -> Result<Page<Value>, ServiceError> {
+        let rows =
+            pread::claims_in_order(self.store.pool(), filter, cursor, order, limit + 1).await?;
         let p = page(rows, limit, |(id, _)| id.to_string());
         Ok(Page {
             items: p
