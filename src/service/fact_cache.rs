@@ -312,6 +312,13 @@ impl FactCache {
         }
     }
 
+    /// Reads served from the cache since it started.
+    pub fn hits(&self) -> u64 {
+        (0..SHARDS)
+            .filter_map(|i| self.shard(i).map(|s| s.hits))
+            .sum()
+    }
+
     /// Entries and bytes held now.
     pub fn size(&self) -> (usize, usize) {
         (0..SHARDS)
