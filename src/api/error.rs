@@ -21,6 +21,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The `Accept` header allows none of the resource's media types.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("send the body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("the request body exceeds {0} bytes")]
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::RoleNotAllowed(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::RoleNotAllowed(_) => "role-not-allowed",
             ApiError::Forbidden(_) => "not-permitted",
             ApiError::BadRequest(_) => "malformed-request",
+            ApiError::NotAcceptable(_) => "not-acceptable",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::NotFound(_) => "not-found",

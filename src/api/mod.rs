@@ -4,11 +4,13 @@
 mod auth;
 pub(crate) mod body;
 mod claims;
+mod csv;
 mod docs;
 pub mod error;
 pub(crate) mod input;
 mod metrics;
 mod middleware;
+mod negotiate;
 pub mod openapi;
 mod params;
 mod proofs;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     let (timed, _) = timed_routes().split_for_parts();
     // The editors' console: HTML, not part of the API's document.
     let timed = timed
+        .layer(axum::middleware::from_fn(negotiate::enforce))
         .nest(
             "/console",
             crate::console::router(state.limits.max_body_bytes),
@@ -91,7 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(middleware::tag_route));
     // A live stream has no deadline.
     let (untimed, _) = untimed_routes().split_for_parts();
-    let untimed = untimed.route_layer(axum::middleware::from_fn(middleware::tag_route));
+    let untimed = untimed
+        .layer(axum::middleware::from_fn(negotiate::enforce))
+        .route_layer(axum::middleware::from_fn(middleware::tag_route));
 
     let mut app = timed
         .merge(untimed)
@@ -183,6 +188,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([
                 axum::http::header::ETAG,
                 axum::http::header::LOCATION,
+                axum::http::header::LINK,
                 HeaderName::from_static("x-request-id"),
             ])
             .max_age(Duration::from_secs(600)),

@@ -64,6 +64,17 @@ pub enum QueryProblems {
     Invalid(ValidationProblem),
 }
 
+/// Every read with more than one representation.
+#[derive(IntoResponses)]
+pub enum AcceptProblems {
+    #[response(
+        status = 406,
+        description = "The `Accept` header allows none of this resource's media types",
+        content_type = "application/problem+json"
+    )]
+    NotAcceptable(Problem),
+}
+
 /// Every read that takes `wait_for`.
 #[derive(IntoResponses)]
 pub enum WaitProblems {

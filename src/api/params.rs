@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use utoipa::IntoParams;
@@ -113,6 +114,21 @@ impl Params {
 
     pub fn wait_for(&self) -> Result<Option<i64>, FieldError> {
         self.position("wait_for")
+    }
+
+    /// A `Link` header naming this request's next page: the same
+    /// parameters (in a stable order) with `cursor` replaced.
+    pub fn next_link(&self, path: &str, cursor: &str) -> Option<HeaderValue> {
+        let mut pairs: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.as_str() != "cursor")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.push(("cursor", cursor));
+        let query = serde_urlencoded::to_string(&pairs).ok()?;
+        HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"next\"")).ok()
     }
 }
 

@@ -3,17 +3,18 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::auth::{Auditor, Caller};
+use super::csv;
 use super::error::{ApiError, Problem};
-use super::openapi::{QueryProblems, TokenProblems, WaitProblems};
+use super::negotiate::{self, Accept};
+use super::openapi::{AcceptProblems, QueryProblems, TokenProblems, WaitProblems};
 use super::params::{Limit, Paging, Params, WaitFor, text_filters};
 use super::write::path_id;
 use super::{AppState, SharedState};
@@ -92,6 +93,14 @@ pub struct AuditPage {
     next_cursor: Option<String>,
 }
 
+/// Adds the next page's `Link` header, as the CSV form has it.
+fn linked(mut response: Response, next: Option<HeaderValue>) -> Response {
+    if let Some(link) = next {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
 fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
     Json(Listing {
         items: page.items,
@@ -112,7 +121,13 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
         Paging,
     ),
     responses(
-        (status = 200, description = "A page of claims", body = ClaimPage, content_type = "application/json"),
+        (status = 200, description = "A page of claims: JSON, or CSV with `Accept: text/csv` (a header row, RFC 4180 quoting)", content(
+            (ClaimPage = "application/json"),
+            (String = "text/csv"),
+        ), headers(
+            ("Link" = String, description = "The next page, `<…>; rel=\"next\"`, when there is one"),
+        )),
+        AcceptProblems,
         QueryProblems,
         TokenProblems,
         WaitProblems,
@@ -121,8 +136,10 @@ fn listing<T: Serialize>(page: Page<T>) -> Json<Listing<T>> {
 pub async fn list_claims(
     State(state): State<SharedState>,
     _: Caller,
+    headers: HeaderMap,
     p: Params,
-) -> Result<Json<Listing<Value>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let media = Accept::of(&headers).choose(&[negotiate::JSON, negotiate::CSV])?;
     let status = p.parsed(
         "status",
         |s| Status::parse(s).map(|s| s.as_str().to_owned()),
@@ -135,9 +152,16 @@ pub async fn list_claims(
     };
     let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
     wait(&state, &p, CLAIMS).await?;
-    Ok(listing(
-        state.services.list_claims(&filter, cursor, limit).await?,
-    ))
+    let page = state.services.list_claims(&filter, cursor, limit).await?;
+    let next = page
+        .next
+        .as_deref()
+        .and_then(|c| p.next_link("/v1/claims", c));
+    if media == negotiate::CSV {
+        let table = csv::table(csv::CLAIM_COLUMNS, &page.items);
+        return Ok(linked(csv::response(table), next));
+    }
+    Ok(linked(listing(page).into_response(), next))
 }
 
 /// List facts
@@ -153,7 +177,13 @@ pub async fn list_claims(
         Paging,
     ),
     responses(
-        (status = 200, description = "A page of facts", body = FactPage, content_type = "application/json"),
+        (status = 200, description = "A page of facts: JSON, or CSV with `Accept: text/csv` (a header row, RFC 4180 quoting)", content(
+            (FactPage = "application/json"),
+            (String = "text/csv"),
+        ), headers(
+            ("Link" = String, description = "The next page, `<…>; rel=\"next\"`, when there is one"),
+        )),
+        AcceptProblems,
         QueryProblems,
         TokenProblems,
         WaitProblems,
@@ -162,8 +192,10 @@ pub async fn list_claims(
 pub async fn list_facts(
     State(state): State<SharedState>,
     _: Caller,
+    headers: HeaderMap,
     p: Params,
-) -> Result<Json<Listing<Box<RawValue>>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let media = Accept::of(&headers).choose(&[negotiate::JSON, negotiate::CSV])?;
     let status = p.parsed(
         "status",
         |s| FactStatus::parse(s).map(|s| s.as_str().to_owned()),
@@ -177,9 +209,22 @@ pub async fn list_facts(
     let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
     // The documents come through the fact cache, as single reads do.
     wait(&state, &p, FACT_DOCUMENTS).await?;
-    Ok(listing(
-        state.services.list_facts(&filter, cursor, limit).await?,
-    ))
+    let page = state.services.list_facts(&filter, cursor, limit).await?;
+    let next = page
+        .next
+        .as_deref()
+        .and_then(|c| p.next_link("/v1/facts", c));
+    if media == negotiate::CSV {
+        let items = page
+            .items
+            .iter()
+            .map(|d| serde_json::from_str(d.get()))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| ApiError::Internal(format!("a stored fact document is not JSON: {e}")))?;
+        let table = csv::table(csv::FACT_COLUMNS, &items);
+        return Ok(linked(csv::response(table), next));
+    }
+    Ok(linked(listing(page).into_response(), next))
 }
 
 /// Read a fact

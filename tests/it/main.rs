@@ -15,6 +15,7 @@ mod cli;
 mod connection_limits;
 mod console;
 mod console_pages;
+mod csv_listings;
 mod domain_claim;
 mod domain_fact;
 mod exchange;
