@@ -85,6 +85,15 @@ pub struct ApiArgs {
     #[arg(long, env = "FACTLOG_FACT_CACHE_ENTRIES", default_value_t = 100_000)]
     pub fact_cache_entries: usize,
 
+    /// Absolute URL the console is reached at, for the links in ClaimReview
+    /// (default: `http://` and the listen address).
+    #[arg(long, env = "FACTLOG_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
+    /// The organisation named as the author of every ClaimReview.
+    #[arg(long, env = "FACTLOG_PUBLISHER", default_value = "factlog")]
+    pub publisher: String,
+
     /// Event streams (`/v1/events/stream`) one token may hold open at once.
     #[arg(
         long,
@@ -98,6 +107,17 @@ pub struct ApiArgs {
         env = "FACTLOG_MAX_STREAMS",
         default_value_t = crate::api::StreamCaps::default().total)]
     pub max_streams: usize,
+}
+
+fn public_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains(['?', '#']) {
+        return Err("must be an absolute URL with a host, and no query or fragment".into());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// How projection workers and the chain verifier run (`serve`, `worker`).
@@ -180,6 +200,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
+    pub public_url: Option<String>,
+    pub publisher: String,
     pub rate_limit: f64,
     pub rate_burst: f64,
     pub fact_cache_mb: usize,
@@ -217,6 +239,8 @@ impl Settings {
             max_body_bytes: api.max_body_bytes,
             request_timeout_secs: api.request_timeout_secs,
             cors_origins: api.cors_origins,
+            public_url: api.public_url,
+            publisher: api.publisher,
             rate_limit: api.rate_limit,
             rate_burst: api.rate_burst,
             fact_cache_mb: api.fact_cache_mb,

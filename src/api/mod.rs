@@ -3,6 +3,7 @@
 
 mod auth;
 pub(crate) mod body;
+mod claim_review;
 mod claims;
 mod csv;
 mod docs;
@@ -46,6 +47,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub cors_origins: Vec<String>,
+    /// Where ClaimReview's links point and whom it names as author.
+    pub publication: crate::service::claim_review::Publication,
 }
 
 /// What every handler can reach.
@@ -135,6 +138,8 @@ fn timed_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(reads::list_facts))
         .routes(routes!(reads::get_fact))
         .routes(routes!(reads::fact_history))
+        .routes(routes!(claim_review::of_story))
+        .routes(routes!(claim_review::feed))
         .routes(routes!(reads::audit))
         .routes(routes!(reads::events))
         .routes(routes!(reads::integrity))

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 
 pub const JSON: &str = "application/json";
+pub const JSON_LD: &str = "application/ld+json";
 pub const CSV: &str = "text/csv";
 
 /// One media range of an `Accept` header with its weight.

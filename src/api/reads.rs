@@ -11,6 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::{Auditor, Caller};
+use super::claim_review;
 use super::csv;
 use super::error::{ApiError, Problem};
 use super::negotiate::{self, Accept};
@@ -19,6 +20,7 @@ use super::params::{Limit, Paging, Params, WaitFor, text_filters};
 use super::write::path_id;
 use super::{AppState, SharedState};
 use crate::domain::claim::Status;
+use crate::domain::error::FieldError;
 use crate::domain::fact::{Fact, FactStatus};
 use crate::domain::text::normalize_key;
 use crate::domain::valid_time::ValidTime;
@@ -242,7 +244,11 @@ pub async fn list_facts(
         WaitFor,
     ),
     responses(
-        (status = 200, description = "The fact along valid time", body = Fact, content_type = "application/json"),
+        (status = 200, description = "The fact along valid time; with `Accept: application/ld+json`, its current state as one schema.org `ClaimReview`", content(
+            (Fact = "application/json"),
+            (Object = "application/ld+json"),
+        )),
+        AcceptProblems,
         QueryProblems,
         TokenProblems,
         (status = 404, description = "No fact has this id", body = Problem, content_type = "application/problem+json"),
@@ -252,15 +258,37 @@ pub async fn list_facts(
 pub async fn get_fact(
     State(state): State<SharedState>,
     _: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    let media = Accept::of(&headers).choose(&[negotiate::JSON, negotiate::JSON_LD])?;
     let id = path_id(&id, "fact")?;
     let as_of = p.time("as_of")?;
     let valid_at = p
         .text("valid_at")?
         .map(|s| ValidTime::parse_field("valid_at", &s))
         .transpose()?;
+    if media == negotiate::JSON_LD {
+        // A review speaks of what is known now, at the latest valid time.
+        if let Some(name) = [("as_of", as_of.is_some()), ("valid_at", valid_at.is_some())]
+            .into_iter()
+            .find_map(|(name, given)| given.then_some(name))
+        {
+            return Err(FieldError::new(
+                name,
+                "a ClaimReview describes the fact's current state; ask for JSON to read it at a time",
+            )
+            .into());
+        }
+        wait(&state, &p, FACT_DOCUMENTS).await?;
+        let doc = state
+            .services
+            .fact_review(&state.limits.publication, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("fact"))?;
+        return Ok(claim_review::respond(media, &doc));
+    }
     if as_of.is_none() && valid_at.is_none() {
         // The plain read: the current document's bytes, through the fact cache.
         wait(&state, &p, FACT_DOCUMENTS).await?;

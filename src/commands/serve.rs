@@ -11,6 +11,7 @@ use crate::api::{self, AppState, Limits, ServerLimits, StreamCaps, StreamSlots};
 use crate::auth::TokenCache;
 use crate::config::Settings;
 use crate::projections;
+use crate::service::claim_review::Publication;
 use crate::service::{Rules, Services};
 use crate::store::{idempotency, integrity};
 
@@ -86,6 +87,13 @@ pub async fn serve(
             max_body_bytes: settings.max_body_bytes,
             request_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
             cors_origins: settings.cors_origins.clone(),
+            publication: Publication::new(
+                &settings
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{listen}")),
+                &settings.publisher,
+            ),
         },
         rate: Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst)),
         streams: StreamSlots::new(StreamCaps {

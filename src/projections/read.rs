@@ -508,6 +508,50 @@ async fn explain_prepared(
     Ok(plan?)
 }
 
+macro_rules! claims_changed {
+    ($prefix:literal) => {
+        concat!(
+            $prefix,
+            "SELECT claim_id, recorded_from, state::text FROM claim_versions WHERE ",
+            open_versions!(),
+            " AND (recorded_from, claim_id) > ($1, $2) ORDER BY recorded_from, claim_id LIMIT $3"
+        )
+    };
+}
+
+/// Claims whose current state was recorded after `(at, claim)`, in that
+/// order, each with the time its state was recorded and the state's JSON
+/// text (the ClaimReview feed; `claim_versions_open_recorded` serves it).
+pub async fn claims_changed_after(
+    pool: &PgPool,
+    at: DateTime<Utc>,
+    claim: Uuid,
+    limit: i64,
+) -> Result<Vec<(Uuid, DateTime<Utc>, String)>, StoreError> {
+    Ok(sqlx::query_as(claims_changed!(""))
+        .bind(at)
+        .bind(claim)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The plan of [`claims_changed_after`]' statement on `conn`.
+#[doc(hidden)]
+pub async fn explain_claims_changed_after(
+    conn: &mut sqlx::PgConnection,
+    at: DateTime<Utc>,
+    claim: Uuid,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(claims_changed!("EXPLAIN "))
+        .bind(at)
+        .bind(claim)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
 /// The stored states (JSON text) of a story's claims, in assertion order.
 pub async fn claims_of_story(pool: &PgPool, story_id: Uuid) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(concat!(

@@ -3,6 +3,7 @@
 //! Knows nothing of HTTP; the API maps its errors to status codes.
 
 pub mod checkpoints;
+pub mod claim_review;
 mod claims;
 pub mod fact_cache;
 pub mod proof_cache;

@@ -400,7 +400,7 @@ impl Services {
 
 /// A claim as the API shows it, from its stored state (an open version).
 /// `id` only names the claim (or story) in the error.
-fn render_claim(id: Uuid, state: &str) -> Result<Value, ServiceError> {
+pub(super) fn render_claim(id: Uuid, state: &str) -> Result<Value, ServiceError> {
     let claim: Claim = serde_json::from_str(state)
         .map_err(|e| ServiceError::Corrupt(format!("stored state of {id} is unreadable: {e}")))?;
     Ok(view::claim(&claim))

@@ -3,7 +3,7 @@
 //! are the newest; a plan that walks the primary key and filters row by row
 //! reads every older claim first, on every page.
 
-use factlog::projections::read::{ClaimFilter, explain_claims};
+use factlog::projections::read::{ClaimFilter, explain_claims, explain_claims_changed_after};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -69,6 +69,41 @@ async fn pending_claims_are_listed_from_the_status_index() {
         assert!(
             plan.contains("claim_versions_open_status") && !plan.contains("claim_versions_pkey"),
             "the listing should read claim_versions_open_status, not walk the primary key:\n{plan}"
+        );
+    }
+}
+
+/// The ClaimReview feed pages through the open versions by the time they
+/// were recorded, from `claim_versions_open_recorded`: no sort of every
+/// claim changed since `since`.
+#[tokio::test]
+async fn the_claim_review_feed_reads_its_page_from_an_index() {
+    let db = TestDb::new().await;
+    sqlx::query(
+        "INSERT INTO claim_versions (claim_id, fact_id, from_position, recorded_from, state, \
+             story_id, status, asserted_by) \
+         SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, \
+                gen_random_uuid(), i, timestamptz '2026-01-01' + i * interval '1 second', '{}', \
+                gen_random_uuid(), 'verified', 'ann' \
+         FROM generate_series(1, 20000) AS i",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("claims");
+    sqlx::query("ANALYZE claim_versions")
+        .execute(&db.pool)
+        .await
+        .expect("analyze");
+    let mut conn = generic_plans(&db).await;
+    for at in ["2026-01-01T00:00:00Z", "2026-01-01T05:00:00Z"] {
+        let plan =
+            explain_claims_changed_after(&mut conn, at.parse().expect("time"), Uuid::nil(), 101)
+                .await
+                .expect("explain")
+                .join("\n");
+        assert!(
+            plan.contains("claim_versions_open_recorded") && !plan.contains("Sort"),
+            "the feed should read claim_versions_open_recorded in order:\n{plan}"
         );
     }
 }

@@ -11,6 +11,7 @@ mod auditing;
 mod batch_plans;
 mod browser;
 mod chain_verifier;
+mod claim_review;
 mod cli;
 mod connection_limits;
 mod console;

@@ -309,6 +309,10 @@ impl TestApp {
                 max_body_bytes: opts.max_body_bytes,
                 request_timeout: std::time::Duration::from_secs(10),
                 cors_origins: vec![],
+                publication: factlog::service::claim_review::Publication::new(
+                    TEST_PUBLIC_URL,
+                    "The Test Gazette",
+                ),
             },
             rate: std::sync::Arc::new({
                 let rate = factlog::api::ratelimit::RateLimiter::new(opts.rate.0, opts.rate.1);
@@ -396,6 +400,9 @@ pub async fn send(
     };
     (status, headers, body)
 }
+
+/// Where test apps say their console lives, in ClaimReview.
+pub const TEST_PUBLIC_URL: &str = "https://facts.example.org";
 
 /// The origin test apps sign checkpoints for.
 pub const TEST_ORIGIN: &str = "factlog/test";
