@@ -49,6 +49,20 @@ pub struct ClaimForm {
     pub value: String,
     #[serde(default)]
     pub unit: String,
+    /// "yes" when the "Approximate" box is ticked (a browser sends nothing
+    /// for an unticked one).
+    #[serde(default)]
+    pub approximate: String,
+    #[serde(default)]
+    pub lower: String,
+    #[serde(default)]
+    pub upper: String,
+    #[serde(default)]
+    pub votes_for: String,
+    #[serde(default)]
+    pub votes_against: String,
+    #[serde(default)]
+    pub entity_id: String,
     #[serde(default)]
     pub valid_at: String,
     #[serde(default)]
@@ -69,6 +83,19 @@ fn put(m: &mut Map<String, Value>, key: &str, typed: &str) {
     if !t.is_empty() {
         m.insert(key.into(), Value::String(t.to_owned()));
     }
+}
+
+/// A count (an outcome's votes) when something was typed: a number when it
+/// is one, else the text, for the service to refuse by name.
+fn put_count(m: &mut Map<String, Value>, key: &str, typed: &str) {
+    let t = typed.trim();
+    if t.is_empty() {
+        return;
+    }
+    let v = t
+        .parse::<u64>()
+        .map_or_else(|_| Value::String(t.to_owned()), Value::from);
+    m.insert(key.into(), v);
 }
 
 /// A text field of an amendment: `null` (cleared) when left empty.
@@ -118,7 +145,19 @@ impl ClaimForm {
         } else {
             put(&mut m, field, typed);
         }
+        // Each kind's other fields go in whenever something was typed, even
+        // under another kind: the service then names the field it refuses,
+        // rather than the console dropping what the editor typed.
         put(&mut m, "unit", &self.unit);
+        let ticked = !self.approximate.trim().is_empty();
+        if kind == "quantity" || ticked {
+            m.insert("approximate".into(), Value::Bool(ticked));
+        }
+        put(&mut m, "lower", &self.lower);
+        put(&mut m, "upper", &self.upper);
+        put_count(&mut m, "for", &self.votes_for);
+        put_count(&mut m, "against", &self.votes_against);
+        put(&mut m, "id", &self.entity_id);
         Value::Object(m)
     }
 
@@ -167,11 +206,22 @@ impl ClaimForm {
             },
             _ => text("text").to_owned(),
         };
+        let count = |key: &str| v.get(key).and_then(Value::as_u64).map(|n| n.to_string());
         ClaimForm {
             version: claim.version.to_string(),
             subject: a.subject.clone(),
             property: a.property.clone(),
             unit: text("unit").to_owned(),
+            approximate: if v.get("approximate").and_then(Value::as_bool) == Some(true) {
+                "yes".into()
+            } else {
+                String::new()
+            },
+            lower: text("lower").to_owned(),
+            upper: text("upper").to_owned(),
+            votes_for: count("for").unwrap_or_default(),
+            votes_against: count("against").unwrap_or_default(),
+            entity_id: text("id").to_owned(),
             value_kind: kind,
             value,
             valid_at: a.valid_at.map(|t| t.to_string()).unwrap_or_default(),
@@ -188,6 +238,12 @@ pub fn field_key(field: &str) -> &str {
     match field {
         "value.kind" => "value_kind",
         "value.unit" => "unit",
+        "value.approximate" => "approximate",
+        "value.lower" => "lower",
+        "value.upper" => "upper",
+        "value.for" => "votes_for",
+        "value.against" => "votes_against",
+        "value.id" => "entity_id",
         f if f == "value" || f.starts_with("value.") => "value",
         other => other,
     }
@@ -263,10 +319,49 @@ pub fn value_fields(f: &ClaimForm, error: Option<(&str, &str)>) -> Markup {
             input type="text" name="value" value=(f.value) required;
             (beside(error, "value"))
         }
-        label {
-            "Unit" span class="hint" { "a quantity's only (soldier, USD)" }
-            input type="text" name="unit" value=(f.unit);
-            (beside(error, "unit"))
+        fieldset class="kind-fields" {
+            legend { "A quantity's" }
+            label {
+                "Unit" span class="hint" { "soldier, USD" }
+                input type="text" name="unit" value=(f.unit);
+                (beside(error, "unit"))
+            }
+            label class="check" {
+                input type="checkbox" name="approximate" value="yes" checked[!f.approximate.is_empty()];
+                "Approximate" span class="hint" { "the story says \"some\", \"about\", \"nearly\"" }
+                (beside(error, "approximate"))
+            }
+            label {
+                "Lower bound" span class="hint" { "optional: the least it may be" }
+                input type="text" name="lower" value=(f.lower) inputmode="decimal";
+                (beside(error, "lower"))
+            }
+            label {
+                "Upper bound" span class="hint" { "optional: the most it may be" }
+                input type="text" name="upper" value=(f.upper) inputmode="decimal";
+                (beside(error, "upper"))
+            }
+        }
+        fieldset class="kind-fields" {
+            legend { "An outcome's" }
+            label {
+                "Votes for" span class="hint" { "optional" }
+                input type="text" name="votes_for" value=(f.votes_for) inputmode="numeric";
+                (beside(error, "votes_for"))
+            }
+            label {
+                "Votes against" span class="hint" { "optional" }
+                input type="text" name="votes_against" value=(f.votes_against) inputmode="numeric";
+                (beside(error, "votes_against"))
+            }
+        }
+        fieldset class="kind-fields" {
+            legend { "A name's" }
+            label {
+                "Identifier" span class="hint" { "optional: e.g. a Wikidata id (Q42)" }
+                input type="text" name="entity_id" value=(f.entity_id);
+                (beside(error, "entity_id"))
+            }
         }
         label {
             "Valid at"

@@ -339,6 +339,9 @@ async fn the_asserter_amends_and_adds_evidence_through_the_forms() {
             ("value_kind", "quantity"),
             ("value", "5300"),
             ("unit", "soldier"),
+            ("approximate", "yes"),
+            ("lower", "5000"),
+            ("upper", "5500"),
             ("valid_at", "2020-01"),
             ("attributed_to", "officials"),
             ("quote", QUOTE),
@@ -347,7 +350,25 @@ async fn the_asserter_amends_and_adds_evidence_through_the_forms() {
     let p = send_form(&w.app, &path, &anns, &fields).await;
     assert_eq!(p.status, 303, "{}", p.html);
     let c = api_claim(&w.app, &w.ann, &w.claim_id).await;
-    assert_eq!(c["value"]["amount"], "5300", "{c}");
+    assert_eq!(
+        c["value"],
+        json!({"kind": "quantity", "amount": "5300", "unit": "soldier",
+               "approximate": true, "lower": "5000", "upper": "5500"}),
+        "{c}"
+    );
+    // The amend page holds them as they now are.
+    let again = get(&w.app, &format!("{}/amend", w.claim_path), Some(&anns)).await;
+    for filled_in in [
+        "name=\"approximate\" value=\"yes\" checked",
+        "name=\"lower\" value=\"5000\"",
+        "name=\"upper\" value=\"5500\"",
+    ] {
+        assert!(
+            again.html.contains(filled_in),
+            "{filled_in}: {}",
+            again.html
+        );
+    }
     assert_eq!(c["valid_at"], "2020-01");
     assert_eq!(c["attributed_to"], "officials");
     assert_eq!(c["version"], 2);
@@ -449,12 +470,39 @@ async fn the_new_claim_form_takes_its_quote_from_the_link_and_asserts_the_claim(
             ("value_kind", "outcome"),
             ("value", "passed"),
             ("unit", ""),
+            ("votes_for", "many"),
+            ("votes_against", "0"),
             ("valid_at", "2020-01-06"),
             ("attributed_to", "the clerk"),
             ("quote", quote),
         ],
     );
     let before = app.count_events().await;
+    // A count that is not one is explained beside its field, and kept.
+    let p = send_form(&app, &post, &anns, &fields).await;
+    assert_eq!(p.status, 422, "{}", p.html);
+    assert!(
+        p.html
+            .contains("class=\"field-error\">Votes for: must be a non-negative integer"),
+        "{}",
+        p.html
+    );
+    assert!(
+        p.html.contains("name=\"votes_for\" value=\"many\""),
+        "{}",
+        p.html
+    );
+    assert_eq!(app.count_events().await, before, "nothing was written");
+    let fields: Vec<(String, String)> = fields
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "votes_for" {
+                (k, "170".to_owned())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
     let p = send_form(&app, &post, &anns, &fields).await;
     assert_eq!(p.status, 303, "{}", p.html);
     let claim_path = location(&p).to_owned();
@@ -466,7 +514,10 @@ async fn the_new_claim_form_takes_its_quote_from_the_link_and_asserts_the_claim(
     let id = claim_path.trim_start_matches("/console/claims/");
     let c = api_claim(&app, &ann, id).await;
     assert_eq!(c["quote"], quote, "{c}");
-    assert_eq!(c["value"], json!({"kind": "outcome", "outcome": "passed"}));
+    assert_eq!(
+        c["value"],
+        json!({"kind": "outcome", "outcome": "passed", "for": 170, "against": 0})
+    );
     assert_eq!(c["valid_at"], "2020-01-06");
     assert_eq!(c["attributed_to"], "the clerk");
     assert_eq!(c["story_id"], story_id.as_str());
