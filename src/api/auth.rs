@@ -15,6 +15,10 @@ use crate::domain::principal::{Actor, Role};
 /// who asks, and the request's log line names the caller already.
 pub struct Caller;
 
+/// Any role, with the hash of the token presented: a change stream checks
+/// it again while it lasts.
+pub struct Reader(pub Actor, pub TokenHash);
+
 /// An editor or admin (writes).
 pub struct Writer(pub Actor);
 
@@ -101,6 +105,14 @@ impl FromRequestParts<SharedState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         authenticate(parts, state).await?;
         Ok(Caller)
+    }
+}
+
+impl FromRequestParts<SharedState> for Reader {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        let (actor, hash) = authenticate(parts, state).await?;
+        Ok(Reader(actor, hash))
     }
 }
 

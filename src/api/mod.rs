@@ -8,6 +8,7 @@ mod claims;
 mod csv;
 mod docs;
 pub mod error;
+mod fact_feed;
 pub(crate) mod input;
 mod metrics;
 mod middleware;
@@ -136,6 +137,7 @@ fn timed_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(claims::amend))
         .routes(routes!(claims::evidence))
         .routes(routes!(reads::list_facts))
+        .routes(routes!(fact_feed::changes))
         .routes(routes!(reads::get_fact))
         .routes(routes!(reads::fact_history))
         .routes(routes!(claim_review::of_story))
@@ -159,7 +161,9 @@ fn timed_routes() -> OpenApiRouter<SharedState> {
 
 /// The live event stream, which has no deadline.
 fn untimed_routes() -> OpenApiRouter<SharedState> {
-    OpenApiRouter::default().routes(routes!(stream::events))
+    OpenApiRouter::default()
+        .routes(routes!(stream::events))
+        .routes(routes!(fact_feed::stream))
 }
 
 /// The paths of every route, as described on their handlers.

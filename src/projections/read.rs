@@ -383,6 +383,43 @@ pub async fn claim_states_at(
     .await?)
 }
 
+/// The states (JSON text) of a fact's claims just after the event at
+/// `position` was applied.
+pub async fn claim_states_at_position(
+    pool: &PgPool,
+    fact_id: Uuid,
+    position: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT state::text FROM claim_versions WHERE fact_id = $1 AND from_position <= $2 \
+         AND (to_position IS NULL OR to_position > $2) ORDER BY claim_id",
+    )
+    .bind(fact_id)
+    .bind(position)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The positions after `after` (up to `upto`) at which a claim took a new
+/// version, each with the claim's fact, in position order
+/// (`claim_versions_from_position` serves it).
+pub async fn claim_versions_after(
+    pool: &PgPool,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Uuid)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT from_position, fact_id FROM claim_versions \
+         WHERE from_position > $1 AND from_position <= $2 ORDER BY from_position, fact_id LIMIT $3",
+    )
+    .bind(after)
+    .bind(upto)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn fact_exists(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM facts_view WHERE fact_id = $1)")

@@ -6,6 +6,7 @@ pub mod checkpoints;
 pub mod claim_review;
 mod claims;
 pub mod fact_cache;
+pub mod fact_changes;
 pub mod proof_cache;
 pub mod reads;
 pub(crate) mod stories;

@@ -435,7 +435,7 @@ fn corrupt(e: serde_json::Error) -> ServiceError {
 /// A fact's document laid out from its claims' stored states (JSON text):
 /// now from their open versions, as of a record time from their versions
 /// then.
-fn lay_out(id: Uuid, states: &[String]) -> Result<Option<Fact>, ServiceError> {
+pub(super) fn lay_out(id: Uuid, states: &[String]) -> Result<Option<Fact>, ServiceError> {
     let claims = states
         .iter()
         .map(|s| serde_json::from_str::<Claim>(s))

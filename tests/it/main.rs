@@ -21,6 +21,7 @@ mod domain_claim;
 mod domain_fact;
 mod exchange;
 mod fact_cache;
+mod fact_feed;
 mod faults;
 mod fuzz_parsers;
 mod hostile;

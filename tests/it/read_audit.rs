@@ -134,7 +134,7 @@ async fn events_page_by_position() {
 }
 
 /// Reads Server-Sent Events off a real socket until `n` have arrived.
-async fn read_events(res: reqwest::Response, n: usize) -> Vec<(i64, Value)> {
+pub(crate) async fn read_events(res: reqwest::Response, n: usize) -> Vec<(i64, Value)> {
     let mut stream = res.bytes_stream();
     let mut buf = String::new();
     let mut out = Vec::new();

@@ -1,0 +1,92 @@
+//! The readers' change feed: every change to a fact's current state
+//! (status, value, valid time), in log order, from the facts projection's
+//! claim versions.
+//!
+//! Each event of the log belongs to one claim's stream, so a position
+//! changes at most one fact: a change is known by its position alone, which
+//! is what `next_after` and an SSE stream's `Last-Event-ID` resume after.
+//! The feed never reads past the facts projection's checkpoint, so a change
+//! it has passed is never applied later: nothing is skipped.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::reads::{FACTS, lay_out};
+use super::{ServiceError, Services};
+use crate::domain::fact::{Fact, FactStatus};
+use crate::domain::valid_time::ValidTime;
+use crate::domain::value::ClaimValue;
+use crate::projections::read as pread;
+
+/// One change to a fact's current state.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FactChange {
+    /// The event that changed it; also the SSE event's `id`.
+    pub position: i64,
+    pub fact_id: Uuid,
+    pub status: FactStatus,
+    /// Null when unverified or contested.
+    pub value: Option<ClaimValue>,
+    pub valid_at: Option<ValidTime>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FactChangePage {
+    pub items: Vec<FactChange>,
+    /// Send as `after` for the next page: the last position this page
+    /// looked at (past the last item when later events changed no fact).
+    pub next_after: i64,
+}
+
+fn summary(f: &Fact) -> (FactStatus, &Option<ClaimValue>, &Option<ValidTime>) {
+    (f.status, &f.value, &f.valid_at)
+}
+
+impl Services {
+    /// Changes after `after`, looking at up to `limit` claim versions.
+    pub async fn fact_changes(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<FactChangePage, ServiceError> {
+        let upto = self.reached(FACTS).await?;
+        let rows = pread::claim_versions_after(self.store.pool(), after, upto, limit).await?;
+        let next_after = if (rows.len() as i64) < limit {
+            upto.max(after)
+        } else {
+            rows.last().map_or(after, |(p, _)| *p)
+        };
+        let mut items = Vec::new();
+        let mut last: Option<(i64, Uuid)> = None;
+        for (position, fact_id) in rows {
+            if last == Some((position, fact_id)) {
+                continue;
+            }
+            last = Some((position, fact_id));
+            let now = self.fact_at_position(fact_id, position).await?;
+            let Some(now) = now else { continue };
+            let before = self.fact_at_position(fact_id, position - 1).await?;
+            if before.as_ref().map(summary) != Some(summary(&now)) {
+                items.push(FactChange {
+                    position,
+                    fact_id,
+                    status: now.status,
+                    value: now.value,
+                    valid_at: now.valid_at,
+                });
+            }
+        }
+        Ok(FactChangePage { items, next_after })
+    }
+
+    async fn fact_at_position(
+        &self,
+        id: Uuid,
+        position: i64,
+    ) -> Result<Option<Fact>, ServiceError> {
+        let states = pread::claim_states_at_position(self.store.pool(), id, position).await?;
+        lay_out(id, &states)
+    }
+}
