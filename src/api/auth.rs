@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::server::PeerAddr;
+use super::stream::Standing;
 use super::{AppState, SharedState};
 use crate::auth::hash_token;
 use crate::domain::principal::{Actor, Role};
@@ -15,16 +16,43 @@ use crate::domain::principal::{Actor, Role};
 /// who asks, and the request's log line names the caller already.
 pub struct Caller;
 
-/// Any role, with the hash of the token presented: a change stream checks
-/// it again while it lasts.
-pub struct Reader(pub Actor, pub TokenHash);
+/// Whoever opens an event stream, by bearer token or, for browsers (whose
+/// `EventSource` cannot send headers), by the console's session cookie.
+pub struct Streamer {
+    pub actor: Actor,
+    pub credential: Credential,
+}
+
+/// What a stream's reader showed, to be asked again while the stream lasts.
+pub enum Credential {
+    Token(TokenHash),
+    Session(crate::console::session::Session),
+}
+
+impl Credential {
+    /// Whether the reader may still read: the token not revoked, the
+    /// session not signed out, expired or its token revoked.
+    pub async fn standing(&self, state: &SharedState) -> Standing {
+        match self {
+            Credential::Token(hash) => match state.tokens.authenticate(hash).await {
+                Ok(Some(_)) => Standing::Allowed,
+                Ok(None) => Standing::Ended,
+                Err(_) => Standing::Unknown,
+            },
+            Credential::Session(session) => match session.still_open(state).await {
+                Ok(true) => Standing::Allowed,
+                Ok(false) => Standing::Ended,
+                Err(_) => Standing::Unknown,
+            },
+        }
+    }
+}
 
 /// An editor or admin (writes).
 pub struct Writer(pub Actor);
 
-/// An auditor or admin (audit, raw events, integrity), with the hash of the
-/// token presented: an event stream checks it again while it lasts.
-pub struct Auditor(pub Actor, pub TokenHash);
+/// An auditor or admin (audit, raw events, integrity).
+pub struct Auditor(pub Actor);
 
 /// What a token is known by once read (see [`crate::auth::hash_token`]).
 pub type TokenHash = [u8; 32];
@@ -108,11 +136,32 @@ impl FromRequestParts<SharedState> for Caller {
     }
 }
 
-impl FromRequestParts<SharedState> for Reader {
+impl FromRequestParts<SharedState> for Streamer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            let session = crate::console::session::resolve(parts, state)
+                .await
+                .map_err(|e| match e {
+                    crate::console::error::ConsoleError::TooMany { retry_after } => {
+                        ApiError::TooManyRequests { retry_after }
+                    }
+                    crate::console::error::ConsoleError::Service(e) => e.into(),
+                    other => ApiError::Internal(other.to_string()),
+                })?;
+            if let Some(session) = session {
+                return Ok(Streamer {
+                    actor: session.actor.clone(),
+                    credential: Credential::Session(session),
+                });
+            }
+        }
+        // No cookie either: the bearer token's answer (401 without one).
         let (actor, hash) = authenticate(parts, state).await?;
-        Ok(Reader(actor, hash))
+        Ok(Streamer {
+            actor,
+            credential: Credential::Token(hash),
+        })
     }
 }
 
@@ -133,13 +182,13 @@ impl FromRequestParts<SharedState> for Writer {
 impl FromRequestParts<SharedState> for Auditor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let (actor, hash) = authenticate_as(
+        let (actor, _) = authenticate_as(
             parts,
             state,
             Role::can_audit,
             "audit; auditors and admins may",
         )
         .await?;
-        Ok(Auditor(actor, hash))
+        Ok(Auditor(actor))
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,12 +15,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::SharedState;
-use super::auth::{Caller, Reader, TokenHash};
+use super::auth::{Caller, Credential, Streamer};
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::{Limit, Params};
-use super::stream::{StreamSlot, resume_after};
-use crate::auth::TokenCache;
+use super::stream::{Standing, StreamSlot, resume_after};
 use crate::service::Services;
 use crate::service::fact_changes::{FactChange, FactChangePage};
 
@@ -60,10 +58,12 @@ pub async fn changes(
 
 /// Follow changes to facts live
 ///
-/// Any role. Server-Sent Events: each event's `id:` is the position of the
+/// Any role, by bearer token or the console's session cookie (which is
+/// how a browser's `EventSource` can open it). Server-Sent Events: each event's `id:` is the position of the
 /// change and its `data:` the change as in `GET /v1/facts/changes`.
 /// Resumable with `Last-Event-ID`; no request timeout applies; a revoked
-/// token's stream ends within the token cache's reload.
+/// token's (or ended session's) stream ends within the token cache's
+/// reload.
 #[utoipa::path(
     get, path = "/v1/facts/stream", tag = "facts", operation_id = "fact_stream",
     security(("bearer" = [])),
@@ -81,7 +81,7 @@ pub async fn changes(
 )]
 pub async fn stream(
     State(state): State<SharedState>,
-    Reader(actor, token): Reader,
+    reader: Streamer,
     headers: HeaderMap,
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -90,12 +90,12 @@ pub async fn stream(
         Some(p) => p,
         None => p.position("after")?.unwrap_or(0),
     };
-    let slot = state.streams.take(&actor.name)?;
+    let slot = state.streams.take(&reader.actor.name)?;
     let feed = Feed {
         services: state.services.clone(),
         checkpoints: state.services.store().checkpoint_watch(),
-        tokens: state.tokens.clone(),
-        token,
+        state: state.clone(),
+        credential: reader.credential,
         checked: Instant::now(),
         after,
         pending: VecDeque::new(),
@@ -115,8 +115,8 @@ pub async fn stream(
 struct Feed {
     services: Services,
     checkpoints: watch::Receiver<u64>,
-    tokens: Arc<TokenCache>,
-    token: TokenHash,
+    state: SharedState,
+    credential: Credential,
     checked: Instant,
     after: i64,
     pending: VecDeque<FactChange>,
@@ -131,8 +131,8 @@ impl Feed {
         loop {
             if self.checked.elapsed() >= crate::auth::REFRESH / 2 {
                 self.checked = Instant::now();
-                if let Ok(None) = self.tokens.authenticate(&self.token).await {
-                    tracing::info!("change stream ended: its token was revoked");
+                if let Standing::Ended = self.credential.standing(&self.state).await {
+                    tracing::info!("change stream ended: its reader may no longer read it");
                     return None;
                 }
             }

@@ -585,7 +585,7 @@ pub struct FullCheckRequested {
 )]
 pub async fn request_full_check(
     State(state): State<SharedState>,
-    Auditor(actor, _): Auditor,
+    Auditor(actor): Auditor,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = state.services.request_full_check(&actor.name).await?;
     let answer = FullCheckRequested {

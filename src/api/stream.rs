@@ -16,7 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
 use super::SharedState;
-use super::auth::Auditor;
+use super::auth::Streamer;
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::Params;
@@ -226,7 +226,8 @@ pub struct StreamEvent {
 
 /// Follow the log live
 ///
-/// Auditor or admin. Server-Sent Events: each event's `id:` is its
+/// Auditor or admin, by bearer token or the console's session cookie
+/// (which is how a browser's `EventSource` can open it). Server-Sent Events: each event's `id:` is its
 /// position and its `data:` the event as in `GET /v1/events`. Resumable
 /// with `Last-Event-ID`; no request timeout applies.
 #[utoipa::path(
@@ -247,25 +248,28 @@ pub struct StreamEvent {
 )]
 pub async fn events(
     State(state): State<SharedState>,
-    Auditor(actor, token): Auditor,
+    reader: Streamer,
     headers: HeaderMap,
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if !reader.actor.role.can_audit() {
+        return Err(ApiError::RoleNotAllowed(format!(
+            "the {} role may not audit; auditors and admins may",
+            reader.actor.role.as_str()
+        )));
+    }
     // A reconnecting EventSource sends the last id it saw; it wins over `after`.
     let after = match resume_after(&headers)? {
         Some(p) => p,
         None => p.position("after")?.unwrap_or(0),
     };
-    let slot = state.streams.take(&actor.name)?;
-    let tokens = state.tokens.clone();
-    let standing = move || {
-        let tokens = tokens.clone();
-        async move {
-            match tokens.authenticate(&token).await {
-                Ok(Some(actor)) if actor.role.can_audit() => Standing::Allowed,
-                Ok(_) => Standing::Ended,
-                Err(_) => Standing::Unknown,
-            }
+    let slot = state.streams.take(&reader.actor.name)?;
+    let credential = Arc::new(reader.credential);
+    let standing = {
+        let state = state.clone();
+        move || {
+            let (state, credential) = (state.clone(), credential.clone());
+            async move { credential.standing(&state).await }
         }
     };
     let show = |e: RecordedEvent| {

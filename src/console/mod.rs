@@ -17,11 +17,11 @@ mod audit;
 mod claim_form;
 mod claims;
 mod csrf;
-mod error;
+pub(crate) mod error;
 mod facts;
 mod layout;
 mod queue;
-mod session;
+pub(crate) mod session;
 mod sign_in;
 mod stories;
 

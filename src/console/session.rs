@@ -116,8 +116,12 @@ pub async fn close(pool: &PgPool, session: &Session) -> Result<(), ConsoleError>
 }
 
 /// The session the request's cookie names, if it is open, unexpired and
-/// its token still active.
-async fn resolve(parts: &Parts, state: &SharedState) -> Result<Option<Session>, ConsoleError> {
+/// its token still active (also how the API's event streams take the
+/// cookie).
+pub(crate) async fn resolve(
+    parts: &Parts,
+    state: &SharedState,
+) -> Result<Option<Session>, ConsoleError> {
     let Some(id) = cookie_value(&parts.headers) else {
         return Ok(None);
     };
@@ -193,10 +197,12 @@ impl OptionalFromRequestParts<SharedState> for Session {
 }
 
 /// The `Set-Cookie` value that stores a session id; `Secure` when the
-/// console is reached over https.
+/// console is reached over https. Its path is the whole site so that a
+/// browser sends it to the API's event streams as well (`EventSource`
+/// cannot send headers); every other API route ignores it.
 pub fn set_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={id}; Path=/console; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Strict{}",
+        "{COOKIE}={id}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
     )
 }
@@ -204,7 +210,7 @@ pub fn set_cookie(id: &str, secure: bool) -> String {
 /// The `Set-Cookie` value that makes the browser forget the session.
 pub fn clear_cookie(secure: bool) -> String {
     format!(
-        "{COOKIE}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
     )
 }

@@ -218,7 +218,9 @@ async fn signing_in_sets_a_strict_http_only_cookie_of_at_most_twelve_hours() {
     assert!(attrs[0].len() > "factlog_session=".len() + 32, "{set}");
     assert!(attrs.contains(&"HttpOnly"), "{set}");
     assert!(attrs.contains(&"SameSite=Strict"), "{set}");
-    assert!(attrs.contains(&"Path=/console"), "{set}");
+    // The whole site: the API's event streams take it too (EventSource
+    // cannot send a bearer token).
+    assert!(attrs.contains(&"Path=/"), "{set}");
     let max_age: u64 = attrs
         .iter()
         .find_map(|a| a.strip_prefix("Max-Age="))

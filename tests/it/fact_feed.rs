@@ -248,3 +248,74 @@ async fn a_stream_left_and_rejoined_anywhere_under_writes_misses_and_repeats_not
     let streamed: Vec<Value> = seen.into_iter().map(|(_, c)| c).collect();
     assert_eq!(streamed, paged, "the stream says what the pages say");
 }
+
+/// Browsers' `EventSource` cannot send a bearer token: both event streams
+/// take the console's session cookie instead, hold it to its role, and end
+/// once the session does. Other API routes ignore the cookie.
+#[tokio::test]
+async fn both_event_streams_take_the_console_session_and_end_with_it() {
+    use crate::console::{get, hidden, post_form, sign_in};
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let audrey = app.token("audrey", "auditor").await;
+    let s = story(&app, &ann).await;
+    let (_, fact, p) = assert_claim(&app, &ann, &s, "troops", "5200").await;
+
+    let open = |path: &'static str, cookie: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(path))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .expect("stream")
+        }
+    };
+    let anns = sign_in(&app, &ann).await;
+    let res = open("/v1/facts/stream", anns.clone()).await;
+    assert_eq!(res.status(), 200);
+    let changes = read_events(res, 1).await;
+    assert_eq!(
+        (changes[0].0, changes[0].1["fact_id"].as_str()),
+        (p, Some(fact.as_str()))
+    );
+    // An editor's session may not read the log's events; an auditor's may.
+    let res = open("/v1/events/stream", anns.clone()).await;
+    assert_eq!(res.status(), 403);
+    let audreys = sign_in(&app, &audrey).await;
+    let res = open("/v1/events/stream", audreys.clone()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(read_events(res, 1).await[0].0, 1, "the log from its start");
+    // Elsewhere in the API the cookie is no credential.
+    let res = open("/v1/facts", anns.clone()).await;
+    assert_eq!(res.status(), 401);
+    let res = open("/v1/facts/stream", "factlog_session=forged".into()).await;
+    assert_eq!(res.status(), 401);
+
+    // Signing out ends an open stream within the token cache's reload.
+    let res = open("/v1/facts/stream", anns.clone()).await;
+    assert_eq!(res.status(), 200);
+    let page = get(&app, "/console/queue", Some(&anns)).await;
+    let csrf = hidden(&page.html, "csrf");
+    let out = post_form(
+        &app,
+        "/console/sign-out",
+        Some(&anns),
+        Some(&app.base),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let mut body = res.bytes_stream();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures::StreamExt;
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}
