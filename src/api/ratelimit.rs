@@ -1,19 +1,62 @@
-//! Rate limiting, in this process: a token bucket per token name, and one
-//! per client address for failed authentications. A token that spends its
-//! burst gets 429 with `Retry-After` until the bucket refills; other tokens
-//! are unaffected. An address that keeps presenting unknown tokens gets 429
-//! for those, while valid tokens from it are still served.
+//! Rate limiting: a token bucket per token name, and one per client
+//! address for failed authentications. A token that spends its burst gets
+//! 429 with `Retry-After` until the bucket refills; other tokens are
+//! unaffected. An address that keeps presenting unknown tokens gets 429 for
+//! those, while valid tokens from it are still served.
+//!
+//! The per-token limit holds across API processes without a database round
+//! trip per request: each process counts the API processes alive on its
+//! database ([`join_processes`]) and, while there are N, lets each token
+//! through at 1/N of the rate and burst. N processes together never allow
+//! more than the limit (a token served by one process alone gets less).
+//! When a process starts, the others see it within a second.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::store::{EventStore, processes};
 
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
+    /// API processes sharing the limit (at least 1).
+    processes: AtomicUsize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     failures: AddressLimiter,
+}
+
+/// Registers this process among the API processes of `store`'s database,
+/// sets `limiter`'s share, and keeps both current every second until the
+/// limiter is dropped (then the process leaves).
+pub async fn join_processes(limiter: Arc<RateLimiter>, store: EventStore) {
+    let id = Uuid::now_v7();
+    beat(&limiter, &store, id).await;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if Arc::strong_count(&limiter) == 1 {
+                let _ = processes::leave(store.pool(), id).await;
+                return;
+            }
+            beat(&limiter, &store, id).await;
+        }
+    });
+}
+
+async fn beat(limiter: &RateLimiter, store: &EventStore, id: Uuid) {
+    match processes::heartbeat(store.pool(), id).await {
+        Ok(n) => limiter.set_processes(usize::try_from(n).unwrap_or(1)),
+        // The last count stands until the database answers again.
+        Err(e) => tracing::warn!(error = %e, "could not count the API processes"),
+    }
 }
 
 /// Failed authentications per address: a burst of this many...
@@ -28,6 +71,7 @@ impl RateLimiter {
         RateLimiter {
             per_second,
             burst: burst.max(1.0),
+            processes: AtomicUsize::new(1),
             buckets: Mutex::new(HashMap::new()),
             failures: AddressLimiter::new(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST),
         }
@@ -46,11 +90,18 @@ impl RateLimiter {
         self.failures.check(peer)
     }
 
+    /// How many API processes share the limit (see the module's note).
+    pub fn set_processes(&self, n: usize) {
+        self.processes.store(n.max(1), Ordering::Relaxed);
+    }
+
     /// Takes one request from `key`'s bucket, or says how long until one is there.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         if self.per_second <= 0.0 {
             return Ok(());
         }
+        let n = self.processes.load(Ordering::Relaxed).max(1) as f64;
+        let (per_second, burst) = (self.per_second / n, (self.burst / n).max(1.0));
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             // A poisoned lock means a panic elsewhere; do not add an outage to it.
@@ -58,19 +109,18 @@ impl RateLimiter {
         };
         // The key is copied only the first time a token is seen.
         if !buckets.contains_key(key) {
-            buckets.insert(key.to_owned(), (self.burst, now));
+            buckets.insert(key.to_owned(), (burst, now));
         }
         let Some((tokens, last)) = buckets.get_mut(key) else {
             return Ok(());
         };
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+            Err(Duration::from_secs_f64((1.0 - *tokens) / per_second))
         }
     }
 }
@@ -202,6 +252,17 @@ mod tests {
         let buckets = l.buckets.lock().unwrap();
         assert!(buckets.map.len() <= MAX_ADDRESSES + 1);
         assert!(buckets.map.contains_key(&Client::Overflow));
+    }
+
+    #[test]
+    fn n_processes_each_allow_a_nth() {
+        let one = RateLimiter::new(1.0, 10.0);
+        one.set_processes(2);
+        let allowed = (0..20).filter(|_| one.check("ann").is_ok()).count();
+        assert_eq!(allowed, 5, "half the burst");
+        one.set_processes(1);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(one.check("ann").is_ok(), "the whole rate again");
     }
 
     #[test]

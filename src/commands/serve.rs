@@ -80,6 +80,8 @@ pub async fn serve(
     } else {
         services.with_signer(signer)
     };
+    let rate = Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst));
+    api::ratelimit::join_processes(rate.clone(), services.store().clone()).await;
     let app = api::router(AppState {
         services,
         tokens,
@@ -95,7 +97,7 @@ pub async fn serve(
                 &settings.publisher,
             ),
         },
-        rate: Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst)),
+        rate,
         streams: StreamSlots::new(StreamCaps {
             per_token: settings.streams_per_token,
             total: settings.max_streams,

@@ -13,6 +13,7 @@ pub mod import;
 pub mod integrity;
 pub mod leaf;
 pub mod lookup;
+pub mod processes;
 mod read;
 pub mod seal;
 mod subscribe;

@@ -31,6 +31,7 @@ mod projection_runs;
 mod read_audit;
 mod read_facts;
 mod sealed_values;
+mod several_processes;
 mod signing;
 mod store_append;
 mod store_idempotency;

@@ -302,6 +302,14 @@ impl TestApp {
         .with_fact_cache(opts.fact_cache)
         .with_verifier(TEST_VERIFIER)
         .with_signer(signer_status);
+        let rate = std::sync::Arc::new({
+            let rate = factlog::api::ratelimit::RateLimiter::new(opts.rate.0, opts.rate.1);
+            match opts.auth_failures {
+                Some((per_second, burst)) => rate.with_failure_limit(per_second, burst),
+                None => rate,
+            }
+        });
+        factlog::api::ratelimit::join_processes(rate.clone(), services.store().clone()).await;
         let app = api::router(AppState {
             services: services.clone(),
             tokens,
@@ -314,13 +322,7 @@ impl TestApp {
                     "The Test Gazette",
                 ),
             },
-            rate: std::sync::Arc::new({
-                let rate = factlog::api::ratelimit::RateLimiter::new(opts.rate.0, opts.rate.1);
-                match opts.auth_failures {
-                    Some((per_second, burst)) => rate.with_failure_limit(per_second, burst),
-                    None => rate,
-                }
-            }),
+            rate: rate.clone(),
             streams: factlog::api::StreamSlots::new(opts.streams),
         });
         let router = app.clone();
