@@ -383,19 +383,27 @@ pub async fn claim_states_at(
     .await?)
 }
 
-/// The states (JSON text) of a fact's claims just after the event at
-/// `position` was applied.
-pub async fn claim_states_at_position(
+/// A claim version of the facts in `facts` that was current at some point
+/// from `from` to `to`: (fact, from_position, to_position, state JSON text).
+pub type VersionSpan = (Uuid, i64, Option<i64>, String);
+
+/// The claim versions of `facts` current at any position in `from..=to`,
+/// in one query (the change feed lays out each fact before and after each
+/// of its changes from them).
+pub async fn claim_versions_spanning(
     pool: &PgPool,
-    fact_id: Uuid,
-    position: i64,
-) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT state::text FROM claim_versions WHERE fact_id = $1 AND from_position <= $2 \
-         AND (to_position IS NULL OR to_position > $2) ORDER BY claim_id",
+    facts: &[Uuid],
+    from: i64,
+    to: i64,
+) -> Result<Vec<VersionSpan>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT fact_id, from_position, to_position, state::text FROM claim_versions \
+         WHERE fact_id = ANY($1) AND from_position <= $3 \
+         AND (to_position IS NULL OR to_position > $2) ORDER BY fact_id, claim_id",
     )
-    .bind(fact_id)
-    .bind(position)
+    .bind(facts)
+    .bind(from)
+    .bind(to)
     .fetch_all(pool)
     .await?)
 }

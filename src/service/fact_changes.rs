@@ -58,16 +58,43 @@ impl Services {
         } else {
             rows.last().map_or(after, |(p, _)| *p)
         };
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some((first, _)), Some((last, _))) => (*first, *last),
+            _ => {
+                return Ok(FactChangePage {
+                    items: Vec::new(),
+                    next_after,
+                });
+            }
+        };
+        let mut facts: Vec<Uuid> = rows.iter().map(|(_, f)| *f).collect();
+        facts.sort_unstable();
+        facts.dedup();
+        // Every version these facts had from just before the first change
+        // to the last, fetched once; each change is laid out from them.
+        let spans =
+            pread::claim_versions_spanning(self.store.pool(), &facts, first - 1, last).await?;
+        let at = |fact: Uuid, position: i64| -> Result<Option<Fact>, ServiceError> {
+            let states: Vec<String> = spans
+                .iter()
+                .filter(|(f, from, to, _)| {
+                    *f == fact && *from <= position && to.is_none_or(|t| t > position)
+                })
+                .map(|(_, _, _, state)| state.clone())
+                .collect();
+            lay_out(fact, &states)
+        };
         let mut items = Vec::new();
-        let mut last: Option<(i64, Uuid)> = None;
+        let mut seen: Option<(i64, Uuid)> = None;
         for (position, fact_id) in rows {
-            if last == Some((position, fact_id)) {
+            if seen == Some((position, fact_id)) {
                 continue;
             }
-            last = Some((position, fact_id));
-            let now = self.fact_at_position(fact_id, position).await?;
-            let Some(now) = now else { continue };
-            let before = self.fact_at_position(fact_id, position - 1).await?;
+            seen = Some((position, fact_id));
+            let Some(now) = at(fact_id, position)? else {
+                continue;
+            };
+            let before = at(fact_id, position - 1)?;
             if before.as_ref().map(summary) != Some(summary(&now)) {
                 items.push(FactChange {
                     position,
@@ -79,14 +106,5 @@ impl Services {
             }
         }
         Ok(FactChangePage { items, next_after })
-    }
-
-    async fn fact_at_position(
-        &self,
-        id: Uuid,
-        position: i64,
-    ) -> Result<Option<Fact>, ServiceError> {
-        let states = pread::claim_states_at_position(self.store.pool(), id, position).await?;
-        lay_out(id, &states)
     }
 }
