@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request};
+use hyper::{HeaderMap, Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -42,6 +42,14 @@ pub fn request(
         None => builder.body(Full::new(Bytes::new())),
     };
     built.expect("a well-formed request")
+}
+
+/// What came back: the status (0 for no answer in time), headers and body.
+pub struct Answer {
+    pub status: u16,
+    #[allow(dead_code, reason = "only the console bench reads an answer's headers")]
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// One keep-alive connection, opened on first use and again after any
@@ -74,27 +82,40 @@ impl Conn {
 
     /// The status (0 when no HTTP answer came in time) and the body.
     pub async fn send(&mut self, req: Request<Body>) -> (u16, Bytes) {
+        let answer = self.send_full(req).await;
+        (answer.status, answer.body)
+    }
+
+    /// [`Conn::send`] with the answer's headers too.
+    pub async fn send_full(&mut self, req: Request<Body>) -> Answer {
         match tokio::time::timeout(self.timeout, self.exchange(req)).await {
             Ok(Some(answer)) => answer,
             // The connection's state is unknown: the next request opens another.
             Ok(None) | Err(_) => {
                 self.link = None;
-                (0, Bytes::new())
+                Answer {
+                    status: 0,
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                }
             }
         }
     }
 
-    async fn exchange(&mut self, req: Request<Body>) -> Option<(u16, Bytes)> {
+    async fn exchange(&mut self, req: Request<Body>) -> Option<Answer> {
         if self.link.as_ref().is_none_or(|l| l.sender.is_closed()) {
             self.link = Some(connect(&self.authority).await?);
         }
         let Link { sender, io } = self.link.as_mut()?;
         let exchange = async {
             sender.ready().await.ok()?;
-            let res = sender.send_request(req).await.ok()?;
-            let status = res.status().as_u16();
-            let body = res.into_body().collect().await.ok()?.to_bytes();
-            Some((status, body))
+            let (parts, body) = sender.send_request(req).await.ok()?.into_parts();
+            let body = body.collect().await.ok()?.to_bytes();
+            Some(Answer {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            })
         };
         tokio::select! {
             answer = exchange => answer,

@@ -103,15 +103,18 @@ fn read_pgbench_latencies(dir: &Path) -> Vec<Duration> {
 }
 
 pub fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
-    if latencies.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
     latencies.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1]
-    };
-    (at(0.50), at(0.99))
+    (quantile(latencies, 0.50), quantile(latencies, 0.99))
+}
+
+/// The `q` quantile (nearest rank) of latencies already sorted; zero when
+/// there are none.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 pub fn median(mut xs: Vec<f64>) -> f64 {

@@ -6,6 +6,7 @@
 //! and `mod common;`, allowing what it does not use to go unused.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use factlog::db::EphemeralCluster;
 use hyper::{Method, Request};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -119,6 +121,34 @@ pub async fn run_waited(mut cmd: std::process::Command) -> Waited {
         peak_rss_kib: usage.ru_maxrss.max(0) as u64,
         cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
     }
+}
+
+/// A bench's `main`: logging, the `factlog` binary, then `run` on a
+/// throw-away cluster (fsync on), on this, the main thread: the children it
+/// starts (the server, factlog commands) get PR_SET_PDEATHSIG from it.
+pub fn run_on_cluster<F: Future<Output = ()>>(run: impl FnOnce(EphemeralCluster, PathBuf) -> F) {
+    crate::common::init_logging();
+    let bin = find_server_binary();
+    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
+    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(run(cluster, bin));
+}
+
+/// Sends `req` on a connection of its own and returns the body of its 200
+/// answer; any other answer fails the bench.
+pub async fn fetch_ok(authority: &str, req: Request<client::Body>) -> Bytes {
+    fetch_expecting(authority, req, 200).await
+}
+
+/// [`fetch_ok`] for an answer of status `want`.
+pub async fn fetch_expecting(authority: &str, req: Request<client::Body>, want: u16) -> Bytes {
+    let what = format!("{} {}", req.method(), req.uri());
+    let (status, body) = client::Conn::new(authority, REQUEST_TIMEOUT)
+        .send(req)
+        .await;
+    assert_eq!(status, want, "{what}: {}", String::from_utf8_lossy(&body));
+    body
 }
 
 /// Waits until `GET /v1/integrity` says nothing is unverified and the full
@@ -690,6 +720,22 @@ impl Drop for Server {
     }
 }
 
+/// The report's paragraph on what the server logged (a
+/// [`Server::log_summary`]), under `label`, e.g. "Server log".
+pub fn write_server_log(out: &mut String, label: &str, (n, first): &(usize, Vec<String>)) {
+    if *n == 0 {
+        let _ = writeln!(out, "\n{label} (`RUST_LOG=warn`): empty.");
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{label} (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
+        );
+        for l in first {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+}
+
 pub fn date_u() -> String {
     std::process::Command::new("date")
         .arg("-u")
@@ -710,14 +756,29 @@ pub fn report_head(bench: &str, title: &str, machine: &str, took: &str) -> Strin
     )
 }
 
-/// Writes the report to `bench/results/<bench>-<UTC timestamp>.md`.
+/// Prints the report to stdout and writes it to
+/// `bench/results/<bench>-<UTC timestamp>.md`, saying where on stderr.
 pub fn write_report(bench: &str, report: &str) -> PathBuf {
+    println!("{report}");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
     std::fs::create_dir_all(&dir).expect("create bench/results");
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
     let path = dir.join(format!("{bench}-{stamp}.md"));
     std::fs::write(&path, report).expect("write the results file");
+    eprintln!("written to {}", path.display());
     path
+}
+
+/// The report's sentence on the server: the binary, and the settings
+/// every bench gives `factlog serve`, then `also` (", and …" or empty).
+pub fn server_sentence(bin: &Path, also: &str) -> String {
+    format!(
+        "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
+         `FACTLOG_VERIFY_EVERY_MINUTES={VERIFY_EVERY_MINUTES}`{also} and defaults otherwise; \
+         the load generator (hyper, one keep-alive connection per simulated client) runs in \
+         the bench process on the same machine.\n",
+        binary_description(bin)
+    )
 }
 
 /// A summary row's goal column: met, **NOT met**, or none.

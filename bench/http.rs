@@ -45,7 +45,7 @@ use harness::{
     EDITORS, Memory, NO_LIMIT, OnReply, Op, REQUEST_TIMEOUT, Server, binary_description,
     claim_text, closed_loop, create_token, date_u, drain_projections, editor_tokens, env_number,
     find_server_binary, mix, ms_fmt, ms_secs, projection_lag, rate, settle, status_counts,
-    status_name, write_report,
+    status_name, write_report, write_server_log,
 };
 
 const SCENARIOS: [&str; 5] = ["writes", "reads", "visible", "rebuild", "soak"];
@@ -176,9 +176,7 @@ fn main() {
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         let report = runtime.block_on(run_scenario(&bench, scenario));
         drop(runtime);
-        println!("{report}");
-        let path = write_report(scenario, &report);
-        eprintln!("written to {}", path.display());
+        write_report(scenario, &report);
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         runtime.block_on(drop_database(&bench.cluster, &db_name(scenario)));
     }
@@ -342,22 +340,14 @@ impl<'a> Live<'a> {
         if let Some(top) = top_statements(&self.db.pool).await {
             let _ = writeln!(out, "\n{top}");
         }
-        let (n, first) = self.server.log_summary();
-        if n == 0 {
-            let _ = writeln!(out, "\nServer log (`RUST_LOG=warn`): empty.");
-        } else {
-            eprintln!("the server logged {n} warning/error line(s); first:");
-            for l in &first {
+        let log = self.server.log_summary();
+        if log.0 > 0 {
+            eprintln!("the server logged {} warning/error line(s); first:", log.0);
+            for l in &log.1 {
                 eprintln!("  {l}");
             }
-            let _ = writeln!(
-                out,
-                "\nServer log (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
-            );
-            for l in first {
-                let _ = writeln!(out, "    {l}");
-            }
         }
+        write_server_log(out, "Server log", &log);
     }
 }
 

@@ -40,6 +40,7 @@ use harness::{
     binary_description, closed_loop, create_token, drain_projections, editor_tokens, env_number,
     find_server_binary, goal_mark, goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head,
     run_waited, set_synchronous_commit, settle, status_counts, wait_until_verified, write_report,
+    write_server_log,
 };
 
 const DB_NAME: &str = "scale";
@@ -222,9 +223,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
         results.push(measure_size(&bench, size, i as u64 + 1, claims).await);
     }
     let report = render(&bench, &machine, &results, started);
-    println!("{report}");
-    let path = write_report("scale", &report);
-    eprintln!("written to {}", path.display());
+    write_report("scale", &report);
     if bench.settings.hold_secs > 0 {
         eprintln!(
             "holding the cluster for {} s (FACTLOG_BENCH_SCALE_HOLD_SECS): psql '{}'",
@@ -1479,16 +1478,5 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
             "\n**A full pass of the server's chain verifier started during these measurements.**"
         );
     }
-    let (n, first) = &r.server_log;
-    if *n == 0 {
-        let _ = writeln!(out, "\nServer log (`RUST_LOG=warn`): empty.");
-    } else {
-        let _ = writeln!(
-            out,
-            "\nServer log (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
-        );
-        for l in first {
-            let _ = writeln!(out, "    {l}");
-        }
-    }
+    write_server_log(out, "Server log", &r.server_log);
 }

@@ -40,14 +40,13 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    Pgbench, Sample, checkpoint, database, init_logging, machine_description, median, percentiles,
-    thousands,
+    Pgbench, Sample, checkpoint, database, machine_description, median, percentiles, thousands,
 };
 use harness::{
-    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, create_token, editor_tokens, env_number, find_server_binary, goal_mark,
-    goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
-    set_synchronous_commit, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, closed_loop,
+    create_token, editor_tokens, env_number, fetch_ok, goal_mark, goals_line, kib_mb, log_head,
+    mix, ms_fmt, rate, report_head, run_on_cluster, run_waited, server_sentence,
+    set_synchronous_commit, status_counts, wait_until_verified, write_report, write_server_log,
 };
 
 const DB_NAME: &str = "tree";
@@ -130,15 +129,8 @@ impl Bench {
 }
 
 fn main() {
-    init_logging();
     let settings = Settings::from_env();
-    let bin = find_server_binary();
-    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
-    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    // The children (server, generator, rebuild, audit) get PR_SET_PDEATHSIG
-    // from this, the main thread.
-    runtime.block_on(run(settings, cluster, bin));
+    run_on_cluster(|cluster, bin| run(settings, cluster, bin));
 }
 
 async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
@@ -194,9 +186,7 @@ async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
         server_log,
     };
     let report = render(&bench, &machine, &results, started);
-    println!("{report}");
-    let path = write_report("tree", &report);
-    eprintln!("written to {}", path.display());
+    write_report("tree", &report);
     bench.pool.close().await;
 }
 
@@ -437,22 +427,8 @@ fn hashes(v: &Value) -> Vec<Hash> {
 }
 
 async fn get_json(server: &Server, token: &str, path: &str) -> Value {
-    let mut conn = client::Conn::new(&server.authority, REQUEST_TIMEOUT);
-    let (status, body) = conn
-        .send(client::request(
-            &server.authority,
-            Method::GET,
-            path,
-            token,
-            None,
-        ))
-        .await;
-    assert_eq!(
-        status,
-        200,
-        "GET {path}: {}",
-        String::from_utf8_lossy(&body)
-    );
+    let req = client::request(&server.authority, Method::GET, path, token, None);
+    let body = fetch_ok(&server.authority, req).await;
     serde_json::from_slice(&body).expect("a JSON answer")
 }
 
@@ -1064,16 +1040,11 @@ fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String
         machine,
         &format!("{:.1} min", started.elapsed().as_secs_f64() / 60.0),
     );
-    let _ = writeln!(
-        out,
-        "Binary: {}. `factlog serve` runs as a subprocess with `FACTLOG_RATE_LIMIT=0`, \
-         `FACTLOG_VERIFY_EVERY_MINUTES={}`, its own signing key \
-         (`FACTLOG_SIGNING_KEY_FILE` in a temporary directory) and defaults otherwise; the \
-         load generator (hyper, one keep-alive connection per simulated client) runs in the \
-         bench process on the same machine.\n",
-        binary_description(&bench.bin),
-        harness::VERIFY_EVERY_MINUTES
-    );
+    out.push_str(&server_sentence(
+        &bench.bin,
+        ", its own signing key (`FACTLOG_SIGNING_KEY_FILE` in a temporary directory)",
+    ));
+    out.push('\n');
     let _ = writeln!(
         out,
         "Method: `factlog generate` fills the log (`synchronous_commit = off` for the fill \
@@ -1192,16 +1163,5 @@ fn render_details(out: &mut String, r: &Results) {
             );
         }
     }
-    let (n, first) = &r.server_log;
-    if *n == 0 {
-        let _ = writeln!(out, "\nServer log during (3)-(5) (`RUST_LOG=warn`): empty.");
-    } else {
-        let _ = writeln!(
-            out,
-            "\nServer log during (3)-(5) (`RUST_LOG=warn`): **{n} warning/error line(s)**; first:\n"
-        );
-        for l in first {
-            let _ = writeln!(out, "    {l}");
-        }
-    }
+    write_server_log(out, "Server log during (3)-(5)", &r.server_log);
 }
