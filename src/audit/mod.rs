@@ -6,6 +6,7 @@
 
 mod source;
 
+use futures::StreamExt;
 use thiserror::Error;
 
 pub use source::{Source, SourceError};
@@ -21,6 +22,9 @@ use crate::store::seal::reseal;
 
 /// Events asked for per page (the API's largest page).
 const PAGE: u64 = 1_000;
+
+/// Pages asked for at once.
+const IN_FLIGHT: usize = 2;
 
 /// The recomputed root is kept every this many events, so that a mismatch
 /// can be narrowed to one event with a few proofs (`find_altered`).
@@ -163,42 +167,39 @@ async fn recompute_new_leaves(
         marks: Vec::new(),
     };
     let size = latest.size;
-    let fetch = |from: u64| source.events_undecoded(from, PAGE.min(size - from));
-    let mut page = if pass.after < size {
-        Some(fetch(pass.after).await?)
-    } else {
-        None
+    // Pages are full but for the last (positions have no gaps), so where
+    // each starts is known ahead: [`IN_FLIGHT`] are asked for at once, for
+    // the server to read and write on both cores, while the page before
+    // is decoded and hashed here on a thread of its own.
+    let pages = |from: u64| {
+        futures::stream::iter((from..size).step_by(PAGE as usize))
+            .map(move |at| async move {
+                (at, source.events_undecoded(at, PAGE.min(size - at)).await)
+            })
+            .buffered(IN_FLIGHT)
     };
+    let mut stream = Box::pin(pages(pass.after));
+    let mut next = stream.next().await;
     while pass.after < size {
-        let Some(this) = page.take() else {
+        let Some((at, page)) = next.take() else {
             return Err(AuditError::MissingEvents {
                 after: pass.after,
                 to: size,
             });
         };
-        // Pages are full but for the last (positions have no gaps), so the
-        // next one is fetched while this one is decoded and hashed on a
-        // thread of its own: the server's work and ours then overlap.
-        let guess = pass.after + PAGE.min(size - pass.after);
-        let prefetch = async {
-            if guess < size {
-                Some(fetch(guess).await)
-            } else {
-                None
-            }
-        };
+        let page = page?;
         let check = tokio::task::spawn_blocking(move || {
-            let events = this.decode()?;
+            let events = page.decode()?;
             if events.is_empty() {
                 return Err(AuditError::MissingEvents {
                     after: pass.after,
                     to: size,
                 });
             }
-            check_page(&events, size, &mut pass)?;
+            check_page(events, size, &mut pass)?;
             Ok(pass)
         });
-        let (next, checked) = tokio::join!(prefetch, check);
+        let (following, checked) = tokio::join!(stream.next(), check);
         pass = match checked {
             Ok(checked) => checked?,
             Err(e) => match e.try_into_panic() {
@@ -207,11 +208,13 @@ async fn recompute_new_leaves(
             },
         };
         progress(pass.after - saved.size, size - saved.size);
-        page = match next {
-            Some(next) if pass.after == guess => Some(next?),
-            _ if pass.after < size => Some(fetch(pass.after).await?),
-            _ => None,
-        };
+        next = following;
+        if pass.after < size && pass.after != (at + PAGE).min(size) {
+            // A short page (a server with smaller pages): the pages asked
+            // for ahead start in the wrong places; ask again from here.
+            stream = Box::pin(pages(pass.after));
+            next = stream.next().await;
+        }
     }
     if pass.edge.root() != latest.root {
         return Err(find_altered(source, saved.size, latest, &pass.marks).await);
@@ -230,8 +233,8 @@ struct Pass {
 
 /// Recomputes the leaves of one page of events after `pass.after`, in
 /// order, onto its edge, keeping a root every [`MARK`] events.
-fn check_page(page: &[RecordedEvent], size: u64, pass: &mut Pass) -> Result<(), AuditError> {
-    for event in page {
+fn check_page(page: Vec<RecordedEvent>, size: u64, pass: &mut Pass) -> Result<(), AuditError> {
+    for mut event in page {
         if pass.after >= size {
             break;
         }
@@ -243,7 +246,7 @@ fn check_page(page: &[RecordedEvent], size: u64, pass: &mut Pass) -> Result<(), 
             });
         }
         let leaf =
-            published_leaf(event).map_err(|reason| AuditError::Event { position, reason })?;
+            resealed_leaf(&mut event).map_err(|reason| AuditError::Event { position, reason })?;
         let mut text = [0u8; 64];
         // Cannot fail: 64 bytes is a 32-byte hash's hex.
         let _ = hex::encode_to_slice(leaf, &mut text);
@@ -323,23 +326,30 @@ async fn find_altered(
 /// The leaf hash of an event as `/v1/events` shows it (AUDITING.md, "The
 /// leaf"): each salted value back to its commitment, then the leaf.
 pub fn published_leaf(event: &RecordedEvent) -> Result<Hash, String> {
-    let resealed;
-    // Without salts there is nothing to reseal, and no copy to make.
-    let data = if event.salts.is_empty() {
-        &event.data
-    } else {
-        let mut data = event.data.clone();
-        reseal(&mut data, &event.salts)?;
-        resealed = data;
-        &resealed
-    };
-    Ok(leaf_hash(&LeafFields {
+    if event.salts.is_empty() {
+        // Nothing to reseal, so no copy to make.
+        return Ok(stored_leaf(event));
+    }
+    resealed_leaf(&mut event.clone())
+}
+
+/// [`published_leaf`], resealing the event's values where they lie: its
+/// `data` is left as stored.
+fn resealed_leaf(event: &mut RecordedEvent) -> Result<Hash, String> {
+    reseal(&mut event.data, &event.salts)?;
+    Ok(stored_leaf(event))
+}
+
+/// The leaf of an event whose `data` is as stored (sealed values as their
+/// commitments).
+fn stored_leaf(event: &RecordedEvent) -> Hash {
+    leaf_hash(&LeafFields {
         position: event.position,
         stream: &event.stream,
         version: event.version,
         event_type: &event.event_type,
         recorded_at: event.recorded_at,
         actor: &event.actor,
-        data: &canonical_json(data),
-    }))
+        data: &canonical_json(&event.data),
+    })
 }
