@@ -28,7 +28,7 @@ use crate::projections::read::{ClaimFilter, FactFilter};
 use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, HistoryItem, Page, Source};
 use crate::service::view::ClaimView;
 use crate::store::integrity::{IntegrityState, VerifierConfig};
-use crate::store::{AuditFilter, RecordedEvent};
+use crate::store::{AuditFilter, RecordedEvent, SortedKeys};
 
 text_filters!(
     /// `GET /v1/claims`' text filter.
@@ -427,18 +427,21 @@ pub async fn events(
     let limit = p.limit()?;
     wait(&state, &p, Source::Log).await?;
     let events = state.services.events(after, limit).await?;
-    let next_after = events
-        .last()
-        .and_then(|e| e.get("position"))
-        .and_then(Value::as_i64)
-        .unwrap_or(after);
+    let next_after = events.last().map_or(after, |e| e.position);
     Ok(Json(EventPage { events, next_after }))
+}
+
+fn sorted_keys<S: serde::Serializer>(
+    events: &[RecordedEvent],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(events.iter().map(SortedKeys))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct EventPage {
-    #[schema(value_type = Vec<RecordedEvent>)]
-    events: Vec<Value>,
+    #[serde(serialize_with = "sorted_keys")]
+    events: Vec<RecordedEvent>,
     /// The last position returned, or `after` on an empty page.
     next_after: i64,
 }

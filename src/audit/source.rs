@@ -194,18 +194,56 @@ impl Source {
 
     /// Up to `limit` events after `after`, as `/v1/events` shows them.
     pub async fn events(&self, after: u64, limit: u64) -> Result<Vec<RecordedEvent>, SourceError> {
+        self.events_undecoded(after, limit).await?.decode()
+    }
+
+    /// [`Source::events`] as received: decoding, much of an audit's own
+    /// work, can then run on another thread while the next page is fetched.
+    pub async fn events_undecoded(&self, after: u64, limit: u64) -> Result<Page, SourceError> {
         let what = format!("/v1/events?after={after}&limit={limit}");
         match self {
-            Source::Http(server) => Ok(server.get_json::<EventsBody>(&what).await?.events),
-            Source::Database(store) => {
+            Source::Http(server) => {
+                let body = server.get(&what).await?.bytes().await.map_err(|e| {
+                    SourceError::Unreachable {
+                        what: what.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Ok(Page::Json { what, body })
+            }
+            Source::Database(store) => Ok(Page::Events(
                 store
                     .read_all(after as i64, limit as i64)
                     .await
                     .map_err(|e| SourceError::Database {
                         what,
                         reason: e.into(),
-                    })
-            }
+                    })?,
+            )),
+        }
+    }
+}
+
+/// A page of events as [`Source::events_undecoded`] fetched it.
+pub enum Page {
+    /// A `/v1/events` body, and the request it answers.
+    Json {
+        what: String,
+        body: bytes::Bytes,
+    },
+    Events(Vec<RecordedEvent>),
+}
+
+impl Page {
+    pub fn decode(self) -> Result<Vec<RecordedEvent>, SourceError> {
+        match self {
+            Page::Json { what, body } => serde_json::from_slice::<EventsBody>(&body)
+                .map(|page| page.events)
+                .map_err(|e| SourceError::Malformed {
+                    what,
+                    reason: e.to_string(),
+                }),
+            Page::Events(events) => Ok(events),
         }
     }
 }

@@ -34,6 +34,6 @@ pub use proof::{
     verify_inclusion,
 };
 pub use tiles::{
-    MemoryTiles, TILE_HEIGHT, TILE_WIDTH, TileError, TileId, TileSource, TreeState,
+    HashedTile, MemoryTiles, TILE_HEIGHT, TILE_WIDTH, TileError, TileId, TileSource, TreeState,
     tiles_for_consistency, tiles_for_inclusion, tiles_for_leaf_range, tiles_for_root,
 };

@@ -31,6 +31,9 @@ pub enum ProofError {
 /// The hash of a perfect subtree, from the tile holding its bottom row.
 fn perfect_hash(part: Perfect, source: &(impl TileSource + ?Sized)) -> Result<Hash, TileError> {
     let slice = locate(part);
+    if let Some(root) = source.subtree_root(slice.tile, slice.start, slice.end) {
+        return Ok(root);
+    }
     let tile = source
         .tile(slice.tile)
         .ok_or(TileError::Missing(slice.tile))?;

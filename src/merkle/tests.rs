@@ -716,3 +716,83 @@ fn leaf_hashes_read_back_across_tiles() {
     }
     assert!(leaf_hashes(690, 701, &tree.tiles).is_err());
 }
+
+/// Tiles whose upper nodes are kept ready, as the server's proof cache
+/// keeps them.
+struct Hashed(std::collections::HashMap<TileId, HashedTile>);
+
+impl TileSource for Hashed {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        self.0.get(&id).map(HashedTile::hashes)
+    }
+
+    fn subtree_root(&self, id: TileId, start: usize, end: usize) -> Option<Hash> {
+        self.0.get(&id)?.subtree_root(start, end)
+    }
+}
+
+/// Kept upper nodes change no proof, whether the tiles are full, partial,
+/// or partial ones stored at a later size and read for an earlier one.
+#[test]
+fn hashed_tiles_give_the_proofs_plain_tiles_give() {
+    let mut rng = Rng(0x7113_da7a);
+    let mut tree = Grown::new();
+    for i in 0..(256 * 256 + 777) {
+        tree.append(leaf_hash(&leaf_data(i)));
+    }
+    let hashed = Hashed(
+        tree.tiles
+            .0
+            .iter()
+            .map(|(id, hashes)| (*id, HashedTile::new(hashes.clone())))
+            .collect(),
+    );
+    let last = tree.state.size();
+    let mut sizes: Vec<u64> = (0..30).map(|_| rng.between(1, last)).collect();
+    sizes.extend([1, 2, 15, 16, 17, 255, 256, 257, 4096, last]);
+    for size in sizes {
+        assert_eq!(root_at(size, &hashed), root_at(size, &tree.tiles), "{size}");
+        for _ in 0..20 {
+            let index = rng.between(0, size - 1);
+            assert_eq!(
+                inclusion_proof(index, size, &hashed),
+                inclusion_proof(index, size, &tree.tiles),
+                "leaf {index} of {size}"
+            );
+            let old = rng.between(1, size);
+            assert_eq!(
+                consistency_proof(old, size, &hashed),
+                consistency_proof(old, size, &tree.tiles),
+                "{old} to {size}"
+            );
+        }
+    }
+    // A tile too short for a proof is refused, not answered from its nodes.
+    let short = Hashed(
+        [(
+            TileId { level: 0, index: 0 },
+            HashedTile::new(tree.leaves[..16].to_vec()),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    assert!(matches!(
+        inclusion_proof(0, 32, &short),
+        Err(ProofError::Tile(TileError::Short { .. }))
+    ));
+}
+
+#[test]
+fn hashed_tiles_keep_only_aligned_perfect_stretches() {
+    let leaves: Vec<Hash> = (0..40u64).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let tile = HashedTile::new(leaves.clone());
+    assert_eq!(tile.subtree_root(0, 16), Some(mth(&leaves[..16])));
+    assert_eq!(tile.subtree_root(16, 32), Some(mth(&leaves[16..32])));
+    assert_eq!(tile.subtree_root(0, 32), Some(mth(&leaves[..32])));
+    // Beyond the stored hashes, below the kept heights, or not aligned.
+    assert_eq!(tile.subtree_root(32, 48), None);
+    assert_eq!(tile.subtree_root(0, 8), None);
+    assert_eq!(tile.subtree_root(8, 24), None);
+    assert_eq!(tile.subtree_root(0, 24), None);
+    assert_eq!(tile.subtree_root(0, 64), None);
+}

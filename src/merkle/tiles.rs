@@ -60,6 +60,77 @@ pub trait TileSource {
     /// at some size. It may be longer than a caller needs (stored at a later
     /// size); callers use only the prefix they need.
     fn tile(&self, id: TileId) -> Option<&[Hash]>;
+
+    /// The root of the perfect subtree whose bottom row is `tile[start..end]`,
+    /// when the source keeps it ready ([`HashedTile`]); `None` has the
+    /// caller hash it from the row.
+    fn subtree_root(&self, id: TileId, start: usize, end: usize) -> Option<Hash> {
+        let _ = (id, start, end);
+        None
+    }
+}
+
+/// The lowest tile-relative height whose nodes a [`HashedTile`] keeps:
+/// below it a subtree is at most 8 hashes wide (7 hashes to recompute).
+const KEPT_FROM: u32 = 4;
+
+/// A tile with the nodes of its upper heights hashed once, for a server
+/// that answers many proofs from the same tiles: without them a proof
+/// rehashes up to 127 nodes per tile it reads (some 500 per proof at 1M
+/// leaves); with them, at most 7 per tile. They cost 30 hashes (960 bytes)
+/// per full tile. The nodes of a partial tile cover its complete stretches
+/// only, and stay right as it grows (its hashes never change).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HashedTile {
+    hashes: Vec<Hash>,
+    /// Entry `k`: the nodes of height `KEPT_FROM + k` within the tile, left
+    /// to right.
+    upper: Vec<Vec<Hash>>,
+}
+
+impl HashedTile {
+    pub fn new(hashes: Vec<Hash>) -> Self {
+        let mut upper: Vec<Vec<Hash>> = Vec::new();
+        for height in KEPT_FROM..TILE_HEIGHT {
+            let row = match upper.last() {
+                Some(below) => below
+                    .chunks_exact(2)
+                    .map(|pair| node_hash(&pair[0], &pair[1]))
+                    .collect(),
+                None => hashes
+                    .chunks_exact(1 << height)
+                    .map(|row| {
+                        let mut nodes = row.to_vec();
+                        while nodes.len() > 1 {
+                            nodes = nodes
+                                .chunks_exact(2)
+                                .map(|pair| node_hash(&pair[0], &pair[1]))
+                                .collect();
+                        }
+                        nodes[0]
+                    })
+                    .collect(),
+            };
+            upper.push(row);
+        }
+        HashedTile { hashes, upper }
+    }
+
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// The root over `hashes[start..end]` if kept: a perfect, aligned
+    /// stretch of a kept height.
+    pub fn subtree_root(&self, start: usize, end: usize) -> Option<Hash> {
+        let width = end.checked_sub(start)?;
+        if !width.is_power_of_two() || !start.is_multiple_of(width) {
+            return None;
+        }
+        let height = width.trailing_zeros();
+        let row = self.upper.get(height.checked_sub(KEPT_FROM)? as usize)?;
+        row.get(start >> height).copied()
+    }
 }
 
 /// Tiles held in memory: for tests, and for callers that fetch the tiles a

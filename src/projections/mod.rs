@@ -54,6 +54,9 @@ pub trait Projection: Sync + 'static {
     /// Events per live batch: bounds a batch's memory and the size of its
     /// transaction when a worker is far behind.
     const BATCH_SIZE: i64;
+    /// The least linger (see [`runner::DEFAULT_LINGER`]) it runs with,
+    /// whatever is configured: for a projection whose readers can wait.
+    const LEAST_LINGER: std::time::Duration = std::time::Duration::ZERO;
 
     /// An event of the log as this projection applies it, decoded once, when
     /// read.

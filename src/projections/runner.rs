@@ -134,7 +134,8 @@ impl<P: Projection> Runner<P> {
         }
     }
 
-    /// The least time between the starts of two batches that are not full.
+    /// The least time between the starts of two batches that are not full
+    /// (never below the projection's own [`Projection::LEAST_LINGER`]).
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -212,7 +213,7 @@ impl<P: Projection> Runner<P> {
                     attempt = 0;
                     if !full {
                         tokio::select! {
-                            _ = tokio::time::sleep_until(started + self.linger) => {},
+                            _ = tokio::time::sleep_until(started + self.linger.max(P::LEAST_LINGER)) => {},
                             _ = stop.changed() => {},
                         }
                     }

@@ -16,32 +16,36 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use super::ServiceError;
-use crate::merkle::{Hash, TileId, TileSource};
+use crate::merkle::{Hash, HashedTile, TileId, TileSource};
 use crate::store::StoreError;
 use crate::store::tree::{StoredCheckpoint, latest_checkpoint, read_tiles};
 
 /// How long the latest checkpoint is taken from memory.
 pub const LATEST_TTL: Duration = Duration::from_millis(100);
-/// Tiles kept (8 KiB each when full): every upper-level tile of a large log,
-/// and as many leaf tiles as fit.
+/// Tiles kept (9 KiB each when full, with their upper nodes): every
+/// upper-level tile of a large log, and as many leaf tiles as fit.
 pub const MAX_TILES: usize = 4_096;
 
 #[derive(Default)]
 struct Inner {
     generation: i64,
     latest: Option<(Instant, Option<StoredCheckpoint>)>,
-    tiles: HashMap<TileId, Arc<Vec<Hash>>>,
+    tiles: HashMap<TileId, Arc<HashedTile>>,
 }
 
 #[derive(Clone, Default)]
 pub struct ProofCache(Arc<Mutex<Inner>>);
 
 /// The tiles one proof reads, shared with the cache.
-pub struct CachedTiles(HashMap<TileId, Arc<Vec<Hash>>>);
+pub struct CachedTiles(HashMap<TileId, Arc<HashedTile>>);
 
 impl TileSource for CachedTiles {
     fn tile(&self, id: TileId) -> Option<&[Hash]> {
-        self.0.get(&id).map(|t| t.as_slice())
+        self.0.get(&id).map(|t| t.hashes())
+    }
+
+    fn subtree_root(&self, id: TileId, start: usize, end: usize) -> Option<Hash> {
+        self.0.get(&id)?.subtree_root(start, end)
     }
 }
 
@@ -93,7 +97,7 @@ impl ProofCache {
             let inner = self.lock();
             for &(id, needed) in wanted {
                 match inner.tiles.get(&id) {
-                    Some(t) if t.len() >= needed => {
+                    Some(t) if t.hashes().len() >= needed => {
                         found.insert(id, t.clone());
                     }
                     _ => missing.push((id, needed)),
@@ -105,9 +109,14 @@ impl ProofCache {
         }
         let mut conn = pool.acquire().await.map_err(StoreError::from)?;
         let read = read_tiles(&mut conn, &missing).await?;
+        // Hashed outside the lock: a tile is read once and serves many proofs.
+        let read: Vec<_> = read
+            .0
+            .into_iter()
+            .map(|(id, hashes)| (id, Arc::new(HashedTile::new(hashes))))
+            .collect();
         let mut inner = self.lock();
-        for (id, hashes) in read.0 {
-            let hashes = Arc::new(hashes);
+        for (id, hashes) in read {
             if inner.tiles.len() >= MAX_TILES && !inner.tiles.contains_key(&id) {
                 // Any victim will do: upper tiles are few and come back in
                 // one read; leaf tiles are read at random anyway.
@@ -118,7 +127,7 @@ impl ProofCache {
             let longer = inner
                 .tiles
                 .get(&id)
-                .is_none_or(|old| old.len() <= hashes.len());
+                .is_none_or(|old| old.hashes().len() <= hashes.hashes().len());
             if longer {
                 inner.tiles.insert(id, hashes.clone());
             }

@@ -359,14 +359,10 @@ impl Services {
         })
     }
 
-    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<Value>, ServiceError> {
-        Ok(self
-            .store
-            .read_all(after, limit)
-            .await?
-            .iter()
-            .map(event_json)
-            .collect())
+    /// A page of the log, to be written with [`store::SortedKeys`] as
+    /// every view is.
+    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, ServiceError> {
+        Ok(self.store.read_all(after, limit).await?)
     }
 
     /// The chain's integrity from the verifier's state and the events

@@ -30,7 +30,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use append::{AppendOutcome, AppendRequest, PreparedAppend, append_batch};
 pub use chain_status::ChainStatus;
 pub use error::{StoreError, is_connection_error};
-pub use event::{AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend};
+pub use event::{
+    AppendReceipt, ExpectedVersion, Metadata, NewEvent, RecordedEvent, SortedKeys, StreamAppend,
+};
 pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };

@@ -122,7 +122,14 @@ async fn a_log_exported_and_imported_elsewhere_has_the_same_head_tree_and_facts(
     assert_eq!(export(&a.db, 0, &file).await as i64, a_head.position);
     // A line is the event as /v1/events shows it, and the hash before it.
     let text = lines(&file);
-    let first_events = a.services.events(0, 2).await.expect("events");
+    let first_events: Vec<Value> = a
+        .services
+        .events(0, 2)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("an event is JSON"))
+        .collect();
     for (i, line) in text.iter().take(2).enumerate() {
         let mut line: Value = serde_json::from_str(line).expect("a line is JSON");
         let prev = line
