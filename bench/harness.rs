@@ -121,6 +121,22 @@ pub async fn run_waited(mut cmd: std::process::Command) -> Waited {
     }
 }
 
+/// A bench's start: the library's log, the `factlog` binary, a throw-away
+/// fsync-on cluster and a runtime, then `run` with the cluster and the
+/// binary on the main thread, whose exit the children's PR_SET_PDEATHSIG
+/// follows.
+pub fn run_on_cluster<F: std::future::Future<Output = ()>>(
+    run: impl FnOnce(factlog::db::EphemeralCluster, PathBuf) -> F,
+) {
+    crate::common::init_logging();
+    let bin = find_server_binary();
+    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
+    let cluster = factlog::db::EphemeralCluster::start(false)
+        .expect("start the ephemeral PostgreSQL cluster");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(run(cluster, bin));
+}
+
 /// Waits until `GET /v1/integrity` says nothing is unverified and the full
 /// pass a fresh server starts with has finished (`token`: an auditor's).
 pub async fn wait_until_verified(server: &Server, token: &str) {
@@ -718,6 +734,55 @@ pub fn write_report(bench: &str, report: &str) -> PathBuf {
     let path = dir.join(format!("{bench}-{stamp}.md"));
     std::fs::write(&path, report).expect("write the results file");
     path
+}
+
+/// One row of the summary: the figure, the limit beside it, their ratio,
+/// the goal and whether it was met.
+pub struct Row {
+    pub name: String,
+    pub figure: String,
+    pub limit: String,
+    pub ratio: String,
+    pub goal: String,
+    pub met: Option<bool>,
+}
+
+pub fn row(name: impl Into<String>, figure: String, goal: &str, met: Option<bool>) -> Row {
+    Row {
+        name: name.into(),
+        figure,
+        limit: "—".into(),
+        ratio: "—".into(),
+        goal: goal.into(),
+        met,
+    }
+}
+
+/// The summary table: a row per [`Row`], then the goals missed, if any.
+pub fn write_summary(out: &mut String, rows: Vec<Row>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "| measurement | figure | limit, same run | ratio | goal | met? |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
+    let mut missed = Vec::new();
+    for row in rows {
+        if row.met == Some(false) {
+            missed.push(row.name.clone());
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.figure,
+            row.limit,
+            row.ratio,
+            row.goal,
+            goal_mark(row.met)
+        );
+    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
 }
 
 /// A summary row's goal column: met, **NOT met**, or none.

@@ -40,14 +40,13 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use common::{
-    Pgbench, Sample, checkpoint, database, init_logging, machine_description, median, percentiles,
-    thousands,
+    Pgbench, Sample, checkpoint, database, machine_description, median, percentiles, thousands,
 };
 use harness::{
-    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, binary_description,
-    closed_loop, create_token, editor_tokens, env_number, find_server_binary, goal_mark,
-    goals_line, kib_mb, log_head, mix, ms_fmt, rate, report_head, run_waited,
-    set_synchronous_commit, status_counts, wait_until_verified, write_report,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, Row, SETTLE_LIMIT, Server, VERIFY_DAILY,
+    binary_description, closed_loop, create_token, editor_tokens, env_number, kib_mb, log_head,
+    mix, ms_fmt, rate, report_head, row, run_on_cluster, run_waited, set_synchronous_commit,
+    status_counts, wait_until_verified, write_report, write_summary,
 };
 
 const DB_NAME: &str = "tree";
@@ -130,15 +129,8 @@ impl Bench {
 }
 
 fn main() {
-    init_logging();
     let settings = Settings::from_env();
-    let bin = find_server_binary();
-    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
-    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    // The children (server, generator, rebuild, audit) get PR_SET_PDEATHSIG
-    // from this, the main thread.
-    runtime.block_on(run(settings, cluster, bin));
+    run_on_cluster(|cluster, bin| run(settings, cluster, bin));
 }
 
 async fn run(settings: Settings, cluster: EphemeralCluster, bin: PathBuf) {
@@ -901,28 +893,6 @@ impl Results {
     }
 }
 
-/// One row of the summary: the figure, the limit beside it, their ratio,
-/// the goal and whether it was met.
-struct Row {
-    name: String,
-    figure: String,
-    limit: String,
-    ratio: String,
-    goal: String,
-    met: Option<bool>,
-}
-
-fn row(name: impl Into<String>, figure: String, goal: &str, met: Option<bool>) -> Row {
-    Row {
-        name: name.into(),
-        figure,
-        limit: "—".into(),
-        ratio: "—".into(),
-        goal: goal.into(),
-        met,
-    }
-}
-
 fn us(d: Duration) -> String {
     format!("{:.2} µs", d.as_secs_f64() * 1e6)
 }
@@ -1104,28 +1074,7 @@ fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String
         POLL.as_millis(),
         POLL.as_millis()
     );
-    let _ = writeln!(
-        out,
-        "| measurement | figure | limit, same run | ratio | goal | met? |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
-    let mut missed = Vec::new();
-    for row in summary_rows(r) {
-        if row.met == Some(false) {
-            missed.push(row.name.clone());
-        }
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            row.name,
-            row.figure,
-            row.limit,
-            row.ratio,
-            row.goal,
-            goal_mark(row.met)
-        );
-    }
-    let _ = writeln!(out, "\n{}", goals_line(&missed));
+    write_summary(&mut out, summary_rows(r));
     render_details(&mut out, r);
     out
 }
