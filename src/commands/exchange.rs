@@ -5,8 +5,8 @@
 //!
 //! Each runs two things side by side: export receives the rows of one
 //! binary COPY while a thread turns those before into lines and writes
-//! them; import checks the next batch of lines on a thread while the last
-//! one commits.
+//! them; import checks and encodes the next batch of lines on a thread
+//! while the last one is copied in and commits.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -22,9 +22,9 @@ use super::open_database;
 use crate::config::Settings;
 use crate::progress::Progress;
 use crate::store::chain::HASH_LEN;
-use crate::store::exchange::{ImportRow, LineChecker, LineError};
+use crate::store::exchange::{LineChecker, LineError};
 use crate::store::export::{self, CopyReader};
-use crate::store::import::{ImportError, import_batch};
+use crate::store::import::{CopyBatch, ImportError, import_batch};
 use crate::store::{self, StoreError};
 
 /// COPY rows (one message each) handed to the writing thread at a time.
@@ -186,7 +186,7 @@ pub struct ImportSummary {
 
 /// Checked lines on their way to the database.
 struct Batch {
-    rows: Vec<ImportRow>,
+    rows: CopyBatch,
     /// Bytes of the file read so far (for the progress estimate).
     bytes: u64,
 }
@@ -261,7 +261,7 @@ pub async fn import_from(
 fn read_batches(file: std::fs::File, batch: usize, tx: &mpsc::Sender<Result<Batch, ImportError>>) {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut checker = LineChecker::new();
-    let mut rows = Vec::with_capacity(batch);
+    let mut rows = CopyBatch::with_capacity(batch);
     let mut buf = Vec::new();
     let mut bytes = 0u64;
     loop {
@@ -288,14 +288,14 @@ fn read_batches(file: std::fs::File, batch: usize, tx: &mpsc::Sender<Result<Batc
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         match checker.check(text) {
-            Ok(row) => rows.push(row),
+            Ok(row) => rows.push(&row),
             Err(e) => {
                 let _ = tx.blocking_send(Err(e.into()));
                 return;
             }
         }
         if rows.len() >= batch {
-            let full = std::mem::replace(&mut rows, Vec::with_capacity(batch));
+            let full = std::mem::replace(&mut rows, CopyBatch::with_capacity(batch));
             if tx.blocking_send(Ok(Batch { rows: full, bytes })).is_err() {
                 return;
             }
