@@ -2,6 +2,8 @@
 //! link from one event to the next. Appends and `verify` share this code, so
 //! a mismatch can only mean the stored row changed.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -137,17 +139,27 @@ pub fn canonical_number(text: &str) -> String {
 
 fn push_json_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Runs that need no escape are copied whole: most strings are one run.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -176,7 +188,7 @@ struct TextParser<'a> {
     i: usize,
 }
 
-impl TextParser<'_> {
+impl<'a> TextParser<'a> {
     fn ws(&mut self) {
         while self.s.get(self.i).is_some_and(|b| b" \t\n\r".contains(b)) {
             self.i += 1;
@@ -280,22 +292,36 @@ impl TextParser<'_> {
         Some(())
     }
 
-    /// A string token, decoded (escapes and all) by serde_json.
-    fn string(&mut self) -> Option<String> {
+    /// A string token, decoded (escapes and all) by serde_json; one
+    /// without escapes or control characters is borrowed as it is.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.i;
         if self.s.get(self.i) != Some(&b'"') {
             return None;
         }
         self.i += 1;
+        let mut plain = true;
         loop {
             match *self.s.get(self.i)? {
                 b'"' => break,
-                b'\\' => self.i += 2,
-                _ => self.i += 1,
+                b'\\' => {
+                    plain = false;
+                    self.i += 2;
+                }
+                b => {
+                    plain &= b >= 0x20;
+                    self.i += 1;
+                }
             }
         }
         self.i += 1;
-        serde_json::from_slice(self.s.get(start..self.i)?).ok()
+        let token = self.s.get(start..self.i)?;
+        if plain {
+            return std::str::from_utf8(&token[1..token.len() - 1])
+                .ok()
+                .map(Cow::Borrowed);
+        }
+        serde_json::from_slice(token).ok().map(Cow::Owned)
     }
 }
 
