@@ -5,15 +5,17 @@
 //! open. The database does what its own COPY of the rows does and no more;
 //! the rest is this side's, on a thread of its own.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::chain::{HASH_LEN, canonical_json_text};
 use super::leaf::{LeafFields, leaf_hash};
-use super::seal;
 
 /// `COPY … (FORMAT binary)`'s signature, flags and (empty) header extension.
 pub(crate) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -234,6 +236,135 @@ fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Resu
     serde_json::to_writer(&mut *out, value).map_err(|e| e.to_string())
 }
 
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
+}
+
+/// An event's secrets as `event_secrets` keeps them (migrations/0018),
+/// borrowed from their JSON text: by sealed path, the salt and the value.
+type Secrets<'a> = BTreeMap<Cow<'a, str>, Secret<'a>>;
+
+#[derive(Debug, Deserialize)]
+struct Secret<'a> {
+    #[serde(borrow, default)]
+    salt: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+/// Appends the canonical JSON text `stored` with each sealed value put
+/// back where its commitment is, as [`seal::open`] does to a `Value`, but
+/// by splicing text: most events are sealed, and a parse and serialization
+/// of each would cost more than the rest of its line.
+fn open_into(out: &mut Vec<u8>, stored: &str, secrets: &Secrets<'_>) {
+    let s = stored.as_bytes();
+    let mut spans: Vec<(Range<usize>, &str)> = secrets
+        .iter()
+        .filter_map(|(path, secret)| Some((span_at(s, path)?, secret.value?.get())))
+        .collect();
+    spans.sort_by_key(|(r, _)| r.start);
+    let mut at = 0;
+    for (range, value) in spans {
+        if range.start < at {
+            // One sealed path inside another: not a shape the store seals.
+            continue;
+        }
+        out.extend_from_slice(&s[at..range.start]);
+        out.extend_from_slice(value.as_bytes());
+        at = range.end;
+    }
+    out.extend_from_slice(&s[at..]);
+}
+
+/// Where the value at dotted `path` (`changes.quote`) sits in canonical
+/// JSON text `s` (no white space), if there is one.
+fn span_at(s: &[u8], path: &str) -> Option<Range<usize>> {
+    let mut span = 0..s.len();
+    for key in path.split('.') {
+        span = member(s, span.start, key)?;
+    }
+    Some(span)
+}
+
+/// The value of member `key` of the object that starts at `at`.
+fn member(s: &[u8], at: usize, key: &str) -> Option<Range<usize>> {
+    if s.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut i = at + 1;
+    if s.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        let key_end = skip_string(s, i)?;
+        // Sealed paths are plain names: a key that matches them needs no escapes.
+        let name = s.get(i + 1..key_end - 1)?;
+        if s.get(key_end) != Some(&b':') {
+            return None;
+        }
+        let start = key_end + 1;
+        let end = skip_value(s, start)?;
+        if name == key.as_bytes() {
+            return Some(start..end);
+        }
+        match s.get(end) {
+            Some(b',') => i = end + 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the string that starts at `at`.
+fn skip_string(s: &[u8], at: usize) -> Option<usize> {
+    if s.get(at) != Some(&b'"') {
+        return None;
+    }
+    let mut i = at + 1;
+    loop {
+        match s.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the value that starts at `at`.
+fn skip_value(s: &[u8], at: usize) -> Option<usize> {
+    match s.get(at)? {
+        b'"' => skip_string(s, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match s.get(i)? {
+                    b'"' => {
+                        i = skip_string(s, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => Some(
+            s[at..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']'))
+                .map_or(s.len(), |n| at + n),
+        ),
+    }
+}
+
 /// Appends the exchange line of `row` (with its line ending) to `out`: the
 /// fields of [`super::exchange::LogLine`] in its order, the data opened,
 /// its leaf computed from the data as stored. `prev_hash` is the chain
@@ -256,11 +387,11 @@ pub fn write_line(
         data: &stored,
     });
     out.extend_from_slice(b"{\"position\":");
-    out.extend_from_slice(row.position.to_string().as_bytes());
+    push_int(out, row.position);
     out.extend_from_slice(b",\"stream\":");
     push_json(out, row.stream)?;
     out.extend_from_slice(b",\"version\":");
-    out.extend_from_slice(row.version.to_string().as_bytes());
+    push_int(out, row.version);
     out.extend_from_slice(b",\"type\":");
     push_json(out, row.event_type)?;
     out.extend_from_slice(b",\"recorded_at\":");
@@ -268,20 +399,11 @@ pub fn write_line(
     out.extend_from_slice(b",\"actor\":");
     push_json(out, row.actor)?;
     out.extend_from_slice(b",\"data\":");
-    let salts = match row.secrets {
-        None => {
-            out.extend_from_slice(stored.as_bytes());
-            BTreeMap::new()
-        }
-        Some(secrets) => {
-            // Only sealed events pay for a parse: their values go back in.
-            let mut data: Value = serde_json::from_str(&stored).map_err(|_| what("data"))?;
-            let secrets: Value = serde_json::from_str(secrets).map_err(|_| what("secrets"))?;
-            seal::open(&mut data, &secrets);
-            push_json(out, &data)?;
-            seal::salts(Some(&secrets))
-        }
+    let secrets: Secrets<'_> = match row.secrets {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(text).map_err(|_| what("secrets"))?,
     };
+    open_into(out, &stored, &secrets);
     out.extend_from_slice(b",\"metadata\":");
     out.extend_from_slice(metadata.as_bytes());
     out.extend_from_slice(b",\"event_id\":");
@@ -293,6 +415,10 @@ pub fn write_line(
     out.extend_from_slice(b",\"leaf_hash\":");
     push_hex(out, &leaf);
     out.extend_from_slice(b",\"salts\":");
+    let salts: BTreeMap<&str, &str> = secrets
+        .iter()
+        .filter_map(|(path, s)| Some((path.as_ref(), s.salt.as_deref()?)))
+        .collect();
     push_json(out, &salts)?;
     out.extend_from_slice(b"}\n");
     Ok(())
@@ -303,7 +429,8 @@ mod tests {
     use super::*;
     use crate::store::chain::{self, ChainFields, GENESIS};
     use crate::store::exchange::LineChecker;
-    use serde_json::json;
+    use crate::store::seal;
+    use serde_json::{Value, json};
 
     fn field(out: &mut Vec<u8>, b: Option<&[u8]>) {
         match b {
@@ -402,5 +529,29 @@ mod tests {
         let mut reader = CopyReader::new();
         reader.feed(&stream()[1..]);
         assert!(reader.next_row().is_err());
+    }
+
+    #[test]
+    fn spliced_values_open_the_data_as_a_value_would() {
+        let shown = json!({
+            "a": {"x": "}\\\"]{", "y": [1, {"quote": "not me"}]},
+            "changes": {"attributed_to": null, "quote": "a \"quote\" {with} [brackets]", "z": 2.5},
+            "note": "n\u{e9}\n", "zz": true
+        });
+        let mut stored = shown.clone();
+        let secrets = seal::seal(&mut stored, &["changes.quote", "note", "absent.x"])
+            .unwrap()
+            .unwrap();
+        let canonical = chain::canonical_json(&stored);
+        // As event_secrets gives it back: jsonb's spacing.
+        let text = serde_json::to_string_pretty(&secrets).unwrap();
+        let parsed: Secrets<'_> = serde_json::from_str(&text).unwrap();
+        let mut out = Vec::new();
+        open_into(&mut out, &canonical, &parsed);
+        let opened: Value = serde_json::from_slice(&out).unwrap();
+        let mut expected = stored.clone();
+        seal::open(&mut expected, &secrets);
+        assert_eq!(opened, expected);
+        assert_eq!(opened, shown);
     }
 }
