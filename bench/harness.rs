@@ -781,6 +781,55 @@ pub fn server_sentence(bin: &Path, also: &str) -> String {
     )
 }
 
+/// One row of the summary: the figure, the limit beside it, their ratio,
+/// the goal and whether it was met.
+pub struct Row {
+    pub name: String,
+    pub figure: String,
+    pub limit: String,
+    pub ratio: String,
+    pub goal: String,
+    pub met: Option<bool>,
+}
+
+pub fn row(name: impl Into<String>, figure: String, goal: &str, met: Option<bool>) -> Row {
+    Row {
+        name: name.into(),
+        figure,
+        limit: "—".into(),
+        ratio: "—".into(),
+        goal: goal.into(),
+        met,
+    }
+}
+
+/// The summary table: a row per [`Row`], then the goals missed, if any.
+pub fn write_summary(out: &mut String, rows: Vec<Row>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "| measurement | figure | limit, same run | ratio | goal | met? |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
+    let mut missed = Vec::new();
+    for row in rows {
+        if row.met == Some(false) {
+            missed.push(row.name.clone());
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.figure,
+            row.limit,
+            row.ratio,
+            row.goal,
+            goal_mark(row.met)
+        );
+    }
+    let _ = writeln!(out, "\n{}", goals_line(&missed));
+}
+
 /// A summary row's goal column: met, **NOT met**, or none.
 pub fn goal_mark(met: Option<bool>) -> &'static str {
     match met {

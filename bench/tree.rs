@@ -43,10 +43,10 @@ use common::{
     Pgbench, Sample, checkpoint, database, machine_description, median, percentiles, thousands,
 };
 use harness::{
-    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, SETTLE_LIMIT, Server, VERIFY_DAILY, closed_loop,
-    create_token, editor_tokens, env_number, fetch_ok, goal_mark, goals_line, kib_mb, log_head,
-    mix, ms_fmt, rate, report_head, run_on_cluster, run_waited, server_sentence,
-    set_synchronous_commit, status_counts, wait_until_verified, write_report, write_server_log,
+    Load, NO_LIMIT, Op, REQUEST_TIMEOUT, Row, SETTLE_LIMIT, Server, VERIFY_DAILY, closed_loop,
+    create_token, editor_tokens, env_number, fetch_ok, kib_mb, log_head, mix, ms_fmt, rate,
+    report_head, row, run_on_cluster, run_waited, server_sentence, set_synchronous_commit,
+    status_counts, wait_until_verified, write_report, write_server_log, write_summary,
 };
 
 const DB_NAME: &str = "tree";
@@ -877,28 +877,6 @@ impl Results {
     }
 }
 
-/// One row of the summary: the figure, the limit beside it, their ratio,
-/// the goal and whether it was met.
-struct Row {
-    name: String,
-    figure: String,
-    limit: String,
-    ratio: String,
-    goal: String,
-    met: Option<bool>,
-}
-
-fn row(name: impl Into<String>, figure: String, goal: &str, met: Option<bool>) -> Row {
-    Row {
-        name: name.into(),
-        figure,
-        limit: "—".into(),
-        ratio: "—".into(),
-        goal: goal.into(),
-        met,
-    }
-}
-
 fn us(d: Duration) -> String {
     format!("{:.2} µs", d.as_secs_f64() * 1e6)
 }
@@ -1075,28 +1053,7 @@ fn render(bench: &Bench, machine: &str, r: &Results, started: Instant) -> String
         POLL.as_millis(),
         POLL.as_millis()
     );
-    let _ = writeln!(
-        out,
-        "| measurement | figure | limit, same run | ratio | goal | met? |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
-    let mut missed = Vec::new();
-    for row in summary_rows(r) {
-        if row.met == Some(false) {
-            missed.push(row.name.clone());
-        }
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            row.name,
-            row.figure,
-            row.limit,
-            row.ratio,
-            row.goal,
-            goal_mark(row.met)
-        );
-    }
-    let _ = writeln!(out, "\n{}", goals_line(&missed));
+    write_summary(&mut out, summary_rows(r));
     render_details(&mut out, r);
     out
 }

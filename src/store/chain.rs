@@ -2,6 +2,8 @@
 //! link from one event to the next. Appends and `verify` share this code, so
 //! a mismatch can only mean the stored row changed.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -187,7 +189,7 @@ struct TextParser<'a> {
     i: usize,
 }
 
-impl TextParser<'_> {
+impl<'a> TextParser<'a> {
     fn ws(&mut self) {
         while self.s.get(self.i).is_some_and(|b| b" \t\n\r".contains(b)) {
             self.i += 1;
@@ -291,22 +293,36 @@ impl TextParser<'_> {
         Some(())
     }
 
-    /// A string token, decoded (escapes and all) by serde_json.
-    fn string(&mut self) -> Option<String> {
+    /// A string token, decoded (escapes and all) by serde_json; one
+    /// without escapes or control characters is borrowed as it is.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.i;
         if self.s.get(self.i) != Some(&b'"') {
             return None;
         }
         self.i += 1;
+        let mut plain = true;
         loop {
             match *self.s.get(self.i)? {
                 b'"' => break,
-                b'\\' => self.i += 2,
-                _ => self.i += 1,
+                b'\\' => {
+                    plain = false;
+                    self.i += 2;
+                }
+                b => {
+                    plain &= b >= 0x20;
+                    self.i += 1;
+                }
             }
         }
         self.i += 1;
-        serde_json::from_slice(self.s.get(start..self.i)?).ok()
+        let token = self.s.get(start..self.i)?;
+        if plain {
+            return std::str::from_utf8(&token[1..token.len() - 1])
+                .ok()
+                .map(Cow::Borrowed);
+        }
+        serde_json::from_slice(token).ok().map(Cow::Owned)
     }
 }
 

@@ -3,7 +3,9 @@
 //! one transaction that takes the `event_head` row lock (so positions stay
 //! gapless and commit-ordered whoever else appends), checks that the log is
 //! where the batch begins, inserts the events with their original
-//! positions, ids, record times, hashes and stored (sealed) data, moves the
+//! positions, ids, record times, hashes and stored (sealed) data (a binary
+//! `COPY` into `events` itself, whose constraints and triggers see every
+//! row as for an INSERT), moves the
 //! head and `NOTIFY`s like an append, so projections and every process's
 //! head watch wake.
 //!
@@ -13,12 +15,13 @@
 //! the log, appends each event once; a different one means the two logs
 //! diverged, and nothing of the batch is written.
 
+use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
-use uuid::Uuid;
 
 use super::chain::HASH_LEN;
 use super::error::StoreError;
 use super::exchange::{ImportRow, LineError};
+use super::export::{COPY_HEADER, JSONB_VERSION, PG_EPOCH_MICROS};
 use super::verify::to_hash;
 
 /// Why an import stopped. All but `Read` and `Store` are refusals: the file, or the
@@ -69,13 +72,115 @@ pub struct Imported {
     pub head_hash: [u8; HASH_LEN],
 }
 
+/// The field count that ends a binary `COPY`.
+const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
+
+const EVENTS_COPY: &str = "COPY events (position, event_id, stream, version, type, data, \
+     metadata, actor, recorded_at, hash) FROM STDIN (FORMAT binary)";
+const SECRETS_COPY: &str = "COPY event_secrets (position, secrets) FROM STDIN (FORMAT binary)";
+
+/// What a batch needs of each line besides its tuple: where it sits in
+/// the log and the file, and where its tuples begin, so that the lines the
+/// log already holds can be left out of the COPY.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    line: u64,
+    position: i64,
+    prev_hash: [u8; HASH_LEN],
+    hash: [u8; HASH_LEN],
+    recorded_at: DateTime<Utc>,
+    events_at: usize,
+    secrets_at: usize,
+}
+
+/// Consecutive checked lines, already encoded as the tuples of a binary
+/// `COPY` into `events` and `event_secrets`: the checking thread encodes
+/// them while the batch before commits, so the database's side of an
+/// import is two COPYs that parse nothing but the jsonb.
+#[derive(Debug, Default)]
+pub struct CopyBatch {
+    keys: Vec<Key>,
+    events: Vec<u8>,
+    secrets: Vec<u8>,
+}
+
+impl CopyBatch {
+    pub fn with_capacity(lines: usize) -> Self {
+        CopyBatch {
+            keys: Vec::with_capacity(lines),
+            // About the size of an event's tuple, so most batches never grow it.
+            events: Vec::with_capacity(lines * 512),
+            secrets: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Bytes held, for a reader deciding when a batch is full.
+    pub fn bytes(&self) -> usize {
+        self.events.len() + self.secrets.len()
+    }
+
+    /// Adds the next line of the file; lines must come in order.
+    pub fn push(&mut self, row: &ImportRow) {
+        self.keys.push(Key {
+            line: row.line,
+            position: row.position,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+            recorded_at: row.recorded_at,
+            events_at: self.events.len(),
+            secrets_at: self.secrets.len(),
+        });
+        let e = &mut self.events;
+        e.extend_from_slice(&10i16.to_be_bytes());
+        field(e, &row.position.to_be_bytes());
+        field(e, row.event_id.as_bytes());
+        field(e, row.stream.as_bytes());
+        field(e, &row.version.to_be_bytes());
+        field(e, row.event_type.as_bytes());
+        jsonb(e, &row.data);
+        jsonb(e, &row.metadata);
+        field(e, row.actor.as_bytes());
+        let micros = row.recorded_at.timestamp_micros() - PG_EPOCH_MICROS;
+        field(e, &micros.to_be_bytes());
+        field(e, &row.hash);
+        if let Some(secrets) = &row.secrets {
+            let s = &mut self.secrets;
+            s.extend_from_slice(&2i16.to_be_bytes());
+            field(s, &row.position.to_be_bytes());
+            jsonb(s, secrets);
+        }
+    }
+}
+
+/// One field of a binary tuple: its length, then its bytes. A line is at
+/// most a few MiB (the reader refuses longer ones), far below i32's range.
+fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+fn jsonb(buf: &mut Vec<u8>, text: &str) {
+    buf.extend_from_slice(&(text.len() as i32 + 1).to_be_bytes());
+    buf.push(JSONB_VERSION);
+    buf.extend_from_slice(text.as_bytes());
+}
+
 /// Imports one batch of consecutive checked lines in one transaction:
 /// skips those the log holds identically, refuses a gap or a different
 /// event, appends the rest. Nothing is written unless all of it holds.
 pub async fn import_batch(
     conn: &mut PgConnection,
-    rows: &[ImportRow],
+    batch: &CopyBatch,
 ) -> Result<Imported, ImportError> {
+    let rows = &batch.keys;
     let mut tx = conn.begin().await?;
     let (head, head_hash): (i64, Vec<u8>) =
         sqlx::query_as("SELECT position, hash FROM event_head FOR UPDATE")
@@ -121,7 +226,7 @@ pub async fn import_batch(
         }
     }
     let new = &rows[present..];
-    let Some(last) = new.last() else {
+    let (Some(next), Some(last)) = (new.first(), new.last()) else {
         return Ok(Imported {
             present: present as u64,
             appended: 0,
@@ -131,13 +236,17 @@ pub async fn import_batch(
     };
     // The first new line must follow the log's last event. When lines
     // before it were present this holds by their hashes.
-    if present == 0 && new[0].prev_hash != head_hash {
+    if present == 0 && next.prev_hash != head_hash {
         return Err(ImportError::Diverged {
             position: head,
-            line: new[0].line,
+            line: next.line,
         });
     }
-    insert(&mut tx, new).await?;
+    copy_in(&mut tx, EVENTS_COPY, &batch.events[next.events_at..]).await?;
+    let secrets = &batch.secrets[next.secrets_at..];
+    if !secrets.is_empty() {
+        copy_in(&mut tx, SECRETS_COPY, secrets).await?;
+    }
     sqlx::query("UPDATE event_head SET position = $1, hash = $2, recorded_at = $3")
         .bind(last.position)
         .bind(last.hash.as_slice())
@@ -158,69 +267,32 @@ pub async fn import_batch(
     })
 }
 
-/// One multi-row INSERT for the events and one for their secrets, as
-/// column arrays (the appender's statement, with each event's own record time).
-async fn insert(conn: &mut PgConnection, rows: &[ImportRow]) -> Result<(), ImportError> {
-    let n = rows.len();
-    let mut position = Vec::with_capacity(n);
-    let mut event_id: Vec<Uuid> = Vec::with_capacity(n);
-    let mut stream = Vec::with_capacity(n);
-    let mut version = Vec::with_capacity(n);
-    let mut event_type = Vec::with_capacity(n);
-    let mut data = Vec::with_capacity(n);
-    let mut metadata = Vec::with_capacity(n);
-    let mut actor = Vec::with_capacity(n);
-    let mut recorded_at = Vec::with_capacity(n);
-    let mut hash = Vec::with_capacity(n);
-    let mut secret_position = Vec::new();
-    let mut secret = Vec::new();
-    for r in rows {
-        position.push(r.position);
-        event_id.push(r.event_id);
-        stream.push(r.stream.as_str());
-        version.push(r.version);
-        event_type.push(r.event_type.as_str());
-        data.push(r.data.as_str());
-        metadata.push(r.metadata.as_str());
-        actor.push(r.actor.as_str());
-        recorded_at.push(r.recorded_at);
-        hash.push(r.hash.as_slice());
-        if let Some(s) = &r.secrets {
-            secret_position.push(r.position);
-            secret.push(s.as_str());
+/// One binary `COPY … FROM STDIN` of encoded `tuples`. A failure leaves
+/// the transaction to be rolled back by its caller.
+async fn copy_in(
+    conn: &mut PgConnection,
+    statement: &str,
+    tuples: &[u8],
+) -> Result<(), ImportError> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let sent = async {
+        copy.send(COPY_HEADER).await?;
+        copy.send(tuples).await?;
+        copy.send(COPY_TRAILER).await?;
+        Ok::<_, sqlx::Error>(())
+    }
+    .await;
+    match sent {
+        Ok(()) => {
+            copy.finish().await?;
+            Ok(())
+        }
+        Err(e) => {
+            // The connection's error is the one worth reporting.
+            let _ = copy.abort("factlog import: sending the batch failed").await;
+            Err(e.into())
         }
     }
-    sqlx::query(
-        "INSERT INTO events (position, event_id, stream, version, type, data, metadata, actor, \
-         recorded_at, hash) \
-         SELECT p, id, s, v, t, d::jsonb, m::jsonb, a, r, h \
-         FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
-                     $7::text[], $8::text[], $9::timestamptz[], $10::bytea[]) \
-              AS u(p, id, s, v, t, d, m, a, r, h)",
-    )
-    .bind(&position)
-    .bind(&event_id)
-    .bind(&stream)
-    .bind(&version)
-    .bind(&event_type)
-    .bind(&data)
-    .bind(&metadata)
-    .bind(&actor)
-    .bind(&recorded_at)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    if !secret.is_empty() {
-        sqlx::query(
-            "INSERT INTO event_secrets (position, secrets) \
-             SELECT p, x::jsonb FROM unnest($1::bigint[], $2::text[]) AS u(p, x)",
-        )
-        .bind(&secret_position)
-        .bind(&secret)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }
 
 /// The chain hash of the event at `position` (64 zeros "at" position 0),

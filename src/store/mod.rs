@@ -8,6 +8,7 @@ pub mod chain_status;
 mod error;
 mod event;
 pub mod exchange;
+pub mod export;
 pub mod idempotency;
 pub mod import;
 pub mod integrity;
