@@ -143,25 +143,9 @@ json.dump({'bad': bad, 'types': sorted(seen_types), 'reviews': reviews,
     report
 }
 
-/// GETs as JSON-LD: (status, content type, `Link`, body as JSON).
+/// GETs `path` as application/ld+json: (status, content type, `Link`, body).
 async fn get_ld(app: &TestApp, path: &str, token: &str) -> (u16, String, Option<String>, String) {
-    let res = app
-        .get(path, token)
-        .header("Accept", "application/ld+json")
-        .send()
-        .await
-        .expect("request");
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .map(|v| v.to_str().expect("ascii").to_owned())
-    };
-    let (status, content_type, link) = (
-        res.status().as_u16(),
-        header("content-type").unwrap_or_default(),
-        header("link"),
-    );
-    (status, content_type, link, res.text().await.expect("body"))
+    app.get_accepting(path, token, "application/ld+json").await
 }
 
 fn json_of(text: &str) -> Value {

@@ -39,25 +39,9 @@ fn python_rows(csv: &str) -> Vec<serde_json::Map<String, Value>> {
     serde_json::from_slice(&out.stdout).expect("rows as JSON")
 }
 
-/// GETs a CSV page: (status, content type, `Link`, body).
+/// GETs `path` as text/csv: (status, content type, `Link`, body).
 async fn csv_page(app: &TestApp, path: &str, token: &str) -> (u16, String, Option<String>, String) {
-    let res = app
-        .get(path, token)
-        .header("Accept", "text/csv")
-        .send()
-        .await
-        .expect("request");
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .map(|v| v.to_str().expect("ascii header").to_owned())
-    };
-    let (status, content_type, link) = (
-        res.status().as_u16(),
-        header("content-type").unwrap_or_default(),
-        header("link"),
-    );
-    (status, content_type, link, res.text().await.expect("body"))
+    app.get_accepting(path, token, "text/csv").await
 }
 
 /// The path inside a `Link: <path>; rel="next"` header.

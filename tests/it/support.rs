@@ -386,6 +386,33 @@ impl TestApp {
     pub async fn count_events(&self) -> i64 {
         self.db.count_events().await
     }
+
+    /// GETs `path` with `Accept: accept`: (status, content type, `Link`,
+    /// body text).
+    pub async fn get_accepting(
+        &self,
+        path: &str,
+        token: &str,
+        accept: &str,
+    ) -> (u16, String, Option<String>, String) {
+        let res = self
+            .get(path, token)
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("request");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ascii header").to_owned())
+        };
+        let (status, content_type, link) = (
+            res.status().as_u16(),
+            header("content-type").unwrap_or_default(),
+            header("link"),
+        );
+        (status, content_type, link, res.text().await.expect("body"))
+    }
 }
 
 pub async fn send(
