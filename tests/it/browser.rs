@@ -903,5 +903,11 @@ async fn a_375_pixel_screen_needs_no_sideways_scrolling() {
     n.shot("stories-form").await;
     n.goto(&app, &story_path).await;
     n.fits(375, "story").await;
+    // The claim form, with a field for every optional part of a value.
+    n.goto(&app, &format!("{story_path}/claims/new")).await;
+    n.fits(375, "claim-form").await;
+    let claim_path = format!("/console/claims/{}", claim["id"].as_str().expect("id"));
+    n.goto(&app, &claim_path).await;
+    n.fits(375, "claim").await;
     n.close().await;
 }
