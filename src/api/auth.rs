@@ -120,12 +120,17 @@ async fn authenticate_as(
 ) -> Result<(Actor, TokenHash), ApiError> {
     let (actor, hash) = authenticate(parts, state).await?;
     if !may(actor.role) {
-        return Err(ApiError::RoleNotAllowed(format!(
-            "the {} role may not {refusal}",
-            actor.role.as_str()
-        )));
+        return Err(role_refused(actor.role, refusal));
     }
     Ok((actor, hash))
+}
+
+/// What a role may not do, and who may (the end of a 403's words).
+pub const AUDIT_REFUSAL: &str = "audit; auditors and admins may";
+
+/// The 403 for a role that may not do what it asked.
+pub fn role_refused(role: Role, refusal: &str) -> ApiError {
+    ApiError::RoleNotAllowed(format!("the {} role may not {refusal}", role.as_str()))
 }
 
 impl FromRequestParts<SharedState> for Caller {
@@ -182,13 +187,7 @@ impl FromRequestParts<SharedState> for Writer {
 impl FromRequestParts<SharedState> for Auditor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let (actor, _) = authenticate_as(
-            parts,
-            state,
-            Role::can_audit,
-            "audit; auditors and admins may",
-        )
-        .await?;
+        let (actor, _) = authenticate_as(parts, state, Role::can_audit, AUDIT_REFUSAL).await?;
         Ok(Auditor(actor))
     }
 }

@@ -4,12 +4,11 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -19,7 +18,7 @@ use super::auth::{Caller, Credential, Streamer};
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::{Limit, Params};
-use super::stream::{Standing, StreamSlot, resume_after};
+use super::stream::{Standing, StreamSlot, start_after, with_keep_alive};
 use crate::service::Services;
 use crate::service::fact_changes::{FactChange, FactChangePage};
 
@@ -85,11 +84,7 @@ pub async fn stream(
     headers: HeaderMap,
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    // A reconnecting EventSource sends the last id it saw; it wins over `after`.
-    let after = match resume_after(&headers)? {
-        Some(p) => p,
-        None => p.position("after")?.unwrap_or(0),
-    };
+    let after = start_after(&headers, &p)?;
     let slot = state.streams.take(&reader.actor.name)?;
     let feed = Feed {
         services: state.services.clone(),
@@ -108,7 +103,7 @@ pub async fn stream(
             .data(serde_json::to_string(&change).unwrap_or_default());
         Some((Ok(event), feed))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(with_keep_alive(stream))
 }
 
 /// One open change stream.

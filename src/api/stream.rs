@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures::Stream;
 
 use super::SharedState;
-use super::auth::Streamer;
+use super::auth::{AUDIT_REFUSAL, Streamer, role_refused};
 use super::error::{ApiError, Problem};
 use super::openapi::{QueryProblems, TokenProblems};
 use super::params::Params;
@@ -193,7 +193,25 @@ where
         let event = live.next().await?;
         Some((Ok(event), live))
     });
+    with_keep_alive(stream)
+}
+
+/// An SSE response that sends a comment every 15 s while nothing happens,
+/// so proxies keep an idle stream open.
+pub(crate) fn with_keep_alive<S>(stream: S) -> Sse<KeepAliveStream<S>>
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Where an API stream starts: after the `Last-Event-ID` a reconnecting
+/// `EventSource` sends, else after `?after=` (default 0).
+pub(crate) fn start_after(headers: &HeaderMap, p: &Params) -> Result<i64, ApiError> {
+    Ok(match resume_after(headers)? {
+        Some(p) => p,
+        None => p.position("after")?.unwrap_or(0),
+    })
 }
 
 /// The position a reconnecting `EventSource` resumes after: the
@@ -253,16 +271,9 @@ pub async fn events(
     p: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     if !reader.actor.role.can_audit() {
-        return Err(ApiError::RoleNotAllowed(format!(
-            "the {} role may not audit; auditors and admins may",
-            reader.actor.role.as_str()
-        )));
+        return Err(role_refused(reader.actor.role, AUDIT_REFUSAL));
     }
-    // A reconnecting EventSource sends the last id it saw; it wins over `after`.
-    let after = match resume_after(&headers)? {
-        Some(p) => p,
-        None => p.position("after")?.unwrap_or(0),
-    };
+    let after = start_after(&headers, &p)?;
     let slot = state.streams.take(&reader.actor.name)?;
     let credential = Arc::new(reader.credential);
     let standing = {
