@@ -11,7 +11,7 @@ use crate::support::{AppOptions, NO_FACT_CACHE, TestApp};
 
 const QUOTE: &str = "Some 5,200 U.S. soldiers are stationed in Iraq.";
 
-fn claim(story: &str, subject: &str, amount: &str) -> Value {
+pub(crate) fn claim(story: &str, subject: &str, amount: &str) -> Value {
     json!({"story_id": story, "subject": subject, "property": "troop_count",
         "value": {"kind": "quantity", "amount": amount, "unit": "soldier"},
         "quote": QUOTE, "valid_at": "2020-01"})
@@ -48,7 +48,11 @@ pub(crate) async fn desk(app: &TestApp) -> Desk {
 }
 
 /// Asserts; returns (claim id, fact id, position).
-async fn assert_claim(app: &TestApp, token: &str, body: &Value) -> (String, String, i64) {
+pub(crate) async fn assert_claim(
+    app: &TestApp,
+    token: &str,
+    body: &Value,
+) -> (String, String, i64) {
     let (s, _, b) = app.post_json("/v1/claims", token, body).await;
     assert_eq!(s, 201, "{b}");
     (
@@ -58,7 +62,7 @@ async fn assert_claim(app: &TestApp, token: &str, body: &Value) -> (String, Stri
     )
 }
 
-async fn act(app: &TestApp, token: &str, claim: &str, action: &str, body: Value) -> i64 {
+pub(crate) async fn act(app: &TestApp, token: &str, claim: &str, action: &str, body: Value) -> i64 {
     let (s, _, b) = app
         .post_json(&format!("/v1/claims/{claim}/{action}"), token, &body)
         .await;

@@ -6,52 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::fact_cache::{Desk, act, assert_claim, claim, desk};
 use crate::read_audit::read_events;
 use crate::support::TestApp;
 
-async fn story(app: &TestApp, token: &str) -> String {
-    let (s, _, story) = app
-        .post_json(
-            "/v1/stories",
-            token,
-            &json!({"title": "T", "publisher": "P", "published_at": "2020-01-01",
-                    "body": "Some 5,200 soldiers. Votes."}),
-        )
-        .await;
-    assert_eq!(s, 201, "{story}");
-    story["id"].as_str().expect("id").to_owned()
-}
-
-/// Asserts a claim; (claim id, fact id, position).
-async fn assert_claim(
-    app: &TestApp,
-    token: &str,
-    story: &str,
-    subject: &str,
-    amount: &str,
-) -> (String, String, i64) {
-    let (s, _, c) = app
-        .post_json(
-            "/v1/claims",
-            token,
-            &json!({"story_id": story, "subject": subject, "property": "count", "quote": "Some 5,200 soldiers",
-                    "value": {"kind": "quantity", "amount": amount, "unit": "soldier"}}),
-        )
-        .await;
-    assert_eq!(s, 201, "{c}");
-    (
-        c["id"].as_str().expect("id").to_owned(),
-        c["fact_id"].as_str().expect("fact").to_owned(),
-        c["position"].as_i64().expect("position"),
-    )
-}
-
-async fn act(app: &TestApp, token: &str, claim: &str, action: &str, body: Value) -> i64 {
-    let (s, _, r) = app
-        .post_json(&format!("/v1/claims/{claim}/{action}"), token, &body)
-        .await;
-    assert_eq!(s, 200, "{r}");
-    r["position"].as_i64().expect("position")
+/// Asserts a claim of `subject` in the desk's story: (claim, fact, position).
+async fn assert_on(app: &TestApp, d: &Desk, subject: &str, amount: &str) -> (String, String, i64) {
+    assert_claim(app, &d.ed[0], &claim(&d.story, subject, amount)).await
 }
 
 /// Every change after `after`, paging `limit` at a time, once the feed has
@@ -88,13 +49,11 @@ async fn all_changes(app: &TestApp, token: &str, limit: i64, until: i64) -> Vec<
 #[tokio::test]
 async fn the_feed_lists_each_change_of_a_facts_state_in_log_order() {
     let app = TestApp::start().await;
-    let ann = app.token("ann", "editor").await;
-    let bob = app.token("bob", "editor").await;
-    let rita = app.token("rita", "reader").await;
-    let s = story(&app, &ann).await;
-    let (a, troops, p1) = assert_claim(&app, &ann, &s, "troops", "5200").await;
+    let d = desk(&app).await;
+    let (ann, bob, rita) = (d.ed[0].clone(), d.ed[1].clone(), d.reader.clone());
+    let (a, troops, p1) = assert_on(&app, &d, "troops", "5200").await;
     // A second pending claim changes nothing a reader of the fact sees.
-    let (_, _, _) = assert_claim(&app, &ann, &s, "troops", "5000").await;
+    assert_on(&app, &d, "troops", "5000").await;
     let p3 = act(&app, &bob, &a, "confirmations", json!({})).await;
     // Evidence neither: the fact's status, value and valid time stay.
     act(
@@ -105,7 +64,7 @@ async fn the_feed_lists_each_change_of_a_facts_state_in_log_order() {
         json!({"url": "https://example.org/x"}),
     )
     .await;
-    let (_, votes, p5) = assert_claim(&app, &ann, &s, "votes", "170").await;
+    let (_, votes, p5) = assert_on(&app, &d, "votes", "170").await;
     let p6 = act(&app, &bob, &a, "disputes", json!({"reason": "no"})).await;
 
     let changes = all_changes(&app, &rita, 100, p6).await;
@@ -157,10 +116,13 @@ async fn the_feed_lists_each_change_of_a_facts_state_in_log_order() {
 #[tokio::test]
 async fn a_stream_left_and_rejoined_anywhere_under_writes_misses_and_repeats_nothing() {
     let app = TestApp::start().await;
-    let ann = app.token("ann", "editor").await;
-    let bob = app.token("bob", "editor").await;
-    let rita = app.token("rita", "reader").await;
-    let s = story(&app, &ann).await;
+    let d = desk(&app).await;
+    let (ann, bob, rita, s) = (
+        d.ed[0].clone(),
+        d.ed[1].clone(),
+        d.reader.clone(),
+        d.story.clone(),
+    );
 
     // Writers: claims on twelve facts, each confirmed, some disputed.
     let writers = {
@@ -256,10 +218,10 @@ async fn a_stream_left_and_rejoined_anywhere_under_writes_misses_and_repeats_not
 async fn both_event_streams_take_the_console_session_and_end_with_it() {
     use crate::console::{get, hidden, post_form, sign_in};
     let app = TestApp::start().await;
-    let ann = app.token("ann", "editor").await;
+    let d = desk(&app).await;
+    let ann = d.ed[0].clone();
     let audrey = app.token("audrey", "auditor").await;
-    let s = story(&app, &ann).await;
-    let (_, fact, p) = assert_claim(&app, &ann, &s, "troops", "5200").await;
+    let (_, fact, p) = assert_on(&app, &d, "troops", "5200").await;
 
     let open = |path: &'static str, cookie: String| {
         let app = &app;
