@@ -263,60 +263,36 @@ fn check_line(l: LogLine, previous: Option<&Previous>, line: u64) -> Result<Impo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_log;
     use serde_json::json;
 
     /// Two chained lines, made the way the appender and export make them.
     fn two_lines() -> Vec<String> {
-        let mut prev = GENESIS;
-        let mut out = Vec::new();
-        for position in 1..=2i64 {
-            let shown = json!({"quote": format!("q{position}"), "subject": "s"});
-            let mut stored = shown.clone();
-            let secrets = seal::seal(&mut stored, &["quote"]).unwrap();
-            let data = chain::canonical_json(&stored);
-            let at = DateTime::from_timestamp_micros(1_700_000_000_000_000 + position).unwrap();
-            let event_id = Uuid::now_v7();
-            let hash = chain::link(
-                &prev,
-                &ChainFields {
-                    position,
-                    event_id,
-                    stream: "claim-1",
-                    version: position,
-                    event_type: "ClaimAsserted",
-                    data: &data,
-                    actor: "ann",
-                    metadata: "{}",
-                    recorded_at: at,
-                },
-            );
-            let leaf = leaf::leaf_hash(&LeafFields {
-                position,
-                stream: "claim-1",
-                version: position,
-                event_type: "ClaimAsserted",
-                recorded_at: at,
-                actor: "ann",
-                data: &data,
-            });
+        test_log::chained(2, |p| {
+            (
+                json!({"quote": format!("q{p}"), "subject": "s"}),
+                vec!["quote"],
+            )
+        })
+        .into_iter()
+        .map(|e| {
             let event = RecordedEvent {
-                position,
-                stream: "claim-1".into(),
-                version: position,
-                event_type: "ClaimAsserted".into(),
-                recorded_at: at,
-                actor: "ann".into(),
-                data: shown,
+                position: e.position,
+                stream: test_log::STREAM.into(),
+                version: e.position,
+                event_type: test_log::EVENT_TYPE.into(),
+                recorded_at: e.recorded_at,
+                actor: test_log::ACTOR.into(),
+                data: e.shown,
                 metadata: json!({}),
-                event_id,
-                hash: hex::encode(hash),
-                leaf_hash: hex::encode(leaf),
-                salts: seal::salts(secrets.as_ref()),
+                event_id: e.event_id,
+                hash: hex::encode(e.hash),
+                leaf_hash: hex::encode(e.leaf),
+                salts: seal::salts(e.secrets.as_ref()),
             };
-            out.push(serde_json::to_string(&LogLine::new(event, hex::encode(prev))).unwrap());
-            prev = hash;
-        }
-        out
+            serde_json::to_string(&LogLine::new(event, hex::encode(e.prev))).unwrap()
+        })
+        .collect()
     }
 
     #[test]

@@ -427,9 +427,10 @@ pub fn write_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::chain::{self, ChainFields, GENESIS};
+    use crate::store::chain::{self, GENESIS};
     use crate::store::exchange::LineChecker;
     use crate::store::seal;
+    use crate::store::test_log;
     use serde_json::{Value, json};
 
     fn field(out: &mut Vec<u8>, b: Option<&[u8]>) {
@@ -452,45 +453,27 @@ mod tests {
     /// first sealed, the second not.
     fn stream() -> Vec<u8> {
         let mut out = COPY_HEADER.to_vec();
-        let mut prev = GENESIS;
-        for position in 1..=2i64 {
-            let mut data = json!({"quote": "5,200 \"troops\"", "subject": "s", "n": 1.5});
-            let secrets = if position == 1 {
-                seal::seal(&mut data, &["quote"]).unwrap()
-            } else {
-                None
-            };
-            let data = chain::canonical_json(&data);
-            let at = DateTime::from_timestamp_micros(1_700_000_000_000_000 + position).unwrap();
-            let event_id = Uuid::now_v7();
-            let hash = chain::link(
-                &prev,
-                &ChainFields {
-                    position,
-                    event_id,
-                    stream: "claim-1",
-                    version: position,
-                    event_type: "ClaimAsserted",
-                    data: &data,
-                    actor: "ann",
-                    metadata: "{}",
-                    recorded_at: at,
-                },
-            );
+        let events = test_log::chained(2, |p| {
+            let data = json!({"quote": "5,200 \"troops\"", "subject": "s", "n": 1.5});
+            (data, if p == 1 { vec!["quote"] } else { vec![] })
+        });
+        for e in events {
             out.extend_from_slice(&COLUMNS.to_be_bytes());
-            field(&mut out, Some(&position.to_be_bytes()));
-            field(&mut out, Some(event_id.as_bytes()));
-            field(&mut out, Some(b"claim-1"));
-            field(&mut out, Some(&position.to_be_bytes()));
-            field(&mut out, Some(b"ClaimAsserted"));
-            field(&mut out, Some(&jsonb(&data)));
+            field(&mut out, Some(&e.position.to_be_bytes()));
+            field(&mut out, Some(e.event_id.as_bytes()));
+            field(&mut out, Some(test_log::STREAM.as_bytes()));
+            field(&mut out, Some(&e.position.to_be_bytes()));
+            field(&mut out, Some(test_log::EVENT_TYPE.as_bytes()));
+            field(&mut out, Some(&jsonb(&e.data)));
             field(&mut out, Some(&jsonb("{}")));
-            field(&mut out, Some(b"ann"));
-            let micros = at.timestamp_micros() - PG_EPOCH_MICROS;
+            field(&mut out, Some(test_log::ACTOR.as_bytes()));
+            let micros = e.recorded_at.timestamp_micros() - PG_EPOCH_MICROS;
             field(&mut out, Some(&micros.to_be_bytes()));
-            field(&mut out, Some(&hash));
-            field(&mut out, secrets.map(|s| jsonb(&s.to_string())).as_deref());
-            prev = hash;
+            field(&mut out, Some(&e.hash));
+            field(
+                &mut out,
+                e.secrets.map(|s| jsonb(&s.to_string())).as_deref(),
+            );
         }
         out.extend_from_slice(&(-1i16).to_be_bytes());
         out

@@ -18,6 +18,8 @@ pub mod processes;
 mod read;
 pub mod seal;
 mod subscribe;
+#[cfg(test)]
+mod test_log;
 pub mod tree;
 pub mod tree_check;
 mod verify;
