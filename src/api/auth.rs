@@ -51,6 +51,9 @@ impl Credential {
 /// An editor or admin (writes).
 pub struct Writer(pub Actor);
 
+/// An admin (erasure).
+pub struct Admin(pub Actor);
+
 /// An auditor or admin (audit, raw events, integrity).
 pub struct Auditor(pub Actor);
 
@@ -189,5 +192,14 @@ impl FromRequestParts<SharedState> for Auditor {
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let (actor, _) = authenticate_as(parts, state, Role::can_audit, AUDIT_REFUSAL).await?;
         Ok(Auditor(actor))
+    }
+}
+
+impl FromRequestParts<SharedState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        let (actor, _) =
+            authenticate_as(parts, state, Role::can_erase, "erase; only admins may").await?;
+        Ok(Admin(actor))
     }
 }

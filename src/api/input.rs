@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::body::{Fields, JsonBody};
 use crate::domain::claim::{Amendment, Command};
+use crate::domain::erasure::{NewErasure, Target};
 use crate::domain::error::FieldError;
 use crate::domain::error::check_text;
 use crate::domain::text::{check_key_bytes, check_url_bytes};
@@ -202,4 +203,26 @@ pub fn amendment(body: &JsonBody) -> Result<Command, FieldError> {
 pub(super) fn url_schema() -> utoipa::openapi::schema::ObjectBuilder {
     crate::domain::error::text_schema(URL, false)
         .pattern(Some(r"^[hH][tT][tT][pP][sS]?://[^/?#\s\x00]+[^\s\x00]*$"))
+}
+
+/// `POST /v1/erasures`: a claim or a story, the fields, and why.
+pub fn erasure(body: &JsonBody) -> Result<NewErasure, FieldError> {
+    let f = Fields::of(body, &["claim_id", "story_id", "fields", "reason"])?;
+    let target = match (uuid(&f, "claim_id")?, uuid(&f, "story_id")?) {
+        (Some(id), None) => Target::Claim(id),
+        (None, Some(id)) => Target::Story(id),
+        (Some(_), Some(_)) => {
+            return Err(FieldError::new(
+                "story_id",
+                "name a claim or a story, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(FieldError::new("claim_id", "is required (or story_id)"));
+        }
+    };
+    let fields: Vec<String> = serde_json::from_str(f.required_raw("fields")?)
+        .map_err(|_| FieldError::new("fields", "must be an array of field names"))?;
+    let reason = text(&f, "reason", NOTE)?;
+    NewErasure::new(target, fields, reason)
 }

@@ -7,6 +7,7 @@ mod claim_review;
 mod claims;
 mod csv;
 mod docs;
+mod erasures;
 pub mod error;
 mod fact_feed;
 pub(crate) mod input;
@@ -136,6 +137,7 @@ fn timed_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(claims::retract))
         .routes(routes!(claims::amend))
         .routes(routes!(claims::evidence))
+        .routes(routes!(erasures::erase))
         .routes(routes!(reads::list_facts))
         .routes(routes!(fact_feed::changes))
         .routes(routes!(reads::get_fact))

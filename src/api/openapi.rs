@@ -305,6 +305,7 @@ reads have applied that position (up to 5 s, then 503 with `Retry-After`).";
         (name = "claims", description = "Assertions found in stories, and their life cycle"),
         (name = "facts", description = "Everything claimed about one subject and property, along valid time"),
         (name = "audit", description = "The event log itself (auditor or admin)"),
+        (name = "erasure", description = "Removing personal values without changing a hash (admin)"),
         (name = "exchange", description = "Facts and claims for other systems: schema.org ClaimReview (JSON-LD)"),
         (name = "service", description = "Health, metrics and this description; no token"),
     )

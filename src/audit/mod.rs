@@ -324,9 +324,10 @@ async fn find_altered(
 }
 
 /// The leaf hash of an event as `/v1/events` shows it (AUDITING.md, "The
-/// leaf"): each salted value back to its commitment, then the leaf.
+/// leaf"): each salted value back to its commitment (an erased one's is
+/// shown in its `erased` mark), then the leaf.
 pub fn published_leaf(event: &RecordedEvent) -> Result<Hash, String> {
-    if event.salts.is_empty() {
+    if event.salts.is_empty() && event.data.get("erased").is_none() {
         // Nothing to reseal, so no copy to make.
         return Ok(stored_leaf(event));
     }

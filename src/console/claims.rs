@@ -93,7 +93,7 @@ pub fn summary(c: &Value, with_quote: bool, story: Option<&str>) -> Markup {
             ": " (value_text(&c["value"]))
             " " span class="status" { "(" (text(c, "status")) ")" }
             @if with_quote {
-                blockquote { (text(c, "quote")) }
+                blockquote { (erasable(c, c, "quote", "quote")) }
             }
             div class="meta" {
                 @if let Some(title) = story {
@@ -101,6 +101,26 @@ pub fn summary(c: &Value, with_quote: bool, story: Option<&str>) -> Markup {
                 }
                 "asserted by " (text(c, "asserted_by")) " at " (text(c, "asserted_at"))
             }
+        }
+    }
+}
+
+/// Whether an erasure removed `field` (`notes` for a note or reason) from
+/// the claim `c`: its value then reads as null.
+fn erased(c: &Value, field: &str) -> bool {
+    c["erased"]["fields"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == field))
+}
+
+/// A text the claim `c` may have had erased: the text, or a mark saying it
+/// was erased.
+fn erasable(c: &Value, holder: &Value, key: &str, field: &str) -> Markup {
+    html! {
+        @match holder.get(key).and_then(Value::as_str) {
+            Some(s) => (s),
+            None if erased(c, field) => span class="meta erased" { "erased" },
+            None => span class="meta" { "none" },
         }
     }
 }
@@ -259,8 +279,8 @@ fn render(
             dt { "Value kind" } dd { (text(&c["value"], "kind")) }
             dt { "Value" } dd { (value_text(&c["value"])) }
             dt { "Valid at" } dd { (optional(&c, "valid_at")) }
-            dt { "Attributed to" } dd { (optional(&c, "attributed_to")) }
-            dt { "Quote" } dd { blockquote { (text(&c, "quote")) } }
+            dt { "Attributed to" } dd { (erasable(&c, &c, "attributed_to", "attributed_to")) }
+            dt { "Quote" } dd { blockquote { (erasable(&c, &c, "quote", "quote")) } }
             dt { "Story" } dd { a href={ "/console/stories/" (story_id) } { "the story" } }
             dt { "Fact" } dd { a href={ "/console/facts/" (fact_id) } { "everything claimed about " (text(&c, "subject")) " — " (text(&c, "property")) } }
             dt { "Asserted by" } dd { (text(&c, "asserted_by")) " at " (text(&c, "asserted_at")) }
@@ -281,7 +301,16 @@ fn render(
                 dt { "Superseded by" } dd { a href={ "/console/claims/" (by) } { "a later claim" } }
             }
             @if let Some(r) = c.get("retraction").filter(|r| !r.is_null()) {
-                dt { "Retracted" } dd { (text(r, "by")) " at " (text(r, "at")) ": " (text(r, "reason")) }
+                dt { "Retracted" } dd { (text(r, "by")) " at " (text(r, "at")) ": " (erasable(&c, r, "reason", "notes")) }
+            }
+            @if let Some(fields) = c["erased"]["fields"].as_array() {
+                dt { "Erased" } dd {
+                    @for (i, f) in fields.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (f.as_str().unwrap_or_default())
+                    }
+                    " (the erasure at position " (c["erased"]["position"]) ")"
+                }
             }
             dt { "Version" } dd { (claim.version) }
         }
@@ -290,7 +319,7 @@ fn render(
         @else {
             ul class="items" {
                 @for d in &disputes {
-                    li { (text(d, "by")) " at " (text(d, "at")) ": " (text(d, "reason")) }
+                    li { (text(d, "by")) " at " (text(d, "at")) ": " (erasable(&c, d, "reason", "notes")) }
                 }
             }
         }

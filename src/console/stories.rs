@@ -301,6 +301,7 @@ pub async fn page(
         }
         @match &r.body {
             Some(body) => div class="story-body" { (highlighted(body, &quotes)) },
+            None if story.erased.is_some() => p class="meta erased" { "This story's body was erased." },
             None => p class="meta" { "This story has no body." },
         }
         h2 { "Claims" }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::erasable::{self, ErasedMark};
 use super::error::DomainError;
 use super::principal::{Actor, Role};
 use super::valid_time::ValidTime;
@@ -78,6 +79,8 @@ pub struct Asserted {
     pub property: String,
     pub fact_id: Uuid,
     pub value: ClaimValue,
+    /// Empty once erased (the log shows it as `null`).
+    #[serde(deserialize_with = "erasable::null_as_empty")]
     pub quote: String,
     #[serde(default)]
     pub valid_at: Option<ValidTime>,
@@ -169,10 +172,12 @@ pub enum ClaimEvent {
     },
     ClaimDisputed {
         schema: u32,
+        #[serde(deserialize_with = "erasable::null_as_empty")]
         reason: String,
     },
     ClaimRetracted {
         schema: u32,
+        #[serde(deserialize_with = "erasable::null_as_empty")]
         reason: String,
     },
     ClaimSuperseded {
@@ -238,6 +243,12 @@ pub struct Confirmation {
 pub struct Dispute {
     pub by: String,
     pub at: DateTime<Utc>,
+    /// `null` once erased.
+    #[serde(
+        serialize_with = "erasable::empty_as_null",
+        deserialize_with = "erasable::null_as_empty"
+    )]
+    #[schema(nullable)]
     pub reason: String,
 }
 
@@ -257,6 +268,12 @@ pub struct Evidence {
 pub struct Retraction {
     pub by: String,
     pub at: DateTime<Utc>,
+    /// `null` once erased.
+    #[serde(
+        serialize_with = "erasable::empty_as_null",
+        deserialize_with = "erasable::null_as_empty"
+    )]
+    #[schema(nullable)]
     pub reason: String,
 }
 
@@ -276,6 +293,9 @@ pub struct Claim {
     pub superseded_by: Option<Uuid>,
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+    /// What erasures removed from the events folded so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<ErasedMark>,
 }
 
 /// Who did it and when, as recorded with an event.
@@ -283,6 +303,14 @@ pub struct Claim {
 pub struct Recorded {
     pub actor: String,
     pub at: DateTime<Utc>,
+}
+
+/// Notes on a claim what an erasure removed from the event just folded into
+/// it (the mark its opened data carries).
+pub fn note_erased(claim: &mut Claim, mark: Option<&ErasedMark>) {
+    if let Some(mark) = mark {
+        ErasedMark::merge(&mut claim.erased, mark);
+    }
 }
 
 /// Folds one event into the state. A claim stream starts with ClaimAsserted;
@@ -302,6 +330,7 @@ pub fn evolve(state: Option<Claim>, event: &ClaimEvent, rec: &Recorded) -> Optio
                 superseded_by: None,
                 version: 1,
                 updated_at: rec.at,
+                erased: None,
             });
         }
         (None, _) => return None,

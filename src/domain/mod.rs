@@ -3,6 +3,7 @@
 
 pub mod claim;
 pub mod erasable;
+pub mod erasure;
 pub mod error;
 pub mod fact;
 pub mod principal;

@@ -36,6 +36,11 @@ impl Role {
         matches!(self, Role::Editor | Role::Admin)
     }
 
+    /// Erase personal values (API.md, "Erasure").
+    pub fn can_erase(self) -> bool {
+        self == Role::Admin
+    }
+
     /// Audit trail, raw events, integrity.
     pub fn can_audit(self) -> bool {
         matches!(self, Role::Auditor | Role::Admin)

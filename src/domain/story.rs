@@ -32,6 +32,8 @@ pub struct Story {
     pub registered_by: String,
     pub registered_at: DateTime<Utc>,
     pub version: u64,
+    /// What an erasure removed (its body), if one did.
+    pub erased: Option<super::erasable::ErasedMark>,
 }
 
 impl StoryRegistered {

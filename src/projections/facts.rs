@@ -22,8 +22,11 @@ use super::{
     encode, evolve_logged,
 };
 use crate::domain::claim::{Claim, Status};
+use crate::domain::erasable::ErasedMark;
+use crate::domain::erasure::{ERASED, Erased, Target};
 use crate::domain::fact::{self, FactClaim};
 use crate::domain::text::normalize_key;
+use crate::store;
 
 /// Claims and facts: each claim's state per transaction that changed it
 /// (its open version is its current state, which the claims listings read)
@@ -41,21 +44,48 @@ impl Projection for Facts {
     /// no gain in throughput, so it stays at 100.
     const BATCH_SIZE: i64 = 100;
 
-    type Event = LogEvent;
+    type Event = FactsEvent;
     type Memory = KnownFacts;
 
-    fn decode(row: LogRow) -> Option<Result<LogEvent, ProjectionError>> {
-        LogEvent::of(row)
+    fn decode(row: LogRow) -> Option<Result<FactsEvent, ProjectionError>> {
+        if row.event_type == ERASED {
+            return Some(
+                serde_json::from_str(&row.data)
+                    .map(|event| FactsEvent::Erased {
+                        position: row.position,
+                        event,
+                    })
+                    .map_err(|e| ProjectionError::Unappliable {
+                        position: row.position,
+                        reason: format!("unreadable Erased event: {e}"),
+                    }),
+            );
+        }
+        LogEvent::of(row).map(|r| r.map(FactsEvent::Claim))
     }
 
+    /// Claim events in runs; at an erasure, the run before it is written
+    /// first, so that the erased claim is folded again from everything
+    /// before the erasure (`erase`).
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[LogEvent],
+        events: &[FactsEvent],
         known: &KnownFacts,
     ) -> Result<Vec<Uuid>, ProjectionError> {
         let mut learned = Vec::new();
-        apply(conn, events, known, &mut learned).await?;
+        let mut run: Vec<&LogEvent> = Vec::with_capacity(events.len());
+        for e in events {
+            match e {
+                FactsEvent::Claim(c) => run.push(c),
+                FactsEvent::Erased { position, event } => {
+                    apply(conn, &run, known, &mut learned).await?;
+                    run.clear();
+                    erase(conn, *position, event).await?;
+                }
+            }
+        }
+        apply(conn, &run, known, &mut learned).await?;
         Ok(learned)
     }
 
@@ -69,6 +99,68 @@ impl Projection for Facts {
     ) -> Result<BulkReport, ProjectionError> {
         super::bulk::load(shadow.connect, shadow.schema, 0, upto, progress).await
     }
+}
+
+/// What the facts projection reads of the log: claim events, and erasures
+/// (which change what a claim's versions may hold, not its state).
+pub(crate) enum FactsEvent {
+    Claim(LogEvent),
+    Erased { position: i64, event: Erased },
+}
+
+/// Applies the erasure at `position` (idempotently: the request that
+/// appended it normally did so already; this makes it survive a crash in
+/// between), then, for a claim, replaces its versions with those folded
+/// again from its events as they now read (the erased values null): the
+/// versions a rebuild makes, since a rebuild folds the same events.
+async fn erase(
+    conn: &mut PgConnection,
+    position: i64,
+    event: &Erased,
+) -> Result<(), ProjectionError> {
+    let (Some(target), Some(stream)) = (event.target(), event.erased_stream()) else {
+        return Err(ProjectionError::Unappliable {
+            position,
+            reason: "an Erased event names no claim or story".into(),
+        });
+    };
+    let mark = ErasedMark {
+        fields: event.fields.clone(),
+        position,
+    };
+    store::erasure::apply(conn, &stream, target.id(), &event.positions, &mark).await?;
+    let Target::Claim(claim_id) = target else {
+        return Ok(());
+    };
+    let rows = store::read_stream_rows_in(conn, &stream, position).await?;
+    let mut versions: Vec<Version> = Vec::new();
+    let mut state: Option<Claim> = None;
+    for row in rows {
+        let Some(e) = LogEvent::of(row) else {
+            continue;
+        };
+        let e = e?;
+        let next = evolve_logged(state.take(), &e)?;
+        match versions.last_mut() {
+            Some(v) if same_version(v.recorded_at, e.recorded_at) => {
+                v.position = e.position;
+                v.state = next.clone();
+            }
+            _ => versions.push(Version {
+                claim_id,
+                fact_id: next.asserted.fact_id,
+                position: e.position,
+                recorded_at: e.recorded_at,
+                state: next.clone(),
+            }),
+        }
+        state = Some(next);
+    }
+    sqlx::query("DELETE FROM claim_versions WHERE claim_id = $1")
+        .bind(claim_id)
+        .execute(&mut *conn)
+        .await?;
+    insert_versions(conn, &versions).await
 }
 
 /// One system-time version per claim per transaction: a claim's events that
@@ -196,7 +288,7 @@ pub(super) const OPEN_STATES: &str = "SELECT claim_id, state::text, recorded_fro
 
 pub(super) async fn apply(
     conn: &mut PgConnection,
-    events: &[LogEvent],
+    events: &[&LogEvent],
     known: &KnownFacts,
     learned: &mut Vec<Uuid>,
 ) -> Result<(), ProjectionError> {
@@ -319,7 +411,7 @@ pub(super) async fn apply(
 /// whose first event here is not their stream's first. (Each stream's events
 /// come in version order, so a claim's first event in a batch is the one
 /// that says whether the claim began before it.)
-fn projected_before(events: &[LogEvent]) -> Vec<Uuid> {
+fn projected_before(events: &[&LogEvent]) -> Vec<Uuid> {
     let mut firsts: HashMap<Uuid, i64> = HashMap::with_capacity(events.len());
     for e in events {
         firsts.entry(e.claim_id).or_insert(e.version);
@@ -597,6 +689,7 @@ mod tests {
             },
             actor: "a".into(),
             recorded_at: Utc::now(),
+            erased: None,
         }
     }
 
@@ -611,7 +704,8 @@ mod tests {
             event(3, 1),
             event(2, 4),
         ];
+        let events: Vec<&LogEvent> = events.iter().collect();
         assert_eq!(projected_before(&events), vec![Uuid::from_u128(2)]);
-        assert!(projected_before(&[event(4, 1)]).is_empty());
+        assert!(projected_before(&[&event(4, 1)]).is_empty());
     }
 }

@@ -23,6 +23,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::claim::{self, Claim, ClaimEvent, Recorded};
+use crate::domain::erasable::ErasedMark;
+use crate::store::seal::ERASED_KEY;
 use crate::store::{EventStore, StoreError, read_rows_in};
 
 pub use crate::store::LogRow;
@@ -390,6 +392,8 @@ pub(crate) struct LogEvent {
     pub event: ClaimEvent,
     pub actor: String,
     pub recorded_at: DateTime<Utc>,
+    /// What an erasure removed from the event's data, if one did.
+    pub erased: Option<ErasedMark>,
 }
 
 impl LogEvent {
@@ -399,14 +403,25 @@ impl LogEvent {
         let claim_id = claim_id_of_stream(&r.stream)?;
         Some(
             r.open_data()
-                .and_then(|data| ClaimEvent::from_log_text(&r.event_type, &data))
-                .map(|event| LogEvent {
+                .and_then(|data| {
+                    let event = ClaimEvent::from_log_text(&r.event_type, &data)?;
+                    // Erased events are rare: only they are parsed twice.
+                    let erased = match r.secrets.as_deref() {
+                        Some(s) if s.contains(ERASED_KEY) => serde_json::from_str(&data)
+                            .ok()
+                            .and_then(|d| ErasedMark::of_data(&d)),
+                        _ => None,
+                    };
+                    Ok((event, erased))
+                })
+                .map(|(event, erased)| LogEvent {
                     position: r.position,
                     claim_id,
                     version: r.version,
                     event,
                     actor: r.actor,
                     recorded_at: r.recorded_at,
+                    erased,
                 })
                 .map_err(|reason| ProjectionError::Unappliable {
                     position: r.position,
@@ -471,10 +486,13 @@ pub(crate) fn evolve_logged(prior: Option<Claim>, e: &LogEvent) -> Result<Claim,
         actor: e.actor.clone(),
         at: e.recorded_at,
     };
-    claim::evolve(prior, &e.event, &rec).ok_or_else(|| ProjectionError::Unappliable {
-        position: e.position,
-        reason: format!("{} before the claim was asserted", e.event.type_name()),
-    })
+    let mut claim =
+        claim::evolve(prior, &e.event, &rec).ok_or_else(|| ProjectionError::Unappliable {
+            position: e.position,
+            reason: format!("{} before the claim was asserted", e.event.type_name()),
+        })?;
+    claim::note_erased(&mut claim, e.erased.as_ref());
+    Ok(claim)
 }
 
 /// A stored claim state, from its JSON text: decoded straight into the

@@ -364,6 +364,7 @@ mod tests {
             registered_by: "ann".into(),
             registered_at: "2020-01-05T01:00:00Z".parse().expect("time"),
             version: 1,
+            erased: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::{
     Effect, IfMatch, MAX_ATTEMPTS, ServiceError, Services, WriteContext, WriteOutcome, view,
 };
 use crate::domain::claim::{self, Asserted, Claim, ClaimEvent, Command, Context, Recorded};
+use crate::domain::erasable::ErasedMark;
 use crate::domain::error::FieldError;
 use crate::domain::text;
 use crate::domain::valid_time::ValidTime;
@@ -41,6 +42,9 @@ pub(crate) fn fold(events: &[RecordedEvent]) -> Result<Option<Claim>, ServiceErr
                 at: e.recorded_at,
             },
         );
+        if let Some(claim) = &mut state {
+            claim::note_erased(claim, ErasedMark::of_data(&e.data).as_ref());
+        }
     }
     Ok(state)
 }

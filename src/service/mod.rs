@@ -5,6 +5,7 @@
 pub mod checkpoints;
 pub mod claim_review;
 mod claims;
+mod erasures;
 pub mod fact_cache;
 pub mod fact_changes;
 pub mod proof_cache;

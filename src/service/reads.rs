@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::fact_cache::Lookup;
 use super::{ServiceError, Services, view};
 use crate::domain::claim::Claim;
+use crate::domain::erasable::ErasedMark;
 use crate::domain::fact::{self, Fact};
 use crate::domain::story::{Story, StoryRegistered};
 use crate::domain::valid_time::ValidTime;
@@ -178,6 +179,7 @@ impl Services {
             .items
             .into_iter()
             .map(|e| {
+                let erased = ErasedMark::of_data(&e.data);
                 let registered: StoryRegistered =
                     serde_json::from_value(e.data).map_err(corrupt)?;
                 Ok((
@@ -187,6 +189,7 @@ impl Services {
                         registered_by: e.actor,
                         registered_at: e.recorded_at,
                         version: 1,
+                        erased,
                     },
                 ))
             })

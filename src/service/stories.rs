@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Effect, ServiceError, Services, WriteContext, WriteOutcome, view};
+use crate::domain::erasable::ErasedMark;
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
@@ -32,6 +33,11 @@ pub(crate) struct StoryCache {
 const STORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl StoryCache {
+    /// Forgets a story whose body was erased.
+    pub(crate) fn evict(&mut self, id: Uuid) {
+        self.map.remove(&id);
+    }
+
     fn insert(&mut self, id: Uuid, story: Story) {
         let r = &story.registered;
         let size = 256
@@ -87,6 +93,7 @@ impl Services {
             registered_by: first.actor.clone(),
             registered_at: first.recorded_at,
             version: events.len() as u64,
+            erased: ErasedMark::of_data(&first.data),
         }))
     }
 
@@ -122,6 +129,7 @@ impl Services {
                 registered_by: receipt.actor.clone(),
                 registered_at: receipt.recorded_at,
                 version: 1,
+                erased: None,
             };
             view::story(&story, &[])
         });

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::claim::{Claim, Confirmation, Dispute, Evidence, Retraction, Status};
+use crate::domain::erasable::ErasedMark;
 use crate::domain::story::Story;
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
@@ -27,6 +28,9 @@ pub struct ClaimView<'a> {
     /// Deterministic from the normalized subject and property.
     fact_id: Uuid,
     value: &'a ClaimValue,
+    /// `null` once erased.
+    #[serde(serialize_with = "crate::domain::erasable::empty_as_null")]
+    #[schema(nullable)]
     quote: &'a str,
     valid_at: &'a Option<ValidTime>,
     attributed_to: &'a Option<String>,
@@ -47,6 +51,10 @@ pub struct ClaimView<'a> {
     #[schema(minimum = 1)]
     version: u64,
     updated_at: &'a DateTime<Utc>,
+    /// Present once an erasure removed some of the claim's fields, which
+    /// then read as `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erased: &'a Option<ErasedMark>,
 }
 
 impl<'a> ClaimView<'a> {
@@ -74,6 +82,7 @@ impl<'a> ClaimView<'a> {
             superseded_by: &c.superseded_by,
             version: c.version,
             updated_at: &c.updated_at,
+            erased: &c.erased,
         }
     }
 }
@@ -98,6 +107,9 @@ pub struct StoryView<'a> {
     registered_at: &'a DateTime<Utc>,
     #[schema(minimum = 1)]
     version: u64,
+    /// Present once an erasure removed the story's body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erased: &'a Option<ErasedMark>,
     /// From projections: see `wait_for`.
     #[schema(value_type = Vec<ClaimView>)]
     claims: &'a [Value],
@@ -116,6 +128,7 @@ pub fn story(s: &Story, claims: &[Value]) -> Value {
         registered_by: &s.registered_by,
         registered_at: &s.registered_at,
         version: s.version,
+        erased: &s.erased,
         claims,
     };
     serde_json::to_value(view).unwrap_or(Value::Null)

@@ -185,6 +185,27 @@ pub async fn read_rows_in(
     .await?)
 }
 
+/// One stream's events before `before` as [`LogRow`]s, in version order,
+/// inside the caller's transaction (the facts projection folds an erased
+/// claim again from them).
+pub async fn read_stream_rows_in(
+    conn: &mut sqlx::PgConnection,
+    stream: &str,
+    before: i64,
+) -> Result<Vec<LogRow>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        log_row_columns!(),
+        " FROM ",
+        paged_open_events!(),
+        " WHERE stream = $1 AND position < $2 ORDER BY version"
+    ))
+    .bind(stream)
+    .bind(before)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Events with `position > after`, in position order. Positions are gapless
 /// and become visible in order, so paging by the last position seen never
 /// skips an event.

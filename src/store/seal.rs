@@ -21,6 +21,12 @@ pub fn commitment(salt: &[u8], value: &str) -> [u8; 32] {
 }
 
 /// The value at a dotted path (`changes.quote`) of a JSON object, if any.
+pub fn at_path<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(data, |node, key| node.as_object()?.get(key))
+}
+
+/// [`at_path`], to change it.
 fn at_path_mut<'a>(data: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     path.split('.')
         .try_fold(data, |node, key| node.as_object_mut()?.get_mut(key))
@@ -62,6 +68,9 @@ pub fn reseal(
     salts: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<Value>, String> {
     let mut secrets = Map::new();
+    if let Some(mark) = unerase(data)? {
+        secrets.insert(ERASED_KEY.into(), mark);
+    }
     for (path, salt_hex) in salts {
         let salt = hex::decode(salt_hex).map_err(|_| format!("the salt of {path} is not hex"))?;
         let slot = at_path_mut(data, path)
@@ -79,18 +88,131 @@ pub fn reseal(
     Ok((!secrets.is_empty()).then_some(Value::Object(secrets)))
 }
 
-/// Puts the kept values back into a sealed event's data. A path whose
-/// secret is gone keeps its commitment until erasure marks it (a later
-/// issue's reads show it as null).
+/// The key of an event's secrets under which an erasure leaves its mark
+/// (no sealed path starts with `$`).
+pub const ERASED_KEY: &str = "$erased";
+
+/// What an erasure leaves in an event's secrets in place of the values and
+/// salts it deleted: which erasure fields and sealed paths, and the position
+/// of the `Erased` event that removed them (the latest, if several did).
+pub fn erased_mark(fields: &[&str], paths: &[&str], position: i64) -> Value {
+    serde_json::json!({"fields": fields, "paths": paths, "position": position})
+}
+
+/// Deletes the values and salts at `paths` from an event's `secrets` and
+/// marks them erased by the `Erased` event at `position`, merging with an
+/// earlier mark. Returns whether any value was deleted.
+pub fn erase(secrets: &mut Value, paths: &[&str], position: i64) -> bool {
+    let Some(map) = secrets.as_object_mut() else {
+        return false;
+    };
+    let gone: Vec<String> = paths
+        .iter()
+        .filter(|path| map.remove(**path).is_some())
+        .map(|path| (*path).to_owned())
+        .collect();
+    if gone.is_empty() {
+        return false;
+    }
+    let mut all_paths = erased_paths(secrets);
+    all_paths.extend(gone);
+    all_paths.sort();
+    all_paths.dedup();
+    let mut fields: Vec<&str> = all_paths
+        .iter()
+        .filter_map(|p| crate::domain::erasable::field_of(p))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let paths: Vec<&str> = all_paths.iter().map(String::as_str).collect();
+    if let Some(map) = secrets.as_object_mut() {
+        map.insert(ERASED_KEY.into(), erased_mark(&fields, &paths, position));
+    }
+    true
+}
+
+/// The sealed paths an erasure removed from an event, if any.
+pub fn erased_paths(secrets: &Value) -> Vec<String> {
+    secrets
+        .get(ERASED_KEY)
+        .and_then(|m| m.get("paths"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Puts the kept values back into a sealed event's data. An erased path is
+/// shown as `null`, and the data gains `"erased": {"fields", "position",
+/// "commitments"}`: the erasure's mark, with the commitment each erased
+/// path held in the stored data (what its leaf still covers, so that the
+/// leaf can be recomputed from what readers see).
 pub fn open(data: &mut Value, secrets: &Value) {
     let Some(map) = secrets.as_object() else {
         return;
     };
     for (path, entry) in map {
+        if path == ERASED_KEY {
+            continue;
+        }
         if let (Some(slot), Some(value)) = (at_path_mut(data, path), entry.get("value")) {
             *slot = value.clone();
         }
     }
+    if let Some(mark) = map.get(ERASED_KEY) {
+        let mut commitments = Map::new();
+        for path in erased_paths(secrets) {
+            if let Some(slot) = at_path_mut(data, &path) {
+                commitments.insert(path, std::mem::take(slot));
+            }
+        }
+        if let Some(object) = data.as_object_mut() {
+            object.insert(
+                "erased".into(),
+                serde_json::json!({
+                    "fields": mark.get("fields").cloned().unwrap_or(Value::Array(Vec::new())),
+                    "position": mark.get("position").cloned().unwrap_or(Value::Null),
+                    "commitments": commitments,
+                }),
+            );
+        }
+    }
+}
+
+/// Undoes what [`open`] did to an erased event's data: the `erased` member
+/// taken out and each erased path's commitment put back. Returns the mark
+/// to keep in the event's secrets, if the data was erased.
+pub fn unerase(data: &mut Value) -> Result<Option<Value>, String> {
+    let Some(mark) = data.as_object_mut().and_then(|o| o.remove("erased")) else {
+        return Ok(None);
+    };
+    let commitments = mark
+        .get("commitments")
+        .and_then(Value::as_object)
+        .ok_or("its erased mark has no commitments")?;
+    let mut paths = Vec::with_capacity(commitments.len());
+    for (path, commitment) in commitments {
+        let slot = at_path_mut(data, path)
+            .ok_or_else(|| format!("it has an erased {path} but no such field"))?;
+        if !slot.is_null() {
+            return Err(format!("its erased field {path} is not null"));
+        }
+        *slot = commitment.clone();
+        paths.push(path.as_str());
+    }
+    let fields: Vec<&str> = mark
+        .get("fields")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let position = mark
+        .get("position")
+        .and_then(Value::as_i64)
+        .ok_or("its erased mark has no position")?;
+    Ok(Some(erased_mark(&fields, &paths, position)))
 }
 
 /// [`open`] on the data's JSON text, for readers that decode text.
@@ -123,6 +245,7 @@ pub fn salts(secrets: Option<&Value>) -> std::collections::BTreeMap<String, Stri
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn sealing_then_opening_gives_back_the_data() {
@@ -189,5 +312,48 @@ mod tests {
         let mut data = json!({"value": 3, "note": null});
         assert!(seal(&mut data, &["note", "quote"]).unwrap().is_none());
         assert_eq!(data, json!({"value": 3, "note": null}));
+    }
+
+    #[test]
+    fn an_erased_value_reads_as_null_with_its_mark_and_reseals_to_the_stored_data() {
+        let original =
+            json!({"quote": "Ann Source said so", "attributed_to": "Ann Source", "n": 1});
+        let mut stored = original.clone();
+        let mut secrets = seal(&mut stored, &["quote", "attributed_to"])
+            .unwrap()
+            .unwrap();
+        assert!(erase(&mut secrets, &["attributed_to"], 40));
+        assert!(
+            !erase(&mut secrets, &["attributed_to"], 41),
+            "nothing left to erase"
+        );
+        assert!(erase(&mut secrets, &["quote"], 42));
+        assert!(!secrets.to_string().contains("Ann Source"));
+        assert!(
+            salts(Some(&secrets)).is_empty(),
+            "an erased field has no salt"
+        );
+
+        let mut shown = stored.clone();
+        open(&mut shown, &secrets);
+        assert_eq!(shown["quote"], Value::Null);
+        assert_eq!(shown["attributed_to"], Value::Null);
+        assert_eq!(shown["n"], 1);
+        assert_eq!(shown["erased"]["fields"], json!(["attributed_to", "quote"]));
+        assert_eq!(shown["erased"]["position"], 42);
+        assert_eq!(shown["erased"]["commitments"]["quote"], stored["quote"]);
+
+        let mut back = shown.clone();
+        let kept = reseal(&mut back, &salts(Some(&secrets))).unwrap().unwrap();
+        assert_eq!(back, stored, "what the leaf covers comes back");
+        assert_eq!(kept[ERASED_KEY], secrets[ERASED_KEY]);
+
+        let mut forged = shown.clone();
+        forged["quote"] = json!("put back");
+        assert!(
+            reseal(&mut forged, &BTreeMap::new())
+                .unwrap_err()
+                .contains("not null")
+        );
     }
 }

@@ -23,7 +23,7 @@ fn factlog(url: &str) -> tokio::process::Command {
 }
 
 /// `factlog export [--after P] > file`; returns how many lines it wrote.
-async fn export(db: &TestDb, after: i64, file: &Path) -> usize {
+pub(crate) async fn export(db: &TestDb, after: i64, file: &Path) -> usize {
     let out = std::fs::File::create(file).expect("create export file");
     let status = factlog(&db.url)
         .args(["export", "--after", &after.to_string()])
@@ -37,7 +37,7 @@ async fn export(db: &TestDb, after: i64, file: &Path) -> usize {
 }
 
 /// `factlog import file [--batch N]` into the database at `url`.
-async fn import(url: &str, file: &Path, batch: Option<usize>) -> Output {
+pub(crate) async fn import(url: &str, file: &Path, batch: Option<usize>) -> Output {
     let mut c = factlog(url);
     c.arg("import").arg(file);
     if let Some(n) = batch {
@@ -47,7 +47,7 @@ async fn import(url: &str, file: &Path, batch: Option<usize>) -> Output {
 }
 
 /// The summary an import that succeeded prints.
-fn summary(out: &Output) -> Value {
+pub(crate) fn summary(out: &Output) -> Value {
     assert!(
         out.status.success(),
         "import failed ({}): {}",
@@ -80,7 +80,7 @@ fn write_lines(file: &Path, lines: &[String], last_newline: bool) {
     std::fs::write(file, text).expect("write file");
 }
 
-async fn head(db: &TestDb) -> Head {
+pub(crate) async fn head(db: &TestDb) -> Head {
     factlog::store::read_head(&db.pool).await.expect("head")
 }
 

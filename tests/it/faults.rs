@@ -227,7 +227,7 @@ fn serve(db: &TestDb, port: u16) -> Child {
         .expect("spawn serve")
 }
 
-async fn ready(base: &str) {
+pub(crate) async fn ready(base: &str) {
     let started = Instant::now();
     while reqwest::get(format!("{base}/readyz"))
         .await

@@ -19,6 +19,7 @@ mod console_pages;
 mod csv_listings;
 mod domain_claim;
 mod domain_fact;
+mod erasure;
 mod exchange;
 mod fact_cache;
 mod fact_feed;

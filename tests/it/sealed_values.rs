@@ -137,7 +137,7 @@ async fn erasable_values_stay_out_of_the_hashed_log_and_readers_see_them() {
 }
 
 /// The Python of AUDITING.md, "The leaf", as the document shows it.
-fn documented_python() -> String {
+pub(crate) fn documented_python() -> String {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/AUDITING.md"))
         .expect("AUDITING.md");
     let start = doc.find("```python\n").expect("a python block") + "```python\n".len();

@@ -300,6 +300,7 @@ impl TestApp {
             },
         )
         .with_fact_cache(opts.fact_cache)
+        .follow_erasures()
         .with_verifier(TEST_VERIFIER)
         .with_signer(signer_status);
         let rate = std::sync::Arc::new({
