@@ -360,3 +360,40 @@ async fn an_event_deleted_after_it_was_signed_is_named_by_the_audit() {
         "{out}"
     );
 }
+
+/// Erasure changes no leaf: an auditor who saved a checkpoint before it
+/// still proves the log only grew, and recomputes every leaf, the erased
+/// events' included, from what `/v1/events` shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_audit_across_an_erasure_passes_and_recomputes_the_erased_leaves() {
+    let (app, editor, reader) = app().await;
+    let auditor = app.token("audrey", "auditor").await;
+    let admin = app.token("root", "admin").await;
+    // Saved before any story, so that every story's leaf is recomputed.
+    let tokens = app.count_events().await;
+    let (_, note) = checkpoint_covering(&app, &reader, tokens).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("checkpoint");
+    std::fs::write(&file, &note).expect("save");
+    stories(&app, &editor, 3).await;
+    let (_, _, page) = app.get_json("/v1/events?limit=100", &auditor).await;
+    let story = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["type"] == "StoryRegistered")
+        .expect("a story")
+        .clone();
+    let (s, _, r) = app
+        .post_json(
+            "/v1/erasures",
+            &admin,
+            &serde_json::json!({"story_id": story["data"]["story_id"], "fields": ["body"], "reason": "asked"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let head = stories(&app, &editor, 2).await;
+    checkpoint_covering(&app, &reader, head).await;
+    let (code, out) = audit(&app, &file, &auditor, &["--events"]).await;
+    assert_eq!(code, Some(0), "{out}");
+}
