@@ -145,8 +145,9 @@ impl Services {
     pub fn follow_erasures(self) -> Self {
         let stories = Arc::downgrade(&self.stories);
         let pool = self.store.pool().clone();
+        // Nothing is cached yet: what was erased before now needs no forgetting.
+        let mut seen = self.store.known_head();
         tokio::spawn(async move {
-            let mut seen: Option<i64> = None;
             loop {
                 tokio::time::sleep(FOLLOW_EVERY).await;
                 let Some(stories) = stories.upgrade() else {
@@ -159,7 +160,7 @@ impl Services {
                                 cache.evict(id);
                             }
                         }
-                        seen = Some(head);
+                        seen = head;
                     }
                     Err(e) => tracing::warn!(error = %e, "looking for erasures failed"),
                 }
@@ -169,20 +170,16 @@ impl Services {
     }
 }
 
-/// The log's head and the stories erased after `after` up to it (none the
-/// first time: there is nothing cached from before the process started).
-/// One statement, so a process's following costs one round trip a second.
-async fn erasures_since(
-    pool: &sqlx::PgPool,
-    after: Option<i64>,
-) -> Result<(i64, Vec<Uuid>), sqlx::Error> {
+/// The log's head and the stories erased after `after` up to it. One
+/// statement, so a process's following costs one round trip a second.
+async fn erasures_since(pool: &sqlx::PgPool, after: i64) -> Result<(i64, Vec<Uuid>), sqlx::Error> {
     // A range of the primary key: it costs the events since the last look.
     let (head, ids): (i64, Option<Vec<Option<String>>>) = sqlx::query_as(
         "SELECT h.position, (SELECT array_agg(e.data->>'story_id') FROM events e \
-           WHERE $1 >= 0 AND e.position > $1 AND e.position <= h.position AND e.type = 'Erased') \
+           WHERE e.position > $1 AND e.position <= h.position AND e.type = 'Erased') \
          FROM event_head h",
     )
-    .bind(after.unwrap_or(-1))
+    .bind(after)
     .fetch_one(pool)
     .await?;
     Ok((

@@ -423,6 +423,15 @@ async fn a_rebuild_after_an_erasure_gives_the_same_versions() {
     )
     .await;
     let live = versions(app.db.pool.clone()).await;
+    let facts = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (uuid::Uuid, String, String)>(
+            "SELECT fact_id, status, summary::text FROM facts_view ORDER BY fact_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("facts")
+    };
+    let live_facts = facts(app.db.pool.clone()).await;
     assert!(
         !format!("{live:?}").contains("erasure-marker-note"),
         "{live:?}"
@@ -432,6 +441,48 @@ async fn a_rebuild_after_an_erasure_gives_the_same_versions() {
         .await
         .expect("rebuild");
     assert_eq!(versions(app.db.pool.clone()).await, live);
+    assert_eq!(facts(app.db.pool.clone()).await, live_facts);
+}
+
+#[tokio::test]
+async fn another_process_forgets_an_erased_story_within_two_seconds() {
+    let db = TestDb::new().await;
+    let one = TestApp::start_on(db.same_database().await, Default::default()).await;
+    let two = TestApp::start_on(
+        db.same_database().await,
+        crate::support::AppOptions {
+            workers: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let w = write_some(&one).await;
+    let story_id = w.story["id"].as_str().expect("story");
+    let path = format!("/v1/stories/{story_id}");
+    // The second process has the story, body and all, in its cache.
+    let (_, _, story) = two.get_json(&path, &w.ann).await;
+    assert_eq!(story["body"], BODY);
+    let (s, r) = erase(
+        &one,
+        &w.admin,
+        "e",
+        &json!({"story_id": story_id, "fields": ["body"], "reason": "asked"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let erased = std::time::Instant::now();
+    loop {
+        let (_, _, story) = two.get_json(&path, &w.ann).await;
+        if story["body"].is_null() {
+            assert_eq!(story["erased"]["position"], r["position"]);
+            break;
+        }
+        assert!(
+            erased.elapsed() < std::time::Duration::from_secs(2),
+            "the other process still serves the body"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A PostgreSQL client program: beside the server's, else on the PATH.
