@@ -35,16 +35,21 @@ const STORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
 impl StoryCache {
     /// Forgets a story whose body was erased.
     pub(crate) fn evict(&mut self, id: Uuid) {
-        self.map.remove(&id);
+        if let Some(story) = self.map.remove(&id) {
+            self.bytes = self.bytes.saturating_sub(Self::size(&story));
+        }
+    }
+
+    fn size(story: &Story) -> usize {
+        let r = &story.registered;
+        256 + r.title.len()
+            + r.publisher.len()
+            + r.url.as_deref().map_or(0, str::len)
+            + r.body.as_deref().map_or(0, str::len)
     }
 
     fn insert(&mut self, id: Uuid, story: Story) {
-        let r = &story.registered;
-        let size = 256
-            + r.title.len()
-            + r.publisher.len()
-            + r.url.as_deref().map_or(0, str::len)
-            + r.body.as_deref().map_or(0, str::len);
+        let size = Self::size(&story);
         if self.bytes + size > STORY_CACHE_BYTES {
             self.map.clear();
             self.bytes = 0;
