@@ -911,3 +911,71 @@ async fn a_375_pixel_screen_needs_no_sideways_scrolling() {
     n.fits(375, "claim").await;
     n.close().await;
 }
+
+#[tokio::test]
+async fn an_erased_claim_and_story_say_so_in_the_console() {
+    let Some((driver, chromium)) = programs() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let root = app.token("root", "admin").await;
+    let (st, _, story) = app
+        .post_json(
+            "/v1/stories",
+            &ann,
+            &json!({"title": "Troops", "publisher": "Example Times",
+                    "published_at": "2020-01-06", "body": BODY}),
+        )
+        .await;
+    assert_eq!(st, 201, "{story}");
+    let (st, _, claim) = app
+        .post_json(
+            "/v1/claims",
+            &ann,
+            &json!({"story_id": story["id"], "subject": "us troops", "property": "count",
+                    "value": {"kind": "quantity", "amount": "5200", "unit": "soldier"},
+                    "quote": SENTENCE, "attributed_to": "a named source"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{claim}");
+    let mut last = 0;
+    for body in [
+        json!({"claim_id": claim["id"], "fields": ["quote", "attributed_to"], "reason": "asked"}),
+        json!({"story_id": story["id"], "fields": ["body"], "reason": "asked"}),
+    ] {
+        let (st, _, r) = app.post_json("/v1/erasures", &root, &body).await;
+        assert_eq!(st, 200, "{r}");
+        last = r["position"].as_i64().expect("position");
+    }
+    app.get_json(&format!("/v1/claims?wait_for={last}"), &ann)
+        .await;
+
+    let driver = Driver::start(&driver, chromium).await;
+    let b = driver.browser("erased", 1280, 900).await;
+    b.goto(&app, "/console/sign-in").await;
+    b.sign_in(&app, &ann).await;
+    b.goto(
+        &app,
+        &format!("/console/claims/{}", claim["id"].as_str().expect("id")),
+    )
+    .await;
+    let fields = b.text("dl.fields").await;
+    assert!(fields.contains("Quote\nerased"), "{fields}");
+    assert!(fields.contains("Attributed to\nerased"), "{fields}");
+    assert!(!fields.contains("a named source"), "{fields}");
+    b.shot("claim").await;
+    b.goto(
+        &app,
+        &format!("/console/stories/{}", story["id"].as_str().expect("id")),
+    )
+    .await;
+    assert!(
+        b.text("main")
+            .await
+            .contains("This story's body was erased.")
+    );
+    b.shot("story").await;
+    b.close().await;
+}
