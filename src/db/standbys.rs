@@ -39,10 +39,17 @@ pub struct Health {
     pub lag_seconds: f64,
 }
 
+/// The key [`Standby::replayed`] keeps the log head under (projections are
+/// kept under their names).
+pub const LOG_HEAD: &str = "event_head";
+
 struct Inner {
     name: String,
     pool: PgPool,
     health: Mutex<Health>,
+    /// The furthest each of the log head and the projections has been seen
+    /// replayed since the standby last came up.
+    replayed: Mutex<Vec<(&'static str, i64)>>,
 }
 
 /// One standby; cheap to clone.
@@ -67,6 +74,24 @@ impl Standby {
         self.health().up
     }
 
+    /// How far `what` ([`LOG_HEAD`] or a projection's name) is known to be
+    /// replayed here: a lower bound, as replay only moves forward, so a read
+    /// waiting for a position it has passed needs no query to know it.
+    pub fn replayed(&self, what: &str) -> Option<i64> {
+        let known = self.0.replayed.lock().ok()?;
+        known.iter().find(|(k, _)| *k == what).map(|(_, p)| *p)
+    }
+
+    /// Notes that `what` was seen replayed up to `position` here.
+    pub fn saw_replayed(&self, what: &'static str, position: i64) {
+        if let Ok(mut known) = self.0.replayed.lock() {
+            match known.iter_mut().find(|(k, _)| *k == what) {
+                Some((_, p)) => *p = (*p).max(position),
+                None => known.push((what, position)),
+            }
+        }
+    }
+
     /// Takes it out of rotation until the next poll finds it answering: a
     /// read just failed on it.
     pub fn mark_down(&self) {
@@ -75,11 +100,25 @@ impl Standby {
         {
             h.up = false;
             tracing::warn!(standby = %self.name(), "a read failed on the standby: skipping it");
+            self.forget_replayed();
             self.publish(&h);
         }
     }
 
+    /// What came back may be another server (restored from an older backup,
+    /// say): what was seen replayed on this one says nothing of it.
+    fn forget_replayed(&self) {
+        if let Ok(mut known) = self.0.replayed.lock() {
+            known.clear();
+        }
+    }
+
     fn set(&self, health: Health) {
+        if health.up {
+            self.saw_replayed(LOG_HEAD, health.head);
+        } else {
+            self.forget_replayed();
+        }
         if let Ok(mut h) = self.0.health.lock() {
             if h.up != health.up {
                 if health.up {
@@ -169,6 +208,7 @@ impl Standbys {
                 name,
                 pool,
                 health: Mutex::new(Health::default()),
+                replayed: Mutex::new(Vec::new()),
             })));
         }
         Ok(Standbys {
@@ -258,6 +298,25 @@ mod tests {
             ["db-2.example:6432/news", "db-3.example:5432/factlog"]
         );
         assert!(s.pick().is_none(), "no standby counts as up before a poll");
+    }
+
+    #[tokio::test]
+    async fn what_was_seen_replayed_only_grows_and_is_forgotten_when_down() {
+        let s = Standbys::connect(&["postgres://a/x".into()], 1).expect("valid url");
+        let a = &s.all()[0];
+        a.set(Health {
+            up: true,
+            head: 7,
+            ..Health::default()
+        });
+        assert_eq!(a.replayed(LOG_HEAD), Some(7));
+        a.saw_replayed("facts", 5);
+        a.saw_replayed("facts", 3);
+        assert_eq!(a.replayed("facts"), Some(5));
+        assert_eq!(a.replayed("tree"), None);
+        a.mark_down();
+        assert_eq!(a.replayed("facts"), None);
+        assert_eq!(a.replayed(LOG_HEAD), None);
     }
 
     #[tokio::test]

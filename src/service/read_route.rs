@@ -8,7 +8,10 @@
 //!   (its `event_head`, its projection checkpoints, replicated from the
 //!   primary) have reached `P` for the read's source, polled there (a standby
 //!   cannot `LISTEN`) for up to [`WAIT_FOR_LIMIT`]; failing that, to the
-//!   primary, if it has reached `P` by then.
+//!   primary, if it has reached `P` by then. Replay only moves forward, so
+//!   what a standby was once seen to have replayed (by a read or its health
+//!   poll) is remembered until it next goes down, and a read waiting for a
+//!   position it has passed asks nothing.
 //! - Fact documents from the fact cache are as good on any route: a
 //!   `wait_for` waits for the cache's watermark as well, and a miss that fills
 //!   the cache is read from the primary (`reads::fact_documents`).
@@ -20,7 +23,9 @@ use std::time::Duration;
 
 use super::reads::{FACTS, Source, WAIT_FOR_LIMIT};
 use super::{ServiceError, Services};
+use crate::db::standbys::LOG_HEAD;
 use crate::db::{Standby, Standbys};
+use crate::projections;
 use crate::store::StoreError;
 
 /// First pause between two looks at the standbys while waiting for one to
@@ -86,9 +91,18 @@ impl Services {
             for s in standbys.rotation() {
                 any_up = true;
                 let candidate = self.reading_from(s.clone());
+                if known_replayed(s, on_standby).is_some_and(|p| p >= position) {
+                    return Ok(candidate);
+                }
                 match candidate.reached(on_standby).await {
-                    Ok(p) if p >= position => return Ok(candidate),
-                    Ok(_) => {}
+                    Ok(p) => {
+                        for key in keys(on_standby) {
+                            s.saw_replayed(key, p);
+                        }
+                        if p >= position {
+                            return Ok(candidate);
+                        }
+                    }
                     Err(e) if e.is_standby_failure() => s.mark_down(),
                     Err(e) => return Err(e),
                 }
@@ -124,6 +138,25 @@ impl Services {
             ..self.clone()
         }
     }
+}
+
+/// What `source` is read from on a standby, as [`Standby::replayed`] keys it.
+fn keys(source: Source) -> Vec<&'static str> {
+    match source {
+        Source::Log => vec![LOG_HEAD],
+        Source::Projections(list) => list.iter().map(|p| p.name()).collect(),
+        Source::FactDocuments => vec![projections::FACTS.name()],
+    }
+}
+
+/// How far `source` is known to be replayed on `standby` without asking it
+/// (the least of its parts).
+fn known_replayed(standby: &Standby, source: Source) -> Option<i64> {
+    keys(source)
+        .into_iter()
+        .map(|k| standby.replayed(k))
+        .min()
+        .flatten()
 }
 
 impl ServiceError {
