@@ -94,6 +94,17 @@ pub struct ApiArgs {
     #[arg(long, env = "FACTLOG_PUBLISHER", default_value = "factlog")]
     pub publisher: String,
 
+    /// PostgreSQL streaming standbys of DATABASE_URL to serve reads from,
+    /// comma-separated; writes and the reads that decide them stay on the
+    /// primary. None when empty.
+    #[arg(
+        long,
+        env = "FACTLOG_READ_DATABASE_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_database_url: Vec<String>,
+
     /// Event streams (`/v1/events/stream`) one token may hold open at once.
     #[arg(
         long,
@@ -191,6 +202,8 @@ pub fn unset<T: Args>() -> T {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: Option<String>,
+    /// Standbys reads may go to (`serve`).
+    pub read_database_urls: Vec<String>,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
     pub max_event_bytes: usize,
@@ -230,6 +243,7 @@ impl Settings {
     ) -> Settings {
         Settings {
             database_url: db.database_url,
+            read_database_urls: api.read_database_url,
             data_dir: db.data_dir,
             db_pool_size: db.db_pool_size,
             max_event_bytes: store.max_event_bytes,

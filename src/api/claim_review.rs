@@ -13,7 +13,7 @@ use super::error::{ApiError, Problem};
 use super::negotiate::{self, Accept};
 use super::openapi::{AcceptProblems, QueryProblems, TokenProblems, WaitProblems};
 use super::params::{Limit, Params, WaitFor};
-use super::reads::wait;
+use super::reads::routed;
 use super::write::path_id;
 use crate::domain::error::FieldError;
 use crate::service::claim_review::FeedCursor;
@@ -72,12 +72,12 @@ pub async fn of_story(
 ) -> Result<Response, ApiError> {
     let media = Accept::of(&headers).choose(OFFERED)?;
     let id = path_id(&id, "story")?;
-    wait(&state, &p, CLAIMS).await?;
-    let doc = state
-        .services
-        .story_reviews(&state.limits.publication, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("story"))?;
+    let publication = &state.limits.publication;
+    let doc = routed(&state, &p, CLAIMS, |s| async move {
+        s.story_reviews(publication, id).await
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("story"))?;
     Ok(respond(media, &doc))
 }
 
@@ -125,11 +125,11 @@ pub async fn feed(
         None => FeedCursor::since(since.unwrap_or(DateTime::UNIX_EPOCH)),
     };
     let limit = p.limit()?;
-    wait(&state, &p, CLAIMS).await?;
-    let (doc, next) = state
-        .services
-        .review_feed(&state.limits.publication, after, limit)
-        .await?;
+    let publication = &state.limits.publication;
+    let (doc, next) = routed(&state, &p, CLAIMS, |s| async move {
+        s.review_feed(publication, after, limit).await
+    })
+    .await?;
     let mut response = respond(media, &doc);
     if let Some(link) = next.and_then(|c| p.next_link("/v1/claimreview", &c.to_string())) {
         response.headers_mut().insert(header::LINK, link);

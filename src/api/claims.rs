@@ -17,7 +17,7 @@ use super::openapi::{
     ActionHeaders, BodyProblems, QueryProblems, TokenProblems, WaitProblems, WriteHeaders,
 };
 use super::params::{Params, WaitFor};
-use super::reads::wait;
+use super::reads::routed;
 use super::write::{self, path_id};
 use crate::domain::claim::Command;
 use crate::domain::error::{FieldError, nullable_text_schema, text_schema};
@@ -216,12 +216,11 @@ pub async fn get(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "claim")?;
-    wait(&state, &p, Source::Log).await?;
-    let claim = state
-        .services
-        .load_claim(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("claim"))?;
+    let claim = routed(&state, &p, Source::Log, |s| async move {
+        s.load_claim(id).await
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("claim"))?;
     let mut res = Json(view::claim(&claim)).into_response();
     write::set_etag(res.headers_mut(), claim.version);
     Ok(res)

@@ -151,6 +151,27 @@ fn describe() {
         "factlog_checkpoint_fork",
         "1 while this process's signer finds that the tree does not extend the latest checkpoint"
     );
+    describe_gauge!(
+        "factlog_standby_up",
+        "1 while a standby reads go to answers its health poll (FACTLOG_READ_DATABASE_URL), by standby"
+    );
+    describe_gauge!(
+        "factlog_standby_lag_events",
+        "Events in the primary's log that a standby has not replayed, by standby"
+    );
+    describe_gauge!(
+        "factlog_standby_lag_seconds",
+        Unit::Seconds,
+        "Age of the last transaction a standby replayed while it has WAL left to replay (0 when caught up), by standby"
+    );
+    describe_counter!(
+        "factlog_standby_reads_total",
+        "Reads served by a standby, by standby"
+    );
+    describe_counter!(
+        "factlog_standby_retries_total",
+        "Reads that failed on a standby (it went away, say) and were made again on the primary, by standby"
+    );
     for (name, help) in [
         (
             "factlog_fact_cache_entries",

@@ -27,6 +27,7 @@ use crate::domain::valid_time::ValidTime;
 use crate::projections::read::{ClaimFilter, FactFilter};
 use crate::service::reads::{CLAIMS, FACT_DOCUMENTS, FACTS, HistoryItem, Page, Source};
 use crate::service::view::ClaimView;
+use crate::service::{ServiceError, Services};
 use crate::store::integrity::{IntegrityState, VerifierConfig};
 use crate::store::{AuditFilter, RecordedEvent, SortedKeys};
 
@@ -50,11 +51,45 @@ text_filters!(
     }
 );
 
+/// Waits for `wait_for` on the primary, for the reads that stay there.
 pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), ApiError> {
     if let Some(position) = p.wait_for()? {
         state.services.wait_for(source, position).await?;
     }
     Ok(())
+}
+
+/// Makes `read` where `Services::route` sends it (a standby that has reached
+/// `wait_for`, when there are standbys). A standby that fails it (gone away,
+/// say) is skipped from then on and the read made again on the primary, which
+/// holds everything the standby did: the client sees no failure.
+pub async fn routed<T, F, Fut>(
+    state: &AppState,
+    p: &Params,
+    source: Source,
+    read: F,
+) -> Result<T, ApiError>
+where
+    F: Fn(Services) -> Fut,
+    Fut: Future<Output = Result<T, ServiceError>>,
+{
+    let services = state.services.route(source, p.wait_for()?).await?;
+    let standby = services.standby().cloned();
+    match (read(services).await, standby) {
+        (Err(e), Some(standby)) if e.is_standby_failure() => {
+            tracing::debug!(standby = %standby.name(), error = %e, "read retried on the primary");
+            standby.mark_down();
+            metrics::counter!("factlog_standby_retries_total", "standby" => standby.name().to_owned())
+                .increment(1);
+            Ok(read(state.services.primary()).await?)
+        }
+        (result, Some(standby)) => {
+            metrics::counter!("factlog_standby_reads_total", "standby" => standby.name().to_owned())
+                .increment(1);
+            Ok(result?)
+        }
+        (result, None) => Ok(result?),
+    }
 }
 
 /// A page as listings answer it.
@@ -153,8 +188,11 @@ pub async fn list_claims(
         asserted_by: p.text("asserted_by")?,
     };
     let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
-    wait(&state, &p, CLAIMS).await?;
-    let page = state.services.list_claims(&filter, cursor, limit).await?;
+    let filter = &filter;
+    let page = routed(&state, &p, CLAIMS, |s| async move {
+        s.list_claims(filter, cursor, limit).await
+    })
+    .await?;
     let next = page
         .next
         .as_deref()
@@ -210,8 +248,11 @@ pub async fn list_facts(
     };
     let (cursor, limit) = (p.uuid_cursor()?, p.limit()?);
     // The documents come through the fact cache, as single reads do.
-    wait(&state, &p, FACT_DOCUMENTS).await?;
-    let page = state.services.list_facts(&filter, cursor, limit).await?;
+    let filter = &filter;
+    let page = routed(&state, &p, FACT_DOCUMENTS, |s| async move {
+        s.list_facts(filter, cursor, limit).await
+    })
+    .await?;
     let next = page
         .next
         .as_deref()
@@ -281,22 +322,21 @@ pub async fn get_fact(
             )
             .into());
         }
-        wait(&state, &p, FACT_DOCUMENTS).await?;
-        let doc = state
-            .services
-            .fact_review(&state.limits.publication, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("fact"))?;
+        let publication = &state.limits.publication;
+        let doc = routed(&state, &p, FACT_DOCUMENTS, |s| async move {
+            s.fact_review(publication, id).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("fact"))?;
         return Ok(claim_review::respond(media, &doc));
     }
     if as_of.is_none() && valid_at.is_none() {
         // The plain read: the current document's bytes, through the fact cache.
-        wait(&state, &p, FACT_DOCUMENTS).await?;
-        let body = state
-            .services
-            .fact_document(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("fact"))?;
+        let body = routed(&state, &p, FACT_DOCUMENTS, |s| async move {
+            s.fact_document(id).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("fact"))?;
         return Ok((
             [(
                 header::CONTENT_TYPE,
@@ -308,24 +348,19 @@ pub async fn get_fact(
     }
     // As of a record time: computed from the claim versions (the projection);
     // at a valid time: from the current document.
-    wait(
-        &state,
-        &p,
-        if as_of.is_some() {
-            FACTS
-        } else {
-            FACT_DOCUMENTS
-        },
-    )
-    .await?;
-    let fact = state
-        .services
-        .fact(id, as_of, valid_at)
-        .await?
-        .ok_or_else(|| match as_of {
-            Some(_) => ApiError::NotFound("no fact has this id at that record time".into()),
-            None => ApiError::not_found("fact"),
-        })?;
+    let source = if as_of.is_some() {
+        FACTS
+    } else {
+        FACT_DOCUMENTS
+    };
+    let fact = routed(&state, &p, source, |s| async move {
+        s.fact(id, as_of, valid_at).await
+    })
+    .await?
+    .ok_or_else(|| match as_of {
+        Some(_) => ApiError::NotFound("no fact has this id at that record time".into()),
+        None => ApiError::not_found("fact"),
+    })?;
     Ok(Json(fact).into_response())
 }
 
@@ -355,12 +390,11 @@ pub async fn fact_history(
 ) -> Result<Json<Listing<Value>>, ApiError> {
     let id = path_id(&id, "fact")?;
     let (cursor, limit) = (p.position_cursor()?, p.limit()?);
-    wait(&state, &p, FACTS).await?;
-    let page = state
-        .services
-        .fact_history(id, cursor, limit)
-        .await?
-        .ok_or_else(|| ApiError::not_found("fact"))?;
+    let page = routed(&state, &p, FACTS, |s| async move {
+        s.fact_history(id, cursor, limit).await
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("fact"))?;
     Ok(listing(page))
 }
 
@@ -395,8 +429,13 @@ pub async fn audit(
         until: p.time("until")?,
     };
     let (cursor, limit) = (p.position_cursor()?, p.limit()?);
-    wait(&state, &p, Source::Log).await?;
-    Ok(listing(state.services.audit(&filter, cursor, limit).await?))
+    let filter = &filter;
+    Ok(listing(
+        routed(&state, &p, Source::Log, |s| async move {
+            s.audit(filter, cursor, limit).await
+        })
+        .await?,
+    ))
 }
 
 /// Read the log
@@ -425,8 +464,10 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let after = p.position("after")?.unwrap_or(0);
     let limit = p.limit()?;
-    wait(&state, &p, Source::Log).await?;
-    let events = state.services.events(after, limit).await?;
+    let events = routed(&state, &p, Source::Log, |s| async move {
+        s.events(after, limit).await
+    })
+    .await?;
     let next_after = events.last().map_or(after, |e| e.position);
     Ok(Json(EventPage { events, next_after }))
 }

@@ -17,7 +17,7 @@ use super::error::{ApiError, ConflictProblem, Problem, ValidationProblem};
 use super::input;
 use super::openapi::{BodyProblems, FirstWriteHeaders, QueryProblems, TokenProblems, WaitProblems};
 use super::params::Params;
-use super::reads::wait;
+use super::reads::routed;
 use super::write::{self, path_id};
 use crate::domain::error::text_schema;
 use crate::service::reads::CLAIMS;
@@ -93,13 +93,14 @@ pub async fn get(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "story")?;
-    wait(&state, &p, CLAIMS).await?;
-    let story = state
-        .services
-        .load_story(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("story"))?;
-    let claims = state.services.story_claims(id).await?;
+    let (story, claims) = routed(&state, &p, CLAIMS, |s| async move {
+        let Some(story) = s.load_story(id).await? else {
+            return Ok((None, Vec::new()));
+        };
+        Ok((Some(story), s.story_claims(id).await?))
+    })
+    .await?;
+    let story = story.ok_or_else(|| ApiError::not_found("story"))?;
     let mut res = Json(view::story(&story, &claims)).into_response();
     write::set_etag(res.headers_mut(), story.version);
     Ok(res)

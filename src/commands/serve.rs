@@ -81,6 +81,17 @@ pub async fn serve(
     } else {
         services.with_signer(signer)
     };
+    let standbys =
+        crate::db::Standbys::connect(&settings.read_database_urls, settings.db_pool_size)
+            .context("FACTLOG_READ_DATABASE_URL")?;
+    let health = (!standbys.is_empty()).then(|| {
+        tracing::info!(
+            standbys = ?standbys.all().iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "reads go to the standbys while they answer"
+        );
+        standbys.spawn_health(services.store().head_watch(), stop_rx.clone())
+    });
+    let services = services.with_standbys(standbys);
     let rate = Arc::new(RateLimiter::new(settings.rate_limit, settings.rate_burst));
     api::ratelimit::join_processes(rate.clone(), services.store().clone()).await;
     let app = api::router(AppState {
@@ -112,7 +123,7 @@ pub async fn serve(
     purger.abort();
     refresher.abort();
     let _ = stop_tx.send(true);
-    for w in workers {
+    for w in workers.into_iter().chain(health) {
         let _ = w.await;
     }
     database.close().await;

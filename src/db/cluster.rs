@@ -104,8 +104,23 @@ impl Server {
         Ok(Server { bindir, run_as })
     }
 
+    /// A server program: in the binaries' directory, else beside where
+    /// `postgres` really is (a PATH directory may hold links to the three
+    /// programs a cluster needs and no others, such as `pg_basebackup`).
+    fn program(&self, program: &str) -> PathBuf {
+        let here = self.bindir.join(program);
+        if here.is_file() {
+            return here;
+        }
+        fs::canonicalize(self.bindir.join("postgres"))
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join(program)))
+            .filter(|p| p.is_file())
+            .unwrap_or(here)
+    }
+
     fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bindir.join(program));
+        let mut cmd = Command::new(self.program(program));
         if let Some((_, uid, gid)) = &self.run_as {
             cmd.uid(*uid).gid(*gid);
         }
@@ -122,7 +137,7 @@ impl Server {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(io_err(&self.bindir.join(program)))?;
+            .map_err(io_err(&self.program(program)))?;
         if !out.status.success() {
             return Err(ClusterError::Command {
                 what,
@@ -335,7 +350,10 @@ fn free_port() -> Result<u16, ClusterError> {
 fn ready_port(data: &Path) -> Option<u16> {
     let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
     let lines: Vec<&str> = text.lines().collect();
-    let ready = lines.get(7).is_some_and(|s| s.trim() == "ready");
+    // A hot standby says `standby` once it takes read-only connections.
+    let ready = lines
+        .get(7)
+        .is_some_and(|s| matches!(s.trim(), "ready" | "standby"));
     let pid: i32 = lines.first()?.trim().parse().ok()?;
     // SAFETY: signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
@@ -621,6 +639,64 @@ impl EphemeralCluster {
             }
             let _ = child.wait();
         }
+    }
+
+    /// A streaming standby of this cluster, made with `pg_basebackup -R`
+    /// over loopback, in a directory of its own and on a port of its own:
+    /// it replays each commit no sooner than `apply_delay` after it (a test
+    /// can then count on reads there being stale). Stopped and removed when
+    /// dropped, as any ephemeral cluster.
+    pub fn standby(&self, apply_delay: Duration) -> Result<EphemeralCluster, ClusterError> {
+        let dir = self
+            .dir
+            .parent()
+            .unwrap_or(&self.dir)
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io_err(&dir))?;
+        self.server.own(&dir)?;
+        let data = dir.join("pgdata");
+        let port = self.port.to_string();
+        self.server.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                // Writes standby.signal and primary_conninfo.
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        )?;
+        let auto = data.join("postgresql.auto.conf");
+        let mut text = fs::read_to_string(&auto).map_err(io_err(&auto))?;
+        text.push_str(&format!(
+            "recovery_min_apply_delay = '{}ms'\n",
+            apply_delay.as_millis()
+        ));
+        fs::write(&auto, text).map_err(io_err(&auto))?;
+        let log = dir.join("postgres.log");
+        File::create(&log).map_err(io_err(&log))?;
+        self.server.own(&log)?;
+        let mut standby = EphemeralCluster {
+            port: free_port()?,
+            dir,
+            data,
+            log,
+            fast: self.fast,
+            server: self.server.clone(),
+            child: None,
+        };
+        standby.resume()?;
+        Ok(standby)
     }
 
     pub fn admin_url(&self) -> String {

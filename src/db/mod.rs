@@ -1,6 +1,8 @@
-//! Finding the database: `DATABASE_URL`, or the private cluster; pools and migrations.
+//! Finding the database: `DATABASE_URL`, or the private cluster; pools and migrations;
+//! the standbys reads may go to.
 
 pub mod cluster;
+pub mod standbys;
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use thiserror::Error;
 
 pub use cluster::{ClusterError, EphemeralCluster, PrivateCluster};
+pub use standbys::{Standby, Standbys};
 
 /// The database the private cluster holds factlog's data in.
 pub const PRIVATE_DATABASE: &str = "factlog";

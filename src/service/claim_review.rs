@@ -310,8 +310,7 @@ impl Services {
         limit: i64,
     ) -> Result<(Value, Option<FeedCursor>), ServiceError> {
         let mut rows =
-            pread::claims_changed_after(self.store.pool(), after.at, after.claim, limit + 1)
-                .await?;
+            pread::claims_changed_after(self.read_pool(), after.at, after.claim, limit + 1).await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|(claim, at, _)| FeedCursor {

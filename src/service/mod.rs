@@ -9,6 +9,7 @@ mod erasures;
 pub mod fact_cache;
 pub mod fact_changes;
 pub mod proof_cache;
+pub mod read_route;
 pub mod reads;
 pub(crate) mod stories;
 pub mod view;
@@ -245,6 +246,11 @@ pub struct Services {
     signer: Option<checkpoints::SignerStatus>,
     /// Tiles and the latest checkpoint for the proof endpoints.
     proofs: proof_cache::ProofCache,
+    /// Streaming standbys reads may go to (`read_route`).
+    standbys: Option<crate::db::Standbys>,
+    /// The standby this handle reads from: set only on the handles
+    /// `Services::route` gives out for one read, never on the one writes use.
+    reader: Option<crate::db::Standby>,
 }
 
 impl Services {
@@ -258,6 +264,8 @@ impl Services {
             verifier: Default::default(),
             signer: None,
             proofs: Default::default(),
+            standbys: None,
+            reader: None,
         }
     }
 
@@ -304,6 +312,15 @@ impl Services {
         &self.store
     }
 
+    /// Where this handle's reads go: its standby, else the primary. Writes,
+    /// and the reads that decide them, use `store.pool()` (the primary) or
+    /// the base handle, whose reader is always the primary.
+    pub(crate) fn read_pool(&self) -> &sqlx::PgPool {
+        self.reader
+            .as_ref()
+            .map_or(self.store.pool(), crate::db::Standby::pool)
+    }
+
     /// The settings the write rules depend on (for clients that ask the
     /// domain what an actor may do, as the console does).
     pub fn rules(&self) -> &Rules {
@@ -315,10 +332,9 @@ impl Services {
         let mut all = Vec::new();
         loop {
             let after = all.last().map(|e: &RecordedEvent| e.version).unwrap_or(0);
-            let page = self
-                .store
-                .read_stream(stream, after, crate::store::MAX_PAGE)
-                .await?;
+            let page =
+                crate::store::read_stream(self.read_pool(), stream, after, crate::store::MAX_PAGE)
+                    .await?;
             let done = (page.len() as i64) < crate::store::MAX_PAGE;
             all.extend(page);
             if done {

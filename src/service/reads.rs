@@ -63,16 +63,37 @@ impl Services {
     /// Answers once `source` has caught up with `position`, or
     /// [`ServiceError::NotCaughtUp`] after [`WAIT_FOR_LIMIT`].
     pub async fn wait_for(&self, source: Source, position: i64) -> Result<(), ServiceError> {
-        // A position past the log's head was never acknowledged to anyone:
-        // no one can have a receipt for it, so there is nothing to wait for.
-        // (The head this process knows of is never ahead of the real one.)
+        self.check_acknowledged(position).await?;
+        self.wait_until(
+            source,
+            position,
+            tokio::time::Instant::now() + WAIT_FOR_LIMIT,
+        )
+        .await
+    }
+
+    /// Refuses a position past the log's head: it was never acknowledged
+    /// to anyone, so no one can have a receipt for it and there is nothing
+    /// to wait for. (The head this process knows of is never ahead of the
+    /// real one, and the real one is the primary's.)
+    pub(super) async fn check_acknowledged(&self, position: i64) -> Result<(), ServiceError> {
         if position > self.store.known_head() {
             let head = self.store.head().await?.position;
             if position > head {
                 return Err(ServiceError::BeyondHead { position, head });
             }
         }
-        let deadline = tokio::time::Instant::now() + WAIT_FOR_LIMIT;
+        Ok(())
+    }
+
+    /// [`Services::wait_for`] on this handle's reader (the primary: the
+    /// notifications it waits on are the primary's), giving up at `deadline`.
+    pub(super) async fn wait_until(
+        &self,
+        source: Source,
+        position: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ServiceError> {
         let source = match (source, &self.facts) {
             (Source::FactDocuments, Some(cache)) => {
                 return match cache.wait_for(position, deadline).await {
@@ -106,19 +127,19 @@ impl Services {
         }
     }
 
-    /// The position `source` has caught up with: everything at or before
-    /// it shows in what is read from it (for fact documents, the facts
-    /// projection's position, not the cache's).
+    /// The position `source` has caught up with on this handle's reader:
+    /// everything at or before it shows in what is read from it (for fact
+    /// documents, the facts projection's position, not the cache's).
     pub async fn reached(&self, source: Source) -> Result<i64, ServiceError> {
+        let pool = self.read_pool();
         Ok(match source {
-            Source::Log => self.store.head().await?.position,
+            Source::Log => store::read_head(pool).await?.position,
             Source::Projections(list) => {
                 let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
-                projections::lowest_checkpoint(self.store.pool(), &names).await?
+                projections::lowest_checkpoint(pool, &names).await?
             }
             Source::FactDocuments => {
-                projections::lowest_checkpoint(self.store.pool(), &[projections::FACTS.name()])
-                    .await?
+                projections::lowest_checkpoint(pool, &[projections::FACTS.name()]).await?
             }
         })
     }
@@ -153,7 +174,7 @@ impl Services {
         limit: i64,
     ) -> Result<Page<Value>, ServiceError> {
         let rows =
-            pread::claims_in_order(self.store.pool(), filter, cursor, order, limit + 1).await?;
+            pread::claims_in_order(self.read_pool(), filter, cursor, order, limit + 1).await?;
         let p = page(rows, limit, |(id, _)| id.to_string());
         Ok(Page {
             items: p
@@ -173,7 +194,7 @@ impl Services {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Page<(i64, Story)>, ServiceError> {
-        let rows = store::stories_newest_first(self.store.pool(), before, limit + 1).await?;
+        let rows = store::stories_newest_first(self.read_pool(), before, limit + 1).await?;
         let p = page(rows, limit, |e| e.position.to_string());
         let items = p
             .items
@@ -208,7 +229,7 @@ impl Services {
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<Page<Box<RawValue>>, ServiceError> {
-        let ids = pread::facts(self.store.pool(), filter, cursor, limit + 1).await?;
+        let ids = pread::facts(self.read_pool(), filter, cursor, limit + 1).await?;
         let p = page(ids, limit, Uuid::to_string);
         let mut items = Vec::with_capacity(p.items.len());
         // The served bytes go into the page as they are, not through a
@@ -253,28 +274,39 @@ impl Services {
         if misses.is_empty() {
             return Ok(docs);
         }
-        let wanted: Vec<Uuid> = misses.iter().map(|m| m.1).collect();
-        let mut found: HashMap<Uuid, Vec<String>> = pread::fact_claims(self.store.pool(), &wanted)
-            .await?
-            .into_iter()
-            .collect();
-        for (i, id, ticket) in misses {
-            let Some(states) = found.remove(&id) else {
+        // Only the primary's documents may enter the cache: it is kept exact
+        // by evictions the primary's checkpoints drive, and a standby's older
+        // document put in after them would be served as current. So misses
+        // that fill are read there; the rest (no cache, or one not trusted
+        // now) from this handle's reader.
+        let (filling, plain): (Vec<_>, Vec<_>) = misses.into_iter().partition(|m| m.2.is_some());
+        for (pool, group) in [(self.store.pool(), filling), (self.read_pool(), plain)] {
+            if group.is_empty() {
                 continue;
-            };
-            let Some(fact) = lay_out(id, &states)? else {
-                continue;
-            };
-            // A boxed slice gives back the spare capacity serializing leaves.
-            let body = Bytes::from(
-                serde_json::to_vec(&fact)
-                    .map_err(corrupt)?
-                    .into_boxed_slice(),
-            );
-            if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
-                cache.fill(ticket, id, body.clone());
             }
-            docs[i] = Some(body);
+            let wanted: Vec<Uuid> = group.iter().map(|m| m.1).collect();
+            let mut found: HashMap<Uuid, Vec<String>> = pread::fact_claims(pool, &wanted)
+                .await?
+                .into_iter()
+                .collect();
+            for (i, id, ticket) in group {
+                let Some(states) = found.remove(&id) else {
+                    continue;
+                };
+                let Some(fact) = lay_out(id, &states)? else {
+                    continue;
+                };
+                // A boxed slice gives back the spare capacity serializing leaves.
+                let body = Bytes::from(
+                    serde_json::to_vec(&fact)
+                        .map_err(corrupt)?
+                        .into_boxed_slice(),
+                );
+                if let (Some(cache), Some(ticket)) = (&self.facts, ticket) {
+                    cache.fill(ticket, id, body.clone());
+                }
+                docs[i] = Some(body);
+            }
         }
         Ok(docs)
     }
@@ -298,7 +330,7 @@ impl Services {
             },
             // As known then: computed from the claims' states at that time.
             Some(t) => {
-                let states = pread::claim_states_at(self.store.pool(), id, t).await?;
+                let states = pread::claim_states_at(self.read_pool(), id, t).await?;
                 match lay_out(id, &states)? {
                     None => return Ok(None),
                     Some(f) => f,
@@ -319,11 +351,11 @@ impl Services {
         cursor: Option<i64>,
         limit: i64,
     ) -> Result<Option<Page<Value>>, ServiceError> {
-        if !pread::fact_exists(self.store.pool(), id).await? {
+        if !pread::fact_exists(self.read_pool(), id).await? {
             return Ok(None);
         }
         let rows =
-            pread::fact_history(self.store.pool(), id, cursor.unwrap_or(0), limit + 1).await?;
+            pread::fact_history(self.read_pool(), id, cursor.unwrap_or(0), limit + 1).await?;
         let p = page(rows, limit, |r| r.0.to_string());
         Ok(Some(Page {
             items: p
@@ -354,7 +386,7 @@ impl Services {
         cursor: Option<i64>,
         limit: i64,
     ) -> Result<Page<Value>, ServiceError> {
-        let rows = store::audit(self.store.pool(), filter, cursor.unwrap_or(0), limit + 1).await?;
+        let rows = store::audit(self.read_pool(), filter, cursor.unwrap_or(0), limit + 1).await?;
         let p = page(rows, limit, |e| e.position.to_string());
         Ok(Page {
             items: p.items.iter().map(event_json).collect(),
@@ -365,7 +397,7 @@ impl Services {
     /// A page of the log, to be written with [`store::SortedKeys`] as
     /// every view is.
     pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, ServiceError> {
-        Ok(self.store.read_all(after, limit).await?)
+        Ok(store::read_all(self.read_pool(), after, limit).await?)
     }
 
     /// The chain's integrity from the verifier's state and the events
@@ -389,7 +421,7 @@ impl Services {
 
     /// The views of a story's claims (their open versions in the facts projection).
     pub async fn story_claims(&self, story_id: Uuid) -> Result<Vec<Value>, ServiceError> {
-        let states = pread::claims_of_story(self.store.pool(), story_id).await?;
+        let states = pread::claims_of_story(self.read_pool(), story_id).await?;
         states
             .iter()
             .map(|state| render_claim(story_id, state))

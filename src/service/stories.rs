@@ -28,6 +28,8 @@ pub struct NewStory {
 pub(crate) struct StoryCache {
     map: std::collections::HashMap<Uuid, Story>,
     bytes: usize,
+    /// Evictions so far (see `load_story`).
+    evictions: u64,
 }
 
 const STORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -35,6 +37,7 @@ const STORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
 impl StoryCache {
     /// Forgets a story whose body was erased.
     pub(crate) fn evict(&mut self, id: Uuid) {
+        self.evictions += 1;
         if let Some(story) = self.map.remove(&id) {
             self.bytes = self.bytes.saturating_sub(Self::size(&story));
         }
@@ -73,8 +76,15 @@ impl Services {
         {
             return Ok(Some(s));
         }
+        // A story read before an erasure must not be cached after the
+        // eviction that erasure made: the fill is dropped if any eviction
+        // came between (the epoch), and a standby's copy, which may predate
+        // an erasure the primary has, is never cached.
+        let epoch = self.stories.lock().map(|c| c.evictions).unwrap_or(u64::MAX);
         let story = self.read_story(id).await?;
-        if let (Some(s), Ok(mut cache)) = (&story, self.stories.lock()) {
+        if let (Some(s), Ok(mut cache), None) = (&story, self.stories.lock(), &self.reader)
+            && cache.evictions == epoch
+        {
             cache.insert(id, s.clone());
         }
         Ok(story)

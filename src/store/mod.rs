@@ -42,7 +42,7 @@ pub use idempotency::{
 };
 pub use read::{
     AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_all,
-    read_rows_in, read_stream_rows_in, stories_newest_first,
+    read_rows_in, read_stream, read_stream_rows_in, stories_newest_first,
 };
 pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};

@@ -34,6 +34,7 @@ mod read_facts;
 mod sealed_values;
 mod several_processes;
 mod signing;
+mod standbys;
 mod store_append;
 mod store_idempotency;
 mod store_integrity;

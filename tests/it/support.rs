@@ -210,6 +210,8 @@ pub struct AppOptions {
     /// Failed authentications per address, per second and burst (0: off);
     /// `None`: as `factlog serve` limits them.
     pub auth_failures: Option<(f64, f64)>,
+    /// Standbys to serve reads from, as `FACTLOG_READ_DATABASE_URL` names them.
+    pub standbys: Vec<String>,
 }
 
 /// What `factlog serve` uses unless told otherwise.
@@ -247,6 +249,7 @@ impl Default for AppOptions {
             },
             streams: factlog::api::StreamCaps::default(),
             auth_failures: None,
+            standbys: Vec::new(),
         }
     }
 }
@@ -303,6 +306,16 @@ impl TestApp {
         .follow_erasures()
         .with_verifier(TEST_VERIFIER)
         .with_signer(signer_status);
+        let services = if opts.standbys.is_empty() {
+            services
+        } else {
+            let standbys = factlog::db::Standbys::connect(&opts.standbys, 5).expect("standby urls");
+            let (stop, rx) = tokio::sync::watch::channel(false);
+            standbys.spawn_health(services.store().head_watch(), rx);
+            // The health task ends with the test's runtime.
+            std::mem::forget(stop);
+            services.with_standbys(standbys)
+        };
         let rate = std::sync::Arc::new({
             let rate = factlog::api::ratelimit::RateLimiter::new(opts.rate.0, opts.rate.1);
             match opts.auth_failures {
