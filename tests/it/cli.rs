@@ -7,18 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, free_port};
 
 fn factlog() -> Command {
     Command::new(env!("CARGO_BIN_EXE_factlog"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A plain HTTP/1.1 GET over a real socket; returns (status, body).

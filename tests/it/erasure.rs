@@ -93,6 +93,13 @@ async fn erase(app: &TestApp, token: &str, key: &str, body: &Value) -> (u16, Val
     (s, r)
 }
 
+/// [`erase`], which must succeed: its receipt.
+async fn erased(app: &TestApp, admin: &str, key: &str, body: &Value) -> Value {
+    let (s, r) = erase(app, admin, key, body).await;
+    assert_eq!(s, 200, "{r}");
+    r
+}
+
 /// Every table's rows as text, for looking for a value anywhere.
 async fn everything(db: &TestDb) -> String {
     let tables: Vec<String> = sqlx::query_scalar(
@@ -223,13 +230,13 @@ async fn erasure_removes_the_values_everywhere_and_moves_no_hash() {
         .expect("verify");
     assert!(report.ok, "{report:?}");
     // An outsider recomputes the erased events' leaves with AUDITING.md's Python.
-    let erased: Vec<&Value> = after
+    let erased_events: Vec<&Value> = after
         .iter()
         .filter(|e| e["data"].get("erased").is_some())
         .collect();
     assert_eq!(
-        outsiders_leaves(&erased),
-        erased
+        outsiders_leaves(&erased_events),
+        erased_events
             .iter()
             .map(|e| e["leaf_hash"].as_str().expect("leaf").to_owned())
             .collect::<Vec<_>>()
@@ -257,14 +264,13 @@ async fn erasure_removes_the_values_everywhere_and_moves_no_hash() {
     }
 
     // Then the story's body; the story cache forgets it.
-    let (s, r) = erase(
+    erased(
         &app,
         &w.admin,
         "erase-2",
         &json!({"story_id": story_id, "fields": ["body"], "reason": "court order"}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
     let (_, _, story) = app
         .get_json(&format!("/v1/stories/{story_id}"), &reader)
         .await;
@@ -288,14 +294,13 @@ async fn erasure_removes_the_values_everywhere_and_moves_no_hash() {
         assert!(!page.html.contains(marker));
     }
     // Erasing again names nothing more.
-    let (s, r) = erase(
+    let r = erased(
         &app,
         &w.admin,
         "erase-3",
         &json!({"story_id": story_id, "fields": ["body"], "reason": "again"}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
     assert_eq!(r["positions"], json!([]));
 }
 
@@ -382,14 +387,13 @@ async fn a_rebuild_after_an_erasure_gives_the_same_versions() {
     let w = write_some(&app).await;
     let id = w.claim["id"].as_str().expect("id");
     // More history after the erasure: the claim goes on.
-    let (s, r) = erase(
+    erased(
         &app,
         &w.admin,
         "e",
         &json!({"claim_id": id, "fields": ["notes"], "reason": "asked"}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
     let cy = app.token("cy", "editor").await;
     let (s, _, last) = app
         .post_json(
@@ -462,14 +466,13 @@ async fn another_process_forgets_an_erased_story_within_two_seconds() {
     // The second process has the story, body and all, in its cache.
     let (_, _, story) = two.get_json(&path, &w.ann).await;
     assert_eq!(story["body"], BODY);
-    let (s, r) = erase(
+    let r = erased(
         &one,
         &w.admin,
         "e",
         &json!({"story_id": story_id, "fields": ["body"], "reason": "asked"}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
     let erased = std::time::Instant::now();
     loop {
         let (_, _, story) = two.get_json(&path, &w.ann).await;
@@ -610,16 +613,9 @@ async fn the_service_logs_no_erasable_value_even_at_trace() {
     let root = factlog::auth::create(&db.pool, "root", "admin")
         .await
         .expect("token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_factlog"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db.url)
+    let port = crate::support::free_port();
+    let mut server = crate::support::serve_command(&db, port)
         .env("RUST_LOG", "trace")
-        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -683,14 +679,13 @@ async fn an_erased_log_exports_and_imports_still_erased_with_the_same_head() {
     let app = TestApp::start().await;
     let w = write_some(&app).await;
     let id = w.claim["id"].as_str().expect("id");
-    let (s, r) = erase(
+    erased(
         &app,
         &w.admin,
         "e",
         &json!({"claim_id": id, "fields": ["quote", "attributed_to", "notes"], "reason": "asked"}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("log.ndjson");
     export(&app.db, 0, &file).await;

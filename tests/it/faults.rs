@@ -4,7 +4,7 @@
 //! every acknowledged write is in the log exactly once.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -215,12 +215,9 @@ async fn terminated_connections_under_load_lose_nothing() {
 }
 
 fn serve(db: &TestDb, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_factlog"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db.url)
+    crate::support::serve_command(db, port)
         .env("RUST_LOG", "warn")
         .env("FACTLOG_RATE_LIMIT", "0")
-        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -249,11 +246,7 @@ async fn a_server_killed_under_load_loses_no_acknowledged_write() {
     let token = factlog::auth::create(&db.pool, "ann", "editor")
         .await
         .expect("token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = serve(&db, port);
     ready(&base).await;

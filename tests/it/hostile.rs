@@ -3,7 +3,7 @@
 //! and breaks nothing. Secrets never reach the database or the logs.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -140,17 +140,10 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
         assert_eq!(hits, 0, "table {t} holds the token");
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_factlog"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db.url)
+    let port = crate::support::free_port();
+    let mut server = crate::support::serve_command(&db, port)
         .env("RUST_LOG", "trace")
         .env("FACTLOG_LOG_FORMAT", "json")
-        .env("FACTLOG_SIGNING_KEY_FILE", crate::support::test_key_file())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

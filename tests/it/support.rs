@@ -455,3 +455,22 @@ pub const TEST_ORIGIN: &str = "factlog/test";
 pub fn test_key_file() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("factlog-test-{}-signing.key", std::process::id()))
 }
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `factlog serve` of this build on `db`, listening on `port`, signing with
+/// the suite's key: the caller adds its environment and output, then spawns.
+pub fn serve_command(db: &TestDb, port: u16) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_factlog"));
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("FACTLOG_SIGNING_KEY_FILE", test_key_file());
+    c
+}
