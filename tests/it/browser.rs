@@ -978,4 +978,22 @@ async fn an_erased_claim_and_story_say_so_in_the_console() {
     );
     b.shot("story").await;
     b.close().await;
+    // The same pages on a 375-pixel screen.
+    let n = driver.browser("erased-narrow", 375, 800).await;
+    n.goto(&app, "/console/sign-in").await;
+    n.sign_in(&app, &ann).await;
+    for (step, path) in [
+        (
+            "claim",
+            format!("/console/claims/{}", claim["id"].as_str().expect("id")),
+        ),
+        (
+            "story",
+            format!("/console/stories/{}", story["id"].as_str().expect("id")),
+        ),
+    ] {
+        n.goto(&app, &path).await;
+        n.fits(375, step).await;
+    }
+    n.close().await;
 }
