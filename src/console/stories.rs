@@ -296,7 +296,9 @@ pub async fn page(
             // the form opens the empty claim form.
             form class="toolbar" method="get" action=(new_claim) {
                 button type="submit" id="new-claim" data-href=(new_claim) { "New claim" }
-                span class="hint" { "Select the sentence a claim quotes in the body, then press New claim." }
+                @if r.body.is_some() {
+                    span class="hint" { "Select the sentence a claim quotes in the body, then press New claim." }
+                }
             }
         }
         @match &r.body {
