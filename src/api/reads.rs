@@ -59,10 +59,8 @@ pub async fn wait(state: &AppState, p: &Params, source: Source) -> Result<(), Ap
     Ok(())
 }
 
-/// Makes `read` where `Services::route` sends it (a standby that has reached
-/// `wait_for`, when there are standbys). A standby that fails it (gone away,
-/// say) is skipped from then on and the read made again on the primary, which
-/// holds everything the standby did: the client sees no failure.
+/// Makes `read` where the service routes it (`Services::routed`): a
+/// standby that has reached `wait_for`, when there are standbys.
 pub async fn routed<T, F, Fut>(
     state: &AppState,
     p: &Params,
@@ -73,23 +71,7 @@ where
     F: Fn(Services) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
-    let services = state.services.route(source, p.wait_for()?).await?;
-    let standby = services.standby().cloned();
-    match (read(services).await, standby) {
-        (Err(e), Some(standby)) if e.is_standby_failure() => {
-            tracing::debug!(standby = %standby.name(), error = %e, "read retried on the primary");
-            standby.mark_down();
-            metrics::counter!("factlog_standby_retries_total", "standby" => standby.name().to_owned())
-                .increment(1);
-            Ok(read(state.services.primary()).await?)
-        }
-        (result, Some(standby)) => {
-            metrics::counter!("factlog_standby_reads_total", "standby" => standby.name().to_owned())
-                .increment(1);
-            Ok(result?)
-        }
-        (result, None) => Ok(result?),
-    }
+    Ok(state.services.routed(source, p.wait_for()?, read).await?)
 }
 
 /// A page as listings answer it.

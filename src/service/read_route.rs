@@ -19,6 +19,7 @@
 //!   come here: they use the base handle, whose reader is the primary; so do
 //!   event streams and every other follower of the log (they `LISTEN`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use super::reads::{FACTS, Source, WAIT_FOR_LIMIT};
@@ -136,6 +137,42 @@ impl Services {
         Services {
             reader: Some(standby),
             ..self.clone()
+        }
+    }
+}
+
+impl Services {
+    /// Makes `read` where [`Services::route`] sends it. A standby that fails
+    /// it (gone away, say) is skipped from then on and the read made again on
+    /// the primary, which holds everything the standby did: the caller sees
+    /// no failure.
+    pub async fn routed<T, F, Fut>(
+        &self,
+        source: Source,
+        wait_for: Option<i64>,
+        read: F,
+    ) -> Result<T, ServiceError>
+    where
+        F: Fn(Services) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let services = self.route(source, wait_for).await?;
+        let Some(standby) = services.standby().cloned() else {
+            return read(services).await;
+        };
+        match read(services).await {
+            Err(e) if e.is_standby_failure() => {
+                tracing::debug!(standby = %standby.name(), error = %e, "read retried on the primary");
+                standby.mark_down();
+                metrics::counter!("factlog_standby_retries_total", "standby" => standby.name().to_owned())
+                    .increment(1);
+                read(self.primary()).await
+            }
+            result => {
+                metrics::counter!("factlog_standby_reads_total", "standby" => standby.name().to_owned())
+                    .increment(1);
+                result
+            }
         }
     }
 }
