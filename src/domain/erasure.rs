@@ -31,6 +31,22 @@ impl Target {
         }
     }
 
+    /// What it is, in words: `claim` or `story`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Target::Claim(_) => "claim",
+            Target::Story(_) => "story",
+        }
+    }
+
+    /// The stream whose events hold its values.
+    pub fn stream(self) -> String {
+        match self {
+            Target::Claim(id) => super::claim::stream_name(id),
+            Target::Story(id) => super::story::stream_name(id),
+        }
+    }
+
     pub fn id(self) -> Uuid {
         match self {
             Target::Claim(id) | Target::Story(id) => id,
@@ -77,7 +93,7 @@ impl NewErasure {
                     format!("fields[{i}]"),
                     format!(
                         "is not a field of a {}; it has: {}",
-                        &target.field()[..target.field().len() - 3],
+                        target.noun(),
                         target.erasable().join(", ")
                     ),
                 ));
@@ -136,10 +152,7 @@ impl Erased {
 
     /// The stream whose events it erased.
     pub fn erased_stream(&self) -> Option<String> {
-        self.target().map(|t| match t {
-            Target::Claim(id) => super::claim::stream_name(id),
-            Target::Story(id) => super::story::stream_name(id),
-        })
+        self.target().map(Target::stream)
     }
 }
 

@@ -52,17 +52,11 @@ impl Services {
         if let Some(stored) = w.replay(&self.store).await? {
             return WriteOutcome::replay(stored);
         }
-        let stream = match input.target {
-            Target::Claim(id) => crate::domain::claim::stream_name(id),
-            Target::Story(id) => crate::domain::story::stream_name(id),
-        };
+        let stream = input.target.stream();
         if self.store.stream_version(&stream).await? == 0 {
             return Err(FieldError::new(
                 input.target.field(),
-                format!(
-                    "names no {}",
-                    &input.target.field()[..input.target.field().len() - 3]
-                ),
+                format!("names no {}", input.target.noun()),
             )
             .into());
         }
