@@ -114,18 +114,27 @@ pub async fn apply(
     .fetch_all(&mut *conn)
     .await?;
     let id = id.to_string();
+    let (mut scopes, mut keys, mut responses) = (Vec::new(), Vec::new(), Vec::new());
     for (scope, key, mut response) in stored {
-        if response.get("id").and_then(Value::as_str) != Some(id.as_str()) {
-            continue;
+        if response.get("id").and_then(Value::as_str) == Some(id.as_str())
+            && erasable::scrub_view(&mut response, mark)
+        {
+            scopes.push(scope);
+            keys.push(key);
+            responses.push(response.to_string());
         }
-        if erasable::scrub_view(&mut response, mark) {
-            sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND key = $2")
-                .bind(&scope)
-                .bind(&key)
-                .bind(&response)
-                .execute(&mut *conn)
-                .await?;
-        }
+    }
+    if !keys.is_empty() {
+        sqlx::query(
+            "UPDATE idempotency_keys k SET response = u.r::jsonb \
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, k, r) \
+             WHERE k.scope = u.s AND k.key = u.k",
+        )
+        .bind(&scopes)
+        .bind(&keys)
+        .bind(&responses)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(changed_positions.len())
 }
