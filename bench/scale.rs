@@ -76,6 +76,10 @@ struct Settings {
     hold_secs: u64,
     /// Longest wait for a quiet machine before each measurement (0: none).
     quiet_secs: u64,
+    /// PostgreSQL's buffer cache: by default a quarter of the RAM (at most
+    /// 8 GiB), as a production server is given; the 128 MB that initdb
+    /// writes is sized for a laptop and would measure the disk instead.
+    shared_buffers_mb: u64,
 }
 
 impl Settings {
@@ -112,8 +116,24 @@ impl Settings {
                 Ok(v) if v.trim() == "0" => 0,
                 _ => env_number("FACTLOG_BENCH_SCALE_QUIET_SECS", 60),
             },
+            shared_buffers_mb: env_number(
+                "FACTLOG_BENCH_SCALE_SHARED_BUFFERS_MB",
+                (ram_mb() / 4).clamp(128, 8 * 1024),
+            ),
         }
     }
+}
+
+/// The machine's RAM in MB (0 when unknown).
+fn ram_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
 }
 
 /// The `factlog` binary run (a copy) and what it was built from.
@@ -156,8 +176,15 @@ fn main() {
         description: binary_description(&built),
         path: bin,
     };
-    eprintln!("starting a throw-away PostgreSQL cluster (fsync on)...");
-    let cluster = EphemeralCluster::start(false).expect("start the ephemeral PostgreSQL cluster");
+    eprintln!(
+        "starting a throw-away PostgreSQL cluster (fsync on, shared_buffers {} MB)...",
+        settings.shared_buffers_mb
+    );
+    let cluster = EphemeralCluster::start_with(
+        false,
+        &[format!("shared_buffers={}MB", settings.shared_buffers_mb)],
+    )
+    .expect("start the ephemeral PostgreSQL cluster");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // Everything below runs in this future on the main thread: the children
     // it spawns (server, generator, rebuild, verify) get PR_SET_PDEATHSIG
@@ -219,8 +246,8 @@ async fn run(settings: Settings, cluster: EphemeralCluster, binary: Binary) {
     };
     let mut results: Vec<SizeResult> = Vec::new();
     for (i, &size) in bench.settings.sizes.iter().enumerate() {
-        let claims = results.first().map(|r| r.matched_claims);
-        results.push(measure_size(&bench, size, i as u64 + 1, claims).await);
+        let shape = results.first().map(|r| r.shape);
+        results.push(measure_size(&bench, size, i as u64 + 1, shape).await);
     }
     let report = render(&bench, &machine, &results, started);
     write_report("scale", &report);
@@ -302,8 +329,10 @@ struct SizeResult {
     /// had caught up.
     ready_secs: f64,
     facts: usize,
-    /// Least and most claims of the facts whose history is compared.
-    matched_claims: (i64, i64),
+    /// What the first size set for every size to answer alike.
+    shape: Shape,
+    /// Contested facts at this size.
+    contested: i64,
     /// Least and most claims of the busiest facts at this size.
     busiest_claims: (i64, i64),
     db_bytes: i64,
@@ -337,12 +366,7 @@ impl SizeResult {
     }
 }
 
-async fn measure_size(
-    bench: &Bench,
-    size: u64,
-    seed: u64,
-    history_claims: Option<(i64, i64)>,
-) -> SizeResult {
+async fn measure_size(bench: &Bench, size: u64, seed: u64, shape: Option<Shape>) -> SizeResult {
     let pool = &bench.pool;
     let before = log_head(pool).await;
     let want = (size as i64 - before).max(1) as u64;
@@ -422,7 +446,7 @@ async fn measure_size(
     drain_projections(pool, SETTLE_LIMIT).await;
     let ready_secs = t.elapsed().as_secs_f64();
     eprintln!("  server ready, verifier caught up after {ready_secs:.1} s");
-    let targets = Targets::load(pool, history_claims).await;
+    let targets = Targets::load(pool, shape).await;
     let live = Live {
         bench,
         server: &server,
@@ -457,7 +481,8 @@ async fn measure_size(
     let server_peak_kib = server.memory().hwm_kib;
     let server_log = server.log_summary();
     let facts = live.targets.facts.len();
-    let matched_claims = claim_range(&live.targets.matched);
+    let shape = live.targets.shape();
+    let contested = live.targets.contested;
     let busiest_claims = claim_range(&live.targets.busiest);
     drop(live);
     drop(server);
@@ -472,7 +497,8 @@ async fn measure_size(
         verify_line,
         ready_secs,
         facts,
-        matched_claims,
+        shape,
+        contested,
         busiest_claims,
         db_bytes,
         events_bytes,
@@ -574,8 +600,23 @@ struct Window {
     until: DateTime<Utc>,
 }
 
+/// What the first size sets so that every later size answers requests of
+/// the same size: a read compared between sizes must differ only in the
+/// log it searches, not in the answer it returns.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Least and most claims of the facts whose history is compared.
+    history_claims: (i64, i64),
+    /// The contested listing's page: full at every size (the first size
+    /// may have fewer contested facts than [`PAGE`]).
+    contested_page: i64,
+}
+
 struct Targets {
     head: i64,
+    /// Contested facts at this size.
+    contested: i64,
+    contested_page: i64,
     facts: Vec<Uuid>,
     /// Facts with as many claims as the first size's busiest (the same
     /// range of claim counts at every size), whose history pages are
@@ -593,9 +634,8 @@ struct Targets {
 }
 
 impl Targets {
-    /// `claims`: the range of claim counts whose facts' history is compared
-    /// (`None` at the first size: its busiest facts set it).
-    async fn load(pool: &PgPool, claims: Option<(i64, i64)>) -> Targets {
+    /// `shape`: `None` at the first size, which sets it.
+    async fn load(pool: &PgPool, shape: Option<Shape>) -> Targets {
         let head = log_head(pool).await;
         let facts: Vec<Uuid> = sqlx::query_scalar("SELECT fact_id FROM facts_view")
             .fetch_all(pool)
@@ -603,10 +643,17 @@ impl Targets {
             .expect("fact ids");
         assert!(!facts.is_empty(), "no facts to read");
         let busiest = busy_facts(pool, ANY_COUNT).await;
-        let matched = match claims {
+        let matched = match shape {
             None => busy_facts(pool, ANY_COUNT).await,
-            Some(range) => busy_facts(pool, range).await,
+            Some(s) => busy_facts(pool, s.history_claims).await,
         };
+        let contested: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM facts_view WHERE status = 'contested'")
+                .fetch_one(pool)
+                .await
+                .expect("contested facts");
+        let contested_page =
+            shape.map_or_else(|| contested.clamp(1, i64::from(PAGE)), |s| s.contested_page);
         let stories: Vec<Uuid> = sqlx::query_scalar(
             "SELECT story_id FROM (SELECT DISTINCT story_id FROM claim_versions \
              WHERE recorded_to IS NULL) s ORDER BY random() LIMIT $1",
@@ -621,6 +668,8 @@ impl Targets {
         let middle = Window::between(pool, head / 4, head * 3 / 4).await;
         Targets {
             head,
+            contested,
+            contested_page,
             facts,
             matched,
             busiest,
@@ -670,6 +719,15 @@ async fn busy_facts(pool: &PgPool, claims: (i64, i64)) -> Vec<BusyFact> {
         });
     }
     out
+}
+
+impl Targets {
+    fn shape(&self) -> Shape {
+        Shape {
+            history_claims: claim_range(&self.matched),
+            contested_page: self.contested_page,
+        }
+    }
 }
 
 fn claim_range(facts: &[BusyFact]) -> (i64, i64) {
@@ -919,7 +977,7 @@ fn read_specs() -> Vec<ReadSpec> {
         ReadSpec {
             name: "GET /v1/facts?status=contested",
             role: Reader,
-            path: |_, _| format!("/v1/facts?status=contested&limit={PAGE}"),
+            path: |t, _| format!("/v1/facts?status=contested&limit={}", t.contested_page),
             goal: true,
         },
         ReadSpec {
@@ -1290,14 +1348,19 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
          grows). Asserts: `POST /v1/claims` at {WRITE_CONNECTIONS} connections about the \
          generated facts, and pgbench's single-row INSERT (bench/common.rs) at \
          {WRITE_CONNECTIONS} clients, {} s each, {} round(s), alternating which goes first; \
-         medians. Pages are {PAGE} items.\n",
+         medians. Pages are {PAGE} items, except the contested facts' listing: its page is as \
+         many as {first} has ({}), so that every size lists as many. PostgreSQL: \
+         `shared_buffers` {} MB (a quarter of the RAM, at most 8 GiB, as a production server \
+         is given; `FACTLOG_BENCH_SCALE_SHARED_BUFFERS_MB`), defaults otherwise.\n",
         s.conns,
         s.quiet_secs,
         QUIET_SHARE * 100.0,
         QUIET_SAMPLE.as_secs(),
         s.secs,
         s.write_secs,
-        s.rounds
+        s.rounds,
+        results.first().map_or(0, |r| r.shape.contested_page),
+        s.shared_buffers_mb,
     );
     let _ = writeln!(
         out,
@@ -1366,14 +1429,17 @@ fn render_size(out: &mut String, s: &Settings, r: &SizeResult) {
     let _ = writeln!(
         out,
         "Database {:.0} MB, `events` {:.0} MB with its indexes; {} facts; history read of \
-         {BUSY_FACTS} facts with {} to {} claims (the busiest: {} to {}). `factlog verify`: {}\n",
+         {BUSY_FACTS} facts with {} to {} claims (the busiest: {} to {}); {} contested facts, \
+         listed {} a page. `factlog verify`: {}\n",
         r.db_bytes as f64 / MB,
         r.events_bytes as f64 / MB,
         thousands(r.facts as u64),
-        r.matched_claims.0,
-        r.matched_claims.1,
+        r.shape.history_claims.0,
+        r.shape.history_claims.1,
         r.busiest_claims.0,
         r.busiest_claims.1,
+        thousands(r.contested as u64),
+        r.shape.contested_page,
         r.verify_line
     );
     let _ = writeln!(

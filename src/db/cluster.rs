@@ -527,6 +527,8 @@ pub struct EphemeralCluster {
     log: PathBuf,
     port: u16,
     fast: bool,
+    /// Server settings (`name=value`) given at every start.
+    settings: Vec<String>,
     server: Server,
     child: Option<Child>,
 }
@@ -535,6 +537,12 @@ impl EphemeralCluster {
     /// Starts a fresh cluster in a new directory under the system temp dir.
     /// `fast` turns off fsync: for tests and throw-away benchmarks only.
     pub fn start(fast: bool) -> Result<EphemeralCluster, ClusterError> {
+        Self::start_with(fast, &[])
+    }
+
+    /// [`start`](Self::start) with server settings (`name=value`), e.g. a
+    /// benchmark's `shared_buffers`.
+    pub fn start_with(fast: bool, settings: &[String]) -> Result<EphemeralCluster, ClusterError> {
         let base = std::env::temp_dir().join("factlog-ephemeral");
         fs::create_dir_all(&base).map_err(io_err(&base))?;
         fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).ok();
@@ -561,6 +569,7 @@ impl EphemeralCluster {
             data,
             log,
             fast,
+            settings: settings.to_vec(),
             server,
             child: None,
         };
@@ -583,6 +592,9 @@ impl EphemeralCluster {
             .arg("-p")
             .arg(self.port.to_string())
             .args(["-c", "max_connections=300"]);
+        for setting in &self.settings {
+            cmd.args(["-c", setting]);
+        }
         // A profiling aid (e.g. `shared_preload_libraries=pg_stat_statements`
         // for the benchmarks): space-separated `name=value` server settings.
         if let Ok(extra) = std::env::var("FACTLOG_EPHEMERAL_PG_SETTINGS") {
@@ -692,6 +704,7 @@ impl EphemeralCluster {
             data,
             log,
             fast: self.fast,
+            settings: self.settings.clone(),
             server: self.server.clone(),
             child: None,
         };
