@@ -73,7 +73,6 @@ pub async fn serve(
         },
     )
     .with_fact_cache(settings.fact_cache_limits())
-    .follow_erasures()
     .with_verifier(settings.verifier());
     // An API-only process signs nothing, so it has no fork of its own to report.
     let services = if no_workers {

@@ -103,7 +103,7 @@ impl Services {
     }
 
     /// Removes what the `Erased` event at `position` names, and forgets it
-    /// in this process's caches (other processes' forget within a second:
+    /// in this process's caches (other processes forget within a second:
     /// [`Services::follow_erasures`]).
     async fn apply_erasure(&self, event: &Erased, position: i64) -> Result<(), ServiceError> {
         let (Some(target), Some(stream)) = (event.target(), event.erased_stream()) else {
@@ -133,13 +133,20 @@ impl Services {
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Services {
-    /// The same, forgetting within about a second what any process erases (the
-    /// story cache is this process's only copy of erasable values; claims
-    /// are folded from the log on every read). Needs a Tokio runtime.
-    pub fn follow_erasures(self) -> Self {
+    /// Forgets within about a second what any process erases (the story
+    /// cache is this process's only copy of erasable values; claims are
+    /// folded from the log on every read). Called before the story cache's
+    /// every fill, from a runtime; starts following once, from the head
+    /// known then: nothing is cached yet, so what was erased before needs no
+    /// forgetting.
+    pub(crate) fn follow_erasures(&self) {
+        self.erasure_follower
+            .call_once(|| self.spawn_erasure_follower());
+    }
+
+    fn spawn_erasure_follower(&self) {
         let stories = Arc::downgrade(&self.stories);
         let pool = self.store.pool().clone();
-        // Nothing is cached yet: what was erased before now needs no forgetting.
         let mut seen = self.store.known_head();
         tokio::spawn(async move {
             loop {
@@ -160,7 +167,6 @@ impl Services {
                 }
             }
         });
-        self
     }
 }
 

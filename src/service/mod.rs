@@ -236,8 +236,11 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Services {
     store: EventStore,
     rules: Rules,
-    /// Stories never change after registration, so they are cached.
+    /// Stories never change after registration, so they are cached; an
+    /// erasure of a body is the one change, which every process follows.
     stories: std::sync::Arc<std::sync::Mutex<stories::StoryCache>>,
+    /// Started with the story cache's first fill (`erasures`).
+    erasure_follower: std::sync::Arc<std::sync::Once>,
     /// Current fact documents (`fact_cache`); `None` when disabled.
     facts: Option<fact_cache::FactCache>,
     /// How the chain verifier runs (for when a full pass comes next).
@@ -260,6 +263,7 @@ impl Services {
             store,
             rules,
             stories: Default::default(),
+            erasure_follower: std::sync::Arc::new(std::sync::Once::new()),
             facts: None,
             verifier: Default::default(),
             signer: None,

@@ -80,6 +80,7 @@ impl Services {
         // eviction that erasure made: the fill is dropped if any eviction
         // came between (the epoch), and a standby's copy, which may predate
         // an erasure the primary has, is never cached.
+        self.follow_erasures();
         let epoch = self.stories.lock().map(|c| c.evictions).unwrap_or(u64::MAX);
         let story = self.read_story(id).await?;
         if let (Some(s), Ok(mut cache), None) = (&story, self.stories.lock(), &self.reader)

@@ -303,7 +303,6 @@ impl TestApp {
             },
         )
         .with_fact_cache(opts.fact_cache)
-        .follow_erasures()
         .with_verifier(TEST_VERIFIER)
         .with_signer(signer_status);
         let services = if opts.standbys.is_empty() {
