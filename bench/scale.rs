@@ -76,9 +76,8 @@ struct Settings {
     hold_secs: u64,
     /// Longest wait for a quiet machine before each measurement (0: none).
     quiet_secs: u64,
-    /// PostgreSQL's buffer cache: by default a quarter of the RAM (at most
-    /// 8 GiB), as a production server is given; the 128 MB that initdb
-    /// writes is sized for a laptop and would measure the disk instead.
+    /// PostgreSQL's buffer cache: by default as the private cluster gets it
+    /// (a quarter of the RAM, at most 8 GiB).
     shared_buffers_mb: u64,
 }
 
@@ -118,22 +117,10 @@ impl Settings {
             },
             shared_buffers_mb: env_number(
                 "FACTLOG_BENCH_SCALE_SHARED_BUFFERS_MB",
-                (ram_mb() / 4).clamp(128, 8 * 1024),
+                factlog::db::production_shared_buffers_mb(),
             ),
         }
     }
-}
-
-/// The machine's RAM in MB (0 when unknown).
-fn ram_mb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 /// The `factlog` binary run (a copy) and what it was built from.
@@ -1350,8 +1337,8 @@ fn render(bench: &Bench, machine: &str, results: &[SizeResult], started: Instant
          {WRITE_CONNECTIONS} clients, {} s each, {} round(s), alternating which goes first; \
          medians. Pages are {PAGE} items, except the contested facts' listing: its page is as \
          many as {first} has ({}), so that every size lists as many. PostgreSQL: \
-         `shared_buffers` {} MB (a quarter of the RAM, at most 8 GiB, as a production server \
-         is given; `FACTLOG_BENCH_SCALE_SHARED_BUFFERS_MB`), defaults otherwise.\n",
+         `shared_buffers` {} MB (as the private cluster is made: a quarter of the RAM, at most \
+         8 GiB; `FACTLOG_BENCH_SCALE_SHARED_BUFFERS_MB`), defaults otherwise.\n",
         s.conns,
         s.quiet_secs,
         QUIET_SHARE * 100.0,

@@ -256,6 +256,32 @@ impl Server {
     }
 }
 
+/// PostgreSQL's buffer cache as a production server is given it: a quarter
+/// of the memory this machine (or its container's cgroup limit) allows, at
+/// least initdb's 128 MB and at most 8 GiB.
+pub fn production_shared_buffers_mb() -> u64 {
+    let ram_mb = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024);
+    // A container sees the host's MemTotal; its limit is what it may use
+    // ("max" and v1's huge "unlimited" parse to no limit).
+    let limit_mb = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|f| fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
+    .map(|bytes| bytes / (1024 * 1024))
+    .min()
+    .unwrap_or(u64::MAX);
+    (ram_mb.min(limit_mb) / 4).clamp(128, 8 * 1024)
+}
+
 /// Where private clusters live whose project directory the server user
 /// cannot reach (only ever used when running as root).
 pub const STATE_BASE: &str = "/var/lib/factlog";
@@ -394,8 +420,20 @@ impl PrivateCluster {
         let home = server.data_home(&dir)?;
         let data = home.join("pgdata");
         if !data.join("PG_VERSION").is_file() {
-            tracing::info!(dir = %home.display(), "creating the private PostgreSQL cluster");
+            let shared_buffers_mb = production_shared_buffers_mb();
+            tracing::info!(
+                dir = %home.display(),
+                shared_buffers_mb,
+                "creating the private PostgreSQL cluster"
+            );
             server.initdb(&data)?;
+            // initdb's 128 MB is sized for a laptop; a log of millions of
+            // events is gigabytes, and its reads stay fast only when its hot
+            // indexes stay in PostgreSQL's own cache (BENCHMARKS.md).
+            let conf = data.join("postgresql.conf");
+            let mut text = fs::read_to_string(&conf).map_err(io_err(&conf))?;
+            text.push_str(&format!("shared_buffers = {shared_buffers_mb}MB\n"));
+            fs::write(&conf, text).map_err(io_err(&conf))?;
         }
         let port = match ready_port(&data) {
             Some(p) => p,

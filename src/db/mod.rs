@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use thiserror::Error;
 
-pub use cluster::{ClusterError, EphemeralCluster, PrivateCluster};
+pub use cluster::{ClusterError, EphemeralCluster, PrivateCluster, production_shared_buffers_mb};
 pub use standbys::{Standby, Standbys};
 
 /// The database the private cluster holds factlog's data in.

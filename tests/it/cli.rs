@@ -85,10 +85,27 @@ fn serve_without_database_url_runs_its_own_cluster_and_is_ready() {
         .output()
         .expect("db url");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("postgres://"));
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(url.starts_with("postgres://"), "{url}");
     assert!(
         private_cluster_running(dir.path()),
         "another user leaving does not stop it"
+    );
+    // Sized as a production server, not as initdb's laptop default.
+    let shared_buffers_mb: i64 = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            sqlx::query_scalar(
+                "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("shared_buffers")
+        });
+    assert_eq!(
+        shared_buffers_mb as u64,
+        factlog::db::production_shared_buffers_mb()
     );
 
     // SIGTERM: graceful shutdown, and the last user stops the cluster.
