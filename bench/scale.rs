@@ -612,6 +612,12 @@ struct Targets {
     /// The facts with the most claims at this size.
     busiest: Vec<BusyFact>,
     stories: Vec<Uuid>,
+    /// Claims read by id.
+    claims: Vec<Uuid>,
+    /// `subject=…&property=…` of facts, their keys as stored.
+    subjects: Vec<String>,
+    /// The latest checkpoint's tree size: what proofs are asked within.
+    tree_size: i64,
     /// From a recent time to the head.
     recent: Window,
     /// From near the log's start to the head.
@@ -649,6 +655,29 @@ impl Targets {
         .fetch_all(pool)
         .await
         .expect("story ids");
+        let claims: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT claim_id FROM claim_versions WHERE to_position IS NULL \
+             ORDER BY random() LIMIT $1",
+        )
+        .bind(STORY_SAMPLE)
+        .fetch_all(pool)
+        .await
+        .expect("claim ids");
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT subject_key, property_key FROM facts_view ORDER BY random() LIMIT $1",
+        )
+        .bind(STORY_SAMPLE)
+        .fetch_all(pool)
+        .await
+        .expect("fact keys");
+        let subjects = keys
+            .iter()
+            .map(|(s, p)| {
+                serde_urlencoded::to_string([("subject", s), ("property", p)])
+                    .expect("a query string")
+            })
+            .collect();
+        let tree_size = latest_checkpoint(pool).await;
         let recent_from = (head - 20_000).max(head / 2).max(1);
         let recent = Window::between(pool, recent_from, head).await;
         let old = Window::between(pool, 1_000.min(head / 100).max(1), head).await;
@@ -661,9 +690,29 @@ impl Targets {
             matched,
             busiest,
             stories,
+            claims,
+            subjects,
+            tree_size,
             recent,
             old,
             middle,
+        }
+    }
+}
+
+/// The latest checkpoint's size, waiting for the server's signer to sign
+/// one over the log it found (within a few seconds of its start).
+async fn latest_checkpoint(pool: &PgPool) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let size: Option<i64> = sqlx::query_scalar("SELECT max(size) FROM checkpoints")
+            .fetch_one(pool)
+            .await
+            .expect("the latest checkpoint");
+        match size {
+            Some(n) if n > 0 => return n,
+            _ if Instant::now() > deadline => panic!("no checkpoint signed within 60 s"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }
@@ -779,6 +828,8 @@ struct ReadSpec {
     /// Whether the goal applies (the busiest facts' history does not: at
     /// a larger size they have more claims, which is not the log's size).
     goal: bool,
+    /// The `Accept` header, when not JSON.
+    accept: Option<&'static str>,
 }
 
 fn audit_path(filter: &str, cursor: Option<i64>) -> String {
@@ -807,12 +858,14 @@ fn read_specs() -> Vec<ReadSpec> {
             role: Reader,
             path: |t, r| format!("/v1/facts/{}", pick(&t.facts, r)),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/facts/{id}/history, first page",
             role: Reader,
             path: |t, r| format!("/v1/facts/{}/history?limit={PAGE}", pick(&t.matched, r).id),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/facts/{id}/history, cursor half-way",
@@ -825,72 +878,84 @@ fn read_specs() -> Vec<ReadSpec> {
                 )
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/facts/{id}/history, busiest facts at this size, first page",
             role: Reader,
             path: |t, r| format!("/v1/facts/{}/history?limit={PAGE}", pick(&t.busiest, r).id),
             goal: false,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/claims (no filter)",
             role: Reader,
             path: |_, _| format!("/v1/claims?limit={PAGE}"),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/claims?status=pending",
             role: Reader,
             path: |_, _| format!("/v1/claims?status=pending&limit={PAGE}"),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/claims?status=verified",
             role: Reader,
             path: |_, _| format!("/v1/claims?status=verified&limit={PAGE}"),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/claims?story_id=",
             role: Reader,
             path: |t, r| format!("/v1/claims?story_id={}&limit={PAGE}", pick(&t.stories, r)),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/claims?asserted_by=",
             role: Reader,
             path: |_, r| format!("/v1/claims?asserted_by={}&limit={PAGE}", actor(r)),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit (no filter)",
             role: Auditor,
             path: |_, _| audit_path("", None),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit (no filter), deep cursor",
             role: Auditor,
             path: |t, r| audit_path("", Some(t.old.deep(r))),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?actor=",
             role: Auditor,
             path: |_, r| audit_path(&format!("actor={}", actor(r)), None),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?actor=, deep cursor",
             role: Auditor,
             path: |t, r| audit_path(&format!("actor={}", actor(r)), Some(t.old.deep(r))),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?since= (recent)",
             role: Auditor,
             path: |t, _| audit_path(&format!("since={}", time_param(t.recent.since)), None),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?since= (recent), deep cursor",
@@ -902,12 +967,14 @@ fn read_specs() -> Vec<ReadSpec> {
                 )
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?since= (old)",
             role: Auditor,
             path: |t, _| audit_path(&format!("since={}", time_param(t.old.since)), None),
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?since= (old), deep cursor",
@@ -919,6 +986,7 @@ fn read_specs() -> Vec<ReadSpec> {
                 )
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?actor=&since=&until=",
@@ -935,6 +1003,7 @@ fn read_specs() -> Vec<ReadSpec> {
                 )
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/audit?actor=&since=&until=, deep cursor",
@@ -951,6 +1020,7 @@ fn read_specs() -> Vec<ReadSpec> {
                 )
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/events?after=<random>",
@@ -960,18 +1030,146 @@ fn read_specs() -> Vec<ReadSpec> {
                 format!("/v1/events?after={after}&limit={PAGE}")
             },
             goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/facts?status=contested",
             role: Reader,
             path: |t, _| format!("/v1/facts?status=contested&limit={}", t.contested_page),
             goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/facts?subject=&property=",
+            role: Reader,
+            path: |t, r| format!("/v1/facts?{}&limit={PAGE}", pick(&t.subjects, r)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}?as_of= (the log's middle)",
+            role: Reader,
+            path: |t, r| {
+                format!(
+                    "/v1/facts/{}?as_of={}",
+                    pick(&t.facts, r),
+                    time_param(t.middle.since)
+                )
+            },
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}?valid_at=2018-06-30",
+            role: Reader,
+            path: |t, r| format!("/v1/facts/{}?valid_at=2018-06-30", pick(&t.facts, r)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/{id}, Accept: application/ld+json (ClaimReview)",
+            role: Reader,
+            path: |t, r| format!("/v1/facts/{}", pick(&t.facts, r)),
+            goal: true,
+            accept: Some("application/ld+json"),
+        },
+        ReadSpec {
+            name: "GET /v1/facts?status=contested, Accept: text/csv",
+            role: Reader,
+            path: |t, _| format!("/v1/facts?status=contested&limit={}", t.contested_page),
+            goal: true,
+            accept: Some("text/csv"),
+        },
+        ReadSpec {
+            name: "GET /v1/claims/{id}",
+            role: Reader,
+            path: |t, r| format!("/v1/claims/{}", pick(&t.claims, r)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/claims?status=pending, Accept: text/csv",
+            role: Reader,
+            path: |_, _| format!("/v1/claims?status=pending&limit={PAGE}"),
+            goal: true,
+            accept: Some("text/csv"),
+        },
+        ReadSpec {
+            name: "GET /v1/stories/{id}",
+            role: Reader,
+            path: |t, r| format!("/v1/stories/{}", pick(&t.stories, r)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/stories/{id}/claimreview",
+            role: Reader,
+            path: |t, r| format!("/v1/stories/{}/claimreview", pick(&t.stories, r)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/claimreview?since= (recent)",
+            role: Reader,
+            path: |t, _| format!("/v1/claimreview?since={}", time_param(t.recent.since)),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/facts/changes?after=<random>",
+            role: Reader,
+            path: |t, r| {
+                let after = r % (t.head - PAGE as i64).max(1) as u64;
+                format!("/v1/facts/changes?after={after}&limit={PAGE}")
+            },
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/checkpoint",
+            role: Reader,
+            path: |_, _| "/v1/checkpoint".into(),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/checkpoints?size=<random>",
+            role: Reader,
+            path: |t, r| format!("/v1/checkpoints?size={}", 1 + r % t.tree_size as u64),
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/proofs/inclusion?position=<random>",
+            role: Reader,
+            path: |t, r| {
+                format!(
+                    "/v1/proofs/inclusion?position={}",
+                    1 + r % t.tree_size as u64
+                )
+            },
+            goal: true,
+            accept: None,
+        },
+        ReadSpec {
+            name: "GET /v1/proofs/consistency?from=<random>&to=<latest>",
+            role: Reader,
+            path: |t, r| {
+                format!(
+                    "/v1/proofs/consistency?from={}&to={}",
+                    1 + r % t.tree_size as u64,
+                    t.tree_size
+                )
+            },
+            goal: true,
+            accept: None,
         },
         ReadSpec {
             name: "GET /v1/integrity",
             role: Auditor,
             path: |_, _| "/v1/integrity".into(),
             goal: true,
+            accept: None,
         },
     ]
 }
@@ -997,9 +1195,17 @@ async fn measure_read(live: &Live<'_>, spec: &ReadSpec) -> ReadResult {
     let targets = live.targets.clone();
     let authority = live.authority.clone();
     let path = spec.path;
+    let accept = spec.accept;
     let op = Op::new(live.authority.clone(), move |i| {
         let p = path(&targets, mix(i ^ 0x5ca1e));
-        Some(client::request(&authority, Method::GET, &p, &token, None))
+        let mut request = client::request(&authority, Method::GET, &p, &token, None);
+        if let Some(a) = accept {
+            request.headers_mut().insert(
+                hyper::header::ACCEPT,
+                hyper::header::HeaderValue::from_static(a),
+            );
+        }
+        Some(request)
     });
     let s = &live.bench.settings;
     settle(&live.bench.pool, SETTLE_LIMIT).await;
