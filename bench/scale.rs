@@ -1047,13 +1047,13 @@ fn read_specs() -> Vec<ReadSpec> {
             accept: None,
         },
         ReadSpec {
-            name: "GET /v1/facts/{id}?as_of= (the log's middle)",
+            name: "GET /v1/facts/{id}?as_of= (recent)",
             role: Reader,
             path: |t, r| {
                 format!(
                     "/v1/facts/{}?as_of={}",
                     pick(&t.facts, r),
-                    time_param(t.middle.since)
+                    time_param(t.recent.since)
                 )
             },
             goal: true,

@@ -8,13 +8,16 @@
 //! The feed never reads past the facts projection's checkpoint, so a change
 //! it has passed is never applied later: nothing is skipped.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::reads::{FACTS, lay_out};
+use super::reads::FACTS;
 use super::{ServiceError, Services};
-use crate::domain::fact::{Fact, FactStatus};
+use crate::domain::claim::Claim;
+use crate::domain::fact::{Fact, FactStatus, Summary};
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::projections::read as pread;
@@ -38,6 +41,13 @@ pub struct FactChangePage {
     /// Send as `after` for the next page: the last position this page
     /// looked at (past the last item when later events changed no fact).
     pub next_after: i64,
+}
+
+/// One version of a claim, as the feed lays facts out from.
+struct Version {
+    from: i64,
+    to: Option<i64>,
+    claim: Claim,
 }
 
 fn summary(f: &Fact) -> (FactStatus, &Option<ClaimValue>, &Option<ValidTime>) {
@@ -71,18 +81,28 @@ impl Services {
         facts.sort_unstable();
         facts.dedup();
         // Every version these facts had from just before the first change
-        // to the last, fetched once; each change is laid out from them.
-        let spans =
-            pread::claim_versions_spanning(self.store.pool(), &facts, first - 1, last).await?;
-        let at = |fact: Uuid, position: i64| -> Result<Option<Fact>, ServiceError> {
-            let states: Vec<String> = spans
+        // to the last, fetched and parsed once (a page's facts may have
+        // hundreds of claims each); each change is laid out from them.
+        let mut versions: HashMap<Uuid, Vec<Version>> = HashMap::with_capacity(facts.len());
+        for (fact, from, to, state) in
+            pread::claim_versions_spanning(self.store.pool(), &facts, first - 1, last).await?
+        {
+            let claim: Claim =
+                serde_json::from_str(&state).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+            versions
+                .entry(fact)
+                .or_default()
+                .push(Version { from, to, claim });
+        }
+        // Status, value and valid time come from the verified claims alone
+        // (`Summary::headline`): the rest of the document is not laid out.
+        let at = |fact: Uuid, position: i64| -> Option<Fact> {
+            let live = versions
+                .get(&fact)?
                 .iter()
-                .filter(|(f, from, to, _)| {
-                    *f == fact && *from <= position && to.is_none_or(|t| t > position)
-                })
-                .map(|(_, _, _, state)| state.clone())
-                .collect();
-            lay_out(fact, &states)
+                .filter(|v| v.from <= position && v.to.is_none_or(|t| t > position))
+                .map(|v| &v.claim);
+            Summary::of(live).map(|s| s.headline(fact))
         };
         let mut items = Vec::new();
         let mut seen: Option<(i64, Uuid)> = None;
@@ -91,10 +111,10 @@ impl Services {
                 continue;
             }
             seen = Some((position, fact_id));
-            let Some(now) = at(fact_id, position)? else {
+            let Some(now) = at(fact_id, position) else {
                 continue;
             };
-            let before = at(fact_id, position - 1)?;
+            let before = at(fact_id, position - 1);
             if before.as_ref().map(summary) != Some(summary(&now)) {
                 items.push(FactChange {
                     position,
