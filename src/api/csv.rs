@@ -9,6 +9,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// One column: its header and how to take its cell from an item's JSON.
@@ -50,10 +51,40 @@ pub const FACT_COLUMNS: &[Column] = &[
     ("value_unit", |f| cell(&f["value"]["unit"])),
     ("value_json", |f| cell(&f["value"])),
     ("valid_at", |f| cell(&f["valid_at"])),
-    ("claims", |f| {
-        f["claims"].as_array().map_or(0, Vec::len).to_string()
-    }),
+    ("claims", |f| cell(&f["claims"])),
 ];
+
+/// What a fact's row shows of its document. A contested fact's document
+/// holds every claim and its timeline, many times the row: those are
+/// skipped, not built.
+#[derive(Deserialize)]
+struct FactCells {
+    id: Value,
+    subject: Value,
+    property: Value,
+    status: Value,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    valid_at: Value,
+    #[serde(default)]
+    claims: Vec<serde::de::IgnoredAny>,
+}
+
+/// A fact document (its JSON text) as the item [`FACT_COLUMNS`] read, with
+/// `claims` the number of its claims.
+pub fn fact_item(document: &str) -> Result<Value, serde_json::Error> {
+    let f: FactCells = serde_json::from_str(document)?;
+    Ok(serde_json::json!({
+        "id": f.id,
+        "subject": f.subject,
+        "property": f.property,
+        "status": f.status,
+        "value": f.value,
+        "valid_at": f.valid_at,
+        "claims": f.claims.len(),
+    }))
+}
 
 /// A JSON value as a cell: strings as they are, nothing as an empty cell,
 /// objects and lists as compact JSON.

@@ -243,7 +243,7 @@ pub async fn list_facts(
         let items = page
             .items
             .iter()
-            .map(|d| serde_json::from_str(d.get()))
+            .map(|d| csv::fact_item(d.get()))
             .collect::<Result<Vec<Value>, _>>()
             .map_err(|e| ApiError::Internal(format!("a stored fact document is not JSON: {e}")))?;
         let table = csv::table(csv::FACT_COLUMNS, &items);

@@ -602,7 +602,6 @@ async fn call(
 
 #[tokio::test]
 async fn the_service_logs_no_erasable_value_even_at_trace() {
-    use std::io::Read;
     let db = TestDb::new().await;
     let ann = factlog::auth::create(&db.pool, "ann", "editor")
         .await
@@ -620,6 +619,7 @@ async fn the_service_logs_no_erasable_value_even_at_trace() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("serve");
+    let output = crate::support::OutputDrain::start(&mut server);
     let base = format!("http://127.0.0.1:{port}");
     crate::faults::ready(&base).await;
     let c = reqwest::Client::new();
@@ -653,17 +653,7 @@ async fn the_service_logs_no_erasable_value_even_at_trace() {
         libc::kill(server.id() as i32, libc::SIGTERM);
     }
     let _ = server.wait();
-    let mut logs = String::new();
-    for pipe in [
-        server.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
-        server.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut p = pipe;
-        p.read_to_string(&mut logs).expect("logs");
-    }
+    let logs = output.finish();
     assert!(
         logs.contains("Erased") || logs.len() > 1000,
         "the server logged at trace"

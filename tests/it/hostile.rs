@@ -2,7 +2,6 @@
 //! Unicode, mixed normalization forms. Each is stored and returned exactly,
 //! and breaks nothing. Secrets never reach the database or the logs.
 
-use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -148,6 +147,7 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve");
+    let output = crate::support::OutputDrain::start(&mut server);
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while reqwest::get(format!("{base}/readyz"))
@@ -181,19 +181,7 @@ async fn tokens_and_bodies_stay_out_of_the_database_and_the_logs() {
         libc::kill(server.id() as i32, libc::SIGTERM);
     }
     let _ = server.wait();
-    let mut logs = String::new();
-    server
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut logs)
-        .expect("logs");
-    server
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut logs)
-        .expect("logs");
+    let logs = output.finish();
     assert!(
         logs.contains("\"status\":201"),
         "the request was logged:\n{}",

@@ -473,3 +473,46 @@ pub fn serve_command(db: &TestDb, port: u16) -> std::process::Command {
         .env("FACTLOG_SIGNING_KEY_FILE", test_key_file());
     c
 }
+
+/// A child's stdout and stderr, read on threads of their own while it runs:
+/// a server logging at trace writes more than a pipe holds, and with nobody
+/// reading, it would stop mid-request on a full pipe.
+pub struct OutputDrain(Vec<std::thread::JoinHandle<String>>);
+
+impl OutputDrain {
+    /// Takes `child`'s piped stderr and stdout.
+    pub fn start(child: &mut std::process::Child) -> OutputDrain {
+        use std::io::Read;
+        let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ];
+        OutputDrain(
+            pipes
+                .into_iter()
+                .flatten()
+                .map(|mut pipe| {
+                    std::thread::spawn(move || {
+                        let mut text = String::new();
+                        let _ = pipe.read_to_string(&mut text);
+                        text
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Everything written (stderr, then stdout), once the child has exited.
+    pub fn finish(self) -> String {
+        self.0
+            .into_iter()
+            .map(|d| d.join().expect("an output reader"))
+            .collect()
+    }
+}
