@@ -758,6 +758,11 @@ async fn busy_facts(pool: &PgPool, claims: (i64, i64)) -> Vec<BusyFact> {
 }
 
 impl Targets {
+    /// A position at least a page before the head: where a page starts.
+    fn random_after(&self, r: u64) -> u64 {
+        r % (self.head - PAGE as i64).max(1) as u64
+    }
+
     fn shape(&self) -> Shape {
         Shape {
             history_claims: claim_range(&self.matched),
@@ -1025,10 +1030,7 @@ fn read_specs() -> Vec<ReadSpec> {
         ReadSpec {
             name: "GET /v1/events?after=<random>",
             role: Auditor,
-            path: |t, r| {
-                let after = r % (t.head - PAGE as i64).max(1) as u64;
-                format!("/v1/events?after={after}&limit={PAGE}")
-            },
+            path: |t, r| format!("/v1/events?after={}&limit={PAGE}", t.random_after(r)),
             goal: true,
             accept: None,
         },
@@ -1118,10 +1120,7 @@ fn read_specs() -> Vec<ReadSpec> {
         ReadSpec {
             name: "GET /v1/facts/changes?after=<random>",
             role: Reader,
-            path: |t, r| {
-                let after = r % (t.head - PAGE as i64).max(1) as u64;
-                format!("/v1/facts/changes?after={after}&limit={PAGE}")
-            },
+            path: |t, r| format!("/v1/facts/changes?after={}&limit={PAGE}", t.random_after(r)),
             goal: true,
             accept: None,
         },
