@@ -100,6 +100,20 @@ async fn erased(app: &TestApp, admin: &str, key: &str, body: &Value) -> Value {
     r
 }
 
+impl Written {
+    /// Erases `fields` of the claim written, as the admin (key `e`).
+    async fn erase_claim(&self, app: &TestApp, fields: &[&str]) -> Value {
+        let id = self.claim["id"].as_str().expect("id");
+        erased(
+            app,
+            &self.admin,
+            "e",
+            &json!({"claim_id": id, "fields": fields, "reason": "asked"}),
+        )
+        .await
+    }
+}
+
 /// Every table's rows as text, for looking for a value anywhere.
 async fn everything(db: &TestDb) -> String {
     let tables: Vec<String> = sqlx::query_scalar(
@@ -387,13 +401,7 @@ async fn a_rebuild_after_an_erasure_gives_the_same_versions() {
     let w = write_some(&app).await;
     let id = w.claim["id"].as_str().expect("id");
     // More history after the erasure: the claim goes on.
-    erased(
-        &app,
-        &w.admin,
-        "e",
-        &json!({"claim_id": id, "fields": ["notes"], "reason": "asked"}),
-    )
-    .await;
+    w.erase_claim(&app, &["notes"]).await;
     let cy = app.token("cy", "editor").await;
     let (s, _, last) = app
         .post_json(
@@ -668,14 +676,8 @@ async fn an_erased_log_exports_and_imports_still_erased_with_the_same_head() {
     use crate::exchange::{export, head, import, summary};
     let app = TestApp::start().await;
     let w = write_some(&app).await;
-    let id = w.claim["id"].as_str().expect("id");
-    erased(
-        &app,
-        &w.admin,
-        "e",
-        &json!({"claim_id": id, "fields": ["quote", "attributed_to", "notes"], "reason": "asked"}),
-    )
-    .await;
+    w.erase_claim(&app, &["quote", "attributed_to", "notes"])
+        .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("log.ndjson");
     export(&app.db, 0, &file).await;
