@@ -191,6 +191,18 @@ impl Summary {
     }
 }
 
+/// The headline (status, value, valid time) of a fact whose verified claims
+/// are `verified` (others among them are ignored): what [`Summary::headline`]
+/// gives, without the subject and property, which need its first claim.
+pub fn headline_of<'a>(fact_id: Uuid, verified: impl IntoIterator<Item = &'a Claim>) -> Fact {
+    let claims = verified
+        .into_iter()
+        .filter(|c| c.status == Status::Verified)
+        .map(FactClaim::of)
+        .collect();
+    lay_out(fact_id, String::new(), String::new(), claims)
+}
+
 fn lay_out(fact_id: Uuid, subject: String, property: String, mut claims: Vec<FactClaim>) -> Fact {
     claims.sort_by_key(FactClaim::order);
     let mut timeline: Vec<TimelineEntry> = Vec::new();

@@ -383,29 +383,73 @@ pub async fn claim_states_at(
     .await?)
 }
 
-/// A claim version of the facts in `facts` that was current at some point
-/// from `from` to `to`: (fact, from_position, to_position, state JSON text).
+/// A verified claim version of the facts in `facts` that was current at
+/// some point from `from` to `to`: (fact, from_position, to_position, state
+/// JSON text).
 pub type VersionSpan = (Uuid, i64, Option<i64>, String);
 
-/// The claim versions of `facts` current at any position in `from..=to`,
-/// in one query (the change feed lays out each fact before and after each
-/// of its changes from them).
-pub async fn claim_versions_spanning(
+/// [`verified_versions_spanning`]' statement: `$1` the facts, `$2` and `$3`
+/// the span (`claim_versions_fact_verified` serves it).
+const VERIFIED_SPANNING: &str = "SELECT fact_id, from_position, to_position, state::text FROM claim_versions \
+     WHERE fact_id = ANY($1) AND status = 'verified' AND from_position <= $3 \
+     AND (to_position IS NULL OR to_position > $2) ORDER BY fact_id, claim_id";
+
+/// The verified claim versions of `facts` current at any position in
+/// `from..=to`, in one query (the change feed lays out each fact before and
+/// after each of its changes from them: a fact's status, value and valid
+/// time come from its verified claims alone).
+pub async fn verified_versions_spanning(
     pool: &PgPool,
     facts: &[Uuid],
     from: i64,
     to: i64,
 ) -> Result<Vec<VersionSpan>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT fact_id, from_position, to_position, state::text FROM claim_versions \
-         WHERE fact_id = ANY($1) AND from_position <= $3 \
-         AND (to_position IS NULL OR to_position > $2) ORDER BY fact_id, claim_id",
-    )
-    .bind(facts)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(VERIFIED_SPANNING)
+        .bind(facts)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// [`first_positions`]' statement: `$1` the facts.
+const FIRST_POSITIONS: &str = "SELECT f.fact_id, (SELECT min(v.from_position) \
+     FROM claim_versions v WHERE v.fact_id = f.fact_id AND v.recorded_from = \
+         (SELECT min(w.recorded_from) FROM claim_versions w WHERE w.fact_id = f.fact_id)) \
+     FROM unnest($1::uuid[]) AS f(fact_id)";
+
+/// The position of each fact's first event (its first claim's assertion),
+/// for those that have one: the earliest record time from one probe of
+/// `claim_versions_fact`, then the least position among the versions
+/// recorded then (record time never decreases as position grows, but
+/// events appended together share it).
+pub async fn first_positions(
+    pool: &PgPool,
+    facts: &[Uuid],
+) -> Result<Vec<(Uuid, Option<i64>)>, StoreError> {
+    Ok(sqlx::query_as(FIRST_POSITIONS)
+        .bind(facts)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The plans of the change feed's two look-ups of a page's facts (the plan
+/// tests read them).
+pub async fn explain_fact_feed_lookups(
+    conn: &mut sqlx::PgConnection,
+    facts: &[Uuid],
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let spanning = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {VERIFIED_SPANNING}")))
+        .bind(facts)
+        .bind(0_i64)
+        .bind(i64::MAX)
+        .fetch_all(&mut *conn)
+        .await?;
+    let first = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {FIRST_POSITIONS}")))
+        .bind(facts)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(vec![spanning, first])
 }
 
 /// The positions after `after` (up to `upto`) at which a claim took a new

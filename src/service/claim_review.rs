@@ -9,7 +9,6 @@
 //! vocabulary. README lists the rating each status maps to.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -267,19 +266,13 @@ impl Services {
         };
         let fact: Value = serde_json::from_slice(&body)
             .map_err(|e| ServiceError::Corrupt(format!("fact document {id}: {e}")))?;
-        let ids = fact["claims"]
+        let ids: Vec<Uuid> = fact["claims"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| c["story_id"].as_str()?.parse::<Uuid>().ok());
-        let mut stories = HashMap::new();
-        for story_id in ids {
-            if let Entry::Vacant(slot) = stories.entry(story_id)
-                && let Some(story) = self.load_story(story_id).await?
-            {
-                slot.insert(story);
-            }
-        }
+            .filter_map(|c| c["story_id"].as_str()?.parse::<Uuid>().ok())
+            .collect();
+        let stories = self.load_stories(&ids).await?;
         Ok(Some(document(of_fact(publication, &fact, &stories))))
     }
 
@@ -320,26 +313,23 @@ impl Services {
         } else {
             None
         };
-        let mut stories: HashMap<Uuid, Story> = HashMap::new();
-        let mut reviews = Vec::with_capacity(rows.len());
+        let mut claims = Vec::with_capacity(rows.len());
         for (id, _, state) in &rows {
             let claim = super::reads::render_claim(*id, state)?;
             let story_id = claim["story_id"]
                 .as_str()
                 .and_then(|s| s.parse::<Uuid>().ok())
                 .ok_or_else(|| ServiceError::Corrupt(format!("claim {id} names no story")))?;
-            let story = match stories.entry(story_id) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(slot) => {
-                    let story = self.load_story(story_id).await?.ok_or_else(|| {
-                        ServiceError::Corrupt(format!(
-                            "claim {id}'s story {story_id} is not in the log"
-                        ))
-                    })?;
-                    slot.insert(story)
-                }
-            };
-            reviews.push(of_claim(publication, &claim, story));
+            claims.push((*id, story_id, claim));
+        }
+        let ids: Vec<Uuid> = claims.iter().map(|(_, story, _)| *story).collect();
+        let stories = self.load_stories(&ids).await?;
+        let mut reviews = Vec::with_capacity(claims.len());
+        for (id, story_id, claim) in &claims {
+            let story = stories.get(story_id).ok_or_else(|| {
+                ServiceError::Corrupt(format!("claim {id}'s story {story_id} is not in the log"))
+            })?;
+            reviews.push(of_claim(publication, claim, story));
         }
         Ok((feed(publication, reviews, Utc::now()), next))
     }

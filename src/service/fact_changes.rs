@@ -1,6 +1,6 @@
 //! The readers' change feed: every change to a fact's current state
 //! (status, value, valid time), in log order, from the facts projection's
-//! claim versions.
+//! verified claim versions.
 //!
 //! Each event of the log belongs to one claim's stream, so a position
 //! changes at most one fact: a change is known by its position alone, which
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::reads::FACTS;
 use super::{ServiceError, Services};
 use crate::domain::claim::Claim;
-use crate::domain::fact::{Fact, FactStatus, Summary};
+use crate::domain::fact::{Fact, FactStatus, headline_of};
 use crate::domain::valid_time::ValidTime;
 use crate::domain::value::ClaimValue;
 use crate::projections::read as pread;
@@ -80,12 +80,13 @@ impl Services {
         let mut facts: Vec<Uuid> = rows.iter().map(|(_, f)| *f).collect();
         facts.sort_unstable();
         facts.dedup();
-        // Every version these facts had from just before the first change
-        // to the last, fetched and parsed once (a page's facts may have
-        // hundreds of claims each); each change is laid out from them.
+        // Every verified version these facts had from just before the first
+        // change to the last, fetched and parsed once (a page's facts may
+        // have hundreds of claims each, most never verified); each change is
+        // laid out from them, and from when each fact began.
         let mut versions: HashMap<Uuid, Vec<Version>> = HashMap::with_capacity(facts.len());
         for (fact, from, to, state) in
-            pread::claim_versions_spanning(self.store.pool(), &facts, first - 1, last).await?
+            pread::verified_versions_spanning(self.store.pool(), &facts, first - 1, last).await?
         {
             let claim: Claim =
                 serde_json::from_str(&state).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
@@ -94,15 +95,22 @@ impl Services {
                 .or_default()
                 .push(Version { from, to, claim });
         }
-        // Status, value and valid time come from the verified claims alone
-        // (`Summary::headline`): the rest of the document is not laid out.
+        let began: HashMap<Uuid, i64> = pread::first_positions(self.store.pool(), &facts)
+            .await?
+            .into_iter()
+            .filter_map(|(fact, first)| Some((fact, first?)))
+            .collect();
         let at = |fact: Uuid, position: i64| -> Option<Fact> {
+            if began.get(&fact).is_none_or(|b| *b > position) {
+                return None;
+            }
             let live = versions
-                .get(&fact)?
-                .iter()
+                .get(&fact)
+                .into_iter()
+                .flatten()
                 .filter(|v| v.from <= position && v.to.is_none_or(|t| t > position))
                 .map(|v| &v.claim);
-            Summary::of(live).map(|s| s.headline(fact))
+            Some(headline_of(fact, live))
         };
         let mut items = Vec::new();
         let mut seen: Option<(i64, Uuid)> = None;

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -8,8 +9,8 @@ use crate::domain::erasable::ErasedMark;
 use crate::domain::error::FieldError;
 use crate::domain::story::{self, STORY_REGISTERED, Story, StoryRegistered};
 use crate::store::{
-    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, ResponseBuilder, StoreError,
-    StreamAppend, lookup,
+    AppendOutcome, AppendReceipt, AppendRequest, ExpectedVersion, RecordedEvent, ResponseBuilder,
+    StoreError, StreamAppend, lookup,
 };
 
 /// A validated `POST /v1/stories` body.
@@ -63,6 +64,25 @@ impl StoryCache {
     }
 }
 
+/// A story from its stream's first event and the stream's version.
+fn story_of(first: &RecordedEvent, version: i64) -> Result<Story, ServiceError> {
+    if first.event_type != STORY_REGISTERED {
+        return Err(ServiceError::Corrupt(format!(
+            "story stream starts with {}",
+            first.event_type
+        )));
+    }
+    let registered: StoryRegistered = serde_json::from_value(first.data.clone())
+        .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+    Ok(Story {
+        registered,
+        registered_by: first.actor.clone(),
+        registered_at: first.recorded_at,
+        version: version.max(1) as u64,
+        erased: ErasedMark::of_data(&first.data),
+    })
+}
+
 /// The unique index that keeps story urls unique (migrations/0002).
 const URL_CONSTRAINT: &str = "events_story_url";
 
@@ -91,26 +111,53 @@ impl Services {
         Ok(story)
     }
 
+    /// Several stories by id, those found: cached ones from the cache, the
+    /// rest in one round trip (a fact's review names a story per claim).
+    pub async fn load_stories(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Story>, ServiceError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        if let Ok(cache) = self.stories.lock() {
+            for id in ids {
+                match cache.map.get(id) {
+                    Some(s) => {
+                        found.insert(*id, s.clone());
+                    }
+                    None => missing.push(story::stream_name(*id)),
+                }
+            }
+        } else {
+            missing.extend(ids.iter().map(|id| story::stream_name(*id)));
+        }
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        self.follow_erasures();
+        let epoch = self.stories.lock().map(|c| c.evictions).unwrap_or(u64::MAX);
+        let read = crate::store::read_stream_openings(self.read_pool(), &missing).await?;
+        let mut fresh = Vec::with_capacity(read.len());
+        for (first, version) in &read {
+            let story = story_of(first, *version)?;
+            fresh.push((story.registered.story_id, story));
+        }
+        if let (Ok(mut cache), None) = (self.stories.lock(), &self.reader)
+            && cache.evictions == epoch
+        {
+            for (id, story) in &fresh {
+                cache.insert(*id, story.clone());
+            }
+        }
+        found.extend(fresh);
+        Ok(found)
+    }
+
     async fn read_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
         let events = self.read_whole_stream(&story::stream_name(id)).await?;
-        let Some(first) = events.first() else {
-            return Ok(None);
-        };
-        if first.event_type != STORY_REGISTERED {
-            return Err(ServiceError::Corrupt(format!(
-                "story stream starts with {}",
-                first.event_type
-            )));
+        match events.first() {
+            Some(first) => story_of(first, events.len() as i64).map(Some),
+            None => Ok(None),
         }
-        let registered: StoryRegistered = serde_json::from_value(first.data.clone())
-            .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
-        Ok(Some(Story {
-            registered,
-            registered_by: first.actor.clone(),
-            registered_at: first.recorded_at,
-            version: events.len() as u64,
-            erased: ErasedMark::of_data(&first.data),
-        }))
     }
 
     /// `POST /v1/stories`.

@@ -41,8 +41,9 @@ pub use idempotency::{
     IdempotencyClaim, RequestFingerprint, ResponseBuilder, StoredResponse, with_receipt,
 };
 pub use read::{
-    AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, head as read_head, read_all,
-    read_rows_in, read_stream, read_stream_rows_in, stories_newest_first,
+    AuditFilter, Head, LogRow, MAX_PAGE, audit, explain_audit, explain_read_stream_openings,
+    head as read_head, read_all, read_rows_in, read_stream, read_stream_openings,
+    read_stream_rows_in, stories_newest_first,
 };
 pub(crate) use read::{log_row_columns, open_events};
 pub use subscribe::{CHECKPOINT_CHANNEL, Subscription};

@@ -125,6 +125,64 @@ pub async fn read_stream(
     Ok(rows.into_iter().map(to_event).collect())
 }
 
+/// [`read_stream_openings`]' statements: `$1` the streams.
+const STREAM_OPENINGS: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    ", secrets FROM ",
+    paged_open_events!(),
+    " WHERE stream = ANY($1) AND version = 1"
+);
+const STREAM_VERSIONS: &str =
+    "SELECT stream, max(version) FROM events WHERE stream = ANY($1) GROUP BY stream";
+
+/// The plans of [`read_stream_openings`]' two statements (the plan tests
+/// read them).
+pub async fn explain_read_stream_openings(
+    conn: &mut sqlx::PgConnection,
+    streams: &[String],
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let mut plans = Vec::new();
+    for statement in [STREAM_OPENINGS, STREAM_VERSIONS] {
+        plans.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
+                .bind(streams)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    Ok(plans)
+}
+
+/// The first event of each of `streams` (those that have one), with the
+/// stream's current version: one indexed lookup per stream, in one round
+/// trip, for a reader that needs many streams' openings (a fact's stories).
+pub async fn read_stream_openings(
+    pool: &PgPool,
+    streams: &[String],
+) -> Result<Vec<(RecordedEvent, i64)>, StoreError> {
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<OpenRow> = sqlx::query_as(STREAM_OPENINGS)
+        .bind(streams)
+        .fetch_all(pool)
+        .await?;
+    let versions: Vec<(String, i64)> = sqlx::query_as(STREAM_VERSIONS)
+        .bind(streams)
+        .fetch_all(pool)
+        .await?;
+    let versions: std::collections::HashMap<String, i64> = versions.into_iter().collect();
+    Ok(rows
+        .into_iter()
+        .map(to_event)
+        .map(|e| {
+            let version = versions.get(&e.stream).copied().unwrap_or(e.version);
+            (e, version)
+        })
+        .collect())
+}
+
 /// A log row as the projections read it: the data as JSON text, for the
 /// reader to decode straight into its event type, and neither metadata nor
 /// hash, which no projection uses.

@@ -9,9 +9,32 @@ use super::error::StoreError;
 use super::read::LogRow;
 use crate::merkle::{Hash, MemoryTiles, TileId};
 
+/// [`read_tiles`]'s statement: `$1` the levels, `$2` the indexes.
+const READ_TILES: &str = "SELECT w.level, w.idx, t.hashes \
+    FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx) \
+    CROSS JOIN LATERAL (SELECT hashes FROM tree_tiles t \
+        WHERE t.level = w.level AND t.idx = w.idx ORDER BY t.width DESC LIMIT 1) t";
+
+/// The plan of [`read_tiles`] for `wanted` (the plan tests read it).
+pub async fn explain_read_tiles(
+    conn: &mut PgConnection,
+    wanted: &[TileId],
+) -> Result<Vec<String>, StoreError> {
+    let levels: Vec<i16> = wanted.iter().map(|t| i16::from(t.level)).collect();
+    let idxs: Vec<i64> = wanted.iter().map(|t| t.index as i64).collect();
+    Ok(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {READ_TILES}")))
+            .bind(&levels)
+            .bind(&idxs)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
 /// Reads the widest stored copy of each tile in `wanted`. A tile that is
 /// missing or narrower than asked is left for the caller's arithmetic to
-/// report (it names the tile).
+/// report (it names the tile). One index probe per tile, whatever the tree's
+/// size: as a plain join the planner may hash the whole table instead.
 pub async fn read_tiles(
     conn: &mut PgConnection,
     wanted: &[(TileId, usize)],
@@ -22,16 +45,11 @@ pub async fn read_tiles(
     }
     let levels: Vec<i16> = wanted.iter().map(|(t, _)| i16::from(t.level)).collect();
     let idxs: Vec<i64> = wanted.iter().map(|(t, _)| t.index as i64).collect();
-    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (t.level, t.idx) t.level, t.idx, t.hashes \
-         FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx) \
-         JOIN tree_tiles t ON t.level = w.level AND t.idx = w.idx \
-         ORDER BY t.level, t.idx, t.width DESC",
-    )
-    .bind(&levels)
-    .bind(&idxs)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(READ_TILES)
+        .bind(&levels)
+        .bind(&idxs)
+        .fetch_all(conn)
+        .await?;
     for (level, idx, bytes) in rows {
         let hashes = bytes
             .chunks_exact(32)

@@ -344,6 +344,69 @@ async fn facts_stories_and_the_feed_are_schema_org_claim_reviews() {
     assert_eq!(json_of(&text)["dataFeedElement"], json!([]));
 }
 
+/// A fact claimed in several stories names each story once, in the order
+/// its claims were made, whether or not the story has a url of its own; a
+/// story registered but never claimed from is not among them.
+#[tokio::test]
+async fn a_facts_review_names_every_story_it_was_claimed_in() {
+    let app = TestApp::start().await;
+    let ann = app.token("ann", "editor").await;
+    let mut stories = Vec::new();
+    for (title, url) in [
+        ("First report", Some("https://wire.example/first")),
+        ("Unrelated", Some("https://wire.example/other")),
+        ("Letter", None),
+    ] {
+        let (s, _, story) = app
+            .post_json(
+                "/v1/stories",
+                &ann,
+                &json!({"title": title, "publisher": "Wire", "published_at": "2020-01-05", "url": url}),
+            )
+            .await;
+        assert_eq!(s, 201, "{story}");
+        stories.push(story["id"].as_str().expect("id").to_owned());
+    }
+    let mut fact = String::new();
+    let mut last = 0;
+    for story in [&stories[2], &stories[0], &stories[2]] {
+        let (s, _, c) = app
+            .post_json(
+                "/v1/claims",
+                &ann,
+                &json!({"story_id": story, "subject": "Troops", "property": "count",
+                        "value": {"kind": "quantity", "amount": "5200", "unit": "soldier"},
+                        "quote": "5,200"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{c}");
+        fact = c["fact_id"].as_str().expect("fact").to_owned();
+        last = c["position"].as_i64().expect("position");
+    }
+    let reader = app.token("rita", "reader").await;
+    let (s, _, _, text) = get_ld(&app, &format!("/v1/facts/{fact}?wait_for={last}"), &reader).await;
+    assert_eq!(s, 200, "{text}");
+    let review = json_of(&text);
+    let urls: Vec<&str> = review["itemReviewed"]["appearance"]
+        .as_array()
+        .expect("appearances")
+        .iter()
+        .map(|a| a["url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("{TEST_PUBLIC_URL}/console/stories/{}", stories[2]),
+            "https://wire.example/first".to_owned(),
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        review["itemReviewed"]["appearance"][0]["headline"],
+        "Letter"
+    );
+}
+
 #[tokio::test]
 async fn claim_review_refuses_what_it_cannot_answer() {
     let app = TestApp::start().await;

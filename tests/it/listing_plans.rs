@@ -291,3 +291,121 @@ async fn every_audit_filter_reads_its_page_from_an_index() {
         }
     }
 }
+
+/// A proof's tiles are each read by key, however many tiles the tree has:
+/// a join of the wanted list with `tree_tiles` may be planned as a hash of
+/// the whole table, which costs what the log costs.
+#[tokio::test]
+async fn a_proofs_tiles_are_read_by_key() {
+    use factlog::merkle::TileId;
+    for analyze in [false, true] {
+        let db = TestDb::new().await;
+        // 60,000 one-hash leaf tiles and their 235 upper tiles: a tree of
+        // some 15M events, as far as the planner can tell.
+        sqlx::raw_sql(
+            "INSERT INTO tree_tiles (level, idx, width, hashes) \
+             SELECT 0, i, 1, decode(repeat('00', 32), 'hex') FROM generate_series(0, 59999) AS i; \
+             INSERT INTO tree_tiles (level, idx, width, hashes) \
+             SELECT 1, i, 1, decode(repeat('00', 32), 'hex') FROM generate_series(0, 234) AS i;",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("tiles");
+        if analyze {
+            sqlx::query("ANALYZE tree_tiles")
+                .execute(&db.pool)
+                .await
+                .expect("analyze");
+        }
+        let mut conn = generic_plans(&db).await;
+        let wanted: Vec<TileId> = (0..3)
+            .map(|i| TileId {
+                level: 0,
+                index: 20_000 * i,
+            })
+            .chain([TileId { level: 1, index: 7 }])
+            .collect();
+        let plan = factlog::store::tree::explain_read_tiles(&mut conn, &wanted)
+            .await
+            .expect("explain")
+            .join("\n");
+        assert!(
+            plan.contains("tree_tiles_pkey")
+                && !plan.contains("Seq Scan on tree_tiles")
+                && !plan.contains("Hash"),
+            "analyzed: {analyze}: each tile should be looked up by key:\n{plan}"
+        );
+    }
+}
+
+/// A fact's stories (its ClaimReview names them) are read by the log's
+/// `(stream, version)` index, one probe per story.
+#[tokio::test]
+async fn a_facts_stories_are_read_by_key() {
+    for analyze in [false, true] {
+        let db = TestDb::new().await;
+        a_log_to_tempt_the_planner(&db, analyze).await;
+        let mut conn = generic_plans(&db).await;
+        let streams: Vec<String> = (1..=20).map(|i| format!("story-{}", i * 4001)).collect();
+        for plan in factlog::store::explain_read_stream_openings(&mut conn, &streams)
+            .await
+            .expect("explain")
+        {
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("events_stream_version")
+                    && !plan.contains("events_pkey")
+                    && !plan.contains("Seq Scan on events"),
+                "analyzed: {analyze}: each story should be read by its stream:\n{plan}"
+            );
+        }
+    }
+}
+
+/// The change feed looks a page's facts up by key: their verified versions
+/// from `claim_versions_fact_verified`, and when each began from
+/// `claim_versions_fact`; never a scan of every claim version.
+#[tokio::test]
+async fn the_change_feed_looks_its_facts_up_by_key() {
+    for analyze in [false, true] {
+        let db = TestDb::new().await;
+        a_log_to_tempt_the_planner(&db, false).await;
+        for step in [
+            "UPDATE claim_versions SET status = 'verified' WHERE from_position % 30 = 0",
+            "VACUUM claim_versions",
+        ] {
+            sqlx::raw_sql(step)
+                .execute(&db.pool)
+                .await
+                .expect("verified claims");
+        }
+        if analyze {
+            sqlx::query("ANALYZE claim_versions")
+                .execute(&db.pool)
+                .await
+                .expect("analyze");
+        }
+        let mut conn = generic_plans(&db).await;
+        let facts: Vec<Uuid> = (0..100)
+            .map(|i| {
+                format!("00000000-0000-5000-8000-{:012x}", i * 5)
+                    .parse()
+                    .expect("uuid")
+            })
+            .collect();
+        let plans = factlog::projections::read::explain_fact_feed_lookups(&mut conn, &facts)
+            .await
+            .expect("explain");
+        let (spanning, first) = (plans[0].join("\n"), plans[1].join("\n"));
+        assert!(
+            spanning.contains("claim_versions_fact_verified") && !spanning.contains("Seq Scan"),
+            "analyzed: {analyze}: the verified versions should come from their index:\n{spanning}"
+        );
+        assert!(
+            first.contains("using claim_versions_fact on")
+                && !first.contains("Sort")
+                && !first.contains("Seq Scan on claim_versions"),
+            "analyzed: {analyze}: each fact's start should be one probe:\n{first}"
+        );
+    }
+}
