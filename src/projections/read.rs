@@ -238,6 +238,25 @@ pub async fn facts(
     Ok(q.build_query_scalar().fetch_all(pool).await?)
 }
 
+/// [`fact_claims`]' statement: `$1` the facts. The open versions named by
+/// `recorded_to`, as `claim_versions_open_fact` is.
+const FACT_CLAIMS: &str = "SELECT f.fact_id, ARRAY(SELECT v.state::text FROM claim_versions v \
+     WHERE v.fact_id = f.fact_id AND v.recorded_to IS NULL ORDER BY v.claim_id) \
+     FROM facts_view f WHERE f.fact_id = ANY($1)";
+
+/// The plan of [`fact_claims`] (the plan tests read it).
+pub async fn explain_fact_claims(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {FACT_CLAIMS}")))
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
 /// The current states (JSON text) of the claims of each of `ids` that the
 /// projection has: their open versions, read with the fact's row in one
 /// statement and hence one snapshot.
@@ -245,14 +264,10 @@ pub async fn fact_claims(
     pool: &PgPool,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Vec<String>)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT f.fact_id, ARRAY(SELECT v.state::text FROM claim_versions v \
-             WHERE v.fact_id = f.fact_id AND v.to_position IS NULL ORDER BY v.claim_id) \
-         FROM facts_view f WHERE f.fact_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_as(FACT_CLAIMS)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Which fact documents changed since a checkpoint, read in one snapshot.
@@ -510,7 +525,7 @@ const FACT_HISTORY: &str = concat!(
     "' || v.claim_id::text AND e.position + 0 > $2 \
            AND e.position + 0 <= (SELECT position FROM projection_checkpoints WHERE name = 'facts') \
          ORDER BY e.version LIMIT $3) e \
-     WHERE v.fact_id = $1 AND v.to_position IS NULL \
+     WHERE v.fact_id = $1 AND v.recorded_to IS NULL \
      ORDER BY e.position LIMIT $3) h \
      LEFT JOIN LATERAL (SELECT secrets FROM event_secrets \
          WHERE event_secrets.position = h.position LIMIT 1) s ON true ORDER BY h.position"

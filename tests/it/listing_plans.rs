@@ -409,3 +409,45 @@ async fn the_change_feed_looks_its_facts_up_by_key() {
         );
     }
 }
+
+/// A fact's document reads its claims' open versions from
+/// `claim_versions_open_fact`: no closed version is read.
+#[tokio::test]
+async fn a_facts_document_reads_only_its_open_versions() {
+    for analyze in [false, true] {
+        let db = TestDb::new().await;
+        a_log_to_tempt_the_planner(&db, false).await;
+        // Every claim a closed version too, and the facts' rows.
+        for step in [
+            "INSERT INTO claim_versions (claim_id, fact_id, from_position, to_position, \
+                 recorded_from, recorded_to, state, story_id, status, asserted_by) \
+             SELECT claim_id, fact_id, from_position - 5, from_position, recorded_from, \
+                    recorded_from, state, story_id, status, asserted_by FROM claim_versions",
+            "INSERT INTO facts_view (fact_id, subject_key, property_key, status, summary) \
+             SELECT f, f::text, 'count', 'unverified', '{}'::json \
+             FROM (SELECT DISTINCT fact_id FROM claim_versions) d(f)",
+        ] {
+            sqlx::raw_sql(step).execute(&db.pool).await.expect("rows");
+        }
+        if analyze {
+            sqlx::raw_sql("ANALYZE claim_versions; ANALYZE facts_view;")
+                .execute(&db.pool)
+                .await
+                .expect("analyze");
+        }
+        let mut conn = generic_plans(&db).await;
+        let fact: Uuid = "00000000-0000-5000-8000-000000000007"
+            .parse()
+            .expect("uuid");
+        let plan = factlog::projections::read::explain_fact_claims(&mut conn, &[fact])
+            .await
+            .expect("explain")
+            .join("\n");
+        assert!(
+            plan.contains("claim_versions_open_fact")
+                && !plan.contains("claim_versions_fact ")
+                && !plan.contains("Seq Scan on claim_versions"),
+            "analyzed: {analyze}: the open versions should come from their index:\n{plan}"
+        );
+    }
+}
