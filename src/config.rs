@@ -85,6 +85,12 @@ pub struct ApiArgs {
     #[arg(long, env = "FACTLOG_FACT_CACHE_ENTRIES", default_value_t = 100_000)]
     pub fact_cache_entries: usize,
 
+    /// Memory for the proofs' Merkle tiles per API process, in MiB: 9 KiB
+    /// per 256 events, so the default holds the tree of some 14M events;
+    /// beyond it a proof may read one tile from the database.
+    #[arg(long, env = "FACTLOG_PROOF_CACHE_MB", default_value_t = crate::service::proof_cache::DEFAULT_MB)]
+    pub proof_cache_mb: usize,
+
     /// Absolute URL the console is reached at, for the links in ClaimReview
     /// (default: `http://` and the listen address).
     #[arg(long, env = "FACTLOG_PUBLIC_URL", value_parser = public_url)]
@@ -219,6 +225,7 @@ pub struct Settings {
     pub rate_burst: f64,
     pub fact_cache_mb: usize,
     pub fact_cache_entries: usize,
+    pub proof_cache_mb: usize,
     pub streams_per_token: usize,
     pub max_streams: usize,
     pub projection_linger_ms: u64,
@@ -259,6 +266,7 @@ impl Settings {
             rate_burst: api.rate_burst,
             fact_cache_mb: api.fact_cache_mb,
             fact_cache_entries: api.fact_cache_entries,
+            proof_cache_mb: api.proof_cache_mb,
             streams_per_token: api.streams_per_token,
             max_streams: api.max_streams,
             projection_linger_ms: workers.projection_linger_ms,

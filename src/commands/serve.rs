@@ -73,6 +73,7 @@ pub async fn serve(
         },
     )
     .with_fact_cache(settings.fact_cache_limits())
+    .with_proof_cache(settings.proof_cache_mb.saturating_mul(1024 * 1024))
     .with_verifier(settings.verifier());
     // An API-only process signs nothing, so it has no fork of its own to report.
     let services = if no_workers {

@@ -307,6 +307,12 @@ impl Services {
         self
     }
 
+    /// Proof tiles kept in memory up to `bytes` (see `proof_cache`).
+    pub fn with_proof_cache(mut self, bytes: usize) -> Self {
+        self.proofs = proof_cache::ProofCache::with_budget(bytes);
+        self
+    }
+
     /// The fact document cache, when there is one.
     pub fn fact_cache(&self) -> Option<&fact_cache::FactCache> {
         self.facts.as_ref()

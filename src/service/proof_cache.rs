@@ -1,5 +1,9 @@
 //! Tiles and the latest checkpoint kept in memory for the proof endpoints.
 //!
+//! The tiles are bounded by a budget (`FACTLOG_PROOF_CACHE_MB`): within it
+//! a proof at any position is answered from memory; a tree larger than it
+//! costs one indexed read of a leaf tile for a proof whose tile is not held.
+//!
 //! A proof reads a handful of tiles; a full tile never changes, and a
 //! partial one only grows, so any copy at least as long as a proof needs
 //! serves it (`merkle::TileSource` takes prefixes). Only a rebuild of the
@@ -22,19 +26,28 @@ use crate::store::tree::{StoredCheckpoint, latest_checkpoint, read_tiles};
 
 /// How long the latest checkpoint is taken from memory.
 pub const LATEST_TTL: Duration = Duration::from_millis(100);
-/// Tiles kept (9 KiB each when full, with their upper nodes): every
-/// upper-level tile of a large log, and as many leaf tiles as fit.
-pub const MAX_TILES: usize = 4_096;
+/// What a full tile costs in memory: its 256 hashes, the upper nodes kept
+/// with them, and the map's share.
+pub const TILE_BYTES: usize = 256 * 32 + 31 * 32 + 128;
+/// The default budget, in MiB: every tile of a tree of some 14M events
+/// (a proof at any position then reads no tile from the database).
+pub const DEFAULT_MB: usize = 512;
 
-#[derive(Default)]
 struct Inner {
     generation: i64,
     latest: Option<(Instant, Option<StoredCheckpoint>)>,
     tiles: HashMap<TileId, Arc<HashedTile>>,
+    max_tiles: usize,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ProofCache(Arc<Mutex<Inner>>);
+
+impl Default for ProofCache {
+    fn default() -> Self {
+        Self::with_budget(DEFAULT_MB * 1024 * 1024)
+    }
+}
 
 /// The tiles one proof reads, shared with the cache.
 pub struct CachedTiles(HashMap<TileId, Arc<HashedTile>>);
@@ -50,6 +63,17 @@ impl TileSource for CachedTiles {
 }
 
 impl ProofCache {
+    /// A cache holding at most `bytes` of tiles (0: none; each proof then
+    /// reads its tiles from the database).
+    pub fn with_budget(bytes: usize) -> Self {
+        ProofCache(Arc::new(Mutex::new(Inner {
+            generation: 0,
+            latest: None,
+            tiles: HashMap::new(),
+            max_tiles: bytes / TILE_BYTES,
+        })))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding it leaves plain data behind: keep serving.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -117,7 +141,11 @@ impl ProofCache {
             .collect();
         let mut inner = self.lock();
         for (id, hashes) in read {
-            if inner.tiles.len() >= MAX_TILES && !inner.tiles.contains_key(&id) {
+            if inner.max_tiles == 0 {
+                found.insert(id, hashes);
+                continue;
+            }
+            if inner.tiles.len() >= inner.max_tiles && !inner.tiles.contains_key(&id) {
                 // Any victim will do: upper tiles are few and come back in
                 // one read; leaf tiles are read at random anyway.
                 if let Some(victim) = inner.tiles.keys().next().copied() {
