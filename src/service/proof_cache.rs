@@ -164,3 +164,25 @@ impl ProofCache {
         Ok(CachedTiles(found))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default holds every tile of a 10M-event tree: its 39,063 leaf
+    /// tiles and the 154 above them.
+    #[test]
+    fn the_default_budget_holds_a_ten_million_event_tree() {
+        let tiles = ProofCache::default().lock().max_tiles;
+        let leaf_tiles = 10_000_000_usize.div_ceil(256);
+        let upper = leaf_tiles.div_ceil(256) + 1;
+        assert!(tiles >= leaf_tiles + upper, "{tiles} tiles");
+    }
+
+    #[test]
+    fn a_budget_smaller_than_a_tile_holds_none() {
+        assert_eq!(ProofCache::with_budget(0).lock().max_tiles, 0);
+        assert_eq!(ProofCache::with_budget(TILE_BYTES - 1).lock().max_tiles, 0);
+        assert_eq!(ProofCache::with_budget(TILE_BYTES).lock().max_tiles, 1);
+    }
+}
