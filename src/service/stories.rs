@@ -88,31 +88,12 @@ const URL_CONSTRAINT: &str = "events_story_url";
 
 impl Services {
     pub async fn load_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
-        if let Some(s) = self
-            .stories
-            .lock()
-            .ok()
-            .and_then(|c| c.map.get(&id).cloned())
-        {
-            return Ok(Some(s));
-        }
-        // A story read before an erasure must not be cached after the
-        // eviction that erasure made: the fill is dropped if any eviction
-        // came between (the epoch), and a standby's copy, which may predate
-        // an erasure the primary has, is never cached.
-        self.follow_erasures();
-        let epoch = self.stories.lock().map(|c| c.evictions).unwrap_or(u64::MAX);
-        let story = self.read_story(id).await?;
-        if let (Some(s), Ok(mut cache), None) = (&story, self.stories.lock(), &self.reader)
-            && cache.evictions == epoch
-        {
-            cache.insert(id, s.clone());
-        }
-        Ok(story)
+        Ok(self.load_stories(&[id]).await?.remove(&id))
     }
 
-    /// Several stories by id, those found: cached ones from the cache, the
-    /// rest in one round trip (a fact's review names a story per claim).
+    /// Stories by id, those found: cached ones from the cache, the rest in
+    /// two queries whatever their number (a fact's review names a story per
+    /// claim).
     pub async fn load_stories(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Story>, ServiceError> {
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -133,6 +114,10 @@ impl Services {
         if missing.is_empty() {
             return Ok(found);
         }
+        // A story read before an erasure must not be cached after the
+        // eviction that erasure made: the fill is dropped if any eviction
+        // came between (the epoch), and a standby's copy, which may predate
+        // an erasure the primary has, is never cached.
         self.follow_erasures();
         let epoch = self.stories.lock().map(|c| c.evictions).unwrap_or(u64::MAX);
         let read = crate::store::read_stream_openings(self.read_pool(), &missing).await?;
@@ -150,14 +135,6 @@ impl Services {
         }
         found.extend(fresh);
         Ok(found)
-    }
-
-    async fn read_story(&self, id: Uuid) -> Result<Option<Story>, ServiceError> {
-        let events = self.read_whole_stream(&story::stream_name(id)).await?;
-        match events.first() {
-            Some(first) => story_of(first, events.len() as i64).map(Some),
-            None => Ok(None),
-        }
     }
 
     /// `POST /v1/stories`.
