@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::claim::stream_prefix;
 use crate::store::StoreError;
+use crate::store::explain::{array_literal, explain_prepared};
 
 /// Filters of `GET /v1/claims`.
 #[derive(Debug, Clone, Default)]
@@ -249,12 +250,13 @@ pub async fn explain_fact_claims(
     conn: &mut sqlx::PgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {FACT_CLAIMS}")))
-            .bind(ids)
-            .fetch_all(conn)
-            .await?,
+    explain_prepared(
+        conn,
+        "factlog_fact_claims (uuid[])",
+        FACT_CLAIMS,
+        &array_literal(ids),
     )
+    .await
 }
 
 /// The current states (JSON text) of the claims of each of `ids` that the
@@ -454,16 +456,21 @@ pub async fn explain_fact_feed_lookups(
     conn: &mut sqlx::PgConnection,
     facts: &[Uuid],
 ) -> Result<Vec<Vec<String>>, StoreError> {
-    let spanning = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {VERIFIED_SPANNING}")))
-        .bind(facts)
-        .bind(0_i64)
-        .bind(i64::MAX)
-        .fetch_all(&mut *conn)
-        .await?;
-    let first = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {FIRST_POSITIONS}")))
-        .bind(facts)
-        .fetch_all(&mut *conn)
-        .await?;
+    let facts = array_literal(facts);
+    let spanning = explain_prepared(
+        conn,
+        "factlog_verified_spanning (uuid[], bigint, bigint)",
+        VERIFIED_SPANNING,
+        &format!("{facts}, 0, {}", i64::MAX),
+    )
+    .await?;
+    let first = explain_prepared(
+        conn,
+        "factlog_first_positions (uuid[])",
+        FIRST_POSITIONS,
+        &facts,
+    )
+    .await?;
     Ok(vec![spanning, first])
 }
 
@@ -583,33 +590,6 @@ pub async fn explain_fact_history(
         &format!("'{id}', {after}, {limit}"),
     )
     .await
-}
-
-/// `EXPLAIN EXECUTE` of `statement` prepared as `signature` with `args`:
-/// the plan a connection uses once it caches the statement (with
-/// `plan_cache_mode = force_generic_plan`, from the first execution).
-async fn explain_prepared(
-    conn: &mut sqlx::PgConnection,
-    signature: &str,
-    statement: &str,
-    args: &str,
-) -> Result<Vec<String>, StoreError> {
-    let name = signature.split(' ').next().unwrap_or(signature);
-    // Constants of ours, integers and uuids: nothing from outside.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "PREPARE {signature} AS {statement}"
-    )))
-    .execute(&mut *conn)
-    .await?;
-    let plan = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN EXECUTE {name} ({args})"
-    )))
-    .fetch_all(&mut *conn)
-    .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DEALLOCATE {name}")))
-        .execute(&mut *conn)
-        .await?;
-    Ok(plan?)
 }
 
 macro_rules! claims_changed {

@@ -9,6 +9,7 @@ pub mod erasure;
 mod error;
 mod event;
 pub mod exchange;
+pub(crate) mod explain;
 pub mod export;
 pub mod idempotency;
 pub mod import;

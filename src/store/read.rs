@@ -142,21 +142,21 @@ pub async fn explain_read_stream_openings(
     conn: &mut sqlx::PgConnection,
     streams: &[String],
 ) -> Result<Vec<Vec<String>>, StoreError> {
+    let streams = super::explain::array_literal(streams);
     let mut plans = Vec::new();
-    for statement in [STREAM_OPENINGS, STREAM_VERSIONS] {
-        plans.push(
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
-                .bind(streams)
-                .fetch_all(&mut *conn)
-                .await?,
-        );
+    for (signature, statement) in [
+        ("factlog_stream_openings (text[])", STREAM_OPENINGS),
+        ("factlog_stream_versions (text[])", STREAM_VERSIONS),
+    ] {
+        plans.push(super::explain::explain_prepared(conn, signature, statement, &streams).await?);
     }
     Ok(plans)
 }
 
 /// The first event of each of `streams` (those that have one), with the
-/// stream's current version: one indexed lookup per stream, in one round
-/// trip, for a reader that needs many streams' openings (a fact's stories).
+/// stream's current version: indexed look-ups, two queries whatever the
+/// number of streams, for a reader that needs many streams' openings (a
+/// fact's stories).
 pub async fn read_stream_openings(
     pool: &PgPool,
     streams: &[String],

@@ -20,15 +20,16 @@ pub async fn explain_read_tiles(
     conn: &mut PgConnection,
     wanted: &[TileId],
 ) -> Result<Vec<String>, StoreError> {
-    let levels: Vec<i16> = wanted.iter().map(|t| i16::from(t.level)).collect();
-    let idxs: Vec<i64> = wanted.iter().map(|t| t.index as i64).collect();
-    Ok(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {READ_TILES}")))
-            .bind(&levels)
-            .bind(&idxs)
-            .fetch_all(conn)
-            .await?,
+    use super::explain::{array_literal, explain_prepared};
+    let levels: Vec<u8> = wanted.iter().map(|t| t.level).collect();
+    let idxs: Vec<u64> = wanted.iter().map(|t| t.index).collect();
+    explain_prepared(
+        conn,
+        "factlog_read_tiles (smallint[], bigint[])",
+        READ_TILES,
+        &format!("{}, {}", array_literal(&levels), array_literal(&idxs)),
     )
+    .await
 }
 
 /// Reads the widest stored copy of each tile in `wanted`. A tile that is
